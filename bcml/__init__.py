@@ -1,0 +1,158 @@
+"""bcml: backward-compatible updates of machine-learning classifiers, on a fast C core.
+
+PyTorch-familiar tensors, autograd, layers and optimizers (bcml.nn, bcml.optim), compatibility
+scores (bcml.scores), data loading (bcml.data, bcml.datasets) and example models (bcml.models).
+"""
+from ._build_info import BLAS as _BLAS
+
+if _BLAS == "scipy":
+    # bcml._core links scipy-openblas32's library; load it first (globally) so the dynamic
+    # linker finds it wherever pip put it.
+    import ctypes as _ctypes
+    import os as _os
+
+    import scipy_openblas32 as _sob
+
+    _lib = [f for f in _os.listdir(_sob.get_lib_dir()) if f.startswith("lib" + _sob.get_library()) and ".so" in f]
+    if _lib:
+        _ctypes.CDLL(_os.path.join(_sob.get_lib_dir(), _lib[0]), _ctypes.RTLD_GLOBAL)
+
+from . import _core  # noqa: E402
+from ._autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
+from ._random import (Generator, default_generator, get_rng_state, initial_seed,  # noqa: E402
+                      manual_seed, seed, set_rng_state)
+from ._tensor import (Size, Tensor, arange, cat, device, dtype, empty, empty_like,  # noqa: E402
+                      float32, from_numpy, full, int64, ones, ones_like, stack, tensor, zeros,
+                      zeros_like)
+from ._tensor import bool_  # noqa: E402
+from .serialization import load, save  # noqa: E402
+
+globals()["bool"] = bool_
+float = float32  # noqa: A001  (torch.float)
+long = int64  # noqa: A001  (torch.long)
+
+__version__ = "0.1.0"
+
+
+def rand(*size, generator=None, dtype=None, requires_grad=False, device=None):
+    """Uniform [0, 1) float32 tensor from the default (or given) generator."""
+    t = empty(*size, dtype=dtype, device=device)
+    t.uniform_(0.0, 1.0, generator=generator)
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def randn(*size, generator=None, dtype=None, requires_grad=False, device=None):
+    """Standard normal float32 tensor from the default (or given) generator."""
+    t = empty(*size, dtype=dtype, device=device)
+    t.normal_(0.0, 1.0, generator=generator)
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def randperm(n, generator=None):
+    from ._random import gen
+    if not isinstance(n, int) or n < 0:
+        raise ValueError("randperm: n must be a non-negative int, got %r" % (n,))
+    return _core.randperm(n, gen(generator))
+
+
+def argmax(input, dim=None, keepdim=False):
+    return input.argmax(dim, keepdim)
+
+
+def max(input, dim=None, keepdim=False):  # noqa: A001
+    return input.max(dim, keepdim)
+
+
+def sum(input, dim=None, keepdim=False):  # noqa: A001
+    return input.sum(dim, keepdim)
+
+
+def mean(input, dim=None, keepdim=False):
+    return input.mean(dim, keepdim)
+
+
+def exp(input):
+    return input.exp()
+
+
+def log(input):
+    return input.log()
+
+
+def sigmoid(input):
+    return input.sigmoid()
+
+
+def tanh(input):
+    return input.tanh()
+
+
+def relu(input):
+    return input.relu()
+
+
+def softmax(input, dim):
+    return input.softmax(dim)
+
+
+def log_softmax(input, dim):
+    return input.log_softmax(dim)
+
+
+def matmul(a, b):
+    return a @ b
+
+
+def clamp(input, min=None, max=None):  # noqa: A002
+    return input.clamp(min, max)
+
+
+def eq(a, b):
+    return a == b
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    return input.flatten(start_dim, end_dim)
+
+
+def squeeze(input, dim=None):
+    return input.squeeze(dim)
+
+
+def unsqueeze(input, dim):
+    return input.unsqueeze(dim)
+
+
+def nonzero(input, as_tuple=False):
+    return input.nonzero(as_tuple)
+
+
+def where(condition, x, y):
+    from ._tensor import OPS, _apply, as_tensor_arg
+    c = as_tensor_arg(condition, "condition")
+    x = as_tensor_arg(x, "x", like=y if isinstance(y, Tensor) else None)
+    y = as_tensor_arg(y, "y", like=x)
+    if x._dtype_name != y._dtype_name:
+        x, y = x.float(), y.float()
+    return _apply(OPS["where"], (c.bool(), x, y), (), ())
+
+
+def is_tensor(obj):
+    return isinstance(obj, Tensor)
+
+
+def set_num_threads(n):
+    """Threads of the BLAS (OpenBLAS) behind bcml's matrix products."""
+    _core.set_blas_threads(int(n))
+
+
+def get_num_threads():
+    return _core.get_blas_threads()
+
+
+from . import nn, optim  # noqa: E402,F401
+from . import models  # noqa: E402,F401

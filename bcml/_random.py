@@ -1,0 +1,43 @@
+"""The default generator and seeding (as torch.manual_seed / torch.Generator)."""
+from . import _core
+
+Generator = _core.Generator
+default_generator = Generator()
+
+
+def gen(generator=None):
+    """The generator to draw from: the one given, else the default."""
+    if generator is None:
+        return default_generator
+    if not isinstance(generator, Generator):
+        raise TypeError("generator must be a bcml.Generator, got %s" % type(generator).__name__)
+    return generator
+
+
+def manual_seed(seed):
+    """Seeds the default generator; returns it."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        try:
+            seed = int(seed)
+        except (TypeError, ValueError):
+            raise TypeError("manual_seed: seed must be an int, got %r" % (seed,)) from None
+    return default_generator.manual_seed(seed)
+
+
+def seed():
+    import os
+    s = int.from_bytes(os.urandom(8), "little")
+    default_generator.manual_seed(s)
+    return s
+
+
+def initial_seed():
+    return default_generator.initial_seed()
+
+
+def get_rng_state():
+    return default_generator.get_state()
+
+
+def set_rng_state(state):
+    default_generator.set_state(state)

@@ -1,0 +1,982 @@
+"""bcml.Tensor: the PyTorch-familiar face of a C tensor.
+
+Storage, autograd and every op live in the C core (`bcml._core`); this module only turns
+Python calls into `_core.apply(op, inputs, int_args, float_args)` calls and checks arguments.
+"""
+import collections
+import numbers
+
+import numpy as np
+
+from . import _core
+
+OPS = _core.op_ids()
+_apply = _core.apply
+
+REDUCTIONS = {"none": 0, "mean": 1, "sum": 2, "batchmean": 3}
+CMP = {"eq": 0, "ne": 1, "lt": 2, "le": 3, "gt": 4, "ge": 5}
+
+
+class dtype:
+    """A tensor element type: bcml.float32, bcml.int64 or bcml.bool."""
+
+    __slots__ = ("name", "is_floating_point", "itemsize")
+
+    def __init__(self, name, is_floating_point, itemsize):
+        self.name = name
+        self.is_floating_point = is_floating_point
+        self.itemsize = itemsize
+
+    def __repr__(self):
+        return "bcml." + self.name
+
+    def __reduce__(self):
+        return (_dtype_from_name, (self.name,))
+
+
+float32 = dtype("float32", True, 4)
+int64 = dtype("int64", False, 8)
+bool_ = dtype("bool", False, 1)
+_DTYPES = {"float32": float32, "int64": int64, "bool": bool_}
+_NP = {"float32": np.float32, "int64": np.int64, "bool": np.bool_}
+
+
+def _dtype_from_name(name):
+    return _DTYPES[name]
+
+
+def _as_dtype(d, argname="dtype"):
+    """Accepts bcml dtypes, their names, NumPy dtypes and Python's float/int/bool."""
+    if isinstance(d, dtype):
+        return d
+    if d is float:
+        return float32
+    if d is int:
+        return int64
+    if d is bool:
+        return bool_
+    if isinstance(d, str) and d in _DTYPES:
+        return _DTYPES[d]
+    name = getattr(d, "__module__", "")
+    if name.startswith("torch"):
+        s = str(d).replace("torch.", "")
+        if s in ("float", "float32", "float64", "double", "half", "float16"):
+            return float32
+        if s in ("long", "int64", "int", "int32", "int16", "int8", "uint8"):
+            return int64
+        if s == "bool":
+            return bool_
+    try:
+        nd = np.dtype(d)
+    except TypeError:
+        raise TypeError("%s must be bcml.float32, bcml.int64 or bcml.bool, got %r" % (argname, d)) from None
+    if nd.kind == "f":
+        return float32
+    if nd.kind in "iu":
+        return int64
+    if nd.kind == "b":
+        return bool_
+    raise TypeError("%s must be bcml.float32, bcml.int64 or bcml.bool, got %r" % (argname, d))
+
+
+class device:
+    """bcml computes on the CPU; device("cpu") exists so that `.to(device)` code ports."""
+
+    __slots__ = ("type",)
+
+    def __init__(self, type="cpu"):
+        type = str(type)
+        check_device(type)
+        self.type = "cpu"
+
+    def __repr__(self):
+        return "device(type='cpu')"
+
+    def __str__(self):
+        return "cpu"
+
+    def __eq__(self, other):
+        return str(other) == "cpu"
+
+    def __hash__(self):
+        return hash("cpu")
+
+
+def check_device(dev, argname="device"):
+    if dev is None:
+        return
+    s = str(getattr(dev, "type", dev))
+    if s != "cpu" and not s.startswith("cpu:"):
+        raise ValueError("%s: bcml runs on the CPU only; got %r (use 'cpu')" % (argname, str(dev)))
+
+
+MaxResult = collections.namedtuple("max", ["values", "indices"])
+
+
+def _scalar(x):
+    return isinstance(x, numbers.Number) and not isinstance(x, np.ndarray)
+
+
+def _promote(a, b):
+    """Gives two tensors a common dtype as PyTorch does (float wins; bool < int64 < float32)."""
+    if a._dtype_name == b._dtype_name:
+        return a, b
+    order = {"bool": 0, "int64": 1, "float32": 2}
+    target = a._dtype_name if order[a._dtype_name] > order[b._dtype_name] else b._dtype_name
+    if a._dtype_name != target:
+        a = _apply(OPS["cast"], (a,), (("float32", "int64", "bool").index(target),), ())
+    if b._dtype_name != target:
+        b = _apply(OPS["cast"], (b,), (("float32", "int64", "bool").index(target),), ())
+    return a, b
+
+
+def as_tensor_arg(x, argname="other", like=None):
+    if isinstance(x, _core.TensorBase):
+        return x
+    if _scalar(x):
+        dt = np.float32 if (isinstance(x, float) or (like is not None and like._dtype_name == "float32")) else (
+            np.bool_ if isinstance(x, bool) else np.int64)
+        return _core.from_numpy(np.array(x, dtype=dt))
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return tensor(x)
+    raise TypeError("%s must be a bcml tensor or a number, got %s" % (argname, type(x).__name__))
+
+
+def _binary(op, a, b):
+    b = as_tensor_arg(b, like=a)
+    a, b = _promote(a, b)
+    return _apply(OPS[op], (a, b), (), ())
+
+
+def _add_scalar(a, add, mul):
+    if a._dtype_name != "float32":
+        a = _apply(OPS["cast"], (a,), (0,), ())
+    return _apply(OPS["add_scalar"], (a,), (), (float(add), float(mul)))
+
+
+def _cmp(a, b, kind):
+    if _scalar(b):
+        return _apply(OPS["cmp_scalar"], (a,), (CMP[kind],), (float(b),))
+    b = as_tensor_arg(b, like=a)
+    a, b = _promote(a, b)
+    return _apply(OPS["cmp"], (a, b), (CMP[kind],), ())
+
+
+def _infer_shape(shape, numel, argname="shape"):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    shape = list(shape)
+    for s in shape:
+        if not isinstance(s, (numbers.Integral, np.integer)) or isinstance(s, bool):
+            raise TypeError("%s must contain ints, got %r" % (argname, s))
+    neg = [i for i, s in enumerate(shape) if s == -1]
+    if len(neg) > 1:
+        raise ValueError("%s: only one dimension can be inferred (-1)" % argname)
+    if any(s < -1 for s in shape):
+        raise ValueError("%s: invalid shape %r" % (argname, tuple(shape)))
+    if neg:
+        rest = 1
+        for i, s in enumerate(shape):
+            if i != neg[0]:
+                rest *= s
+        if rest == 0 or numel % rest:
+            raise ValueError("%s: shape %r is invalid for input of size %d" % (argname, tuple(shape), numel))
+        shape[neg[0]] = numel // rest
+    prod = 1
+    for s in shape:
+        prod *= s
+    if prod != numel:
+        raise ValueError("%s: shape %r is invalid for input of size %d" % (argname, tuple(shape), numel))
+    if len(shape) > 4:
+        raise ValueError("%s: bcml tensors have at most 4 dimensions, got %d" % (argname, len(shape)))
+    return tuple(int(s) for s in shape)
+
+
+def _reshape(t, shape):
+    if tuple(shape) == t.shape:
+        return _apply(OPS["reshape"], (t,), tuple(shape) + (0,) * (4 - len(shape)) + (len(shape),), ())
+    return _apply(OPS["reshape"], (t,), tuple(shape) + (0,) * (4 - len(shape)) + (len(shape),), ())
+
+
+def _norm_dim(dim, ndim, argname="dim"):
+    if not isinstance(dim, (numbers.Integral, np.integer)) or isinstance(dim, bool):
+        raise TypeError("%s must be an int, got %r" % (argname, dim))
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexError("%s: dimension out of range (expected to be in range of [%d, %d], but got %d)"
+                         % (argname, -n, n - 1, dim))
+    return int(dim) % n
+
+
+class Tensor(_core.TensorBase):
+    """A float32, int64 or bool tensor of rank 0 to 4, with autograd (see bcml's README)."""
+
+    __slots__ = ()
+    __hash__ = object.__hash__
+    __array_priority__ = 1000
+
+    def __new__(cls, data=None, *args, **kwargs):
+        if isinstance(data, _core.TensorBase):
+            return _core.TensorBase.__new__(cls, data)
+        if data is None:
+            return _core.TensorBase.__new__(cls, zeros(0))
+        return _core.TensorBase.__new__(cls, tensor(data, *args, **kwargs))
+
+    # ---- properties ---------------------------------------------------------------------
+    @property
+    def dtype(self):
+        return _DTYPES[self._dtype_name]
+
+    @property
+    def device(self):
+        return device("cpu")
+
+    @property
+    def is_cuda(self):
+        return False
+
+    @property
+    def grad_fn(self):
+        return self._grad_fn_name
+
+    @property
+    def T(self):
+        return self.t() if self.ndim == 2 else self
+
+    @property
+    def data(self):
+        out = Tensor(self)
+        return out
+
+    @data.setter
+    def data(self, value):
+        if not isinstance(value, _core.TensorBase):
+            raise TypeError("data must be a bcml tensor")
+        self._set_data(value)
+
+    def size(self, dim=None):
+        if dim is None:
+            return Size(self.shape)
+        return self.shape[_norm_dim(dim, self.ndim)]
+
+    def dim(self):
+        return self.ndim
+
+    def numel(self):
+        return self._numel
+
+    def nelement(self):
+        return self._numel
+
+    def element_size(self):
+        return self.dtype.itemsize
+
+    def is_floating_point(self):
+        return self._dtype_name == "float32"
+
+    def is_contiguous(self):
+        return True
+
+    def contiguous(self):
+        return self
+
+    def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self):
+        arr = Tensor(self).numpy()
+        body = np.array2string(arr, separator=", ", prefix="tensor(")
+        extra = ""
+        if self._dtype_name != "float32":
+            extra += ", dtype=bcml.%s" % self._dtype_name
+        if self._grad_fn_name:
+            extra += ", grad_fn=<%s>" % self._grad_fn_name
+        elif self.requires_grad:
+            extra += ", requires_grad=True"
+        return "tensor(%s%s)" % (body, extra)
+
+    __str__ = __repr__
+
+    def __array__(self, dtype=None, copy=None):
+        arr = Tensor(self).numpy()
+        if dtype is not None:
+            arr = arr.astype(dtype)
+        elif copy:
+            arr = arr.copy()
+        return arr
+
+    def __bool__(self):
+        if self._numel != 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self.item())
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self._dtype_name == "float32":
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __format__(self, spec):
+        if self._numel == 1 and self.ndim == 0:
+            return format(self.item(), spec)
+        return format(repr(self), spec)
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        for i in range(self.shape[0]):
+            yield self[i]
+
+    def __reduce__(self):
+        return (_rebuild, (Tensor(self).numpy().copy(), self.requires_grad))
+
+    def tolist(self):
+        return Tensor(self).numpy().tolist()
+
+    def detach(self):
+        return Tensor(self)
+
+    def clone(self):
+        if self._dtype_name == "float32":
+            return _apply(OPS["add_scalar"], (self,), (), (0.0, 1.0))
+        return from_numpy(Tensor(self).numpy().copy())
+
+    def requires_grad_(self, requires_grad=True):
+        self.requires_grad = requires_grad
+        return self
+
+    def zero_(self):
+        _core.fill_(self, 2, 0.0, 0.0)
+        return self
+
+    def fill_(self, value):
+        _core.fill_(self, 2, float(value), 0.0)
+        return self
+
+    def uniform_(self, a=0.0, b=1.0, generator=None):
+        from . import _random
+        _core.fill_(self, 0, float(a), float(b), _random.gen(generator))
+        return self
+
+    def normal_(self, mean=0.0, std=1.0, generator=None):
+        from . import _random
+        _core.fill_(self, 1, float(mean), float(std), _random.gen(generator))
+        return self
+
+    def copy_(self, src):
+        src = as_tensor_arg(src, "src", like=self)
+        if src._dtype_name != self._dtype_name:
+            src = src.to(self.dtype)
+        if src.shape != self.shape:
+            if src._numel == 1:
+                return self.fill_(src.item())
+            raise ValueError("copy_: src of shape %s does not match %s" % (src.shape, self.shape))
+        self._check_inplace()
+        self._copy_from(src)
+        return self
+
+    # ---- dtype and device -----------------------------------------------------------------
+    def to(self, *args, **kwargs):
+        dt = kwargs.pop("dtype", None)
+        dev = kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("copy", None)
+        if kwargs:
+            raise TypeError("to() got unexpected arguments %s" % sorted(kwargs))
+        for a in args:
+            if isinstance(a, _core.TensorBase):
+                dt = a.dtype
+            elif isinstance(a, (dtype, type)) or (hasattr(a, "__module__") and "torch" in str(type(a)) and "dtype" in str(type(a))):
+                dt = a
+            else:
+                dev = a
+        check_device(dev)
+        if dt is None:
+            return self
+        dt = _as_dtype(dt)
+        if dt.name == self._dtype_name:
+            return self
+        return _apply(OPS["cast"], (self,), (("float32", "int64", "bool").index(dt.name),), ())
+
+    def cpu(self):
+        return self
+
+    def cuda(self, *a, **k):
+        raise ValueError("device: bcml runs on the CPU only; cuda() is not available")
+
+    def float(self):
+        return self.to(float32)
+
+    def double(self):
+        return self.to(float32)
+
+    def long(self):
+        return self.to(int64)
+
+    def int(self):
+        return self.to(int64)
+
+    def bool(self):
+        return self.to(bool_)
+
+    def type(self, dtype=None):
+        if dtype is None:
+            return {"float32": "bcml.FloatTensor", "int64": "bcml.LongTensor", "bool": "bcml.BoolTensor"}[self._dtype_name]
+        return self.to(dtype)
+
+    def type_as(self, other):
+        return self.to(other.dtype)
+
+    # ---- shape ----------------------------------------------------------------------------
+    def view(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (dtype, type)):
+            raise TypeError("view(dtype) is not supported; use .to(dtype)")
+        return _reshape(self, _infer_shape(shape, self._numel))
+
+    reshape = view
+
+    def view_as(self, other):
+        return self.view(other.shape)
+
+    reshape_as = view_as
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        if self.ndim == 0:
+            return self.view(1)
+        s = _norm_dim(start_dim, self.ndim, "start_dim")
+        e = _norm_dim(end_dim, self.ndim, "end_dim")
+        if s > e:
+            raise ValueError("flatten: start_dim must not be after end_dim")
+        shape = self.shape
+        mid = 1
+        for d in shape[s:e + 1]:
+            mid *= d
+        return self.view(shape[:s] + (mid,) + shape[e + 1:])
+
+    def squeeze(self, dim=None):
+        if dim is None:
+            return self.view(tuple(d for d in self.shape if d != 1))
+        d = _norm_dim(dim, self.ndim)
+        if self.ndim == 0 or self.shape[d] != 1:
+            return self
+        return self.view(self.shape[:d] + self.shape[d + 1:])
+
+    def unsqueeze(self, dim):
+        d = _norm_dim(dim, self.ndim + 1)
+        return self.view(self.shape[:d] + (1,) + self.shape[d:])
+
+    def t(self):
+        if self.ndim < 2:
+            return self
+        if self.ndim != 2:
+            raise ValueError("t() expects a tensor with <= 2 dimensions, got %d" % self.ndim)
+        return self.transpose(0, 1)
+
+    def transpose(self, dim0, dim1):
+        d0, d1 = _norm_dim(dim0, self.ndim, "dim0"), _norm_dim(dim1, self.ndim, "dim1")
+        if d0 == d1:
+            return self
+        return _apply(OPS["transpose"], (self,), (d0, d1), ())
+
+    def expand_as(self, other):
+        return self + zeros(other.shape, dtype=self.dtype)
+
+    # ---- indexing -------------------------------------------------------------------------
+    def __getitem__(self, key):
+        return index(self, key)
+
+    def __setitem__(self, key, value):
+        self._check_inplace()
+        arr = Tensor(self).numpy()
+        if isinstance(key, _core.TensorBase):
+            key = Tensor(key).numpy()
+        elif isinstance(key, tuple):
+            key = tuple(Tensor(k).numpy() if isinstance(k, _core.TensorBase) else k for k in key)
+        if isinstance(value, _core.TensorBase):
+            value = Tensor(value).numpy()
+        arr[key] = value
+
+    def _check_inplace(self):
+        if self.requires_grad and _core.is_grad_enabled():
+            if self.is_leaf:
+                raise RuntimeError("a leaf Variable that requires grad is being used in an in-place operation.")
+            raise RuntimeError("in-place operations on tensors that are part of a graph are not supported by bcml")
+
+    # ---- arithmetic -----------------------------------------------------------------------
+    def __add__(self, other):
+        if _scalar(other):
+            return _add_scalar(self, other, 1.0)
+        return _binary("add", self, other)
+
+    __radd__ = __add__
+
+    def __sub__(self, other):
+        if _scalar(other):
+            return _add_scalar(self, -other, 1.0)
+        return _binary("sub", self, other)
+
+    def __rsub__(self, other):
+        if _scalar(other):
+            return _add_scalar(self, other, -1.0)
+        return _binary("sub", as_tensor_arg(other, like=self), self)
+
+    def __mul__(self, other):
+        if _scalar(other):
+            return _add_scalar(self, 0.0, other)
+        return _binary("mul", self, other)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other):
+        if _scalar(other):
+            a = self if self._dtype_name == "float32" else self.float()
+            return _binary("div", a, _core.from_numpy(np.array(other, dtype=np.float32)))
+        a = self if self._dtype_name == "float32" else self.float()
+        return _binary("div", a, other)
+
+    def __rtruediv__(self, other):
+        a = self if self._dtype_name == "float32" else self.float()
+        if _scalar(other):
+            return _apply(OPS["rdiv_scalar"], (a,), (), (float(other),))
+        return _binary("div", as_tensor_arg(other, like=a), a)
+
+    def __neg__(self):
+        return _add_scalar(self, 0.0, -1.0)
+
+    def __pos__(self):
+        return self
+
+    def __pow__(self, other):
+        if not _scalar(other):
+            raise TypeError("bcml supports tensor ** number only")
+        a = self if self._dtype_name == "float32" else self.float()
+        return _apply(OPS["pow_scalar"], (a,), (), (float(other),))
+
+    def __matmul__(self, other):
+        return _apply(OPS["matmul"], (self, as_tensor_arg(other)), (), ())
+
+    def __rmatmul__(self, other):
+        return _apply(OPS["matmul"], (as_tensor_arg(other), self), (), ())
+
+    def _inplace(self, result):
+        self._check_inplace()
+        if result._dtype_name != self._dtype_name:
+            result = result.to(self.dtype)
+        if result.shape != self.shape:
+            raise ValueError("in-place result of shape %s does not match %s" % (result.shape, self.shape))
+        self._copy_from(result)
+        return self
+
+    def __iadd__(self, other):
+        return self._inplace(self + other)
+
+    def __isub__(self, other):
+        return self._inplace(self - other)
+
+    def __imul__(self, other):
+        return self._inplace(self * other)
+
+    def __itruediv__(self, other):
+        return self._inplace(self / other)
+
+    def add(self, other, alpha=1):
+        return self + (other * alpha if alpha != 1 else other)
+
+    def sub(self, other, alpha=1):
+        return self - (other * alpha if alpha != 1 else other)
+
+    def mul(self, other):
+        return self * other
+
+    def div(self, other):
+        return self / other
+
+    def add_(self, other, alpha=1):
+        with no_grad_if(not self.requires_grad):
+            return self._inplace(self.add(other, alpha=alpha))
+
+    def sub_(self, other, alpha=1):
+        return self._inplace(self.sub(other, alpha=alpha))
+
+    def mul_(self, other):
+        return self._inplace(self * other)
+
+    def div_(self, other):
+        return self._inplace(self / other)
+
+    def neg(self):
+        return -self
+
+    def pow(self, e):
+        return self ** e
+
+    def matmul(self, other):
+        return self @ other
+
+    def mm(self, other):
+        return self @ other
+
+    def exp(self):
+        return _apply(OPS["exp"], (self._f(),), (), ())
+
+    def log(self):
+        return _apply(OPS["log"], (self._f(),), (), ())
+
+    def abs(self):
+        return _apply(OPS["abs"], (self._f(),), (), ())
+
+    def sqrt(self):
+        return self ** 0.5
+
+    def clamp(self, min=None, max=None):
+        flags = (1 if min is not None else 0) | (2 if max is not None else 0)
+        return _apply(OPS["clamp"], (self._f(),), (flags,), (float(min or 0.0), float(max or 0.0)))
+
+    clip = clamp
+
+    def relu(self):
+        return _apply(OPS["relu"], (self,), (), ())
+
+    def sigmoid(self):
+        return _apply(OPS["sigmoid"], (self,), (), ())
+
+    def tanh(self):
+        return _apply(OPS["tanh"], (self,), (), ())
+
+    def softmax(self, dim):
+        return _apply(OPS["softmax"], (self,), (_norm_dim(dim, self.ndim),), ())
+
+    def log_softmax(self, dim):
+        return _apply(OPS["log_softmax"], (self,), (_norm_dim(dim, self.ndim),), ())
+
+    def _f(self):
+        return self if self._dtype_name == "float32" else self.float()
+
+    # ---- comparisons ----------------------------------------------------------------------
+    def __eq__(self, other):
+        return _cmp(self, other, "eq")
+
+    def __ne__(self, other):
+        return _cmp(self, other, "ne")
+
+    def __lt__(self, other):
+        return _cmp(self, other, "lt")
+
+    def __le__(self, other):
+        return _cmp(self, other, "le")
+
+    def __gt__(self, other):
+        return _cmp(self, other, "gt")
+
+    def __ge__(self, other):
+        return _cmp(self, other, "ge")
+
+    eq = __eq__
+    ne = __ne__
+    lt = __lt__
+    le = __le__
+    gt = __gt__
+    ge = __ge__
+
+    def __and__(self, other):
+        return _binary("mul", self.bool(), as_tensor_arg(other).bool()).bool()
+
+    def __or__(self, other):
+        return (self.float() + as_tensor_arg(other).float()) > 0
+
+    def __invert__(self):
+        if self._dtype_name != "bool":
+            raise TypeError("~ is defined for bool tensors only")
+        return self == False  # noqa: E712
+
+    def logical_not(self):
+        return ~self.bool()
+
+    # ---- reductions -----------------------------------------------------------------------
+    def sum(self, dim=None, keepdim=False, dtype=None):
+        t = self if dtype is None else self.to(dtype)
+        if dim is None:
+            return _apply(OPS["sum"], (t,), (0, int(keepdim), 1), ())
+        return _apply(OPS["sum"], (t,), (_norm_dim(dim, t.ndim), int(keepdim), 0), ())
+
+    def mean(self, dim=None, keepdim=False):
+        if self._dtype_name != "float32":
+            raise TypeError("mean(): could not infer output dtype. Input dtype must be float, got %s"
+                            % self._dtype_name)
+        if dim is None:
+            return _apply(OPS["mean"], (self,), (0, int(keepdim), 1), ())
+        return _apply(OPS["mean"], (self,), (_norm_dim(dim, self.ndim), int(keepdim), 0), ())
+
+    def max(self, dim=None, keepdim=False):
+        if dim is None:
+            if isinstance(keepdim, _core.TensorBase):
+                raise TypeError("max(other) is not supported; use bcml.maximum")
+            if self._numel == 0:
+                raise RuntimeError("max(): expected a non-empty tensor")
+            return MaxResult(*_apply(OPS["max_dim"], (self.reshape(-1),), (0, 0), ())).values
+        return MaxResult(*_apply(OPS["max_dim"], (self,), (_norm_dim(dim, self.ndim), int(keepdim)), ()))
+
+    def min(self, dim=None, keepdim=False):
+        if dim is None:
+            return -((-self._f()).max())
+        v, i = (-self._f()).max(dim, keepdim)
+        return MaxResult(-v, i)
+
+    def argmax(self, dim=None, keepdim=False):
+        if dim is None:
+            return _apply(OPS["argmax"], (self,), (0, 0, 1), ())
+        return _apply(OPS["argmax"], (self,), (_norm_dim(dim, self.ndim), int(keepdim), 0), ())
+
+    def argmin(self, dim=None, keepdim=False):
+        return (-self._f()).argmax(dim, keepdim)
+
+    def nonzero(self, as_tuple=False):
+        arr = Tensor(self).numpy()
+        idx = np.nonzero(arr)
+        if as_tuple:
+            return tuple(from_numpy(np.ascontiguousarray(i, dtype=np.int64)) for i in idx)
+        return from_numpy(np.ascontiguousarray(np.stack(idx, axis=1), dtype=np.int64))
+
+    def all(self):
+        return tensor(bool(np.all(Tensor(self).numpy())))
+
+    def any(self):
+        return tensor(bool(np.any(Tensor(self).numpy())))
+
+
+class Size(tuple):
+    """The shape of a tensor (a tuple, as torch.Size)."""
+
+    def numel(self):
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+    def __repr__(self):
+        return "bcml.Size([%s])" % ", ".join(str(s) for s in self)
+
+
+_core._set_tensor_class(Tensor)
+
+
+def _rebuild(arr, requires_grad):
+    t = from_numpy(arr)
+    t.requires_grad = requires_grad
+    return t
+
+
+class no_grad_if:
+    def __init__(self, flag):
+        self.flag = flag
+
+    def __enter__(self):
+        self.prev = _core.set_grad_enabled(False) if self.flag else None
+
+    def __exit__(self, *exc):
+        if self.flag:
+            _core.set_grad_enabled(self.prev)
+
+
+# ---- indexing ------------------------------------------------------------------------------
+def _index_dim(t, dim, key):
+    """Applies one index (int, slice, index tensor/list/array, bool mask) along dim."""
+    n = t.shape[dim]
+    if isinstance(key, (numbers.Integral, np.integer)) and not isinstance(key, bool):
+        k = int(key)
+        if not -n <= k < n:
+            raise IndexError("index %d is out of bounds for dimension %d with size %d" % (k, dim, n))
+        k %= n
+        out = _apply(OPS["slice"], (t,), (dim, k, k + 1, 1), ())
+        return out.view(t.shape[:dim] + t.shape[dim + 1:]), False
+    if isinstance(key, slice):
+        start, stop, step = key.indices(n)
+        if step <= 0:
+            raise ValueError("step must be greater than zero")
+        if start == 0 and stop == n and step == 1:
+            return t, True
+        return _apply(OPS["slice"], (t,), (dim, start, max(stop, start), step), ()), True
+    if isinstance(key, (list, np.ndarray, _core.TensorBase)):
+        if not isinstance(key, _core.TensorBase):
+            arr = np.asarray(key)
+            if arr.dtype == object or arr.dtype.kind not in "iub":
+                raise TypeError("indices must be ints, slices, bool masks or integer index arrays")
+            key = from_numpy(np.ascontiguousarray(arr))
+        if key._dtype_name == "bool":
+            if key.ndim != 1 or key.shape[0] != n:
+                if dim == 0 and key.shape == t.shape[:key.ndim]:
+                    flat = t.reshape((-1,) + t.shape[key.ndim:])
+                    return _apply(OPS["mask_select"], (flat, key.reshape(-1)), (), ()), True
+                raise IndexError("boolean index of shape %s does not match dimension %d of size %d"
+                                 % (key.shape, dim, n))
+            if dim != 0:
+                key = key.nonzero().reshape(-1)
+            else:
+                return _apply(OPS["mask_select"], (t, key), (), ()), True
+        if key._dtype_name != "int64":
+            raise TypeError("tensors used as indices must be long, int or bool tensors")
+        if key.ndim != 1:
+            flat = key.reshape(-1)
+            out = _apply(OPS["index_select"], (t, flat), (dim,), ())
+            return out.view(t.shape[:dim] + key.shape + t.shape[dim + 1:]), True
+        return _apply(OPS["index_select"], (t, key), (dim,), ()), True
+    raise TypeError("indices must be ints, slices, bool masks or integer index arrays, got %s"
+                    % type(key).__name__)
+
+
+def index(t, key):
+    if not isinstance(key, tuple):
+        key = (key,)
+    if any(k is Ellipsis for k in key):
+        i = key.index(Ellipsis)
+        fill = t.ndim - (len(key) - 1 - sum(k is None for k in key))
+        key = key[:i] + (slice(None),) * fill + key[i + 1:]
+    out = t
+    dim = 0
+    for k in key:
+        if k is None:
+            out = out.unsqueeze(dim)
+            dim += 1
+            continue
+        if dim >= out.ndim:
+            raise IndexError("too many indices for tensor of dimension %d" % t.ndim)
+        out, kept = _index_dim(out, dim, k)
+        if kept:
+            dim += 1
+    return out
+
+
+# ---- creation ------------------------------------------------------------------------------
+def from_numpy(arr):
+    """A tensor sharing memory with arr when arr is C-contiguous float32/int64/bool; other
+    dtypes (float64, int32, ...) and layouts are converted once (no sharing)."""
+    return _core.from_numpy(arr)
+
+
+def tensor(data, dtype=None, device=None, requires_grad=False):
+    """A new tensor holding a copy of data (lists, numbers, arrays, tensors)."""
+    check_device(device)
+    if isinstance(data, _core.TensorBase):
+        arr = Tensor(data).numpy()
+    else:
+        if isinstance(data, (str, bytes)):
+            raise TypeError("tensor(): data must be numbers, lists or arrays, not %s" % type(data).__name__)
+        try:
+            arr = np.asarray(data)
+        except (ValueError, TypeError) as e:
+            raise ValueError("tensor(): data is not a regular array: %s" % e) from None
+        if arr.dtype == object or arr.dtype.kind in "USVOMm":
+            raise TypeError("tensor(): data of dtype %s cannot become a tensor" % arr.dtype)
+    if dtype is not None:
+        arr = arr.astype(_NP[_as_dtype(dtype).name])
+    elif arr.dtype.kind == "f" or arr.dtype.kind == "c":
+        arr = arr.astype(np.float32)
+    t = _core.from_numpy(np.array(arr, copy=True, order="C"))
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def _size_args(size, argname="size"):
+    if len(size) == 1 and isinstance(size[0], (tuple, list, Size)):
+        size = tuple(size[0])
+    for s in size:
+        if not isinstance(s, (numbers.Integral, np.integer)) or isinstance(s, bool):
+            raise TypeError("%s must be a tuple of ints, got %r" % (argname, size))
+        if s < 0:
+            raise ValueError("%s: negative dimension %d" % (argname, s))
+    return tuple(int(s) for s in size)
+
+
+def empty(*size, dtype=None, requires_grad=False, device=None):
+    check_device(device)
+    dt = _as_dtype(dtype) if dtype is not None else float32
+    t = _core.empty(_size_args(size), dt.name, False)
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def zeros(*size, dtype=None, requires_grad=False, device=None):
+    check_device(device)
+    dt = _as_dtype(dtype) if dtype is not None else float32
+    t = _core.empty(_size_args(size), dt.name, True)
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def full(size, fill_value, dtype=None, requires_grad=False, device=None):
+    dt = dtype if dtype is not None else (float32 if isinstance(fill_value, float) else
+                                          bool_ if isinstance(fill_value, bool) else int64)
+    t = empty(*_size_args((size,) if isinstance(size, numbers.Integral) else tuple(size)), dtype=dt, device=device)
+    t.fill_(fill_value)
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def ones(*size, dtype=None, requires_grad=False, device=None):
+    t = empty(*size, dtype=dtype, device=device)
+    t.fill_(1)
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def zeros_like(t, dtype=None, requires_grad=False):
+    return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def ones_like(t, dtype=None, requires_grad=False):
+    return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
+
+
+def empty_like(t, dtype=None):
+    return empty(t.shape, dtype=dtype or t.dtype)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False):
+    check_device(device)
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise ValueError("arange: step must be nonzero")
+    isfloat = any(isinstance(v, float) for v in (start, end, step))
+    dt = _as_dtype(dtype) if dtype is not None else (float32 if isfloat else int64)
+    arr = np.arange(start, end, step, dtype=np.float64 if isfloat else np.int64).astype(_NP[dt.name])
+    t = _core.from_numpy(np.ascontiguousarray(arr))
+    if requires_grad:
+        t.requires_grad = True
+    return t
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: tensors must be a non-empty sequence")
+    for i, x in enumerate(tensors):
+        if not isinstance(x, _core.TensorBase):
+            raise TypeError("cat: tensors[%d] must be a tensor, got %s" % (i, type(x).__name__))
+    d = _norm_dim(dim, tensors[0].ndim)
+    out = tensors[0]
+    # the C op takes up to 6 inputs; longer lists are concatenated in chunks
+    while len(tensors) > 1:
+        chunk, tensors = tensors[:6], tensors[6:]
+        tensors.insert(0, _apply(OPS["cat"], tuple(chunk), (d,), ()))
+    return tensors[0] if len(tensors) == 1 else out
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: tensors must be a non-empty sequence")
+    d = _norm_dim(dim, tensors[0].ndim + 1)
+    return cat([t.unsqueeze(d) for t in tensors], dim=d)

@@ -1,0 +1,185 @@
+"""Finding data files on disk and downloading them into the cache.
+
+Only the standard library is used (``urllib.request``): a download streams
+the response into a temporary file next to its destination while hashing
+it, checks the SHA-256, and only then renames the file into place with
+``os.replace``, so the cache never holds a partial or unverified file.
+"""
+
+import errno
+import hashlib
+import http.client
+import os
+import tempfile
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+__all__ = [
+    "DatasetNotFoundError",
+    "DownloadError",
+    "ChecksumError",
+    "default_cache_dir",
+    "fetch",
+    "locate",
+]
+
+_CHUNK = 1 << 20
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """A data file is not on disk and ``download=True`` was not given.
+
+    ``errno`` is ENOENT and ``filename`` the first missing file; ``str()``
+    is the message alone.
+    """
+
+    def __init__(self, message, filename=None):
+        super().__init__(errno.ENOENT, message, filename)
+
+    def __str__(self):
+        return self.strerror
+
+
+class DownloadError(OSError):
+    """A download failed (no network, unreachable host, HTTP error, ...)."""
+
+
+class ChecksumError(ValueError):
+    """A downloaded file's SHA-256 differs from the pinned one."""
+
+
+def default_cache_dir():
+    """Folder that downloads go to when no ``cache_dir`` is given.
+
+    ``$XDG_CACHE_HOME/bcml`` when ``XDG_CACHE_HOME`` is set to an absolute
+    path (the XDG spec says relative values are to be ignored), otherwise
+    ``~/.cache/bcml``. The folder is not created here.
+    """
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "bcml"
+    return Path.home() / ".cache" / "bcml"
+
+
+def _sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch(url, dest, sha256=None, timeout=60.0):
+    """Download ``url`` to the file ``dest`` and return ``dest`` as a Path.
+
+    The body is written to a temporary file in ``dest``'s folder (created
+    if needed) and renamed over ``dest`` only once complete and, when
+    ``sha256`` is given, verified.
+
+    Raises
+    ------
+    ChecksumError (a ValueError)
+        The SHA-256 of the download is not ``sha256``. The message names
+        the file and both hashes; nothing is left on disk.
+    DownloadError (an OSError)
+        The download failed. The message says where to put the file by
+        hand when the machine is offline.
+    """
+    dest = Path(dest)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(
+            "cannot create the download folder {}: {}".format(dest.parent, exc)
+        ) from exc
+
+    fd, tmp_name = tempfile.mkstemp(prefix="." + dest.name + ".", suffix=".part",
+                                    dir=str(dest.parent))
+    try:
+        h = hashlib.sha256()
+        try:
+            # A fresh opener per call, so proxy settings are read from the
+            # environment now rather than frozen at the first urlopen().
+            opener = urllib.request.build_opener()
+            with os.fdopen(fd, "wb") as out, opener.open(url, timeout=timeout) as resp:
+                for chunk in iter(lambda: resp.read(_CHUNK), b""):
+                    h.update(chunk)
+                    out.write(chunk)
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            # URLError/HTTPError and socket timeouts are OSErrors; a
+            # malformed URL is a ValueError.
+            if isinstance(exc, urllib.error.HTTPError):
+                reason = str(exc)  # "HTTP Error 404: Not Found"
+            elif isinstance(exc, urllib.error.URLError):
+                reason = exc.reason  # e.g. "[Errno 111] Connection refused"
+            else:
+                reason = exc
+            raise DownloadError(
+                "could not download {} ({}). If this machine is offline, fetch "
+                "the file elsewhere and put it at {}, or pass path= to a folder "
+                "that holds {}.".format(url, reason, dest, dest.name)
+            ) from exc
+        actual = h.hexdigest()
+        if sha256 is not None and actual != sha256.lower():
+            raise ChecksumError(
+                "checksum mismatch for {} downloaded from {}: expected sha256 {}, "
+                "got {}. The file was not saved.".format(dest.name, url, sha256, actual)
+            )
+        os.replace(tmp_name, str(dest))
+    except BaseException:
+        try:
+            os.unlink(tmp_name)
+        except OSError:
+            pass
+        raise
+    return dest
+
+
+def locate(dataset, filenames, urls, sha256s, path=None, download=False,
+           cache_dir=None, base_url=None):
+    """Return ``{filename: Path}`` for every file a loader needs.
+
+    Each file is looked for in ``path`` (when given) and then in the cache
+    folder (``cache_dir`` or :func:`default_cache_dir`). A file found in
+    neither is downloaded into the cache folder when ``download`` is true,
+    from ``base_url + "/" + filename`` when ``base_url`` is given, else from
+    ``urls[filename]``; ``sha256s[filename]`` is checked. Otherwise a
+    :class:`DatasetNotFoundError` names every missing file and says where to
+    put them.
+    """
+    if path is not None:
+        path = Path(os.fspath(path)).expanduser()
+        if path.exists() and not path.is_dir():
+            raise ValueError(
+                "path must be a folder holding {} (with their original names), "
+                "got the file {}".format(", ".join(filenames), path))
+    cache = Path(os.fspath(cache_dir)).expanduser() if cache_dir is not None \
+        else default_cache_dir()
+
+    found = {}
+    missing = []
+    for name in filenames:
+        candidates = ([path / name] if path is not None else []) + [cache / name]
+        hit = next((c for c in candidates if c.is_file()), None)
+        if hit is None and download:
+            url = base_url.rstrip("/") + "/" + name if base_url else urls[name]
+            hit = fetch(url, cache / name, sha256=sha256s.get(name))
+        if hit is None:
+            missing.append(name)
+        else:
+            found[name] = hit
+
+    if missing:
+        where = ("{} or in the cache folder {}".format(path, cache)
+                 if path is not None else "the cache folder {}".format(cache))
+        raise DatasetNotFoundError(
+            "{}: cannot find {} in {}. Put the original file(s) {} (same names) "
+            "in a folder and pass path= to it (or put them in {}), or pass "
+            "download=True to fetch them from {} into {}.".format(
+                dataset, ", ".join(missing), where, ", ".join(filenames), cache,
+                ", ".join(base_url.rstrip("/") + "/" + n if base_url else urls[n]
+                          for n in filenames),
+                cache),
+            filename=str((path if path is not None else cache) / missing[0]))
+    return found

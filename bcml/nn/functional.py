@@ -1,0 +1,150 @@
+"""bcml.nn.functional: PyTorch's functional API on bcml's C ops."""
+import numbers
+
+from .. import _core
+from .._random import gen as _gen
+from .._tensor import OPS, REDUCTIONS, Tensor, _apply, _norm_dim, as_tensor_arg
+
+__all__ = ["linear", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout",
+           "batch_norm", "nll_loss", "cross_entropy", "binary_cross_entropy", "kl_div",
+           "one_hot", "mse_loss"]
+
+
+def _tensor(x, argname):
+    if not isinstance(x, _core.TensorBase):
+        raise TypeError("%s must be a bcml tensor, got %s" % (argname, type(x).__name__))
+    return x
+
+
+def _reduction(reduction, allowed=("none", "mean", "sum")):
+    if reduction not in allowed:
+        raise ValueError("reduction must be one of %s, got %r" % (", ".join(map(repr, allowed)), reduction))
+    return REDUCTIONS[reduction]
+
+
+def linear(input, weight, bias=None):
+    """input @ weight.T + bias."""
+    _tensor(input, "input")
+    _tensor(weight, "weight")
+    if bias is None:
+        return _apply(OPS["linear"], (input, weight), (), ())
+    return _apply(OPS["linear"], (input, weight, _tensor(bias, "bias")), (), ())
+
+
+def relu(input, inplace=False):
+    return _apply(OPS["relu"], (_tensor(input, "input"),), (), ())
+
+
+def sigmoid(input):
+    return _apply(OPS["sigmoid"], (_tensor(input, "input"),), (), ())
+
+
+def tanh(input):
+    return _apply(OPS["tanh"], (_tensor(input, "input"),), (), ())
+
+
+def _softmax_dim(input, dim):
+    if dim is None:
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    return _norm_dim(dim, input.ndim)
+
+
+def softmax(input, dim=None, dtype=None):
+    _tensor(input, "input")
+    return _apply(OPS["softmax"], (input,), (_softmax_dim(input, dim),), ())
+
+
+def log_softmax(input, dim=None, dtype=None):
+    _tensor(input, "input")
+    return _apply(OPS["log_softmax"], (input,), (_softmax_dim(input, dim),), ())
+
+
+def _check_p(p):
+    if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+        raise ValueError("dropout probability has to be between 0 and 1, but got %r" % (p,))
+    return float(p)
+
+
+def dropout(input, p=0.5, training=True, inplace=False, generator=None):
+    """Zeroes each element with probability p and scales the rest by 1/(1-p) when training."""
+    _tensor(input, "input")
+    p = _check_p(p)
+    if not training or p == 0.0:
+        return input
+    return _apply(OPS["dropout"], (input,), (1,), (p,), _gen(generator))
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Batch normalisation over dim 1 of (N, C), (N, C, L) or (N, C, H, W); in training mode
+    the running statistics (when given) are updated in place."""
+    _tensor(input, "input")
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
+    if momentum is None:
+        raise ValueError("batch_norm: momentum=None (cumulative average) is not supported; pass a float")
+    ins = (input, weight, bias, running_mean, running_var)
+    for name, t in zip(("weight", "bias", "running_mean", "running_var"), ins[1:]):
+        if t is not None:
+            _tensor(t, name)
+    return _apply(OPS["batch_norm"], ins, (int(bool(training)),), (float(momentum), float(eps)))
+
+
+def _target(target, argname="target"):
+    return as_tensor_arg(target, argname)
+
+
+def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Negative log-likelihood of log-probabilities input (B, C) at integer targets (B,)."""
+    _tensor(input, "input")
+    target = _target(target)
+    ins = (input, target) if weight is None else (input, target, _tensor(weight, "weight"))
+    return _apply(OPS["nll_loss"], ins, (_reduction(reduction), int(ignore_index)), ())
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """log_softmax + nll_loss in one op (logits input (B, C), integer targets (B,))."""
+    _tensor(input, "input")
+    target = _target(target)
+    ins = (input, target) if weight is None else (input, target, _tensor(weight, "weight"))
+    return _apply(OPS["cross_entropy"], ins, (_reduction(reduction), int(ignore_index)), ())
+
+
+def binary_cross_entropy(input, target, weight=None, reduction="mean"):
+    """-[t log p + (1 - t) log(1 - p)], logs clamped at -100 as in PyTorch."""
+    _tensor(input, "input")
+    target = _target(target)
+    if target._dtype_name != "float32":
+        target = target.float()
+    ins = (input, target) if weight is None else (input, target, _tensor(weight, "weight"))
+    return _apply(OPS["binary_cross_entropy"], ins, (_reduction(reduction),), ())
+
+
+def kl_div(input, target, reduction="mean", log_target=False):
+    """KL divergence with input given as log-probabilities: sum target * (log target - input)."""
+    _tensor(input, "input")
+    target = _target(target)
+    r = _reduction(reduction, ("none", "mean", "sum", "batchmean"))
+    return _apply(OPS["kl_div"], (input, target), (r, int(bool(log_target))), ())
+
+
+def mse_loss(input, target, reduction="mean"):
+    d = input - target
+    sq = d * d
+    r = _reduction(reduction)
+    return sq if r == 0 else (sq.mean() if r == 1 else sq.sum())
+
+
+def one_hot(tensor, num_classes=-1):
+    import numpy as np
+    from .._tensor import from_numpy
+    _tensor(tensor, "tensor")
+    if tensor._dtype_name != "int64":
+        raise TypeError("one_hot is only applicable to index tensor (int64)")
+    arr = Tensor(tensor).numpy()
+    if arr.size and arr.min() < 0:
+        raise ValueError("one_hot: class values must be non-negative")
+    n = int(arr.max()) + 1 if num_classes == -1 else int(num_classes)
+    if arr.size and arr.max() >= n:
+        raise ValueError("one_hot: class values must be smaller than num_classes")
+    return from_numpy(np.eye(n, dtype=np.int64)[arr])

@@ -1,0 +1,65 @@
+/* activation.c: relu, sigmoid, tanh (elementwise, float32). */
+#include "ops.h"
+
+#include <math.h>
+
+static bcml_status unary_out(bcml_node *n, bcml_tensor **out, const char *name, bcml_err *err) {
+    bcml_status st = bcml_require_dtype(n->in[0], BCML_FLOAT32, name, "input", err);
+    if (st) return st;
+    return bcml_tensor_new_like(&out[0], n->in[0], BCML_FLOAT32, 0, err);
+}
+
+bcml_status bcml_relu_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
+    (void)ctx;
+    bcml_status st = unary_out(n, out, "relu", err);
+    if (st) return st;
+    const float *x = bcml_f32(n->in[0]);
+    float *y = bcml_f32(out[0]);
+    for (int64_t i = 0; i < out[0]->numel; i++) y[i] = x[i] > 0.0f ? x[i] : (x[i] != x[i] ? x[i] : 0.0f);
+    return BCML_OK;
+}
+
+bcml_status bcml_relu_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {
+    (void)err;
+    const float *x = bcml_f32(n->in[0]), *g = bcml_f32(dout);
+    float *dx = bcml_f32(din[0]);
+    for (int64_t i = 0; i < dout->numel; i++) dx[i] += x[i] > 0.0f ? g[i] : 0.0f;
+    return BCML_OK;
+}
+
+/* sigmoid and tanh save their output (an alias of out's data) for backward. */
+bcml_status bcml_sigmoid_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
+    (void)ctx;
+    bcml_status st = unary_out(n, out, "sigmoid", err);
+    if (st) return st;
+    const float *x = bcml_f32(n->in[0]);
+    float *y = bcml_f32(out[0]);
+    for (int64_t i = 0; i < out[0]->numel; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+    return n->recording ? bcml_saved_alias(&n->saved[0], out[0], err) : BCML_OK;
+}
+
+bcml_status bcml_sigmoid_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {
+    (void)err;
+    const float *y = bcml_f32(n->saved[0]), *g = bcml_f32(dout);
+    float *dx = bcml_f32(din[0]);
+    for (int64_t i = 0; i < dout->numel; i++) dx[i] += g[i] * y[i] * (1.0f - y[i]);
+    return BCML_OK;
+}
+
+bcml_status bcml_tanh_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
+    (void)ctx;
+    bcml_status st = unary_out(n, out, "tanh", err);
+    if (st) return st;
+    const float *x = bcml_f32(n->in[0]);
+    float *y = bcml_f32(out[0]);
+    for (int64_t i = 0; i < out[0]->numel; i++) y[i] = tanhf(x[i]);
+    return n->recording ? bcml_saved_alias(&n->saved[0], out[0], err) : BCML_OK;
+}
+
+bcml_status bcml_tanh_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {
+    (void)err;
+    const float *y = bcml_f32(n->saved[0]), *g = bcml_f32(dout);
+    float *dx = bcml_f32(din[0]);
+    for (int64_t i = 0; i < dout->numel; i++) dx[i] += g[i] * (1.0f - y[i] * y[i]);
+    return BCML_OK;
+}

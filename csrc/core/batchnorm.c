@@ -1,0 +1,11 @@
+/* batchnorm.c: TODO */
+#include "ops.h"
+
+bcml_status bcml_batch_norm_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
+    (void)n; (void)ctx; (void)out;
+    return bcml_fail(err, BCML_ERUNTIME, "batch_norm is not implemented yet");
+}
+bcml_status bcml_batch_norm_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {
+    (void)n; (void)dout; (void)din;
+    return bcml_fail(err, BCML_ERUNTIME, "batch_norm backward is not implemented yet");
+}

@@ -1,0 +1,257 @@
+/* bcml.h: the pure-C11 core of bcml (no Python here).
+ *
+ * Tensors are contiguous, reference-counted views of a reference-counted storage.
+ * Every op goes through one dispatcher, bcml_apply(), with an op id from the enum below,
+ * a small argument block and up to BCML_MAX_IN input tensors; when gradients are enabled
+ * and an input requires grad, the call records a node (op, args, inputs, saved buffers)
+ * and bcml_backward() runs the recorded nodes in reverse. Every fallible function returns
+ * a bcml_status and writes a message into a bcml_err. */
+#ifndef BCML_H
+#define BCML_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdatomic.h>
+
+#define BCML_MAX_DIMS 4
+#define BCML_MAX_IN 6
+#define BCML_MAX_OUT 2
+
+typedef enum {
+    BCML_OK = 0,
+    BCML_EVALUE,   /* bad value, shape, size -> ValueError */
+    BCML_ETYPE,    /* bad dtype -> TypeError */
+    BCML_ENOMEM,   /* allocation failed -> MemoryError */
+    BCML_EINDEX,   /* index out of range -> IndexError */
+    BCML_EIO,      /* file error -> OSError */
+    BCML_ERUNTIME  /* misuse (e.g. backward through a non-scalar) -> RuntimeError */
+} bcml_status;
+
+typedef struct bcml_err { char msg[512]; } bcml_err;
+
+/* Formats a message into err (may be NULL) and returns status. */
+bcml_status bcml_fail(bcml_err *err, bcml_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+typedef enum { BCML_FLOAT32 = 0, BCML_INT64 = 1, BCML_BOOL = 2 } bcml_dtype;
+size_t bcml_dtype_size(bcml_dtype dt);
+const char *bcml_dtype_name(bcml_dtype dt);
+
+/* ---- storage ---------------------------------------------------------------------- */
+typedef struct bcml_storage {
+    atomic_long refcount;
+    void *data;
+    size_t nbytes;
+    void *owner;                   /* external owner (e.g. a NumPy array) or NULL */
+    void (*release)(void *owner);  /* called once when the storage dies, if owner */
+} bcml_storage;
+
+/* ---- tensor ------------------------------------------------------------------------ */
+struct bcml_node;
+typedef struct bcml_tensor {
+    atomic_long refcount;
+    bcml_dtype dtype;
+    int ndim;
+    int64_t shape[BCML_MAX_DIMS];
+    int64_t numel;
+    bcml_storage *storage;   /* owned */
+    size_t offset;           /* in bytes, into storage->data */
+    int requires_grad;
+    struct bcml_tensor *grad;      /* owned, accumulated by backward for leaves */
+    struct bcml_node *grad_fn;     /* owned, NULL for leaves */
+} bcml_tensor;
+
+static inline void *bcml_data(const bcml_tensor *t) {
+    return (char *)t->storage->data + t->offset;
+}
+static inline float *bcml_f32(const bcml_tensor *t) { return (float *)bcml_data(t); }
+static inline int64_t *bcml_i64(const bcml_tensor *t) { return (int64_t *)bcml_data(t); }
+static inline uint8_t *bcml_u8(const bcml_tensor *t) { return (uint8_t *)bcml_data(t); }
+
+/* Checks a shape (0 <= ndim <= 4, dims >= 0, no overflow, fits in memory); fills *numel. */
+bcml_status bcml_check_shape(int ndim, const int64_t *shape, bcml_dtype dt, int64_t *numel,
+                             const char *argname, bcml_err *err);
+/* New tensor with uninitialised (or zeroed) memory. */
+bcml_status bcml_tensor_new(bcml_tensor **out, bcml_dtype dt, int ndim, const int64_t *shape,
+                            int zero, bcml_err *err);
+/* New tensor with the shape of like (dtype may differ). */
+bcml_status bcml_tensor_new_like(bcml_tensor **out, const bcml_tensor *like, bcml_dtype dt,
+                                 int zero, bcml_err *err);
+/* Wraps external memory (contiguous); release(owner) is called when the storage dies. */
+bcml_status bcml_tensor_wrap(bcml_tensor **out, void *data, bcml_dtype dt, int ndim,
+                             const int64_t *shape, void *owner, void (*release)(void *),
+                             bcml_err *err);
+/* A new tensor header sharing t's storage with another shape (same numel) and byte offset,
+ * no grad_fn, no grad. */
+bcml_status bcml_tensor_alias(bcml_tensor **out, const bcml_tensor *t, int ndim,
+                              const int64_t *shape, size_t offset, bcml_err *err);
+bcml_tensor *bcml_tensor_ref(bcml_tensor *t);
+void bcml_tensor_unref(bcml_tensor *t);   /* NULL is fine */
+int bcml_same_shape(const bcml_tensor *a, const bcml_tensor *b);
+size_t bcml_nbytes(const bcml_tensor *t);
+/* Writes "(2, 3)" into buf. */
+const char *bcml_shape_str(const bcml_tensor *t, char *buf, size_t n);
+/* 64-byte aligned allocation helpers for kernels' scratch memory. */
+void *bcml_alloc(size_t nbytes);
+void bcml_free(void *p);
+
+/* ---- random numbers ------------------------------------------------------------------ */
+/* xoshiro256** seeded through splitmix64. Never global: callers pass a generator in. */
+typedef struct bcml_generator { uint64_t s[4]; uint64_t seed; } bcml_generator;
+void bcml_gen_seed(bcml_generator *g, uint64_t seed);
+uint64_t bcml_gen_next(bcml_generator *g);
+double bcml_gen_uniform(bcml_generator *g);          /* [0, 1) with 53 bits */
+float bcml_gen_uniform_f(bcml_generator *g);         /* [0, 1) with 24 bits */
+double bcml_gen_normal(bcml_generator *g);           /* N(0, 1) */
+uint64_t bcml_gen_below(bcml_generator *g, uint64_t n); /* uniform in [0, n), n > 0 */
+/* Derives the seed of child generator `index` of a parent seed (sweep jobs). */
+uint64_t bcml_gen_derive(uint64_t seed, uint64_t index);
+void bcml_fill_uniform(float *x, int64_t n, float lo, float hi, bcml_generator *g);
+void bcml_fill_normal(float *x, int64_t n, float mean, float std, bcml_generator *g);
+void bcml_randperm(int64_t *out, int64_t n, bcml_generator *g);
+
+/* ---- ops ------------------------------------------------------------------------------ */
+/* The op table. Keep in step with bcml_ops[] in ops.c (a static assert checks the count).
+ * Argument block meanings are documented beside each op's forward function. */
+typedef enum {
+    BCML_OP_ADD = 0,       /* a + b (broadcast) */
+    BCML_OP_SUB,           /* a - b (broadcast) */
+    BCML_OP_MUL,           /* a * b (broadcast) */
+    BCML_OP_DIV,           /* a / b (broadcast) */
+    BCML_OP_ADD_SCALAR,    /* a * f[1] + f[0]: covers x + s, x - s, s - x, -x, x * s */
+    BCML_OP_RDIV_SCALAR,   /* f[0] / a */
+    BCML_OP_POW_SCALAR,    /* a ** f[0] */
+    BCML_OP_EXP,
+    BCML_OP_LOG,
+    BCML_OP_ABS,
+    BCML_OP_CLAMP,         /* clamp(a, f[0], f[1]); i[0] bit0: has min, bit1: has max */
+    BCML_OP_RELU,
+    BCML_OP_SIGMOID,
+    BCML_OP_TANH,
+    BCML_OP_SOFTMAX,       /* i[0] = dim */
+    BCML_OP_LOG_SOFTMAX,   /* i[0] = dim */
+    BCML_OP_SUM,           /* i[0] = dim (-1 for all after normalisation: see i[2]), i[1] = keepdim, i[2] = all */
+    BCML_OP_MEAN,          /* as SUM */
+    BCML_OP_MAX_DIM,       /* out0 values, out1 int64 indices; i[0] = dim, i[1] = keepdim */
+    BCML_OP_ARGMAX,        /* i[0] = dim, i[1] = keepdim, i[2] = all */
+    BCML_OP_MATMUL,        /* (n,k)@(k,m), (k)@(k,m), (n,k)@(k), (b,n,k)@(b,k,m) */
+    BCML_OP_LINEAR,        /* x @ W^T + b; in: x (.., C), W (OC, C), b (OC) or NULL */
+    BCML_OP_TRANSPOSE,     /* swap dims i[0], i[1] (copy) */
+    BCML_OP_RESHAPE,       /* new shape i[0..ndim-1], ndim = i[4] */
+    BCML_OP_SLICE,         /* along dim i[0]: start i[1], stop i[2], step i[3] */
+    BCML_OP_INDEX_SELECT,  /* rows (dim i[0]) picked by int64 index tensor in[1] */
+    BCML_OP_MASK_SELECT,   /* rows (dim 0) picked by a bool mask in[1] of length shape[0] */
+    BCML_OP_CAT,           /* concatenate in[0..n) along dim i[0] */
+    BCML_OP_CAST,          /* to dtype i[0] */
+    BCML_OP_CMP,           /* bool out: a ? b, broadcast; i[0]: 0 eq 1 ne 2 lt 3 le 4 gt 5 ge */
+    BCML_OP_CMP_SCALAR,    /* bool out: a ? f[0]; i[0] as CMP */
+    BCML_OP_WHERE,         /* where(cond in[0], a in[1], b in[2]) */
+    BCML_OP_DROPOUT,       /* p = f[0]; i[0] = training; uses the generator */
+    BCML_OP_BATCH_NORM,    /* in: x (N,C[,L]) or (N,C,H,W), weight, bias, running_mean, running_var (each may be NULL);
+                              f[0] = momentum, f[1] = eps; i[0] = training */
+    BCML_OP_NLL_LOSS,      /* in: logp (B,C), target int64 (B); i[0] = reduction (0 none, 1 mean, 2 sum), i[1] = ignore_index */
+    BCML_OP_CROSS_ENTROPY, /* in: logits (B,C), target (B); i[0] = reduction */
+    BCML_OP_BCE,           /* in: p, target (same numel), weight or NULL; i[0] = reduction */
+    BCML_OP_KL_DIV,        /* in: input (log-probs), target (probs or log-probs); i[0] = reduction (3 batchmean), i[1] = log_target */
+    BCML_OP_CONV2D,        /* later issue */
+    BCML_OP_MAX_POOL2D,    /* later issue */
+    BCML_OP_AVG_POOL2D,    /* later issue */
+    BCML_OP_ADAPTIVE_AVG_POOL2D, /* later issue */
+    BCML_OP_DROPOUT2D,     /* later issue */
+    BCML_OP_COUNT
+} bcml_op;
+
+typedef struct bcml_args {
+    int64_t i[8];
+    double f[4];
+} bcml_args;
+
+typedef struct bcml_ctx {
+    int grad_enabled;
+    bcml_generator *gen;   /* may be NULL for ops that draw nothing */
+} bcml_ctx;
+
+typedef struct bcml_node {
+    atomic_long refcount;
+    int op;
+    bcml_args args;
+    int n_in;
+    bcml_tensor *in[BCML_MAX_IN];     /* owned refs; NULL for an absent optional input */
+    int needs_grad[BCML_MAX_IN];
+    bcml_tensor *saved[4];            /* owned: op-specific buffers (masks, stats, output data) */
+    int64_t out_shape[BCML_MAX_DIMS];
+    int out_ndim;
+    bcml_tensor *grad_acc;            /* owned, only during backward */
+    int recording;                    /* forward: 1 when the node will be kept (save what backward needs) */
+    int topo_mark;                    /* engine bookkeeping */
+} bcml_node;
+
+typedef bcml_status (*bcml_forward_fn)(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out,
+                                       bcml_err *err);
+/* din[k] is non-NULL where n->needs_grad[k]: a zero-initialised or partly accumulated buffer
+ * with in[k]'s shape; backward ADDS into it. */
+typedef bcml_status (*bcml_backward_fn)(bcml_node *n, const bcml_tensor *dout,
+                                        bcml_tensor **din, bcml_err *err);
+
+typedef struct bcml_opdef {
+    const char *name;
+    int n_in_min, n_in_max;   /* inputs accepted (n_in_max of -1 for variadic up to BCML_MAX_IN) */
+    int n_out;
+    bcml_forward_fn forward;
+    bcml_backward_fn backward;   /* NULL: not differentiable */
+} bcml_opdef;
+
+extern const bcml_opdef bcml_ops[BCML_OP_COUNT];
+
+/* Runs op on inputs; out[0..n_out) receive new references. Records a node on out[0] when
+ * ctx->grad_enabled, the op is differentiable and an input requires grad. */
+bcml_status bcml_apply(bcml_ctx *ctx, int op, const bcml_args *args, bcml_tensor *const *in,
+                       int n_in, bcml_tensor **out, bcml_err *err);
+/* Backpropagates from root with seed gradient grad (NULL: ones, root must have 1 element). */
+bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, bcml_err *err);
+void bcml_node_unref(bcml_node *n);
+
+/* Helpers for op implementations. */
+/* out = a (copy) */
+bcml_status bcml_saved_alias(bcml_tensor **saved, const bcml_tensor *t, bcml_err *err);
+/* numpy-style broadcast of two shapes into out (ndim returned via *ondim). */
+bcml_status bcml_broadcast_shape(const bcml_tensor *a, const bcml_tensor *b, int *ondim,
+                                 int64_t *oshape, bcml_err *err);
+/* Sums grad (shape gshape, gndim) into dst whose shape broadcasts to it. */
+void bcml_reduce_broadcast_add(float *dst, int dndim, const int64_t *dshape, const float *g,
+                               int gndim, const int64_t *gshape);
+/* Normalises a dim in [-ndim, ndim) to [0, ndim). */
+bcml_status bcml_norm_dim(int64_t *dim, int ndim, const char *argname, bcml_err *err);
+/* Requires dtype; names the argument in the message. */
+bcml_status bcml_require_dtype(const bcml_tensor *t, bcml_dtype dt, const char *opname,
+                               const char *argname, bcml_err *err);
+
+/* ---- optimizers (optim.c) ------------------------------------------------------------ */
+/* Each updates every parameter with a gradient, in place, as torch.optim does (foreach off). */
+typedef struct bcml_sgd_opts {
+    double lr, momentum, dampening, weight_decay;
+    int nesterov, maximize;
+} bcml_sgd_opts;
+/* bufs[k] may be NULL on entry (first step): created then. */
+bcml_status bcml_sgd_step(bcml_tensor **params, bcml_tensor **bufs, int64_t n,
+                          const bcml_sgd_opts *o, bcml_err *err);
+typedef struct bcml_adam_opts {
+    double lr, beta1, beta2, eps, weight_decay;
+    int amsgrad, maximize;
+} bcml_adam_opts;
+/* m, v, vmax (amsgrad) may be NULL on entry; steps[k] counts each parameter's updates. */
+bcml_status bcml_adam_step(bcml_tensor **params, bcml_tensor **m, bcml_tensor **v,
+                           bcml_tensor **vmax, int64_t *steps, int64_t n,
+                           const bcml_adam_opts *o, bcml_err *err);
+
+/* ---- compatibility scores (scores.c) ------------------------------------------------ */
+/* One pass fills, per class c (the true label), counts[c*5 + k] for k =
+ * 0: h1 right & h2 right, 1: h1 right & h2 wrong, 2: h1 wrong & h2 right, 3: both wrong,
+ * 4: h1 label != h2 label. Labels must lie in [0, num_classes). */
+bcml_status bcml_count_table(int64_t *counts, const int64_t *h1, const int64_t *h2,
+                             const int64_t *y, int64_t n, int64_t num_classes, bcml_err *err);
+
+#endif

@@ -1,0 +1,138 @@
+/* linear.c: linear (x @ W^T + b) and matmul, forward and backward, on cblas_sgemm. */
+#include "ops.h"
+#include "blas.h"
+
+#include <string.h>
+
+/* Rows of x are all leading dims flattened: x (R, C), W (OC, C), b (OC) -> out (R, OC). */
+static void linear_fw(float *out, const float *x, const float *w, const float *b, int64_t R,
+                      int64_t C, int64_t OC) {
+    if (R == 0 || OC == 0) return;
+    if (b) {
+        for (int64_t r = 0; r < R; r++) memcpy(out + r * OC, b, (size_t)OC * sizeof(float));
+    }
+    if (C == 0) {
+        if (!b) memset(out, 0, (size_t)(R * OC) * sizeof(float));
+        return;
+    }
+    bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)R, (int)OC, (int)C, 1.0f, x, (int)C,
+               w, (int)C, b ? 1.0f : 0.0f, out, (int)OC);
+}
+
+static bcml_status check_blas_dims(int64_t a, int64_t b, int64_t c, const char *op, bcml_err *err) {
+    if (a > INT32_MAX || b > INT32_MAX || c > INT32_MAX)
+        return bcml_fail(err, BCML_EVALUE, "%s: a dimension exceeds 2^31-1, which BLAS cannot take", op);
+    return BCML_OK;
+}
+
+/* in: x (..., C), W (OC, C), b (OC) or NULL; out (..., OC) */
+bcml_status bcml_linear_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
+    (void)ctx;
+    const bcml_tensor *x = n->in[0], *w = n->in[1], *b = n->n_in > 2 ? n->in[2] : NULL;
+    bcml_status st;
+    if ((st = bcml_require_dtype(x, BCML_FLOAT32, "linear", "input", err)) ||
+        (st = bcml_require_dtype(w, BCML_FLOAT32, "linear", "weight", err)) ||
+        (b && (st = bcml_require_dtype(b, BCML_FLOAT32, "linear", "bias", err))))
+        return st;
+    char bx[64], bw[64];
+    if (x->ndim < 1 || w->ndim != 2 || x->shape[x->ndim - 1] != w->shape[1])
+        return bcml_fail(err, BCML_EVALUE,
+                         "linear: input of shape %s does not match weight of shape %s (expected input (..., %lld))",
+                         bcml_shape_str(x, bx, sizeof bx), bcml_shape_str(w, bw, sizeof bw),
+                         w->ndim == 2 ? (long long)w->shape[1] : -1LL);
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
+        return bcml_fail(err, BCML_EVALUE, "linear: bias must have shape (%lld,), got %s",
+                         (long long)w->shape[0], bcml_shape_str(b, bx, sizeof bx));
+    int64_t C = w->shape[1], OC = w->shape[0], R = C ? x->numel / C : 0;
+    if (C == 0) { R = 1; for (int d = 0; d < x->ndim - 1; d++) R *= x->shape[d]; }
+    if ((st = check_blas_dims(R, C, OC, "linear", err))) return st;
+    int64_t oshape[BCML_MAX_DIMS];
+    for (int d = 0; d < x->ndim - 1; d++) oshape[d] = x->shape[d];
+    oshape[x->ndim - 1] = OC;
+    if ((st = bcml_tensor_new(&out[0], BCML_FLOAT32, x->ndim, oshape, 0, err))) return st;
+    linear_fw(bcml_f32(out[0]), bcml_f32(x), bcml_f32(w), b ? bcml_f32(b) : NULL, R, C, OC);
+    return BCML_OK;
+}
+
+bcml_status bcml_linear_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din,
+                                 bcml_err *err) {
+    (void)err;
+    const bcml_tensor *x = n->in[0], *w = n->in[1];
+    int64_t C = w->shape[1], OC = w->shape[0], R = dout->numel / (OC ? OC : 1);
+    if (OC == 0) return BCML_OK;
+    const float *g = bcml_f32(dout); /* (R, OC) */
+    if (din[0] && R && C) /* dx (R, C) += g (R, OC) @ W (OC, C) */
+        bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)C, (int)OC, 1.0f, g,
+                   (int)OC, bcml_f32(w), (int)C, 1.0f, bcml_f32(din[0]), (int)C);
+    if (din[1] && R && C) /* dW (OC, C) += g^T (OC, R) @ x (R, C) */
+        bcml_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)OC, (int)C, (int)R, 1.0f, g,
+                   (int)OC, bcml_f32(x), (int)C, 1.0f, bcml_f32(din[1]), (int)C);
+    if (n->n_in > 2 && din[2]) { /* db (OC) += column sums of g */
+        float *db = bcml_f32(din[2]);
+        for (int64_t r = 0; r < R; r++)
+            for (int64_t o = 0; o < OC; o++) db[o] += g[r * OC + o];
+    }
+    return BCML_OK;
+}
+
+/* matmul: a (n, k) @ b (k, m) -> (n, m); 1-D operands are promoted as in torch.matmul and the
+ * added dimension removed afterwards; a (B, n, k) @ b (B, k, m) batched (same B). */
+bcml_status bcml_matmul_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
+    (void)ctx;
+    const bcml_tensor *a = n->in[0], *b = n->in[1];
+    bcml_status st;
+    if ((st = bcml_require_dtype(a, BCML_FLOAT32, "matmul", "input", err)) ||
+        (st = bcml_require_dtype(b, BCML_FLOAT32, "matmul", "other", err)))
+        return st;
+    char ba[64], bb[64];
+    int64_t B = 1, N, K, K2, M;
+    int64_t oshape[BCML_MAX_DIMS];
+    int ond;
+    if (a->ndim == 3 && b->ndim == 3 && a->shape[0] == b->shape[0]) {
+        B = a->shape[0]; N = a->shape[1]; K = a->shape[2]; K2 = b->shape[1]; M = b->shape[2];
+        ond = 3; oshape[0] = B; oshape[1] = N; oshape[2] = M;
+    } else if (a->ndim >= 1 && a->ndim <= 2 && b->ndim >= 1 && b->ndim <= 2) {
+        N = a->ndim == 2 ? a->shape[0] : 1;
+        K = a->shape[a->ndim - 1];
+        K2 = b->shape[0];
+        M = b->ndim == 2 ? b->shape[1] : 1;
+        ond = 0;
+        if (a->ndim == 2) oshape[ond++] = N;
+        if (b->ndim == 2) oshape[ond++] = M;
+    } else {
+        return bcml_fail(err, BCML_EVALUE, "matmul: unsupported operand shapes %s and %s",
+                         bcml_shape_str(a, ba, sizeof ba), bcml_shape_str(b, bb, sizeof bb));
+    }
+    if (K != K2)
+        return bcml_fail(err, BCML_EVALUE, "matmul: shapes %s and %s cannot be multiplied (%lld != %lld)",
+                         bcml_shape_str(a, ba, sizeof ba), bcml_shape_str(b, bb, sizeof bb),
+                         (long long)K, (long long)K2);
+    if ((st = check_blas_dims(N, K, M, "matmul", err))) return st;
+    if ((st = bcml_tensor_new(&out[0], BCML_FLOAT32, ond, oshape, 1, err))) return st;
+    n->args.i[0] = B; n->args.i[1] = N; n->args.i[2] = K; n->args.i[3] = M;
+    if (N && M && K)
+        for (int64_t i = 0; i < B; i++)
+            bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)N, (int)M, (int)K, 1.0f,
+                       bcml_f32(a) + i * N * K, (int)K, bcml_f32(b) + i * K * M, (int)M, 0.0f,
+                       bcml_f32(out[0]) + i * N * M, (int)M);
+    return BCML_OK;
+}
+
+bcml_status bcml_matmul_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din,
+                                 bcml_err *err) {
+    (void)err;
+    int64_t B = n->args.i[0], N = n->args.i[1], K = n->args.i[2], M = n->args.i[3];
+    const float *g = bcml_f32(dout), *a = bcml_f32(n->in[0]), *b = bcml_f32(n->in[1]);
+    if (!N || !M || !K) return BCML_OK;
+    for (int64_t i = 0; i < B; i++) {
+        if (din[0]) /* da (N, K) += g (N, M) @ b^T (M, K) */
+            bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)K, (int)M, 1.0f,
+                       g + i * N * M, (int)M, b + i * K * M, (int)M, 1.0f,
+                       bcml_f32(din[0]) + i * N * K, (int)K);
+        if (din[1]) /* db (K, M) += a^T (K, N) @ g (N, M) */
+            bcml_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)K, (int)M, (int)N, 1.0f,
+                       a + i * N * K, (int)K, g + i * N * M, (int)M, 1.0f,
+                       bcml_f32(din[1]) + i * K * M, (int)M);
+    }
+    return BCML_OK;
+}

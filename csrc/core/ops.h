@@ -1,0 +1,79 @@
+/* ops.h: internal declarations of every op's forward/backward pair (see bcml_ops in ops.c). */
+#ifndef BCML_OPS_H
+#define BCML_OPS_H
+#include "bcml.h"
+
+bcml_status bcml_add_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_add_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_sub_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_sub_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_mul_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_mul_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_div_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_div_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_add_scalar_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_add_scalar_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_rdiv_scalar_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_rdiv_scalar_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_pow_scalar_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_pow_scalar_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_exp_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_exp_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_log_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_log_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_abs_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_abs_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_clamp_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_clamp_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_relu_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_relu_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_sigmoid_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_sigmoid_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_tanh_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_tanh_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_softmax_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_softmax_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_log_softmax_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_log_softmax_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_sum_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_sum_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_mean_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_mean_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_max_dim_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_max_dim_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_argmax_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_matmul_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_matmul_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_linear_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_linear_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_transpose_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_transpose_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_reshape_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_reshape_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_slice_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_slice_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_index_select_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_index_select_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_mask_select_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_mask_select_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_cat_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_cat_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_cast_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_cmp_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_cmp_scalar_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_where_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_where_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_dropout_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_dropout_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_batch_norm_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_batch_norm_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_nll_loss_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_nll_loss_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_cross_entropy_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_cross_entropy_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_binary_cross_entropy_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_binary_cross_entropy_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_kl_div_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_kl_div_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+
+#endif

@@ -1,0 +1,82 @@
+/* optim.c: SGD and Adam updates, in place, following torch.optim's single-tensor formulas. */
+#include "bcml.h"
+
+#include <math.h>
+#include <string.h>
+
+static bcml_status state_like(bcml_tensor **slot, const bcml_tensor *p, bcml_err *err) {
+    if (*slot) {
+        if ((*slot)->numel != p->numel || (*slot)->dtype != BCML_FLOAT32)
+            return bcml_fail(err, BCML_EVALUE, "optimizer state does not match its parameter's shape");
+        return BCML_OK;
+    }
+    return bcml_tensor_new(slot, BCML_FLOAT32, p->ndim, p->shape, 1, err);
+}
+
+static bcml_status check_param(const bcml_tensor *p, int64_t k, bcml_err *err) {
+    if (p->dtype != BCML_FLOAT32)
+        return bcml_fail(err, BCML_ETYPE, "params[%lld]: optimizers update float32 tensors only", (long long)k);
+    if (p->grad && p->grad->numel != p->numel)
+        return bcml_fail(err, BCML_EVALUE, "params[%lld]: grad does not match the parameter's shape", (long long)k);
+    return BCML_OK;
+}
+
+bcml_status bcml_sgd_step(bcml_tensor **params, bcml_tensor **bufs, int64_t n,
+                          const bcml_sgd_opts *o, bcml_err *err) {
+    bcml_status st;
+    for (int64_t k = 0; k < n; k++) {
+        bcml_tensor *p = params[k];
+        if ((st = check_param(p, k, err))) return st;
+        if (!p->grad) continue;
+        float *w = bcml_f32(p);
+        const float *g0 = bcml_f32(p->grad);
+        int64_t N = p->numel;
+        float lr = (float)o->lr, wd = (float)o->weight_decay, mom = (float)o->momentum;
+        float damp = (float)o->dampening, sign = o->maximize ? -1.0f : 1.0f;
+        if (mom != 0.0f) {
+            int first = bufs[k] == NULL;
+            if ((st = state_like(&bufs[k], p, err))) return st;
+            float *b = bcml_f32(bufs[k]);
+            for (int64_t i = 0; i < N; i++) {
+                float g = sign * g0[i] + wd * w[i];
+                b[i] = first ? g : mom * b[i] + (1.0f - damp) * g;
+                float d = o->nesterov ? g + mom * b[i] : b[i];
+                w[i] -= lr * d;
+            }
+        } else {
+            for (int64_t i = 0; i < N; i++) w[i] -= lr * (sign * g0[i] + wd * w[i]);
+        }
+    }
+    return BCML_OK;
+}
+
+bcml_status bcml_adam_step(bcml_tensor **params, bcml_tensor **m, bcml_tensor **v,
+                           bcml_tensor **vmax, int64_t *steps, int64_t n,
+                           const bcml_adam_opts *o, bcml_err *err) {
+    bcml_status st;
+    for (int64_t k = 0; k < n; k++) {
+        bcml_tensor *p = params[k];
+        if ((st = check_param(p, k, err))) return st;
+        if (!p->grad) continue;
+        if ((st = state_like(&m[k], p, err)) || (st = state_like(&v[k], p, err))) return st;
+        if (o->amsgrad && (st = state_like(&vmax[k], p, err))) return st;
+        int64_t t = ++steps[k];
+        float *w = bcml_f32(p), *mk = bcml_f32(m[k]), *vk = bcml_f32(v[k]);
+        float *vm = o->amsgrad ? bcml_f32(vmax[k]) : NULL;
+        const float *g0 = bcml_f32(p->grad);
+        float b1 = (float)o->beta1, b2 = (float)o->beta2, wd = (float)o->weight_decay;
+        double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
+        float step_size = (float)(o->lr / bc1), bc2_sqrt = (float)sqrt(bc2), eps = (float)o->eps;
+        float sign = o->maximize ? -1.0f : 1.0f;
+        for (int64_t i = 0; i < p->numel; i++) {
+            float g = sign * g0[i] + wd * w[i];
+            mk[i] += (g - mk[i]) * (1.0f - b1);
+            vk[i] = b2 * vk[i] + (1.0f - b2) * g * g;
+            float vv = vk[i];
+            if (vm) { if (vm[i] < vv) vm[i] = vv; vv = vm[i]; }
+            float denom = sqrtf(vv) / bc2_sqrt + eps;
+            w[i] -= step_size * mk[i] / denom;
+        }
+    }
+    return BCML_OK;
+}

@@ -1,0 +1,218 @@
+/* tensor.c: storage and tensor lifetime, shape checks, allocation. */
+#define _POSIX_C_SOURCE 200809L
+#include "bcml.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+bcml_status bcml_fail(bcml_err *err, bcml_status status, const char *fmt, ...) {
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return status;
+}
+
+size_t bcml_dtype_size(bcml_dtype dt) {
+    switch (dt) {
+    case BCML_FLOAT32: return 4;
+    case BCML_INT64: return 8;
+    case BCML_BOOL: return 1;
+    }
+    return 0;
+}
+
+const char *bcml_dtype_name(bcml_dtype dt) {
+    switch (dt) {
+    case BCML_FLOAT32: return "float32";
+    case BCML_INT64: return "int64";
+    case BCML_BOOL: return "bool";
+    }
+    return "?";
+}
+
+void *bcml_alloc(size_t nbytes) {
+    void *p = NULL;
+    if (nbytes == 0) nbytes = 64;
+    size_t rounded = (nbytes + 63) & ~(size_t)63;
+    if (rounded < nbytes) return NULL;
+    if (posix_memalign(&p, 64, rounded) != 0) return NULL;
+    return p;
+}
+
+void bcml_free(void *p) { free(p); }
+
+static uint64_t physical_memory(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
+    if (pages <= 0 || size <= 0) return (uint64_t)1 << 40;
+    return (uint64_t)pages * (uint64_t)size;
+}
+
+bcml_status bcml_check_shape(int ndim, const int64_t *shape, bcml_dtype dt, int64_t *numel,
+                             const char *argname, bcml_err *err) {
+    if (!argname) argname = "shape";
+    if (ndim < 0 || ndim > BCML_MAX_DIMS)
+        return bcml_fail(err, BCML_EVALUE, "%s: bcml tensors have at most %d dimensions, got %d",
+                         argname, BCML_MAX_DIMS, ndim);
+    uint64_t n = 1;
+    int overflow = 0;
+    for (int d = 0; d < ndim; d++) {
+        if (shape[d] < 0)
+            return bcml_fail(err, BCML_EVALUE, "%s: dimension %d is negative (%lld)", argname, d,
+                             (long long)shape[d]);
+        if (shape[d] != 0 && n > (uint64_t)INT64_MAX / (uint64_t)shape[d]) overflow = 1;
+        else n *= (uint64_t)shape[d];
+    }
+    /* a zero dimension makes any product 0, even after an overflowing prefix */
+    for (int d = 0; d < ndim; d++) if (shape[d] == 0) { n = 0; overflow = 0; }
+    size_t isz = bcml_dtype_size(dt);
+    if (overflow || n > (uint64_t)INT64_MAX / isz || n * isz > physical_memory())
+        return bcml_fail(err, BCML_EVALUE,
+                         "%s: a tensor of this size (%s%llu elements of %s) does not fit in memory",
+                         argname, overflow ? "more than " : "", (unsigned long long)n,
+                         bcml_dtype_name(dt));
+    *numel = (int64_t)n;
+    return BCML_OK;
+}
+
+static bcml_tensor *header_new(bcml_dtype dt, int ndim, const int64_t *shape, int64_t numel) {
+    bcml_tensor *t = calloc(1, sizeof *t);
+    if (!t) return NULL;
+    atomic_init(&t->refcount, 1);
+    t->dtype = dt;
+    t->ndim = ndim;
+    for (int d = 0; d < ndim; d++) t->shape[d] = shape[d];
+    t->numel = numel;
+    return t;
+}
+
+bcml_status bcml_tensor_new(bcml_tensor **out, bcml_dtype dt, int ndim, const int64_t *shape,
+                            int zero, bcml_err *err) {
+    int64_t numel;
+    bcml_status st = bcml_check_shape(ndim, shape, dt, &numel, "shape", err);
+    if (st) return st;
+    size_t nbytes = (size_t)numel * bcml_dtype_size(dt);
+    bcml_tensor *t = header_new(dt, ndim, shape, numel);
+    bcml_storage *s = calloc(1, sizeof *s);
+    void *data = bcml_alloc(nbytes);
+    if (!t || !s || !data) {
+        free(t); free(s); bcml_free(data);
+        return bcml_fail(err, BCML_ENOMEM, "out of memory allocating %zu bytes for a tensor",
+                         nbytes);
+    }
+    if (zero) memset(data, 0, nbytes);
+    atomic_init(&s->refcount, 1);
+    s->data = data;
+    s->nbytes = nbytes;
+    t->storage = s;
+    *out = t;
+    return BCML_OK;
+}
+
+bcml_status bcml_tensor_new_like(bcml_tensor **out, const bcml_tensor *like, bcml_dtype dt,
+                                 int zero, bcml_err *err) {
+    return bcml_tensor_new(out, dt, like->ndim, like->shape, zero, err);
+}
+
+bcml_status bcml_tensor_wrap(bcml_tensor **out, void *data, bcml_dtype dt, int ndim,
+                             const int64_t *shape, void *owner, void (*release)(void *),
+                             bcml_err *err) {
+    int64_t numel;
+    bcml_status st = bcml_check_shape(ndim, shape, dt, &numel, "array", err);
+    if (st) return st;
+    bcml_tensor *t = header_new(dt, ndim, shape, numel);
+    bcml_storage *s = calloc(1, sizeof *s);
+    if (!t || !s) {
+        free(t); free(s);
+        return bcml_fail(err, BCML_ENOMEM, "out of memory wrapping an array");
+    }
+    atomic_init(&s->refcount, 1);
+    s->data = data;
+    s->nbytes = (size_t)numel * bcml_dtype_size(dt);
+    s->owner = owner;
+    s->release = release;
+    t->storage = s;
+    *out = t;
+    return BCML_OK;
+}
+
+bcml_status bcml_tensor_alias(bcml_tensor **out, const bcml_tensor *t, int ndim,
+                              const int64_t *shape, size_t offset, bcml_err *err) {
+    int64_t numel;
+    bcml_status st = bcml_check_shape(ndim, shape, t->dtype, &numel, "shape", err);
+    if (st) return st;
+    if (offset + (size_t)numel * bcml_dtype_size(t->dtype) > t->storage->nbytes)
+        return bcml_fail(err, BCML_EVALUE, "view of %lld elements does not fit the storage",
+                         (long long)numel);
+    bcml_tensor *a = header_new(t->dtype, ndim, shape, numel);
+    if (!a) return bcml_fail(err, BCML_ENOMEM, "out of memory creating a view");
+    atomic_fetch_add(&t->storage->refcount, 1);
+    a->storage = t->storage;
+    a->offset = offset;
+    *out = a;
+    return BCML_OK;
+}
+
+bcml_tensor *bcml_tensor_ref(bcml_tensor *t) {
+    if (t) atomic_fetch_add(&t->refcount, 1);
+    return t;
+}
+
+static void storage_unref(bcml_storage *s) {
+    if (!s || atomic_fetch_sub(&s->refcount, 1) != 1) return;
+    if (s->owner) {
+        if (s->release) s->release(s->owner);
+    } else {
+        bcml_free(s->data);
+    }
+    free(s);
+}
+
+void bcml_tensor_unref(bcml_tensor *t) {
+    if (!t || atomic_fetch_sub(&t->refcount, 1) != 1) return;
+    storage_unref(t->storage);
+    bcml_tensor_unref(t->grad);
+    bcml_node_unref(t->grad_fn);
+    free(t);
+}
+
+int bcml_same_shape(const bcml_tensor *a, const bcml_tensor *b) {
+    if (a->ndim != b->ndim) return 0;
+    for (int d = 0; d < a->ndim; d++)
+        if (a->shape[d] != b->shape[d]) return 0;
+    return 1;
+}
+
+size_t bcml_nbytes(const bcml_tensor *t) { return (size_t)t->numel * bcml_dtype_size(t->dtype); }
+
+const char *bcml_shape_str(const bcml_tensor *t, char *buf, size_t n) {
+    size_t used = 0;
+    used += (size_t)snprintf(buf + used, n - used, "(");
+    for (int d = 0; d < t->ndim && used < n; d++)
+        used += (size_t)snprintf(buf + used, n - used, d ? ", %lld" : "%lld",
+                                 (long long)t->shape[d]);
+    if (used < n) snprintf(buf + used, n - used, t->ndim == 1 ? ",)" : ")");
+    return buf;
+}
+
+bcml_status bcml_norm_dim(int64_t *dim, int ndim, const char *argname, bcml_err *err) {
+    int n = ndim == 0 ? 1 : ndim;
+    if (*dim < -n || *dim >= n)
+        return bcml_fail(err, BCML_EINDEX,
+                         "%s: dimension out of range (expected to be in range of [%d, %d], but got %lld)",
+                         argname, -n, n - 1, (long long)*dim);
+    if (*dim < 0) *dim += n;
+    return BCML_OK;
+}
+
+bcml_status bcml_require_dtype(const bcml_tensor *t, bcml_dtype dt, const char *opname,
+                               const char *argname, bcml_err *err) {
+    if (t->dtype == dt) return BCML_OK;
+    return bcml_fail(err, BCML_ETYPE, "%s: %s must be a %s tensor, got %s", opname, argname,
+                     bcml_dtype_name(dt), bcml_dtype_name(t->dtype));
+}

@@ -1,0 +1,731 @@
+/* module.c: bcml._core, the CPython/NumPy face of the C core.
+ * Argument parsing, conversion, exceptions and GIL handling only: no arithmetic lives here. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#define NPY_NO_DEPRECATED_API NPY_1_7_API_VERSION
+#define PY_ARRAY_UNIQUE_SYMBOL bcml_ARRAY_API
+#include <numpy/arrayobject.h>
+
+#include <string.h>
+
+#include "../core/bcml.h"
+#include "../core/blas.h"
+#include "pycore.h"
+
+/* ---- errors ------------------------------------------------------------------------- */
+PyObject *bcml_py_raise(bcml_status st, const bcml_err *err) {
+    PyObject *type = PyExc_RuntimeError;
+    switch (st) {
+    case BCML_EVALUE: type = PyExc_ValueError; break;
+    case BCML_ETYPE: type = PyExc_TypeError; break;
+    case BCML_ENOMEM: type = PyExc_MemoryError; break;
+    case BCML_EINDEX: type = PyExc_IndexError; break;
+    case BCML_EIO: type = PyExc_OSError; break;
+    default: break;
+    }
+    PyErr_SetString(type, err->msg[0] ? err->msg : "bcml: unknown error");
+    return NULL;
+}
+
+/* ---- grad mode (thread-local, as in PyTorch) -------------------------------------------- */
+static _Thread_local int grad_disabled = 0;
+int bcml_py_grad_enabled(void) { return !grad_disabled; }
+
+static PyObject *py_set_grad_enabled(PyObject *self, PyObject *arg) {
+    (void)self;
+    int flag = PyObject_IsTrue(arg);
+    if (flag < 0) return NULL;
+    int prev = !grad_disabled;
+    grad_disabled = !flag;
+    return PyBool_FromLong(prev);
+}
+
+static PyObject *py_is_grad_enabled(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    return PyBool_FromLong(!grad_disabled);
+}
+
+/* ---- tensor type -------------------------------------------------------------------- */
+static PyTypeObject *tensor_class = NULL; /* the Python subclass bcml.Tensor, once registered */
+
+PyObject *bcml_py_wrap(bcml_tensor *t) {
+    PyTypeObject *tp = tensor_class ? tensor_class : &bcml_PyTensor_Type;
+    PyTensor *obj = (PyTensor *)tp->tp_alloc(tp, 0);
+    if (!obj) {
+        bcml_tensor_unref(t);
+        return NULL;
+    }
+    obj->t = t;
+    return (PyObject *)obj;
+}
+
+int bcml_py_is_tensor(PyObject *o) { return PyObject_TypeCheck(o, &bcml_PyTensor_Type); }
+
+static void tensor_dealloc(PyTensor *self) {
+    bcml_tensor_unref(self->t);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* TensorBase(other): a new leaf sharing other's storage (detach / Parameter). */
+static PyObject *tensor_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"data", NULL};
+    PyObject *src = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:TensorBase", kwlist, &src)) return NULL;
+    if (!src || !bcml_py_is_tensor(src)) {
+        PyErr_SetString(PyExc_TypeError, "TensorBase(data): data must be a bcml tensor");
+        return NULL;
+    }
+    bcml_tensor *t = ((PyTensor *)src)->t, *a = NULL;
+    bcml_err err;
+    bcml_status st = bcml_tensor_alias(&a, t, t->ndim, t->shape, t->offset, &err);
+    if (st) return bcml_py_raise(st, &err);
+    PyTensor *obj = (PyTensor *)type->tp_alloc(type, 0);
+    if (!obj) { bcml_tensor_unref(a); return NULL; }
+    obj->t = a;
+    return (PyObject *)obj;
+}
+
+static PyObject *tensor_get_shape(PyTensor *self, void *c) {
+    (void)c;
+    PyObject *tup = PyTuple_New(self->t->ndim);
+    if (!tup) return NULL;
+    for (int d = 0; d < self->t->ndim; d++) {
+        PyObject *v = PyLong_FromLongLong(self->t->shape[d]);
+        if (!v) { Py_DECREF(tup); return NULL; }
+        PyTuple_SET_ITEM(tup, d, v);
+    }
+    return tup;
+}
+static PyObject *tensor_get_ndim(PyTensor *self, void *c) { (void)c; return PyLong_FromLong(self->t->ndim); }
+static PyObject *tensor_get_numel(PyTensor *self, void *c) { (void)c; return PyLong_FromLongLong(self->t->numel); }
+static PyObject *tensor_get_dtype(PyTensor *self, void *c) {
+    (void)c;
+    return PyUnicode_FromString(bcml_dtype_name(self->t->dtype));
+}
+static PyObject *tensor_get_requires_grad(PyTensor *self, void *c) {
+    (void)c;
+    return PyBool_FromLong(self->t->requires_grad);
+}
+static int tensor_set_requires_grad(PyTensor *self, PyObject *v, void *c) {
+    (void)c;
+    if (!v) { PyErr_SetString(PyExc_AttributeError, "cannot delete requires_grad"); return -1; }
+    int flag = PyObject_IsTrue(v);
+    if (flag < 0) return -1;
+    if (self->t->grad_fn && !flag) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "you can only change requires_grad flags of leaf variables; use detach()");
+        return -1;
+    }
+    if (flag && self->t->dtype != BCML_FLOAT32) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "only floating point tensors can require gradients (this one is %s)",
+                     bcml_dtype_name(self->t->dtype));
+        return -1;
+    }
+    if (!self->t->grad_fn) self->t->requires_grad = flag;
+    return 0;
+}
+static PyObject *tensor_get_grad(PyTensor *self, void *c) {
+    (void)c;
+    if (!self->t->grad) Py_RETURN_NONE;
+    return bcml_py_wrap(bcml_tensor_ref(self->t->grad));
+}
+static int tensor_set_grad(PyTensor *self, PyObject *v, void *c) {
+    (void)c;
+    if (!v || v == Py_None) {
+        bcml_tensor_unref(self->t->grad);
+        self->t->grad = NULL;
+        return 0;
+    }
+    if (!bcml_py_is_tensor(v)) { PyErr_SetString(PyExc_TypeError, "grad must be a bcml tensor or None"); return -1; }
+    bcml_tensor *g = ((PyTensor *)v)->t;
+    if (g->dtype != BCML_FLOAT32 || !bcml_same_shape(g, self->t)) {
+        PyErr_SetString(PyExc_ValueError, "grad: assigned grad must be float32 with the tensor's shape");
+        return -1;
+    }
+    bcml_tensor_ref(g);
+    bcml_tensor_unref(self->t->grad);
+    self->t->grad = g;
+    return 0;
+}
+static PyObject *tensor_get_grad_fn(PyTensor *self, void *c) {
+    (void)c;
+    if (!self->t->grad_fn) Py_RETURN_NONE;
+    return PyUnicode_FromString(bcml_ops[self->t->grad_fn->op].name);
+}
+static PyObject *tensor_get_is_leaf(PyTensor *self, void *c) {
+    (void)c;
+    return PyBool_FromLong(self->t->grad_fn == NULL);
+}
+static PyObject *tensor_get_data_ptr(PyTensor *self, void *c) {
+    (void)c;
+    return PyLong_FromVoidPtr(bcml_data(self->t));
+}
+
+static PyGetSetDef tensor_getset[] = {
+    {"shape", (getter)tensor_get_shape, NULL, "the shape, a tuple", NULL},
+    {"ndim", (getter)tensor_get_ndim, NULL, "number of dimensions", NULL},
+    {"_numel", (getter)tensor_get_numel, NULL, "number of elements", NULL},
+    {"_dtype_name", (getter)tensor_get_dtype, NULL, "'float32', 'int64' or 'bool'", NULL},
+    {"requires_grad", (getter)tensor_get_requires_grad, (setter)tensor_set_requires_grad, NULL, NULL},
+    {"grad", (getter)tensor_get_grad, (setter)tensor_set_grad, NULL, NULL},
+    {"_grad_fn_name", (getter)tensor_get_grad_fn, NULL, NULL, NULL},
+    {"is_leaf", (getter)tensor_get_is_leaf, NULL, NULL, NULL},
+    {"_data_ptr", (getter)tensor_get_data_ptr, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static int dtype_to_npy(bcml_dtype dt) {
+    switch (dt) {
+    case BCML_FLOAT32: return NPY_FLOAT32;
+    case BCML_INT64: return NPY_INT64;
+    case BCML_BOOL: return NPY_BOOL;
+    }
+    return NPY_FLOAT32;
+}
+
+/* numpy(): an ndarray sharing memory, kept alive through its base (this tensor object). */
+static PyObject *tensor_numpy(PyTensor *self, PyObject *noargs) {
+    (void)noargs;
+    if (self->t->requires_grad) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.");
+        return NULL;
+    }
+    npy_intp dims[BCML_MAX_DIMS];
+    for (int d = 0; d < self->t->ndim; d++) dims[d] = (npy_intp)self->t->shape[d];
+    PyObject *arr = PyArray_SimpleNewFromData(self->t->ndim, dims, dtype_to_npy(self->t->dtype),
+                                              bcml_data(self->t));
+    if (!arr) return NULL;
+    Py_INCREF(self);
+    if (PyArray_SetBaseObject((PyArrayObject *)arr, (PyObject *)self) < 0) {
+        Py_DECREF(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+static PyObject *tensor_backward_m(PyTensor *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"gradient", NULL};
+    PyObject *g = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:backward", kwlist, &g)) return NULL;
+    bcml_tensor *gt = NULL;
+    if (g != Py_None) {
+        if (!bcml_py_is_tensor(g)) {
+            PyErr_SetString(PyExc_TypeError, "backward: gradient must be a bcml tensor or None");
+            return NULL;
+        }
+        gt = ((PyTensor *)g)->t;
+    }
+    bcml_err err;
+    bcml_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = bcml_backward(self->t, gt, &err);
+    Py_END_ALLOW_THREADS
+    if (st) return bcml_py_raise(st, &err);
+    Py_RETURN_NONE;
+}
+
+static PyObject *tensor_item(PyTensor *self, PyObject *noargs) {
+    (void)noargs;
+    bcml_tensor *t = self->t;
+    if (t->numel != 1) {
+        PyErr_Format(PyExc_ValueError,
+                     "a Tensor with %lld elements cannot be converted to Scalar", (long long)t->numel);
+        return NULL;
+    }
+    switch (t->dtype) {
+    case BCML_FLOAT32: return PyFloat_FromDouble(bcml_f32(t)[0]);
+    case BCML_INT64: return PyLong_FromLongLong(bcml_i64(t)[0]);
+    case BCML_BOOL: return PyBool_FromLong(bcml_u8(t)[0]);
+    }
+    Py_RETURN_NONE;
+}
+
+/* _copy_from(src): copies src's values into this tensor in place (same shape and dtype). */
+static PyObject *tensor_copy_from(PyTensor *self, PyObject *src) {
+    if (!bcml_py_is_tensor(src)) {
+        PyErr_SetString(PyExc_TypeError, "copy_: src must be a bcml tensor");
+        return NULL;
+    }
+    bcml_tensor *s = ((PyTensor *)src)->t, *d = self->t;
+    if (s->dtype != d->dtype || s->numel != d->numel) {
+        char b1[64], b2[64];
+        PyErr_Format(PyExc_ValueError, "copy_: src of shape %s and dtype %s does not match %s %s",
+                     bcml_shape_str(s, b1, sizeof b1), bcml_dtype_name(s->dtype),
+                     bcml_shape_str(d, b2, sizeof b2), bcml_dtype_name(d->dtype));
+        return NULL;
+    }
+    if (bcml_data(s) != bcml_data(d)) memmove(bcml_data(d), bcml_data(s), bcml_nbytes(d));
+    Py_INCREF(self);
+    return (PyObject *)self;
+}
+
+/* _set_data(other): this tensor now views other's storage (the `.data = t` assignment). */
+static PyObject *tensor_set_data(PyTensor *self, PyObject *src) {
+    if (!bcml_py_is_tensor(src)) {
+        PyErr_SetString(PyExc_TypeError, "data must be a bcml tensor");
+        return NULL;
+    }
+    bcml_tensor *s = ((PyTensor *)src)->t, *d = self->t;
+    if (s->dtype != d->dtype) {
+        PyErr_SetString(PyExc_TypeError, "data: assigned tensor must have the same dtype");
+        return NULL;
+    }
+    bcml_err err;
+    bcml_tensor *a = NULL;
+    bcml_status st = bcml_tensor_alias(&a, s, s->ndim, s->shape, s->offset, &err);
+    if (st) return bcml_py_raise(st, &err);
+    /* keep identity: move the new view's storage and shape into this header */
+    bcml_storage *old = d->storage;
+    d->storage = a->storage;
+    d->offset = a->offset;
+    d->ndim = a->ndim;
+    memcpy(d->shape, a->shape, sizeof d->shape);
+    d->numel = a->numel;
+    a->storage = old;
+    bcml_tensor_unref(a);
+    if (d->grad && !bcml_same_shape(d->grad, d)) { bcml_tensor_unref(d->grad); d->grad = NULL; }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef tensor_methods[] = {
+    {"numpy", (PyCFunction)tensor_numpy, METH_NOARGS, "an ndarray sharing this tensor's memory"},
+    {"backward", (PyCFunction)(void (*)(void))tensor_backward_m, METH_VARARGS | METH_KEYWORDS,
+     "backpropagate from this tensor (gradient: seed, default ones for a scalar)"},
+    {"item", (PyCFunction)tensor_item, METH_NOARGS, "the single value as a Python number"},
+    {"_copy_from", (PyCFunction)tensor_copy_from, METH_O, NULL},
+    {"_set_data", (PyCFunction)tensor_set_data, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject bcml_PyTensor_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "bcml._core.TensorBase",
+    .tp_basicsize = sizeof(PyTensor),
+    .tp_dealloc = (destructor)tensor_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "C storage of a bcml tensor; use bcml.Tensor",
+    .tp_methods = tensor_methods,
+    .tp_getset = tensor_getset,
+    .tp_new = tensor_new,
+};
+
+static PyObject *py_set_tensor_class(PyObject *self, PyObject *cls) {
+    (void)self;
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &bcml_PyTensor_Type)) {
+        PyErr_SetString(PyExc_TypeError, "_set_tensor_class: expected a subclass of TensorBase");
+        return NULL;
+    }
+    Py_INCREF(cls);
+    Py_XSETREF(tensor_class, (PyTypeObject *)cls);
+    Py_RETURN_NONE;
+}
+
+/* ---- NumPy interop ---------------------------------------------------------------------- */
+static void release_pyobject(void *owner) {
+    PyGILState_STATE g = PyGILState_Ensure();
+    Py_DECREF((PyObject *)owner);
+    PyGILState_Release(g);
+}
+
+/* Converts an ndarray to a tensor: zero-copy for aligned, C-contiguous, writeable float32,
+ * int64 and bool arrays; one conversion otherwise (floats -> float32, ints -> int64). */
+PyObject *bcml_py_from_numpy_obj(PyObject *obj, const char *argname) {
+    if (!PyArray_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s: expected a numpy.ndarray, got %s", argname,
+                     Py_TYPE(obj)->tp_name);
+        return NULL;
+    }
+    PyArrayObject *arr = (PyArrayObject *)obj;
+    int nd = PyArray_NDIM(arr);
+    if (nd > BCML_MAX_DIMS) {
+        PyErr_Format(PyExc_ValueError, "%s: bcml tensors have at most %d dimensions, got %d",
+                     argname, BCML_MAX_DIMS, nd);
+        return NULL;
+    }
+    int tn = PyArray_TYPE(arr), target;
+    bcml_dtype dt;
+    if (tn == NPY_BOOL) { target = NPY_BOOL; dt = BCML_BOOL; }
+    else if (PyTypeNum_ISINTEGER(tn)) { target = NPY_INT64; dt = BCML_INT64; }
+    else if (PyTypeNum_ISFLOAT(tn)) { target = NPY_FLOAT32; dt = BCML_FLOAT32; }
+    else {
+        PyErr_Format(PyExc_TypeError,
+                     "%s: arrays of dtype %s are not supported (use float, integer or bool data)",
+                     argname, PyArray_DESCR(arr)->typeobj->tp_name);
+        return NULL;
+    }
+    PyArrayObject *conv = arr;
+    int zero_copy = tn == target && PyArray_IS_C_CONTIGUOUS(arr) && PyArray_ISALIGNED(arr) &&
+                    PyArray_ISWRITEABLE(arr) && PyArray_ISNOTSWAPPED(arr);
+    if (zero_copy) {
+        Py_INCREF(arr);
+    } else {
+        conv = (PyArrayObject *)PyArray_FromAny(obj, PyArray_DescrFromType(target), 0, 0,
+                                                NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED |
+                                                    NPY_ARRAY_ENSURECOPY | NPY_ARRAY_FORCECAST,
+                                                NULL);
+        if (!conv) return NULL;
+    }
+    int64_t shape[BCML_MAX_DIMS];
+    for (int d = 0; d < nd; d++) shape[d] = (int64_t)PyArray_DIM(conv, d);
+    bcml_tensor *t = NULL;
+    bcml_err err;
+    bcml_status st = bcml_tensor_wrap(&t, PyArray_DATA(conv), dt, nd, shape, conv,
+                                      release_pyobject, &err);
+    if (st) {
+        Py_DECREF(conv);
+        return bcml_py_raise(st, &err);
+    }
+    return bcml_py_wrap(t);
+}
+
+static PyObject *py_from_numpy(PyObject *self, PyObject *arg) {
+    (void)self;
+    return bcml_py_from_numpy_obj(arg, "from_numpy");
+}
+
+/* ---- shapes and dtypes from Python ------------------------------------------------------ */
+int bcml_py_parse_shape(PyObject *seq, int *ndim, int64_t *shape, const char *argname) {
+    PyObject *fast = PySequence_Fast(seq, "shape must be a sequence of ints");
+    if (!fast) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s must be a tuple of ints", argname);
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    if (n > BCML_MAX_DIMS) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "%s: bcml tensors have at most %d dimensions, got %zd",
+                     argname, BCML_MAX_DIMS, n);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *it = PySequence_Fast_GET_ITEM(fast, i);
+        if (!PyLong_Check(it) && !PyIndex_Check(it)) {
+            Py_DECREF(fast);
+            PyErr_Format(PyExc_TypeError, "%s must contain ints, got %s", argname, Py_TYPE(it)->tp_name);
+            return -1;
+        }
+        int overflow = 0;
+        PyObject *idx = PyNumber_Index(it);
+        long long v = idx ? PyLong_AsLongLongAndOverflow(idx, &overflow) : -1;
+        Py_XDECREF(idx);
+        if (!idx || (v == -1 && PyErr_Occurred())) { Py_DECREF(fast); return -1; }
+        if (overflow || v < 0) {
+            Py_DECREF(fast);
+            PyErr_Format(PyExc_ValueError, "%s: dimension %zd must be a non-negative size", argname, i);
+            return -1;
+        }
+        shape[i] = v;
+    }
+    *ndim = (int)n;
+    Py_DECREF(fast);
+    return 0;
+}
+
+int bcml_py_parse_dtype(PyObject *o, bcml_dtype *dt) {
+    const char *s = PyUnicode_Check(o) ? PyUnicode_AsUTF8(o) : NULL;
+    if (!s) { PyErr_SetString(PyExc_TypeError, "dtype must be 'float32', 'int64' or 'bool'"); return -1; }
+    if (!strcmp(s, "float32")) *dt = BCML_FLOAT32;
+    else if (!strcmp(s, "int64")) *dt = BCML_INT64;
+    else if (!strcmp(s, "bool")) *dt = BCML_BOOL;
+    else { PyErr_Format(PyExc_TypeError, "dtype must be 'float32', 'int64' or 'bool', got %R", o); return -1; }
+    return 0;
+}
+
+/* empty(shape, dtype, zero) */
+static PyObject *py_empty(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *shp, *dto;
+    int zero = 0;
+    if (!PyArg_ParseTuple(args, "OO|p:empty", &shp, &dto, &zero)) return NULL;
+    int nd;
+    int64_t shape[BCML_MAX_DIMS];
+    bcml_dtype dt;
+    if (bcml_py_parse_shape(shp, &nd, shape, "size") < 0 || bcml_py_parse_dtype(dto, &dt) < 0) return NULL;
+    bcml_tensor *t = NULL;
+    bcml_err err;
+    bcml_status st = bcml_tensor_new(&t, dt, nd, shape, zero, &err);
+    if (st) return bcml_py_raise(st, &err);
+    return bcml_py_wrap(t);
+}
+
+/* ---- generator ---------------------------------------------------------------------- */
+static int gen_init(PyGenerator *self, PyObject *args, PyObject *kw) {
+    static char *kwlist[] = {"seed", NULL};
+    unsigned long long seed = 67280421310721ULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|K:Generator", kwlist, &seed)) return -1;
+    bcml_gen_seed(&self->g, seed);
+    return 0;
+}
+static PyObject *gen_manual_seed(PyGenerator *self, PyObject *arg) {
+    unsigned long long seed;
+    if (PyLong_Check(arg)) {
+        PyObject *masked = PyNumber_And(arg, PyLong_FromUnsignedLongLong(0xffffffffffffffffULL));
+        if (!masked) return NULL;
+        seed = PyLong_AsUnsignedLongLong(masked);
+        Py_DECREF(masked);
+        if (PyErr_Occurred()) return NULL;
+    } else {
+        PyErr_SetString(PyExc_TypeError, "manual_seed: seed must be an int");
+        return NULL;
+    }
+    bcml_gen_seed(&self->g, seed);
+    Py_INCREF(self);
+    return (PyObject *)self;
+}
+static PyObject *gen_initial_seed(PyGenerator *self, PyObject *noargs) {
+    (void)noargs;
+    return PyLong_FromUnsignedLongLong(self->g.seed);
+}
+static PyObject *gen_get_state(PyGenerator *self, PyObject *noargs) {
+    (void)noargs;
+    return PyBytes_FromStringAndSize((const char *)&self->g, sizeof self->g);
+}
+static PyObject *gen_set_state(PyGenerator *self, PyObject *arg) {
+    if (!PyBytes_Check(arg) || PyBytes_GET_SIZE(arg) != (Py_ssize_t)sizeof self->g) {
+        PyErr_SetString(PyExc_ValueError, "set_state: state must be bytes from get_state()");
+        return NULL;
+    }
+    memcpy(&self->g, PyBytes_AS_STRING(arg), sizeof self->g);
+    Py_INCREF(self);
+    return (PyObject *)self;
+}
+static PyObject *gen_random(PyGenerator *self, PyObject *noargs) {
+    (void)noargs;
+    return PyLong_FromUnsignedLongLong(bcml_gen_next(&self->g));
+}
+static PyMethodDef gen_methods[] = {
+    {"manual_seed", (PyCFunction)gen_manual_seed, METH_O, "reseed; returns the generator"},
+    {"initial_seed", (PyCFunction)gen_initial_seed, METH_NOARGS, "the last seed"},
+    {"get_state", (PyCFunction)gen_get_state, METH_NOARGS, "the state as bytes"},
+    {"set_state", (PyCFunction)gen_set_state, METH_O, "restore a state from get_state()"},
+    {"_next_u64", (PyCFunction)gen_random, METH_NOARGS, "the next raw 64-bit draw"},
+    {NULL, NULL, 0, NULL},
+};
+PyTypeObject bcml_PyGenerator_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "bcml._core.Generator",
+    .tp_basicsize = sizeof(PyGenerator),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "Generator(seed=67280421310721): a random number generator (xoshiro256**)",
+    .tp_methods = gen_methods,
+    .tp_init = (initproc)gen_init,
+    .tp_new = PyType_GenericNew,
+};
+
+bcml_generator *bcml_py_generator(PyObject *o, const char *argname) {
+    if (!PyObject_TypeCheck(o, &bcml_PyGenerator_Type)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a bcml.Generator, got %s", argname, Py_TYPE(o)->tp_name);
+        return NULL;
+    }
+    return &((PyGenerator *)o)->g;
+}
+
+/* ---- apply: the one entry point for every op -------------------------------------------- */
+/* apply(op, inputs, iargs, fargs, generator=None) -> tensor or tuple of tensors */
+static PyObject *py_apply(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs < 4 || nargs > 5) {
+        PyErr_SetString(PyExc_TypeError, "apply(op, inputs, iargs, fargs, generator=None)");
+        return NULL;
+    }
+    long op = PyLong_AsLong(args[0]);
+    if (op == -1 && PyErr_Occurred()) return NULL;
+    if (op < 0 || op >= BCML_OP_COUNT) {
+        PyErr_Format(PyExc_ValueError, "apply: unknown op %ld", op);
+        return NULL;
+    }
+    PyObject *ins = args[1], *ia = args[2], *fa = args[3];
+    if (!PyTuple_Check(ins) || !PyTuple_Check(ia) || !PyTuple_Check(fa)) {
+        PyErr_SetString(PyExc_TypeError, "apply: inputs, iargs and fargs must be tuples");
+        return NULL;
+    }
+    Py_ssize_t n_in = PyTuple_GET_SIZE(ins);
+    if (n_in > BCML_MAX_IN || PyTuple_GET_SIZE(ia) > 8 || PyTuple_GET_SIZE(fa) > 4) {
+        PyErr_SetString(PyExc_ValueError, "apply: too many inputs or arguments");
+        return NULL;
+    }
+    bcml_tensor *in[BCML_MAX_IN] = {0};
+    for (Py_ssize_t k = 0; k < n_in; k++) {
+        PyObject *o = PyTuple_GET_ITEM(ins, k);
+        if (o == Py_None) continue;
+        if (!bcml_py_is_tensor(o)) {
+            PyErr_Format(PyExc_TypeError, "%s: input %zd must be a bcml tensor, got %s",
+                         bcml_ops[op].name, k, Py_TYPE(o)->tp_name);
+            return NULL;
+        }
+        in[k] = ((PyTensor *)o)->t;
+    }
+    bcml_args a;
+    memset(&a, 0, sizeof a);
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(ia); k++) {
+        a.i[k] = PyLong_AsLongLong(PyTuple_GET_ITEM(ia, k));
+        if (a.i[k] == -1 && PyErr_Occurred()) return NULL;
+    }
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(fa); k++) {
+        a.f[k] = PyFloat_AsDouble(PyTuple_GET_ITEM(fa, k));
+        if (a.f[k] == -1.0 && PyErr_Occurred()) return NULL;
+    }
+    bcml_ctx ctx = {.grad_enabled = !grad_disabled, .gen = NULL};
+    if (nargs == 5 && args[4] != Py_None) {
+        ctx.gen = bcml_py_generator(args[4], "generator");
+        if (!ctx.gen) return NULL;
+    }
+    bcml_tensor *out[BCML_MAX_OUT] = {0};
+    bcml_err err;
+    bcml_status st;
+    int64_t work = 0;
+    for (Py_ssize_t k = 0; k < n_in; k++) if (in[k]) work += in[k]->numel;
+    if (work > 16384) {
+        Py_BEGIN_ALLOW_THREADS
+        st = bcml_apply(&ctx, (int)op, &a, in, (int)n_in, out, &err);
+        Py_END_ALLOW_THREADS
+    } else {
+        st = bcml_apply(&ctx, (int)op, &a, in, (int)n_in, out, &err);
+    }
+    if (st) return bcml_py_raise(st, &err);
+    int n_out = bcml_ops[op].n_out;
+    if (n_out == 1) return bcml_py_wrap(out[0]);
+    PyObject *tup = PyTuple_New(n_out);
+    if (!tup) { for (int k = 0; k < n_out; k++) bcml_tensor_unref(out[k]); return NULL; }
+    for (int k = 0; k < n_out; k++) {
+        PyObject *w = bcml_py_wrap(out[k]);
+        if (!w) {
+            for (int j = k + 1; j < n_out; j++) bcml_tensor_unref(out[j]);
+            Py_DECREF(tup);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(tup, k, w);
+    }
+    return tup;
+}
+
+static PyObject *py_op_names(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    PyObject *d = PyDict_New();
+    if (!d) return NULL;
+    for (int k = 0; k < BCML_OP_COUNT; k++) {
+        PyObject *v = PyLong_FromLong(k);
+        if (!v || PyDict_SetItemString(d, bcml_ops[k].name, v) < 0) { Py_XDECREF(v); Py_DECREF(d); return NULL; }
+        Py_DECREF(v);
+    }
+    return d;
+}
+
+/* fill_(t, kind, a, b, generator): kind 0 uniform [a, b), 1 normal (mean a, std b), 2 constant a */
+static PyObject *py_fill(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *to, *go = Py_None;
+    int kind;
+    double a, b;
+    if (!PyArg_ParseTuple(args, "Oidd|O:fill_", &to, &kind, &a, &b, &go)) return NULL;
+    if (!bcml_py_is_tensor(to)) { PyErr_SetString(PyExc_TypeError, "fill_: expected a tensor"); return NULL; }
+    bcml_tensor *t = ((PyTensor *)to)->t;
+    bcml_generator *g = NULL;
+    if (kind != 2) {
+        if (t->dtype != BCML_FLOAT32) { PyErr_SetString(PyExc_TypeError, "random fill needs a float32 tensor"); return NULL; }
+        g = bcml_py_generator(go, "generator");
+        if (!g) return NULL;
+    }
+    if (kind == 0) bcml_fill_uniform(bcml_f32(t), t->numel, (float)a, (float)b, g);
+    else if (kind == 1) bcml_fill_normal(bcml_f32(t), t->numel, (float)a, (float)b, g);
+    else if (t->dtype == BCML_FLOAT32) for (int64_t i = 0; i < t->numel; i++) bcml_f32(t)[i] = (float)a;
+    else if (t->dtype == BCML_INT64) for (int64_t i = 0; i < t->numel; i++) bcml_i64(t)[i] = (int64_t)a;
+    else for (int64_t i = 0; i < t->numel; i++) bcml_u8(t)[i] = a != 0.0;
+    Py_INCREF(to);
+    return to;
+}
+
+/* randperm(n, generator) -> int64 tensor */
+static PyObject *py_randperm(PyObject *self, PyObject *args) {
+    (void)self;
+    long long n;
+    PyObject *go;
+    if (!PyArg_ParseTuple(args, "LO:randperm", &n, &go)) return NULL;
+    bcml_generator *g = bcml_py_generator(go, "generator");
+    if (!g) return NULL;
+    int64_t shape[1] = {n};
+    bcml_tensor *t = NULL;
+    bcml_err err;
+    bcml_status st = bcml_tensor_new(&t, BCML_INT64, 1, shape, 0, &err);
+    if (st) return bcml_py_raise(st, &err);
+    bcml_randperm(bcml_i64(t), n, g);
+    return bcml_py_wrap(t);
+}
+
+static PyObject *py_derive_seed(PyObject *self, PyObject *args) {
+    (void)self;
+    unsigned long long seed, idx;
+    if (!PyArg_ParseTuple(args, "KK:derive_seed", &seed, &idx)) return NULL;
+    return PyLong_FromUnsignedLongLong(bcml_gen_derive(seed, idx));
+}
+
+static PyObject *py_set_blas_threads(PyObject *self, PyObject *arg) {
+    (void)self;
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 1) { PyErr_SetString(PyExc_ValueError, "set_num_threads: n must be >= 1"); return NULL; }
+    bcml_openblas_set_num_threads((int)n);
+    Py_RETURN_NONE;
+}
+static PyObject *py_get_blas_threads(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    return PyLong_FromLong(bcml_openblas_get_num_threads());
+}
+
+static PyMethodDef module_methods[] = {
+    {"apply", (PyCFunction)(void (*)(void))py_apply, METH_FASTCALL, "apply(op, inputs, iargs, fargs, generator=None)"},
+    {"op_ids", py_op_names, METH_NOARGS, "dict: op name -> op id"},
+    {"from_numpy", py_from_numpy, METH_O, "tensor from an ndarray (zero-copy when possible)"},
+    {"empty", py_empty, METH_VARARGS, "empty(shape, dtype, zero=False)"},
+    {"fill_", py_fill, METH_VARARGS, "fill_(t, kind, a, b, generator)"},
+    {"randperm", py_randperm, METH_VARARGS, "randperm(n, generator)"},
+    {"derive_seed", py_derive_seed, METH_VARARGS, "derive_seed(seed, index)"},
+    {"set_grad_enabled", py_set_grad_enabled, METH_O, "set the thread's grad mode; returns the previous"},
+    {"is_grad_enabled", py_is_grad_enabled, METH_NOARGS, NULL},
+    {"_set_tensor_class", py_set_tensor_class, METH_O, NULL},
+    {"set_blas_threads", py_set_blas_threads, METH_O, NULL},
+    {"get_blas_threads", py_get_blas_threads, METH_NOARGS, NULL},
+    BCML_PY_OPTIM_METHODS
+    BCML_PY_SCORES_METHODS
+    {NULL, NULL, 0, NULL},
+};
+
+static int module_exec(PyObject *m) {
+    if (_import_array() < 0) return -1;
+    if (PyType_Ready(&bcml_PyTensor_Type) < 0 || PyType_Ready(&bcml_PyGenerator_Type) < 0) return -1;
+    Py_INCREF(&bcml_PyTensor_Type);
+    if (PyModule_AddObject(m, "TensorBase", (PyObject *)&bcml_PyTensor_Type) < 0) {
+        Py_DECREF(&bcml_PyTensor_Type);
+        return -1;
+    }
+    Py_INCREF(&bcml_PyGenerator_Type);
+    if (PyModule_AddObject(m, "Generator", (PyObject *)&bcml_PyGenerator_Type) < 0) {
+        Py_DECREF(&bcml_PyGenerator_Type);
+        return -1;
+    }
+#ifdef BCML_BLAS_SCIPY
+    if (PyModule_AddStringConstant(m, "blas", "scipy-openblas32") < 0) return -1;
+#else
+    if (PyModule_AddStringConstant(m, "blas", "system openblas") < 0) return -1;
+#endif
+    return 0;
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "bcml._core",
+    .m_doc = "The C core of bcml.",
+    .m_size = 0,
+    .m_methods = module_methods,
+    .m_slots = module_slots,
+};
+
+PyMODINIT_FUNC PyInit__core(void) { return PyModuleDef_Init(&module_def); }

@@ -1,0 +1,36 @@
+/* pycore.h: shared declarations of the binding's files (csrc/python only). */
+#ifndef BCML_PYCORE_H
+#define BCML_PYCORE_H
+#include <Python.h>
+#include "../core/bcml.h"
+
+typedef struct { PyObject_HEAD bcml_tensor *t; } PyTensor;
+typedef struct { PyObject_HEAD bcml_generator g; } PyGenerator;
+
+extern PyTypeObject bcml_PyTensor_Type;
+extern PyTypeObject bcml_PyGenerator_Type;
+
+PyObject *bcml_py_raise(bcml_status st, const bcml_err *err);
+/* Wraps t (steals the reference) in a bcml.Tensor. */
+PyObject *bcml_py_wrap(bcml_tensor *t);
+int bcml_py_is_tensor(PyObject *o);
+int bcml_py_grad_enabled(void);
+bcml_generator *bcml_py_generator(PyObject *o, const char *argname);
+/* ndarray -> new bcml.Tensor (zero-copy when possible). */
+PyObject *bcml_py_from_numpy_obj(PyObject *obj, const char *argname);
+int bcml_py_parse_shape(PyObject *seq, int *ndim, int64_t *shape, const char *argname);
+int bcml_py_parse_dtype(PyObject *o, bcml_dtype *dt);
+
+/* optim_py.c */
+PyObject *bcml_py_sgd_step(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *bcml_py_adam_step(PyObject *self, PyObject *args, PyObject *kw);
+#define BCML_PY_OPTIM_METHODS \
+    {"sgd_step", (PyCFunction)(void (*)(void))bcml_py_sgd_step, METH_VARARGS | METH_KEYWORDS, NULL}, \
+    {"adam_step", (PyCFunction)(void (*)(void))bcml_py_adam_step, METH_VARARGS | METH_KEYWORDS, NULL},
+
+/* scores_py.c */
+PyObject *bcml_py_count_table(PyObject *self, PyObject *args, PyObject *kw);
+#define BCML_PY_SCORES_METHODS \
+    {"count_table", (PyCFunction)(void (*)(void))bcml_py_count_table, METH_VARARGS | METH_KEYWORDS, NULL},
+
+#endif

@@ -1,0 +1,83 @@
+"""Shared test helpers: optional oracles (PyTorch) and data that skip on a user's machine but
+FAIL when the environment variable CI is set, and finite-difference gradient checks."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+CI = bool(os.environ.get("CI"))
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def need(module_name):
+    """Imports an optional oracle; skips without it, fails under CI."""
+    try:
+        return __import__(module_name)
+    except ImportError:
+        if CI:
+            pytest.fail("%s is required when CI is set" % module_name)
+        pytest.skip("%s is not installed" % module_name)
+
+
+def need_path(path):
+    path = Path(path)
+    if not path.exists():
+        if CI:
+            pytest.fail("%s is required when CI is set" % path)
+        pytest.skip("%s is not available" % path)
+    return path
+
+
+@pytest.fixture
+def torch():
+    t = need("torch")
+    t.set_num_threads(1)
+    return t
+
+
+@pytest.fixture
+def shared_data():
+    return need_path(SHARED_DATA)
+
+
+def numeric_grad(f, arrays, k, eps=1e-3):
+    """Central finite differences (in float64) of the scalar f(*arrays) w.r.t. arrays[k]."""
+    arrays = [np.array(a, dtype=np.float64) for a in arrays]
+    x = arrays[k]
+    g = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + eps
+        fp = f(*arrays)
+        x[i] = old - eps
+        fm = f(*arrays)
+        x[i] = old
+        g[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+def check_grad(bcml_fn, arrays, eps=1e-2, rtol=1e-2, atol=1e-3, wrt=None, seed=0):
+    """Compares bcml's gradients of sum(w * bcml_fn(*tensors)) (random fixed weights w) with
+    central differences of the same function evaluated by bcml in float32."""
+    import bcml
+    rng = np.random.default_rng(seed)
+    arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
+    wrt = range(len(arrays)) if wrt is None else wrt
+    ts = [bcml.tensor(a, requires_grad=(i in wrt)) for i, a in enumerate(arrays)]
+    out = bcml_fn(*ts)
+    w = rng.standard_normal(out.shape).astype(np.float32)
+    (out * bcml.from_numpy(w)).sum().backward()
+
+    def f(*arrs):
+        with bcml.no_grad():
+            o = bcml_fn(*[bcml.tensor(a.astype(np.float32)) for a in arrs])
+        return float(np.sum(o.numpy().astype(np.float64) * w))
+
+    for i in wrt:
+        num = numeric_grad(f, arrays, i, eps)
+        got = ts[i].grad.numpy()
+        np.testing.assert_allclose(got, num, rtol=rtol, atol=atol, err_msg="gradient of input %d" % i)
