@@ -13,7 +13,8 @@ then 1, 2, ...) is ``Generator(PCG64(SeedSequence(seed).spawn(e + 1)[e]))
 .permutation(n)``, i.e. the generator of the ``e``-th child of
 ``SeedSequence(seed)``. So the same seed gives the same sequence of
 orders in every run and on every platform, and every epoch gets a new
-order. With ``seed=None`` a seed is drawn from the OS once, when the
+order. With ``seed=None`` a seed is drawn from bcml's default generator
+(so ``bcml.manual_seed`` makes it reproducible) once, when the
 loader is made (the orders then differ between runs, still one per epoch).
 
 Batch contents
@@ -34,6 +35,16 @@ __all__ = ["DataLoader", "batches"]
 
 _UNRESOLVED = object()
 _from_numpy = _UNRESOLVED
+
+
+def _default_seed():
+    """A seed drawn from bcml's default generator (seeded by bcml.manual_seed); from the OS
+    when the bcml core is not importable."""
+    try:
+        from ._random import default_generator
+    except ImportError:
+        return int(np.random.SeedSequence().entropy)
+    return int(default_generator._next_u64() >> 1)
 
 
 def _to_tensor(a):
@@ -153,7 +164,7 @@ class DataLoader:
         self.batch_size = batch_size
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
-        self.seed = seed if seed is not None else int(np.random.SeedSequence().entropy)
+        self.seed = seed if seed is not None else _default_seed()
         self.epoch = 0
 
     def __len__(self):
