@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -84,4 +85,16 @@ ext = Extension(
     depends=sorted(glob.glob("csrc/*/*.h")),
 )
 
-setup(ext_modules=[ext], install_requires=["numpy>=1.24"] + blas["requires"])
+
+
+class BuildExt(build_ext):
+    """Always recompiles: the object files depend on the BLAS choice and the sanitizer flags,
+    which setuptools' timestamp check does not see."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        self.force = True
+
+
+setup(ext_modules=[ext], install_requires=["numpy>=1.24"] + blas["requires"],
+      cmdclass={"build_ext": BuildExt})
