@@ -194,7 +194,7 @@ class Module:
                 if not isinstance(src, Tensor):
                     if hasattr(src, "detach") and hasattr(src, "numpy"):
                         src = src.detach().cpu().numpy()
-                    src = from_numpy(np.ascontiguousarray(np.asarray(src)))
+                    src = from_numpy(np.array(src, order="C"))
                 if src.shape != dst.shape:
                     raise ValueError("load_state_dict: size mismatch for %s: copying a param with shape %s, "
                                      "the shape in current model is %s" % (k, src.shape, dst.shape))
