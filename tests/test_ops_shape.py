@@ -469,3 +469,21 @@ def test_surface_chain_against_torch(torch):
         return torch.cat([p.reshape(-1, 3) for p in parts] + [y[1].view(2, 3), y[:, 2].unsqueeze(0)], 0)
 
     torch_compare(torch, bf, tf, [a, b])
+
+
+@pytest.mark.parametrize("fn", [lambda x: x.transpose(0, 2), lambda x: x.view(-1), lambda x: x[1:],
+                                lambda x: x[:, ::2], lambda x: x[[2, 0, 2]], lambda x: x[:, [1, 1]],
+                                lambda x: x[bcml.tensor([True, False, True])],
+                                lambda x: bcml.cat([x, x], 1)],
+                         ids=["transpose", "view", "row_slice", "col_slice", "index", "index_dim1", "mask", "cat"])
+def test_backward_accumulates(fn):
+    """Backward adds into existing gradients: two backward passes give twice one pass."""
+    a = rand(3, 4, 2)
+    x = bcml.tensor(a, requires_grad=True)
+    out = fn(x)
+    g = bcml.from_numpy(rand(*out.shape))
+    fn(x).backward(g)
+    once = x.grad.numpy().copy()
+    assert np.any(once != 0)
+    fn(x).backward(g)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * once, rtol=1e-6)
