@@ -806,6 +806,8 @@ def _index_dim(t, dim, key):
     if isinstance(key, (list, np.ndarray, _core.TensorBase)):
         if not isinstance(key, _core.TensorBase):
             arr = np.asarray(key)
+            if isinstance(key, list) and arr.size == 0:
+                arr = arr.astype(np.int64)  # x[[]] selects nothing, as in PyTorch
             if arr.dtype == object or arr.dtype.kind not in "iub":
                 raise TypeError("indices must be ints, slices, bool masks or integer index arrays")
             key = from_numpy(np.ascontiguousarray(arr))
