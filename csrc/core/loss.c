@@ -216,8 +216,12 @@ bcml_status bcml_cross_entropy_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor 
     }
     if ((st = class_out(&out[0], &a, err))) { bcml_tensor_unref(lse_t); return st; }
     class_reduce(bcml_f32(out[0]), &a, lse);
-    if (n->recording) n->saved[0] = lse_t;
-    else bcml_tensor_unref(lse_t);
+    if (n->recording) {
+        bcml_tensor_unref(n->saved[0]); /* a node's forward may run again (replay) */
+        n->saved[0] = lse_t;
+    } else {
+        bcml_tensor_unref(lse_t);
+    }
     return BCML_OK;
 }
 
