@@ -23,7 +23,8 @@ bcml_status bcml_relu_backward(bcml_node *n, const bcml_tensor *dout, bcml_tenso
     (void)err;
     const float *x = bcml_f32(n->in[0]), *g = bcml_f32(dout);
     float *dx = bcml_f32(din[0]);
-    for (int64_t i = 0; i < dout->numel; i++) dx[i] += x[i] > 0.0f ? g[i] : 0.0f;
+    /* as PyTorch's threshold_backward: zero where x <= 0, so a NaN input passes its gradient */
+    for (int64_t i = 0; i < dout->numel; i++) dx[i] += x[i] <= 0.0f ? 0.0f : g[i];
     return BCML_OK;
 }
 

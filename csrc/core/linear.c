@@ -100,7 +100,9 @@ bcml_status bcml_matmul_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
         if (a->ndim == 2) oshape[ond++] = N;
         if (b->ndim == 2) oshape[ond++] = M;
     } else {
-        return bcml_fail(err, BCML_EVALUE, "matmul: unsupported operand shapes %s and %s",
+        return bcml_fail(err, BCML_EVALUE,
+                         "matmul: input of shape %s and other of shape %s are not supported (supported: "
+                         "1-D or 2-D operands, or two 3-D operands with the same batch size)",
                          bcml_shape_str(a, ba, sizeof ba), bcml_shape_str(b, bb, sizeof bb));
     }
     if (K != K2)

@@ -32,14 +32,16 @@ bcml_status bcml_sgd_step(bcml_tensor **params, bcml_tensor **bufs, int64_t n,
         const float *g0 = bcml_f32(p->grad);
         int64_t N = p->numel;
         float lr = (float)o->lr, wd = (float)o->weight_decay, mom = (float)o->momentum;
-        float damp = (float)o->dampening, sign = o->maximize ? -1.0f : 1.0f;
+        /* 1 - dampening in double, then rounded (as torch's Python-float argument): 1.0f - (float)d
+         * can differ from (float)(1 - d) by an ulp of d, e.g. 1e-5 relative for 1 - 0.999 */
+        float omdamp = (float)(1.0 - o->dampening), sign = o->maximize ? -1.0f : 1.0f;
         if (mom != 0.0f) {
             int first = bufs[k] == NULL;
             if ((st = state_like(&bufs[k], p, err))) return st;
             float *b = bcml_f32(bufs[k]);
             for (int64_t i = 0; i < N; i++) {
                 float g = sign * g0[i] + wd * w[i];
-                b[i] = first ? g : mom * b[i] + (1.0f - damp) * g;
+                b[i] = first ? g : mom * b[i] + omdamp * g;
                 float d = o->nesterov ? g + mom * b[i] : b[i];
                 w[i] -= lr * d;
             }
@@ -64,14 +66,16 @@ bcml_status bcml_adam_step(bcml_tensor **params, bcml_tensor **m, bcml_tensor **
         float *w = bcml_f32(p), *mk = bcml_f32(m[k]), *vk = bcml_f32(v[k]);
         float *vm = o->amsgrad ? bcml_f32(vmax[k]) : NULL;
         const float *g0 = bcml_f32(p->grad);
-        float b1 = (float)o->beta1, b2 = (float)o->beta2, wd = (float)o->weight_decay;
+        /* 1 - beta in double, then rounded, as torch passes them (see bcml_sgd_step) */
+        float omb1 = (float)(1.0 - o->beta1), b2 = (float)o->beta2, omb2 = (float)(1.0 - o->beta2);
+        float wd = (float)o->weight_decay;
         double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
         float step_size = (float)(o->lr / bc1), bc2_sqrt = (float)sqrt(bc2), eps = (float)o->eps;
         float sign = o->maximize ? -1.0f : 1.0f;
         for (int64_t i = 0; i < p->numel; i++) {
             float g = sign * g0[i] + wd * w[i];
-            mk[i] += (g - mk[i]) * (1.0f - b1);
-            vk[i] = b2 * vk[i] + (1.0f - b2) * g * g;
+            mk[i] += (g - mk[i]) * omb1;
+            vk[i] = b2 * vk[i] + omb2 * g * g;
             float vv = vk[i];
             if (vm) { if (vm[i] < vv) vm[i] = vv; vv = vm[i]; }
             float denom = sqrtf(vv) / bc2_sqrt + eps;

@@ -1,0 +1,279 @@
+"""linear, matmul (csrc/core/linear.c) and relu, sigmoid, tanh (csrc/core/activation.c), and
+nn.Linear: against NumPy float64, central finite differences and PyTorch."""
+import numpy as np
+import pytest
+
+import bcml
+import bcml.nn.functional as F
+from conftest import numeric_grad
+
+
+def arr(t):
+    return t.detach().numpy()
+
+
+def grad_check(fn, arrays, wrt, eps=1e-2, rtol=1e-2, atol=1e-3, seed=0):
+    """conftest.check_grad's test (bcml's gradient of sum(w * fn(...)) against central differences
+    of the same bcml function in float32), seeding backward with w instead of multiplying and
+    summing, so that it exercises the ops under test alone."""
+    rng = np.random.default_rng(seed)
+    arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
+    ts = [bcml.tensor(a, requires_grad=(i in wrt)) for i, a in enumerate(arrays)]
+    out = fn(*ts)
+    w = rng.standard_normal(out.shape).astype(np.float32)
+    out.backward(bcml.tensor(w))
+
+    def f(*arrs):
+        with bcml.no_grad():
+            o = fn(*[bcml.tensor(a.astype(np.float32)) for a in arrs])
+        return float(np.sum(o.numpy().astype(np.float64) * w))
+
+    for i in wrt:
+        num = numeric_grad(f, arrays, i, eps)
+        np.testing.assert_allclose(ts[i].grad.numpy(), num, rtol=rtol, atol=atol,
+                                   err_msg="gradient of input %d" % i)
+
+
+def torch_compare(torch, bfn, tfn, arrays, rtol=1e-5, atol=1e-6, seed=0):
+    """Same forward and backward (seeded with the same random gradient) in bcml and PyTorch."""
+    rng = np.random.default_rng(seed)
+    bs = [bcml.tensor(a, requires_grad=True) for a in arrays]
+    ts = [torch.tensor(a, requires_grad=True) for a in arrays]
+    ob, ot = bfn(*bs), tfn(*ts)
+    assert ob.shape == tuple(ot.shape)
+    np.testing.assert_allclose(arr(ob), ot.detach().numpy(), rtol=rtol, atol=atol)
+    g = rng.standard_normal(tuple(ot.shape)).astype(np.float32)
+    ob.backward(bcml.tensor(g))
+    ot.backward(torch.tensor(g))
+    for i, (b, t) in enumerate(zip(bs, ts)):
+        np.testing.assert_allclose(b.grad.numpy(), t.grad.numpy(), rtol=rtol, atol=atol,
+                                   err_msg="gradient of input %d" % i)
+
+
+# ==== linear ==============================================================================
+LINEAR_SHAPES = [((5, 3), 4), ((0, 3), 4), ((1, 3), 1), ((2, 3, 4), 5), ((2, 2, 3, 4), 2), ((4,), 3),
+                 ((3, 0), 2), ((3, 4), 0)]
+
+
+def linear_arrays(xshape, OC, bias, seed=0):
+    rng = np.random.default_rng(seed)
+    C = xshape[-1]
+    out = [rng.standard_normal(xshape).astype(np.float32), rng.standard_normal((OC, C)).astype(np.float32)]
+    if bias:
+        out.append(rng.standard_normal(OC).astype(np.float32))
+    return out
+
+
+@pytest.mark.parametrize("xshape,OC", LINEAR_SHAPES)
+@pytest.mark.parametrize("bias", [False, True])
+def test_linear_matches_numpy(xshape, OC, bias):
+    arrays = linear_arrays(xshape, OC, bias)
+    out = F.linear(*[bcml.tensor(a) for a in arrays])
+    x, w = arrays[0].astype(np.float64), arrays[1].astype(np.float64)
+    expect = x @ w.T + (arrays[2] if bias else 0.0)
+    assert out.shape == expect.shape
+    np.testing.assert_allclose(out.numpy(), expect, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("xshape,OC", [((5, 3), 4), ((2, 3, 4), 5), ((4,), 3), ((2, 2, 3, 4), 2)])
+@pytest.mark.parametrize("bias", [False, True])
+def test_linear_finite_differences(xshape, OC, bias):
+    arrays = linear_arrays(xshape, OC, bias, seed=1)
+    grad_check(F.linear, arrays, wrt=list(range(len(arrays))))
+
+
+@pytest.mark.parametrize("xshape,OC", LINEAR_SHAPES)
+@pytest.mark.parametrize("bias", [False, True])
+def test_linear_matches_torch(torch, xshape, OC, bias):
+    arrays = linear_arrays(xshape, OC, bias, seed=2)
+    torch_compare(torch, F.linear, torch.nn.functional.linear, arrays)
+
+
+def test_linear_partial_requires_grad(torch):
+    x, w, b = linear_arrays((4, 3), 2, True, seed=3)
+    xb, wb, bb = bcml.tensor(x), bcml.tensor(w, requires_grad=True), bcml.tensor(b)
+    F.linear(xb, wb, bb).backward(bcml.tensor(np.ones((4, 2), np.float32)))
+    np.testing.assert_allclose(wb.grad.numpy(), np.ones((2, 4)) @ x, rtol=1e-5)
+    assert xb.grad is None and bb.grad is None
+
+
+def test_linear_bad_inputs():
+    x = bcml.tensor(np.zeros((4, 3), np.float32))
+    w = bcml.tensor(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match=r"linear: input of shape \(4, 5\) does not match weight of shape \(2, 3\)"):
+        F.linear(bcml.tensor(np.zeros((4, 5), np.float32)), w)
+    with pytest.raises(ValueError, match=r"weight of shape \(3,\)"):
+        F.linear(x, bcml.tensor(np.zeros(3, np.float32)))
+    with pytest.raises(ValueError, match=r"weight of shape \(1, 2, 3\)"):
+        F.linear(x, bcml.tensor(np.zeros((1, 2, 3), np.float32)))
+    with pytest.raises(ValueError, match=r"input of shape \(\)"):
+        F.linear(bcml.tensor(np.float32(1.0)), w)
+    with pytest.raises(ValueError, match=r"bias must have shape \(2,\), got \(3,\)"):
+        F.linear(x, w, bcml.tensor(np.zeros(3, np.float32)))
+    with pytest.raises(TypeError, match=r"linear: input must be a float32"):
+        F.linear(bcml.tensor(np.zeros((4, 3), np.int64)), w)
+    with pytest.raises(TypeError, match=r"linear: weight must be a float32"):
+        F.linear(x, bcml.tensor(np.zeros((2, 3), np.int64)))
+    with pytest.raises(TypeError, match=r"linear: bias must be a float32"):
+        F.linear(x, w, bcml.tensor(np.zeros(2, np.int64)))
+    with pytest.raises(TypeError, match=r"weight must be a bcml tensor"):
+        F.linear(x, np.zeros((2, 3), np.float32))
+
+
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("xshape", [(6, 5), (2, 3, 5), (0, 5)])
+def test_nn_linear_matches_torch(torch, bias, xshape):
+    tl = torch.nn.Linear(5, 3, bias=bias)
+    bl = bcml.nn.Linear(5, 3, bias=bias)
+    assert list(bl.state_dict()) == list(tl.state_dict())
+    bl.load_state_dict({k: v.detach().numpy() for k, v in tl.state_dict().items()})
+    x = np.random.default_rng(4).standard_normal(xshape).astype(np.float32)
+    xb, xt = bcml.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    ob, ot = bl(xb), tl(xt)
+    np.testing.assert_allclose(arr(ob), ot.detach().numpy(), rtol=1e-5, atol=1e-6)
+    g = np.random.default_rng(5).standard_normal(ot.shape).astype(np.float32)
+    ob.backward(bcml.tensor(g))
+    ot.backward(torch.tensor(g))
+    np.testing.assert_allclose(xb.grad.numpy(), xt.grad.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(bl.weight.grad.numpy(), tl.weight.grad.numpy(), rtol=1e-5, atol=1e-6)
+    if bias:
+        np.testing.assert_allclose(bl.bias.grad.numpy(), tl.bias.grad.numpy(), rtol=1e-5, atol=1e-6)
+    else:
+        assert bl.bias is None
+
+
+def test_nn_linear_init_bounds():
+    bcml.manual_seed(0)
+    lin = bcml.nn.Linear(50, 40)
+    bound = 1 / np.sqrt(50)
+    w, b = arr(lin.weight), arr(lin.bias)
+    assert np.abs(w).max() <= bound and np.abs(b).max() <= bound
+    # U(-bound, bound): about half the range is used, and the spread is bound / sqrt(3)
+    assert np.abs(w).max() > 0.9 * bound
+    np.testing.assert_allclose(w.std(), bound / np.sqrt(3), rtol=0.1)
+
+
+# ==== matmul ==============================================================================
+MATMUL_SHAPES = [((4,), (4,)), ((4,), (4, 3)), ((2, 4), (4,)), ((2, 4), (4, 3)), ((3, 2, 4), (3, 4, 5)),
+                 ((0, 4), (4, 3)), ((2, 0), (0, 3)), ((2, 4), (4, 0)), ((0, 2, 4), (0, 4, 5)), ((1, 1), (1, 1))]
+
+
+def matmul_arrays(sa, sb, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(sa).astype(np.float32), rng.standard_normal(sb).astype(np.float32)]
+
+
+@pytest.mark.parametrize("sa,sb", MATMUL_SHAPES)
+def test_matmul_matches_numpy(sa, sb):
+    a, b = matmul_arrays(sa, sb)
+    out = bcml.tensor(a) @ bcml.tensor(b)
+    expect = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    assert out.shape == expect.shape
+    np.testing.assert_allclose(out.numpy(), expect, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(bcml.matmul(bcml.tensor(a), bcml.tensor(b)).numpy(), expect, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("sa,sb", [s for s in MATMUL_SHAPES if 0 not in s[0] + s[1]])
+def test_matmul_finite_differences(sa, sb):
+    grad_check(lambda a, b: a @ b, matmul_arrays(sa, sb, seed=1), wrt=[0, 1])
+
+
+@pytest.mark.parametrize("sa,sb", MATMUL_SHAPES)
+def test_matmul_matches_torch(torch, sa, sb):
+    torch_compare(torch, lambda a, b: a @ b, torch.matmul, matmul_arrays(sa, sb, seed=2))
+
+
+def test_matmul_bad_inputs():
+    a = bcml.tensor(np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match=r"matmul: shapes \(2, 4\) and \(3, 5\) cannot be multiplied \(4 != 3\)"):
+        a @ bcml.tensor(np.zeros((3, 5), np.float32))
+    with pytest.raises(ValueError, match=r"cannot be multiplied"):
+        bcml.tensor(np.zeros(3, np.float32)) @ bcml.tensor(np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match=r"cannot be multiplied"):
+        bcml.tensor(np.zeros((2, 3, 4), np.float32)) @ bcml.tensor(np.zeros((2, 5, 4), np.float32))
+    with pytest.raises(ValueError, match=r"matmul: input of shape \(2, 3, 4\) and other of shape \(4, 5\)"):
+        bcml.tensor(np.zeros((2, 3, 4), np.float32)) @ bcml.tensor(np.zeros((4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"matmul: input of shape \(2, 3, 4\) and other of shape \(3, 4, 5\)"):
+        bcml.tensor(np.zeros((2, 3, 4), np.float32)) @ bcml.tensor(np.zeros((3, 4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"input of shape \(\)"):
+        bcml.tensor(np.float32(2.0)) @ a
+    with pytest.raises(TypeError, match=r"matmul: other must be a float32"):
+        a @ bcml.tensor(np.zeros((4, 2), np.int64))
+    with pytest.raises(TypeError, match=r"matmul: input must be a float32"):
+        bcml.tensor(np.zeros((4, 2), np.int64)) @ a
+
+
+# ==== relu, sigmoid, tanh =================================================================
+ACTS = {
+    "relu": (F.relu, lambda x: np.maximum(x, 0.0), "relu"),
+    "sigmoid": (F.sigmoid, lambda x: 1.0 / (1.0 + np.exp(-x)), "sigmoid"),
+    "tanh": (F.tanh, np.tanh, "tanh"),
+}
+ACT_SHAPES = [(), (0,), (7,), (3, 4), (2, 3, 4), (2, 1, 3, 2)]
+
+
+def act_input(shape, seed=0):
+    """Normal values kept at least 0.1 away from 0 (relu's kink)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape) * 2
+    x = np.where(x >= 0, x + 0.1, x - 0.1)
+    return np.asarray(x, np.float32)
+
+
+@pytest.mark.parametrize("name", sorted(ACTS))
+@pytest.mark.parametrize("shape", ACT_SHAPES)
+def test_activation_matches_numpy(name, shape):
+    fn, ref, _ = ACTS[name]
+    x = act_input(shape)
+    out = fn(bcml.tensor(x))
+    assert out.shape == x.shape
+    np.testing.assert_allclose(out.numpy(), ref(x.astype(np.float64)), rtol=1e-6, atol=1e-7)
+    method = getattr(bcml.tensor(x), name)()  # Tensor.relu() etc. run the same op
+    np.testing.assert_array_equal(method.numpy(), out.numpy())
+
+
+@pytest.mark.parametrize("name", sorted(ACTS))
+@pytest.mark.parametrize("shape", [(), (7,), (3, 4), (2, 3, 4)])
+def test_activation_finite_differences(name, shape):
+    grad_check(ACTS[name][0], [act_input(shape, seed=1)], wrt=[0], eps=1e-3)
+
+
+@pytest.mark.parametrize("name", sorted(ACTS))
+@pytest.mark.parametrize("shape", ACT_SHAPES)
+def test_activation_matches_torch(torch, name, shape):
+    fn, _, tname = ACTS[name]
+    torch_compare(torch, fn, getattr(torch, tname), [act_input(shape, seed=2)])
+
+
+@pytest.mark.parametrize("name", sorted(ACTS))
+def test_activation_extremes_and_nan_match_torch(torch, name):
+    fn, _, tname = ACTS[name]
+    x = np.array([-1e4, -100.0, -0.0, 0.0, 100.0, 1e4, np.inf, -np.inf, np.nan], np.float32)
+    xb, xt = bcml.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    ob, ot = fn(xb), getattr(torch, tname)(xt)
+    np.testing.assert_allclose(arr(ob), ot.detach().numpy(), rtol=1e-6, atol=0)
+    assert np.isnan(arr(ob)[-1]) and not np.any(np.isnan(arr(ob)[:-1]))
+    g = np.linspace(0.5, 1.5, x.size).astype(np.float32)
+    ob.backward(bcml.tensor(g))
+    ot.backward(torch.tensor(g))
+    np.testing.assert_allclose(xb.grad.numpy(), xt.grad.numpy(), rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("name", sorted(ACTS))
+def test_activation_bad_dtype(name):
+    with pytest.raises(TypeError, match=r"%s: input must be a float32" % name):
+        ACTS[name][0](bcml.tensor(np.zeros(3, np.int64)))
+    with pytest.raises(TypeError, match=r"input must be a bcml tensor"):
+        ACTS[name][0](np.zeros(3, np.float32))
+
+
+def test_mlp_chain_backward_matches_torch(torch):
+    """linear -> tanh -> linear -> sigmoid -> linear -> relu, all gradients at once."""
+    rng = np.random.default_rng(6)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in [(8, 5), (6, 5), (6,), (4, 6), (4,), (3, 4)]]
+
+    def run(lib, lin, x, w1, b1, w2, b2, w3):
+        return lib.relu(lin(lib.sigmoid(lin(lib.tanh(lin(x, w1, b1)), w2, b2)), w3))
+
+    torch_compare(torch, lambda *a: run(F, F.linear, *a),
+                  lambda *a: run(torch, torch.nn.functional.linear, *a), arrays)
