@@ -430,19 +430,29 @@ class _Loss(Module):
         self.reduction = reduction
 
 
-class NLLLoss(_Loss):
-    def forward(self, input, target):
-        return F.nll_loss(input, target, reduction=self.reduction)
+class _WeightedLoss(_Loss):
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
+        super().__init__(reduction)
+        self.weight, self.ignore_index = weight, ignore_index
 
 
-class CrossEntropyLoss(_Loss):
+class NLLLoss(_WeightedLoss):
     def forward(self, input, target):
-        return F.cross_entropy(input, target, reduction=self.reduction)
+        return F.nll_loss(input, target, self.weight, self.ignore_index, self.reduction)
+
+
+class CrossEntropyLoss(_WeightedLoss):
+    def forward(self, input, target):
+        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction)
 
 
 class BCELoss(_Loss):
+    def __init__(self, weight=None, reduction="mean"):
+        super().__init__(reduction)
+        self.weight = weight
+
     def forward(self, input, target):
-        return F.binary_cross_entropy(input, target, reduction=self.reduction)
+        return F.binary_cross_entropy(input, target, self.weight, self.reduction)
 
 
 class KLDivLoss(_Loss):

@@ -153,7 +153,7 @@ typedef enum {
     BCML_OP_BATCH_NORM,    /* in: x (N,C[,L]) or (N,C,H,W), weight, bias, running_mean, running_var (each may be NULL);
                               f[0] = momentum, f[1] = eps; i[0] = training */
     BCML_OP_NLL_LOSS,      /* in: logp (B,C), target int64 (B); i[0] = reduction (0 none, 1 mean, 2 sum), i[1] = ignore_index */
-    BCML_OP_CROSS_ENTROPY, /* in: logits (B,C), target (B); i[0] = reduction */
+    BCML_OP_CROSS_ENTROPY, /* in: logits (B,C), target (B), weight (C) or NULL; i[0] = reduction, i[1] = ignore_index */
     BCML_OP_BCE,           /* in: p, target (same numel), weight or NULL; i[0] = reduction */
     BCML_OP_KL_DIV,        /* in: input (log-probs), target (probs or log-probs); i[0] = reduction (3 batchmean), i[1] = log_target */
     BCML_OP_CONV2D,        /* later issue */
