@@ -276,8 +276,9 @@ def count_table_ref(h1, h2, y, C):
     return out
 
 
-@pytest.mark.parametrize("n", [1, 63, 64, 65, 1000, 300_001])
+@pytest.mark.parametrize("n", [1, 63, 64, 65, 1000, 1_100_001])
 def test_count_table_threads_agree(n):
+    # chunks of at least 2^18 samples per thread: 1.1 million samples use up to 4 threads
     h1, h2, y = random_labels(n, n, 6)
     C = int(max(h1.max(), h2.max(), y.max())) + 1
     want = count_table_ref(h1, h2, y, C)
@@ -290,7 +291,7 @@ def test_count_table_threads_agree(n):
 def test_count_table_many_classes_grows(C):
     # without num_classes the tables grow as larger labels appear (past 1024 classes they
     # switch from four copies to one); the largest label comes last
-    h1, h2, y = random_labels(C, 400_000, C)
+    h1, h2, y = random_labels(C, 600_000, C)
     y[-1] = C - 1
     for t in (1, 2):
         np.testing.assert_array_equal(_core.count_table(h1, h2, y, num_threads=t),
@@ -483,20 +484,49 @@ def test_labels_at_or_above_num_classes(k):
 
 
 def test_first_bad_label_is_reported_across_threads():
-    h1, h2, y = random_labels(5, 600_000, 4)
-    h2[550_000] = -5
-    y[450_000] = 9
-    h1[500_000] = 4
+    # with 4 threads the chunks are [0, 275k), [275k, 550k), [550k, 825k), [825k, 1.1M)
+    h1, h2, y = random_labels(5, 1_100_000, 4)
+    h2[900_000] = -5     # chunk 3
+    h1[500_000] = 4      # chunk 1, out of range only with num_classes=4
+    y[450_000] = 9       # chunk 1, first
     for t in (1, 2, 4):
         with pytest.raises(ValueError, match=r"y must hold class labels below num_classes=4, got 9 "
                                              r"at index 450000"):
             _core.count_table(h1, h2, y, 4, num_threads=t)
         with pytest.raises(ValueError, match=r"h2_labels must hold class labels >= 0, got -5 at "
-                                             r"index 550000"):
+                                             r"index 900000"):
             _core.count_table(h1, h2, y, num_threads=t)
     # at the same index, h1 is named before h2 and y
     with pytest.raises(ValueError, match="h1_labels.*index 0"):
         S.count_table([-1, 0], [-1, 0], [-1, 0])
+
+
+# values that test both halves of a 64-bit label (the vector check works on 32-bit halves)
+EDGE_BAD = [3, 4, 2 ** 31, 2 ** 32, 2 ** 32 + 1, 2 ** 32 + 2, 2 ** 63 - 1, -1, -(2 ** 32),
+            -(2 ** 32) + 1, -(2 ** 63)]
+
+
+@pytest.mark.parametrize("k", range(3))
+@pytest.mark.parametrize("pos", [0, 5, 63, 64, 100, 127, 128, 129])
+def test_label_check_edge_values(k, pos):
+    # 130 samples: two full blocks of 64 (vector path) and a partial block of 2 (plain C)
+    base = [np.array(a * 13, dtype=np.int64) for a in (H1, H2, Y)]
+    base = [a % 3 for a in base]
+    for v in EDGE_BAD:
+        arrs = [a.copy() for a in base]
+        arrs[k][pos] = v
+        with pytest.raises(ValueError, match=r"%s .*got %d at index %d" % (ARGS[k], v, pos)):
+            _core.count_table(*arrs, 3)
+        if v < 0:
+            with pytest.raises(ValueError, match=r"%s must hold class labels >= 0, got %d at "
+                                                 r"index %d" % (ARGS[k], v, pos)):
+                _core.count_table(*arrs)
+        elif v >= 2 ** 28:
+            with pytest.raises(ValueError, match=r"%s holds label %d at index %d" % (ARGS[k], v, pos)):
+                _core.count_table(*arrs)
+        else:  # a valid label when the class count is found from the data
+            want = count_table_ref(*arrs, v + 1)
+            np.testing.assert_array_equal(_core.count_table(*arrs), want)
 
 
 def test_huge_labels_without_num_classes():

@@ -2,17 +2,18 @@
  * accuracies; overall and per class). Every score is a ratio of its cells (bcml/scores.py).
  *
  * One pass over (h1, h2, y), in blocks of CT_BLOCK samples, each in two steps that stay in L1:
- *   1. codes[j] = y[j] * 8 + (h1 right) * 4 + (h2 right) * 2 + (h1 != h2), and the unsigned
- *      maxima of the labels: a negative label is a huge unsigned value, so one maximum checks
- *      both ends of the range. This loop only loads, compares and stores codes, so it
- *      vectorises; on x86-64 an AVX2 copy is picked at run time (64-bit compares need more
- *      than the SSE2 baseline).
+ *   1. codes[j] = y[j] * 8 + (h1 right) * 4 + (h2 right) * 2 + (h1 != h2), and the maxima of
+ *      the labels, which check them: negative labels are huge as unsigned numbers, so one
+ *      maximum checks both ends of the range. Plain C (ct_block, which compilers vectorise
+ *      where 64-bit compares are cheap), and on x86-64 an AVX2 version chosen at run time
+ *      (ct_run_avx2; the x86-64 baseline, SSE2, has no 64-bit compare).
  *   2. a histogram of the codes into 4 copies of the table, used round robin, so consecutive
  *      samples of one class do not wait on each other's increment (store-to-load forwarding).
- * The label check happens per block on the maxima; only a block that fails is scanned again
- * to find the first bad label. Without a class count, tables grow as larger y labels appear.
- * Threads take contiguous chunks, each with its own tables, summed at the end in a fixed
- * order (integer sums: the result does not depend on the thread count). */
+ * Only a block that fails the check is scanned again, to find its first bad label (or, without
+ * a class count, to grow the table for a larger y label). Threads take contiguous chunks, each
+ * with its own tables, summed at the end (integer sums: the result does not depend on the
+ * thread count). The pass is memory-bound for large inputs: 10 million samples (240 MB of
+ * int64 labels) take about as long as reading the three arrays once. */
 #include "bcml.h"
 
 #include <pthread.h>
@@ -25,13 +26,14 @@
 #endif
 #define CT_SLOTS 8                      /* codes per class: 3 bits (h1 right, h2 right, differ) */
 #define CT_COPIES_MAX_CAP 1024          /* 4 table copies up to this many classes, else 1 */
-#define CT_MIN_PER_THREAD ((int64_t)1 << 16)
+#define CT_MIN_PER_THREAD ((int64_t)1 << 18) /* a thread costs ~50 us to start and join */
 #define CT_MAX_THREADS 64
 #define CT_INITIAL_CAP 16               /* classes of a table that grows (no class count given) */
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(BCML_NO_DISPATCH)
 #define CT_X86_DISPATCH 1
+#include <immintrin.h>
 #endif
 #if defined(__GNUC__) || defined(__clang__)
 #define CT_INLINE static inline __attribute__((always_inline))
@@ -139,35 +141,102 @@ static int ct_find_bad(ct_job *jb, int64_t i0, int64_t m) {
 }
 
 /* ---- one chunk ------------------------------------------------------------------------------ */
-CT_INLINE void ct_run_body(ct_job *jb) {
-    uint32_t codes[CT_BLOCK];
-    for (int64_t i = jb->lo; i < jb->hi; i += CT_BLOCK) {
-        int64_t m = jb->hi - i < CT_BLOCK ? jb->hi - i : CT_BLOCK;
-        uint64_t hmax, ymax;
-        ct_codes_body(codes, &hmax, &ymax, jb->h1 + i, jb->h2 + i, jb->y + i, m);
-        if (hmax > jb->limit || ymax >= (uint64_t)jb->cap) {
-            if ((hmax > jb->limit || ymax > jb->limit) && ct_find_bad(jb, i, m)) return;
-            /* only without a class count: a y label needs a larger table */
-            int64_t cap = jb->cap * 2 > (int64_t)ymax + 1 ? jb->cap * 2 : (int64_t)ymax + 1;
-            if (cap > BCML_CT_MAX_CLASSES) cap = BCML_CT_MAX_CLASSES;
-            if (ct_table_resize(jb, cap)) {
-                jb->bad = CT_BAD_NOMEM;
-                jb->bad_arg = 2;
-                jb->bad_index = i;
-                jb->bad_value = (int64_t)ymax;
-                return;
-            }
+/* One block [i, i + m) in plain C: codes, label check (and table growth), histogram.
+ * Returns 1 when the chunk must stop (a bad label, or no memory), else 0. */
+static int ct_block(ct_job *jb, int64_t i, int64_t m, uint32_t *codes /* (CT_BLOCK) */) {
+    uint64_t hmax, ymax;
+    ct_codes_body(codes, &hmax, &ymax, jb->h1 + i, jb->h2 + i, jb->y + i, m);
+    if (hmax > jb->limit || ymax >= (uint64_t)jb->cap) {
+        if ((hmax > jb->limit || ymax > jb->limit) && ct_find_bad(jb, i, m)) return 1;
+        /* only without a class count: a y label needs a larger table */
+        int64_t cap = jb->cap * 2 > (int64_t)ymax + 1 ? jb->cap * 2 : (int64_t)ymax + 1;
+        if (cap > BCML_CT_MAX_CLASSES) cap = BCML_CT_MAX_CLASSES;
+        if (ct_table_resize(jb, cap)) {
+            jb->bad = CT_BAD_NOMEM;
+            jb->bad_arg = 2;
+            jb->bad_index = i;
+            jb->bad_value = (int64_t)ymax;
+            return 1;
         }
-        if (hmax > jb->hmax) jb->hmax = hmax;
-        if (ymax > jb->ymax) jb->ymax = ymax;
-        ct_hist(jb->table, jb->cap * CT_SLOTS, jb->copies, codes, m);
     }
+    if (hmax > jb->hmax) jb->hmax = hmax;
+    if (ymax > jb->ymax) jb->ymax = ymax;
+    ct_hist(jb->table, jb->cap * CT_SLOTS, jb->copies, codes, m);
+    return 0;
 }
 
-static void ct_run_base(ct_job *jb) { ct_run_body(jb); }
+static void ct_run_base(ct_job *jb) {
+    uint32_t codes[CT_BLOCK];
+    for (int64_t i = jb->lo; i < jb->hi; i += CT_BLOCK)
+        if (ct_block(jb, i, jb->hi - i < CT_BLOCK ? jb->hi - i : CT_BLOCK, codes)) return;
+}
 
 #ifdef CT_X86_DISPATCH
-__attribute__((target("avx2"))) static void ct_run_avx2(ct_job *jb) { ct_run_body(jb); }
+/* AVX2, 8 samples per step. The label check runs on 32-bit halves: a 64-bit label is valid
+ * (0 <= v <= limit < 2^28) exactly when its high half is 0 and its low half <= limit, so
+ * unsigned 32-bit maxima (vpmaxud, one instruction) against [limit, 0, limit, 0, ...] check
+ * both ends. Codes are histogrammed in any order, so two vectors of 64-bit codes are packed
+ * into one of 32-bit codes with a shift and an or. Blocks that fail the check (and the last,
+ * partial block) go through ct_block, which finds the bad label or grows the table. */
+__attribute__((target("avx2"))) static void ct_run_avx2(ct_job *jb) {
+    uint32_t codes[CT_BLOCK] __attribute__((aligned(32)));
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i one = _mm256_set1_epi64x(1), two = _mm256_set1_epi64x(2),
+                  four = _mm256_set1_epi64x(4);
+    const __m256i hlim = _mm256_set1_epi64x((int64_t)jb->limit); /* dwords [limit, 0] */
+    __m256i hall = zero, yall = zero; /* maxima of the blocks that passed */
+    int64_t cap = -1;
+    __m256i ylim = zero;
+    for (int64_t i = jb->lo; i < jb->hi; i += CT_BLOCK) {
+        if (jb->hi - i < CT_BLOCK) {
+            if (ct_block(jb, i, jb->hi - i, codes)) return;
+            continue;
+        }
+        if (cap != jb->cap) { /* the table grew */
+            cap = jb->cap;
+            ylim = _mm256_set1_epi64x(cap - 1);
+        }
+        const int64_t *h1 = jb->h1 + i, *h2 = jb->h2 + i, *y = jb->y + i;
+        __m256i hm = zero, ym = zero;
+        for (int j = 0; j < CT_BLOCK; j += 8) {
+            __m256i a0 = _mm256_loadu_si256((const __m256i *)(h1 + j));
+            __m256i a1 = _mm256_loadu_si256((const __m256i *)(h1 + j + 4));
+            __m256i b0 = _mm256_loadu_si256((const __m256i *)(h2 + j));
+            __m256i b1 = _mm256_loadu_si256((const __m256i *)(h2 + j + 4));
+            __m256i t0 = _mm256_loadu_si256((const __m256i *)(y + j));
+            __m256i t1 = _mm256_loadu_si256((const __m256i *)(y + j + 4));
+            hm = _mm256_max_epu32(hm, _mm256_max_epu32(_mm256_max_epu32(a0, b0),
+                                                       _mm256_max_epu32(a1, b1)));
+            ym = _mm256_max_epu32(ym, _mm256_max_epu32(t0, t1));
+            __m256i c0 = _mm256_slli_epi64(t0, 3), c1 = _mm256_slli_epi64(t1, 3);
+            c0 = _mm256_or_si256(c0, _mm256_and_si256(_mm256_cmpeq_epi64(a0, t0), four));
+            c1 = _mm256_or_si256(c1, _mm256_and_si256(_mm256_cmpeq_epi64(a1, t1), four));
+            c0 = _mm256_or_si256(c0, _mm256_and_si256(_mm256_cmpeq_epi64(b0, t0), two));
+            c1 = _mm256_or_si256(c1, _mm256_and_si256(_mm256_cmpeq_epi64(b1, t1), two));
+            c0 = _mm256_or_si256(c0, _mm256_andnot_si256(_mm256_cmpeq_epi64(a0, b0), one));
+            c1 = _mm256_or_si256(c1, _mm256_andnot_si256(_mm256_cmpeq_epi64(a1, b1), one));
+            /* codes < 2^31 when the block is valid: c1 goes to the high halves */
+            _mm256_store_si256((__m256i *)(codes + j), _mm256_or_si256(c0, _mm256_slli_epi64(c1, 32)));
+        }
+        int ok = _mm256_movemask_epi8(_mm256_cmpeq_epi32(_mm256_max_epu32(hm, hlim), hlim)) == -1 &&
+                 _mm256_movemask_epi8(_mm256_cmpeq_epi32(_mm256_max_epu32(ym, ylim), ylim)) == -1;
+        if (!ok) {
+            if (ct_block(jb, i, CT_BLOCK, codes)) return;
+            continue;
+        }
+        hall = _mm256_max_epu32(hall, hm);
+        yall = _mm256_max_epu32(yall, ym);
+        ct_hist(jb->table, jb->cap * CT_SLOTS, jb->copies, codes, CT_BLOCK);
+    }
+    /* valid lanes hold [value, 0]: the 64-bit lanes are the maxima */
+    uint64_t hv[4], yv[4];
+    _mm256_storeu_si256((__m256i *)hv, hall);
+    _mm256_storeu_si256((__m256i *)yv, yall);
+    for (int k = 0; k < 4; k++) {
+        if (hv[k] > jb->hmax) jb->hmax = hv[k];
+        if (yv[k] > jb->ymax) jb->ymax = yv[k];
+    }
+}
 #endif
 
 static void ct_run(ct_job *jb) {
