@@ -484,7 +484,7 @@ def test_labels_at_or_above_num_classes(k):
 
 
 def test_first_bad_label_is_reported_across_threads():
-    # with 4 threads the chunks are [0, 275k), [275k, 550k), [550k, 825k), [825k, 1.1M)
+    # threads claim chunks of 65536 samples in turn; the bad labels lie in different chunks
     h1, h2, y = random_labels(5, 1_100_000, 4)
     h2[900_000] = -5     # chunk 3
     h1[500_000] = 4      # chunk 1, out of range only with num_classes=4

@@ -10,13 +10,15 @@
  *   2. a histogram of the codes into 4 copies of the table, used round robin, so consecutive
  *      samples of one class do not wait on each other's increment (store-to-load forwarding).
  * Only a block that fails the check is scanned again, to find its first bad label (or, without
- * a class count, to grow the table for a larger y label). Threads take contiguous chunks, each
- * with its own tables, summed at the end (integer sums: the result does not depend on the
- * thread count). The pass is memory-bound for large inputs: 10 million samples (240 MB of
+ * a class count, to grow the table for a larger y label). Threads claim chunks of CT_CHUNK
+ * samples from a shared counter (one that starts late, e.g. on a CPU that first has to wake
+ * up, just takes fewer), each with its own tables, summed at the end (integer sums: the result
+ * does not depend on the thread count or the scheduling). The pass is memory-bound for large inputs: 10 million samples (240 MB of
  * int64 labels) take about as long as reading the three arrays once. */
 #include "bcml.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +28,7 @@
 #endif
 #define CT_SLOTS 8                      /* codes per class: 3 bits (h1 right, h2 right, differ) */
 #define CT_COPIES_MAX_CAP 1024          /* 4 table copies up to this many classes, else 1 */
+#define CT_CHUNK ((int64_t)1 << 16)  /* samples a thread claims at a time (a multiple of CT_BLOCK) */
 #define CT_MIN_PER_THREAD ((int64_t)1 << 18) /* a thread costs ~50 us to start and join */
 #define CT_MAX_THREADS 64
 #define CT_INITIAL_CAP 16               /* classes of a table that grows (no class count given) */
@@ -46,7 +49,8 @@ static const char *const ct_argnames[3] = {"h1_labels", "h2_labels", "y"};
 
 typedef struct ct_job {
     const int64_t *h1, *h2, *y;  /* (n) each, whole arrays */
-    int64_t lo, hi;              /* this job's samples [lo, hi) */
+    int64_t n;
+    atomic_llong *next;          /* shared: the next chunk to claim */
     int64_t given;               /* class count, or -1: discover */
     uint64_t limit;              /* largest valid label */
     int64_t cap;                 /* classes the table holds */
@@ -165,10 +169,12 @@ static int ct_block(ct_job *jb, int64_t i, int64_t m, uint32_t *codes /* (CT_BLO
     return 0;
 }
 
-static void ct_run_base(ct_job *jb) {
+/* Samples [lo, hi); returns 1 when the job must stop. */
+static int ct_range_base(ct_job *jb, int64_t lo, int64_t hi) {
     uint32_t codes[CT_BLOCK];
-    for (int64_t i = jb->lo; i < jb->hi; i += CT_BLOCK)
-        if (ct_block(jb, i, jb->hi - i < CT_BLOCK ? jb->hi - i : CT_BLOCK, codes)) return;
+    for (int64_t i = lo; i < hi; i += CT_BLOCK)
+        if (ct_block(jb, i, hi - i < CT_BLOCK ? hi - i : CT_BLOCK, codes)) return 1;
+    return 0;
 }
 
 #ifdef CT_X86_DISPATCH
@@ -178,7 +184,7 @@ static void ct_run_base(ct_job *jb) {
  * both ends. Codes are histogrammed in any order, so two vectors of 64-bit codes are packed
  * into one of 32-bit codes with a shift and an or. Blocks that fail the check (and the last,
  * partial block) go through ct_block, which finds the bad label or grows the table. */
-__attribute__((target("avx2"))) static void ct_run_avx2(ct_job *jb) {
+__attribute__((target("avx2"))) static int ct_range_avx2(ct_job *jb, int64_t lo, int64_t hi) {
     uint32_t codes[CT_BLOCK] __attribute__((aligned(32)));
     const __m256i zero = _mm256_setzero_si256();
     const __m256i one = _mm256_set1_epi64x(1), two = _mm256_set1_epi64x(2),
@@ -187,9 +193,9 @@ __attribute__((target("avx2"))) static void ct_run_avx2(ct_job *jb) {
     __m256i hall = zero, yall = zero; /* maxima of the blocks that passed */
     int64_t cap = -1;
     __m256i ylim = zero;
-    for (int64_t i = jb->lo; i < jb->hi; i += CT_BLOCK) {
-        if (jb->hi - i < CT_BLOCK) {
-            if (ct_block(jb, i, jb->hi - i, codes)) return;
+    for (int64_t i = lo; i < hi; i += CT_BLOCK) {
+        if (hi - i < CT_BLOCK) {
+            if (ct_block(jb, i, hi - i, codes)) return 1;
             continue;
         }
         if (cap != jb->cap) { /* the table grew */
@@ -221,7 +227,7 @@ __attribute__((target("avx2"))) static void ct_run_avx2(ct_job *jb) {
         int ok = _mm256_movemask_epi8(_mm256_cmpeq_epi32(_mm256_max_epu32(hm, hlim), hlim)) == -1 &&
                  _mm256_movemask_epi8(_mm256_cmpeq_epi32(_mm256_max_epu32(ym, ylim), ylim)) == -1;
         if (!ok) {
-            if (ct_block(jb, i, CT_BLOCK, codes)) return;
+            if (ct_block(jb, i, CT_BLOCK, codes)) return 1;
             continue;
         }
         hall = _mm256_max_epu32(hall, hm);
@@ -236,14 +242,26 @@ __attribute__((target("avx2"))) static void ct_run_avx2(ct_job *jb) {
         if (hv[k] > jb->hmax) jb->hmax = hv[k];
         if (yv[k] > jb->ymax) jb->ymax = yv[k];
     }
+    return 0;
 }
 #endif
 
+/* Claims chunks in order until none is left or a bad label stops the job. A job stops at the
+ * first bad label of the chunks it claimed, and every chunk before that one was claimed by
+ * some job, so the smallest index over the jobs is the first bad label of the input. */
 static void ct_run(ct_job *jb) {
+    for (;;) {
+        int64_t lo = (int64_t)atomic_fetch_add(jb->next, 1) * CT_CHUNK;
+        if (lo >= jb->n) return;
+        int64_t hi = jb->n - lo < CT_CHUNK ? jb->n : lo + CT_CHUNK;
 #ifdef CT_X86_DISPATCH
-    if (jb->avx2) { ct_run_avx2(jb); return; }
+        if (jb->avx2) {
+            if (ct_range_avx2(jb, lo, hi)) return;
+            continue;
+        }
 #endif
-    ct_run_base(jb);
+        if (ct_range_base(jb, lo, hi)) return;
+    }
 }
 
 static void *ct_thread(void *arg) {
@@ -318,7 +336,8 @@ bcml_status bcml_count_table(int64_t **counts, int64_t *num_classes, const int64
 #ifdef CT_X86_DISPATCH
     avx2 = __builtin_cpu_supports("avx2") ? 1 : 0;
 #endif
-    int64_t blocks = (n + CT_BLOCK - 1) / CT_BLOCK;
+    atomic_llong next;
+    atomic_init(&next, 0);
     int64_t cap0 = given >= 0 ? given : CT_INITIAL_CAP;
     st = BCML_OK;
     int64_t njobs = 0;
@@ -328,8 +347,8 @@ bcml_status bcml_count_table(int64_t **counts, int64_t *num_classes, const int64
         jb->h1 = h1;
         jb->h2 = h2;
         jb->y = y;
-        jb->lo = blocks * k / T * CT_BLOCK;
-        jb->hi = k + 1 == T ? n : blocks * (k + 1) / T * CT_BLOCK;
+        jb->n = n;
+        jb->next = &next;
         jb->given = given;
         jb->limit = given >= 0 ? (uint64_t)given - 1 : (uint64_t)BCML_CT_MAX_CLASSES - 1;
         jb->avx2 = avx2;
@@ -350,9 +369,10 @@ bcml_status bcml_count_table(int64_t **counts, int64_t *num_classes, const int64
             if (started[k]) pthread_join(tids[k], NULL);
             else ct_run(&jobs[k]);  /* no thread available: run it here */
         }
-        /* the first bad label overall is in the first chunk that has one */
-        for (int64_t k = 0; k < T && st == BCML_OK; k++)
-            if (jobs[k].bad) st = ct_report_bad(&jobs[k], fname, err);
+        const ct_job *first = NULL; /* the first bad label (see ct_run) */
+        for (int64_t k = 0; k < T; k++)
+            if (jobs[k].bad && (!first || jobs[k].bad_index < first->bad_index)) first = &jobs[k];
+        if (first) st = ct_report_bad(first, fname, err);
     }
     int64_t C = given;
     if (st == BCML_OK && C < 0) {
