@@ -156,3 +156,4 @@ def get_num_threads():
 
 from . import nn, optim  # noqa: E402,F401
 from . import models  # noqa: E402,F401
+from . import scores  # noqa: E402,F401

@@ -248,10 +248,29 @@ bcml_status bcml_adam_step(bcml_tensor **params, bcml_tensor **m, bcml_tensor **
                            const bcml_adam_opts *o, bcml_err *err);
 
 /* ---- compatibility scores (scores.c) ------------------------------------------------ */
-/* One pass fills, per class c (the true label), counts[c*5 + k] for k =
- * 0: h1 right & h2 right, 1: h1 right & h2 wrong, 2: h1 wrong & h2 right, 3: both wrong,
- * 4: h1 label != h2 label. Labels must lie in [0, num_classes). */
-bcml_status bcml_count_table(int64_t *counts, const int64_t *h1, const int64_t *h2,
-                             const int64_t *y, int64_t n, int64_t num_classes, bcml_err *err);
+/* The cells of the count table, per class c (the true label y): */
+enum {
+    BCML_CT_RR = 0,    /* h1 right & h2 right */
+    BCML_CT_RW = 1,    /* h1 right & h2 wrong (negative flip) */
+    BCML_CT_WR = 2,    /* h1 wrong & h2 right (positive flip) */
+    BCML_CT_WW = 3,    /* both wrong */
+    BCML_CT_DIFF = 4,  /* h1 label != h2 label (churn) */
+    BCML_CT_CELLS = 5
+};
+/* Largest class count a table may have (labels are class indices, not arbitrary ids). */
+#define BCML_CT_MAX_CLASSES ((int64_t)1 << 28)
+/* One pass over h1 (n), h2 (n), y (n) fills *counts (num_classes, BCML_CT_CELLS), allocated
+ * here with bcml_alloc (the caller frees it with bcml_free). *num_classes: in, the class count
+ * or -1 to take max label + 1 over the three arrays (found in the same pass); out, the class
+ * count used. Labels must be >= 0 and, when the class count is given, below it: EVALUE naming
+ * the argument (h1_labels, h2_labels or y), the index and the value; n == 0 is EVALUE too.
+ * nthreads <= 1 runs on the calling thread; more splits the input (results do not depend on
+ * the thread count). fname prefixes messages (e.g. "trust_compatibility_score"). */
+bcml_status bcml_count_table(int64_t **counts,     /* out: (num_classes, 5) */
+                             int64_t *num_classes, /* in/out */
+                             const int64_t *h1,    /* (n) */
+                             const int64_t *h2,    /* (n) */
+                             const int64_t *y,     /* (n) */
+                             int64_t n, int nthreads, const char *fname, bcml_err *err);
 
 #endif

@@ -1,0 +1,265 @@
+"""Compatibility scores of an updated classifier h2 against a reference classifier h1.
+
+Every score is a ratio of cells of one count table filled in a single pass in C
+(:func:`count_table`): per true class, the samples where h1 and h2 are right or wrong
+(four cells) and the samples where h1's and h2's labels differ (churn; both can be wrong
+with different labels). Counts are pooled over the whole input (BCML averaged per-batch
+ratios; bcml does not).
+
+========================================  ==============================================
+score                                     formula
+========================================  ==============================================
+``trust_compatibility_score`` (BTC)       #(h1 right, h2 right) / #(h1 right)
+``error_compatibility_score`` (BEC)       #(both wrong) / #(h2 wrong)   (``normalize="h2"``)
+                                          #(both wrong) / #(h1 wrong)   (``normalize="h1"``)
+``negative_flip_rate`` (NFR)              #(h1 right, h2 wrong) / N
+``positive_flip_rate`` (PFR)              #(h1 wrong, h2 right) / N
+``negative_flip_impact`` (NFI)            #(h1 right, h2 wrong) / #(h2 wrong)
+``churn``                                 #(h1 label != h2 label) / N
+========================================  ==============================================
+
+BEC: the published definition (Bansal et al. 2019, "the probability that a mistake made by
+the new model is not new") divides by h2's errors, the default here; BCML's code divides by
+h1's errors, available as ``normalize="h1"``.
+
+Labels may be lists, NumPy arrays of any integer dtype (int64 arrays are read in place,
+others converted once) or bcml int64 tensors, of shape (B,) or (B, 1) (as
+``argmax(dim=1, keepdim=True)`` gives). Float, bool, string and object labels raise
+TypeError; other shapes, different lengths, empty inputs, negative labels and labels at or
+above ``num_classes`` raise ValueError; each message names the argument.
+
+Zero denominators follow scikit-learn: ``zero_division="warn"`` returns 0.0 and emits an
+:class:`UndefinedMetricWarning`; 0.0, 1.0 or nan return that value silently.
+"""
+import math
+import numbers
+import warnings
+
+from . import _core
+
+__all__ = [
+    "UndefinedMetricWarning", "CompatibilityReport", "count_table",
+    "trust_compatibility_score", "error_compatibility_score", "negative_flip_rate",
+    "positive_flip_rate", "negative_flip_impact", "churn", "compatibility_report",
+]
+
+# Columns of the count table (csrc/core/bcml.h, BCML_CT_*).
+RR, RW, WR, WW, DIFF = range(5)
+CELLS = ("h1_right_h2_right", "h1_right_h2_wrong", "h1_wrong_h2_right", "both_wrong",
+         "h1_ne_h2")
+
+
+class UndefinedMetricWarning(UserWarning):
+    """A score's denominator is zero (as scikit-learn's warning of the same name)."""
+
+
+def count_table(h1_labels, h2_labels, y, num_classes=None):
+    """The (num_classes, 5) int64 count table, one row per true class.
+
+    Columns: h1 right & h2 right, h1 right & h2 wrong, h1 wrong & h2 right, both wrong,
+    h1 label != h2 label. Without ``num_classes`` the class count is the largest label of
+    the three arrays plus one.
+    """
+    return _core.count_table(h1_labels, h2_labels, y, num_classes, name="count_table")
+
+
+def _zero_division(value, fname):
+    if isinstance(value, str):
+        if value == "warn":
+            return value
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        v = float(value)
+        if v == 0.0 or v == 1.0 or math.isnan(v):
+            return v
+    raise ValueError('%s: zero_division must be "warn", 0.0, 1.0 or nan, got %r'
+                     % (fname, value))
+
+
+def _ratio(num, den, zero_division, fname, den_text, undefined=None):
+    """num / den as a float; a zero den gives zero_division's value ("warn": 0.0 and a
+    warning, or, when undefined is a list, a note appended to it for one later warning)."""
+    if den:
+        return num / den
+    if zero_division == "warn":
+        if undefined is None:
+            warnings.warn("%s is ill-defined and set to 0.0: %s is 0. Use `zero_division` to "
+                          "control this behavior." % (fname, den_text),
+                          UndefinedMetricWarning, stacklevel=3)
+        else:
+            undefined.append(den_text)
+        return 0.0
+    return zero_division
+
+
+def _totals(h1_labels, h2_labels, y, fname, num_classes=None):
+    table = _core.count_table(h1_labels, h2_labels, y, num_classes, name=fname)
+    return [int(v) for v in table.sum(axis=0)]
+
+
+def trust_compatibility_score(h1_labels, h2_labels, y, zero_division="warn"):
+    """Backward trust compatibility (BTC): the share of the samples h1 classifies correctly
+    that h2 also classifies correctly, #(h1 right and h2 right) / #(h1 right)."""
+    fname = "trust_compatibility_score"
+    zd = _zero_division(zero_division, fname)
+    c = _totals(h1_labels, h2_labels, y, fname)
+    return _ratio(c[RR], c[RR] + c[RW], zd, fname,
+                  "the number of samples h1 classifies correctly")
+
+
+def error_compatibility_score(h1_labels, h2_labels, y, normalize="h2", zero_division="warn"):
+    """Backward error compatibility (BEC): #(both wrong) divided by h2's errors
+    (``normalize="h2"``, the published definition: the share of h2's mistakes that h1 also
+    makes) or by h1's errors (``normalize="h1"``, what BCML's code computes)."""
+    fname = "error_compatibility_score"
+    if normalize not in ("h1", "h2"):
+        raise ValueError("%s: normalize must be 'h2' (both wrong / h2 wrong, the published "
+                         "definition) or 'h1' (both wrong / h1 wrong, BCML's), got %r"
+                         % (fname, normalize))
+    zd = _zero_division(zero_division, fname)
+    c = _totals(h1_labels, h2_labels, y, fname)
+    if normalize == "h2":
+        return _ratio(c[WW], c[RW] + c[WW], zd, fname,
+                      "the number of samples h2 classifies wrongly")
+    return _ratio(c[WW], c[WR] + c[WW], zd, fname, "the number of samples h1 classifies wrongly")
+
+
+def negative_flip_rate(h1_labels, h2_labels, y):
+    """Negative flip rate (NFR): the share of all samples that h1 gets right and h2 wrong."""
+    c = _totals(h1_labels, h2_labels, y, "negative_flip_rate")
+    return c[RW] / sum(c[:4])
+
+
+def positive_flip_rate(h1_labels, h2_labels, y):
+    """Positive flip rate (PFR): the share of all samples that h1 gets wrong and h2 right."""
+    c = _totals(h1_labels, h2_labels, y, "positive_flip_rate")
+    return c[WR] / sum(c[:4])
+
+
+def negative_flip_impact(h1_labels, h2_labels, y, zero_division="warn"):
+    """Negative flip impact (NFI): the share of h2's errors that are new, i.e. where h1 was
+    right: #(h1 right and h2 wrong) / #(h2 wrong) (= 1 - BEC)."""
+    fname = "negative_flip_impact"
+    zd = _zero_division(zero_division, fname)
+    c = _totals(h1_labels, h2_labels, y, fname)
+    return _ratio(c[RW], c[RW] + c[WW], zd, fname, "the number of samples h2 classifies wrongly")
+
+
+def churn(h1_labels, h2_labels, y=None):
+    """Churn: the share of samples on which h1 and h2 predict different labels. ``y`` is not
+    needed (it is accepted, and checked, for symmetry with the other scores)."""
+    c = _totals(h1_labels, h2_labels, h1_labels if y is None else y, "churn")
+    return c[DIFF] / sum(c[:4])
+
+
+# ---- the report ----------------------------------------------------------------------------
+_COLUMNS = (("btc", "BTC"), ("bec", "BEC"), ("bec_h1", "BEC_h1"), ("nfr", "NFR"),
+            ("pfr", "PFR"), ("nfi", "NFI"), ("churn", "churn"), ("h1_accuracy", "h1_acc"),
+            ("h2_accuracy", "h2_acc"))
+
+
+def _scores(c, zd, where, undefined):
+    """Every score from one row of cells (a class's or the totals); notes the undefined ones
+    in undefined (for one warning)."""
+    n = c[RR] + c[RW] + c[WR] + c[WW]
+    notes = []
+    out = {
+        "btc": _ratio(c[RR], c[RR] + c[RW], zd, "", "btc (h1 never right)", notes),
+        "bec": _ratio(c[WW], c[RW] + c[WW], zd, "", "bec (h2 never wrong)", notes),
+        "bec_h1": _ratio(c[WW], c[WR] + c[WW], zd, "", "bec_h1 (h1 never wrong)", notes),
+        "nfr": _ratio(c[RW], n, zd, "", "nfr", notes),
+        "pfr": _ratio(c[WR], n, zd, "", "pfr", notes),
+        "nfi": _ratio(c[RW], c[RW] + c[WW], zd, "", "nfi (h2 never wrong)", notes),
+        "churn": _ratio(c[DIFF], n, zd, "", "churn", notes),
+        "h1_accuracy": _ratio(c[RR] + c[RW], n, zd, "", "h1_accuracy", notes),
+        "h2_accuracy": _ratio(c[RR] + c[WR], n, zd, "", "h2_accuracy", notes),
+    }
+    if n == 0 and notes:
+        undefined.append("every score of %s (no samples)" % where)
+    else:
+        undefined.extend("%s of %s" % (note, where) for note in notes)
+    return out
+
+
+class CompatibilityReport(dict):
+    """The result of :func:`compatibility_report`: a dict whose repr is an aligned table.
+
+    Keys: ``btc, bec, bec_h1, nfr, pfr, nfi, churn, h1_accuracy, h2_accuracy, n,
+    num_classes, counts`` (the overall cells, by name) and ``per_class``: one dict per class
+    (``class`` index, ``name``, ``support`` and the same scores on that class's samples).
+    """
+
+    def format(self, digits=4):
+        rows = [("overall", self["n"], self)]
+        rows += [(pc["name"], pc["support"], pc) for pc in self["per_class"]]
+        name_w = max(len("class"), max(len(r[0]) for r in rows))
+        sup_w = max(len("support"), len(str(self["n"])))
+        num_w = max(digits + 3, max(len(h) for _, h in _COLUMNS))
+
+        def fmt(v):
+            return "nan" if math.isnan(v) else "%.*f" % (digits, v)
+
+        lines = ["compatibility report: %d samples, %d classes" % (self["n"], self["num_classes"]),
+                 "%-*s  %*s  %s" % (name_w, "class", sup_w, "support",
+                                    "  ".join("%*s" % (num_w, h) for _, h in _COLUMNS))]
+        for name, support, d in rows:
+            lines.append("%-*s  %*d  %s" % (name_w, name, sup_w, support,
+                                            "  ".join("%*s" % (num_w, fmt(d[k]))
+                                                      for k, _ in _COLUMNS)))
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return self.format()
+
+    __str__ = __repr__
+
+    def _repr_pretty_(self, p, cycle):  # IPython
+        p.text(self.format())
+
+
+def compatibility_report(h1_labels, h2_labels, y, num_classes=None, class_names=None,
+                         zero_division=float("nan")):
+    """Every score, overall and per true class, from one pass.
+
+    ``class_names``: one name per class (then ``num_classes`` defaults to its length).
+    Scores whose denominator is zero (e.g. BTC of a class h1 never gets right, or every
+    score of a class without samples) take ``zero_division``'s value: nan by default, or
+    "warn" (0.0 and one warning listing them), 0.0, 1.0.
+    """
+    fname = "compatibility_report"
+    zd = _zero_division(zero_division, fname)
+    names = None
+    if class_names is not None:
+        if isinstance(class_names, (str, bytes)):
+            raise TypeError("%s: class_names must be a sequence of names, got a string" % fname)
+        names = [str(n) for n in class_names]
+        if num_classes is None:
+            num_classes = len(names)
+            if num_classes == 0:
+                raise ValueError("%s: class_names is empty" % fname)
+        elif len(names) != num_classes:
+            raise ValueError("%s: class_names has %d names but num_classes is %d"
+                             % (fname, len(names), num_classes))
+    table = _core.count_table(h1_labels, h2_labels, y, num_classes, name=fname)
+    C = table.shape[0]
+    undefined = []
+    totals = [int(v) for v in table.sum(axis=0)]
+    report = CompatibilityReport(_scores(totals, zd, "all samples", undefined))
+    report["n"] = sum(totals[:4])
+    report["num_classes"] = C
+    report["counts"] = dict(zip(CELLS, totals))
+    per_class = []
+    for c in range(C):
+        row = [int(v) for v in table[c]]
+        name = names[c] if names is not None else str(c)
+        entry = {"class": c, "name": name, "support": sum(row[:4])}
+        entry.update(_scores(row, zd, "class %s" % name, undefined))
+        entry["counts"] = dict(zip(CELLS, row))
+        per_class.append(entry)
+    report["per_class"] = per_class
+    if undefined:
+        shown = ", ".join(undefined[:8]) + (", ..." if len(undefined) > 8 else "")
+        warnings.warn("%s: %d scores are ill-defined and set to 0.0 (zero denominator): %s. "
+                      "Use `zero_division` to control this behavior."
+                      % (fname, len(undefined), shown), UndefinedMetricWarning, stacklevel=2)
+    return report
+
