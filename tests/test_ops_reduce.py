@@ -190,6 +190,22 @@ def test_max_dim_values(shape, keepdim, dtype):
 def test_max_dim_nan_and_ties_like_torch(torch):
     a = np.array([[1.0, np.nan, 3.0, np.nan], [2.0, 5.0, 5.0, 1.0], [np.inf, 1.0, np.inf, np.nan],
                   [-np.inf, -np.inf, -np.inf, -np.inf]], np.float32)
+    # long rows (the lane-parallel path): NaN after or before the largest number, ties
+    rng = np.random.default_rng(17)
+    long = np.asarray(rng.integers(-50, 50, (6, 45)), np.float32)
+    long[0, 13] = np.nan
+    long[1, 40] = np.nan
+    long[1, 3] = 1e30
+    long[2, [5, 30]] = np.nan
+    long[3, :] = -np.inf
+    long[4, 44] = np.inf
+    for arr in [long, long.T.copy()]:
+        for dim in [0, 1]:
+            b = bcml.from_numpy(arr).max(dim)
+            t = torch.from_numpy(arr).max(dim)
+            np.testing.assert_array_equal(b.values.numpy(), t.values.numpy())
+            np.testing.assert_array_equal(b.indices.numpy(), t.indices.numpy())
+            np.testing.assert_array_equal(bcml.from_numpy(arr).argmax(dim).numpy(), t.indices.numpy())
     for dim in [0, 1]:
         b = bcml.from_numpy(a).max(dim)
         t = torch.from_numpy(a).max(dim)

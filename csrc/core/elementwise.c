@@ -448,6 +448,40 @@ bcml_status bcml_pow_scalar_backward(bcml_node *n, const bcml_tensor *dout, bcml
 }
 
 /* ---- unary float ops -------------------------------------------------------------------- */
+/* y[i] = exp(x[i]) within 1 ulp (y may equal x). glibc's expf costs a call per element; this
+ * is Cephes' expf without branches, so that the loop vectorises: x = k ln2 + r with
+ * |r| <= ln2/2 (k rounded to nearest by the 1.5 * 2^23 trick), exp(r) by a polynomial, then
+ * 2^k applied in two halves so that subnormal results round once. Overflow gives inf,
+ * underflow 0, NaN stays NaN. The range and NaN selects work on the bits (with
+ * -ftrapping-math GCC will not if-convert float comparisons). Also used by softmax.c. */
+static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static inline uint32_t sel(uint32_t mask, uint32_t a, uint32_t b) { return (mask & a) | (~mask & b); }
+
+void bcml_exp_f32(float *y, const float *x, int64_t n) {
+    const uint32_t HI = 0x42b17218u, LO = 0xc2cff1b5u; /* 88.7228394f, -103.972084f */
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t u = f2u(x[i]);
+        const uint32_t nan = -(uint32_t)((u & 0x7fffffffu) > 0x7f800000u);
+        const uint32_t over = -(uint32_t)((int32_t)u > (int32_t)HI); /* x > HI (or +NaN) */
+        const uint32_t under = -(uint32_t)(u > LO);                  /* x < LO (or -NaN) */
+        const float c = u2f(~nan & sel(over, HI, sel(under, LO, u)));
+        const float kf = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+        float r = c - kf * 0.693359375f;
+        r = r - kf * -2.12194440e-4f;
+        float p = 1.9875691500e-4f;
+        p = p * r + 1.3981999507e-3f;
+        p = p * r + 8.3334519073e-3f;
+        p = p * r + 4.1665795894e-2f;
+        p = p * r + 1.6666665459e-1f;
+        p = p * r + 5.0000001201e-1f;
+        const float e = p * (r * r) + r + 1.0f;
+        const int32_t k = (int32_t)kf, k1 = k / 2, k2 = k - k1; /* k in [-150, 128] */
+        const float s = e * u2f((uint32_t)(k1 + 127) << 23) * u2f((uint32_t)(k2 + 127) << 23);
+        y[i] = u2f(sel(nan, u, sel(over, 0x7f800000u, ~under & f2u(s))));
+    }
+}
+
 /* exp saves its output (an alias of out's data) for backward. */
 bcml_status bcml_exp_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
     (void)ctx;
@@ -455,7 +489,7 @@ bcml_status bcml_exp_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcm
     if (st) return st;
     const float *x = bcml_f32(n->in[0]);
     float *y = bcml_f32(out[0]);
-    for (int64_t i = 0; i < out[0]->numel; i++) y[i] = expf(x[i]);
+    bcml_exp_f32(y, x, out[0]->numel);
     return n->recording ? bcml_saved_alias(&n->saved[0], out[0], err) : BCML_OK;
 }
 bcml_status bcml_exp_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {

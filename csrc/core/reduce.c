@@ -93,6 +93,15 @@ static void sum_int(int64_t *restrict out, const void *x, int is_bool, const rpl
     const int64_t D = p->D, inner = p->inner;
     const int64_t *xi = x;
     const uint8_t *xb = x;
+    if (inner == 1) { /* rows */
+        for (int64_t o = 0; o < p->outer; o++) {
+            uint64_t acc = 0;
+            if (is_bool) for (int64_t d = 0; d < D; d++) acc += xb[o * D + d] != 0;
+            else for (int64_t d = 0; d < D; d++) acc += (uint64_t)xi[o * D + d];
+            out[o] = (int64_t)acc;
+        }
+        return;
+    }
     memset(out, 0, (size_t)(p->outer * inner) * sizeof(int64_t));
     for (int64_t o = 0; o < p->outer; o++) {
         uint64_t *orow = (uint64_t *)(out + o * inner);
@@ -132,6 +141,14 @@ static bcml_status sum_mean_backward(bcml_node *n, const bcml_tensor *dout, bcml
     const float *g = bcml_f32(dout);
     float *dx = bcml_f32(din[0]);
     const float fd = (float)D;
+    if (inner == 1) { /* rows: one gradient value per row */
+        for (int64_t o = 0; o < p.outer; o++) {
+            const float v = mean ? g[o] / fd : g[o];
+            float *drow = dx + o * D;
+            for (int64_t d = 0; d < D; d++) drow[d] += v;
+        }
+        return BCML_OK;
+    }
     for (int64_t o = 0; o < p.outer; o++) {
         const float *grow = g + o * inner;
         for (int64_t d = 0; d < D; d++) {
@@ -160,25 +177,54 @@ bcml_status bcml_mean_backward(bcml_node *n, const bcml_tensor *dout, bcml_tenso
 }
 
 /* ---- max along a dim, argmax --------------------------------------------------------------- */
+/* First index of the maximum of a row x[0..n), n > 0; for floats a NaN is the maximum and the
+ * first NaN wins (PyTorch). Floats take two passes: the maximum over eight independent lanes,
+ * then the first index holding it. */
+static int64_t argmax_row_f32(const float *x, int64_t n) {
+    float m[8];
+    int nan[8];
+    for (int k = 0; k < 8; k++) { m[k] = -INFINITY; nan[k] = 0; }
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            const float v = x[i + k];
+            m[k] = v > m[k] ? v : m[k];
+            nan[k] |= v != v;
+        }
+    for (; i < n; i++) {
+        m[0] = x[i] > m[0] ? x[i] : m[0];
+        nan[0] |= x[i] != x[i];
+    }
+    for (int k = 1; k < 8; k++) { m[0] = m[k] > m[0] ? m[k] : m[0]; nan[0] |= nan[k]; }
+    if (nan[0]) {
+        for (int64_t j = 0; j < n; j++) if (x[j] != x[j]) return j;
+    }
+    for (int64_t j = 0; j < n; j++) if (x[j] == m[0]) return j;
+    return 0; /* not reached */
+}
+static int64_t argmax_row_i64(const int64_t *x, int64_t n) {
+    int64_t k = 0;
+    for (int64_t j = 1; j < n; j++) k = x[j] > x[k] ? j : k;
+    return k;
+}
+static int64_t argmax_row_u8(const uint8_t *x, int64_t n) {
+    for (int64_t j = 0; j < n; j++) if (x[j]) return j;
+    return 0;
+}
+
 /* vals (outer, inner) (may be NULL), idx (outer, inner) = max and its first index over D of x
- * (outer, D, inner), D > 0. GREATER(v, best) decides whether v replaces best: for floats a NaN
- * replaces any number (NaN is the maximum, as PyTorch), so the first NaN wins. */
-#define MAX_KERNEL(NAME, T, GREATER)                                                  \
+ * (outer, D, inner), D > 0. Rows go to ROWFN; otherwise GREATER(v, b) decides whether v
+ * replaces the best b so far: for floats a NaN replaces any number, so the first NaN wins. */
+#define MAX_KERNEL(NAME, T, GREATER, ROWFN)                                           \
     static void NAME(T *restrict vals, int64_t *restrict idx, const T *restrict x,    \
                      const rplan *p) {                                                \
         const int64_t D = p->D, inner = p->inner;                                     \
         T best[CH];                                                                   \
         int64_t bi[CH];                                                               \
-        if (inner == 1) { /* rows */                                                  \
+        if (inner == 1) {                                                             \
             for (int64_t o = 0; o < p->outer; o++) {                                  \
-                const T *xr = x + o * D;                                              \
-                T b = xr[0];                                                          \
-                int64_t k = 0;                                                        \
-                for (int64_t d = 1; d < D; d++) {                                     \
-                    const T v = xr[d];                                                \
-                    if (GREATER) { b = v; k = d; }                                    \
-                }                                                                     \
-                if (vals) vals[o] = b;                                                \
+                const int64_t k = ROWFN(x + o * D, D);                                \
+                if (vals) vals[o] = x[o * D + k];                                     \
                 idx[o] = k;                                                           \
             }                                                                         \
             return;                                                                   \
@@ -200,9 +246,9 @@ bcml_status bcml_mean_backward(bcml_node *n, const bcml_tensor *dout, bcml_tenso
             }                                                                         \
         }                                                                             \
     }
-MAX_KERNEL(max_f32, float, v > b || (v != v && b == b))
-MAX_KERNEL(max_i64, int64_t, v > b)
-MAX_KERNEL(max_u8, uint8_t, (v != 0) > (b != 0))
+MAX_KERNEL(max_f32, float, v > b || (v != v && b == b), argmax_row_f32)
+MAX_KERNEL(max_i64, int64_t, v > b, argmax_row_i64)
+MAX_KERNEL(max_u8, uint8_t, (v != 0) > (b != 0), argmax_row_u8)
 
 static void max_any(void *vals, int64_t *idx, const bcml_tensor *x, const rplan *p) {
     switch (x->dtype) {

@@ -12,6 +12,37 @@
 
 #define CH 256
 
+/* Vectorised exp (elementwise.c). */
+void bcml_exp_f32(float *y, const float *x, int64_t n);
+
+/* Row reductions with eight independent lanes (vectorisable, and no single dependency chain). */
+static float row_max(const float *x, int64_t n) {
+    float m[8];
+    for (int k = 0; k < 8; k++) m[k] = -INFINITY;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) m[k] = x[i + k] > m[k] ? x[i + k] : m[k];
+    for (; i < n; i++) m[0] = x[i] > m[0] ? x[i] : m[0];
+    for (int k = 1; k < 8; k++) m[0] = m[k] > m[0] ? m[k] : m[0];
+    return m[0];
+}
+
+/* sum of x[i] * (y ? y[i] : 1) */
+static float row_dot(const float *x, const float *y, int64_t n) {
+    float acc[8] = {0};
+    int64_t i = 0;
+    if (y) {
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += x[i + k] * y[i + k];
+        for (; i < n; i++) acc[0] += x[i] * y[i];
+    } else {
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += x[i + k];
+        for (; i < n; i++) acc[0] += x[i];
+    }
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
 static bcml_status split_dim(const bcml_node *n, const char *name, int64_t *outer, int64_t *D,
                              int64_t *inner, bcml_err *err) {
     const bcml_tensor *x = n->in[0];
@@ -29,21 +60,22 @@ static bcml_status split_dim(const bcml_node *n, const char *name, int64_t *oute
     return BCML_OK;
 }
 
-/* y (outer, D, inner) = softmax or log_softmax of x along D */
+/* y (outer, D, inner) = softmax or log_softmax of x along D. A NaN anywhere along D makes that
+ * whole slice NaN, as do rows of only -inf or any +inf (as PyTorch). */
 static void softmax_fw(float *restrict y, const float *restrict x, int64_t outer, int64_t D,
                        int64_t inner, int logsm) {
     if (inner == 1) {
         for (int64_t r = 0; r < outer; r++) {
             const float *xr = x + r * D;
             float *yr = y + r * D;
-            float m = -INFINITY, s = 0.0f;
-            for (int64_t j = 0; j < D; j++) m = xr[j] > m ? xr[j] : m;
+            const float m = row_max(xr, D);
+            for (int64_t j = 0; j < D; j++) yr[j] = xr[j] - m;
+            bcml_exp_f32(yr, yr, D);
+            const float s = row_dot(yr, NULL, D);
             if (logsm) {
-                for (int64_t j = 0; j < D; j++) s += expf(xr[j] - m);
                 const float ls = logf(s);
                 for (int64_t j = 0; j < D; j++) yr[j] = (xr[j] - m) - ls;
             } else {
-                for (int64_t j = 0; j < D; j++) { yr[j] = expf(xr[j] - m); s += yr[j]; }
                 const float inv = 1.0f / s;
                 for (int64_t j = 0; j < D; j++) yr[j] *= inv;
             }
@@ -64,7 +96,9 @@ static void softmax_fw(float *restrict y, const float *restrict x, int64_t outer
             for (int64_t d = 0; d < D; d++) {
                 const float *xr = xb + d * inner + j0;
                 float *yr = yb + d * inner + j0;
-                for (int64_t j = 0; j < w; j++) { yr[j] = expf(xr[j] - m[j]); s[j] += yr[j]; }
+                for (int64_t j = 0; j < w; j++) yr[j] = xr[j] - m[j];
+                bcml_exp_f32(yr, yr, w);
+                for (int64_t j = 0; j < w; j++) s[j] += yr[j];
             }
             if (logsm) {
                 for (int64_t j = 0; j < w; j++) s[j] = logf(s[j]);
@@ -87,16 +121,20 @@ static void softmax_fw(float *restrict y, const float *restrict x, int64_t outer
 /* dx (outer, D, inner) += softmax / log_softmax backward from y and g */
 static void softmax_bw(float *restrict dx, const float *restrict y, const float *restrict g,
                        int64_t outer, int64_t D, int64_t inner, int logsm) {
+    float t[CH]; /* exp(y) of up to CH elements (log_softmax) */
     if (inner == 1) {
         for (int64_t r = 0; r < outer; r++) {
             const float *yr = y + r * D, *gr = g + r * D;
             float *dr = dx + r * D;
-            float s = 0.0f;
             if (logsm) {
-                for (int64_t j = 0; j < D; j++) s += gr[j];
-                for (int64_t j = 0; j < D; j++) dr[j] += gr[j] - expf(yr[j]) * s;
+                const float s = row_dot(gr, NULL, D);
+                for (int64_t j0 = 0; j0 < D; j0 += CH) {
+                    const int64_t w = D - j0 < CH ? D - j0 : CH;
+                    bcml_exp_f32(t, yr + j0, w);
+                    for (int64_t j = 0; j < w; j++) dr[j0 + j] += gr[j0 + j] - t[j] * s;
+                }
             } else {
-                for (int64_t j = 0; j < D; j++) s += gr[j] * yr[j];
+                const float s = row_dot(gr, yr, D);
                 for (int64_t j = 0; j < D; j++) dr[j] += yr[j] * (gr[j] - s);
             }
         }
@@ -116,8 +154,12 @@ static void softmax_bw(float *restrict dx, const float *restrict y, const float 
             for (int64_t d = 0; d < D; d++) {
                 const float *yr = y + base + d * inner + j0, *gr = g + base + d * inner + j0;
                 float *dr = dx + base + d * inner + j0;
-                if (logsm) for (int64_t j = 0; j < w; j++) dr[j] += gr[j] - expf(yr[j]) * s[j];
-                else for (int64_t j = 0; j < w; j++) dr[j] += yr[j] * (gr[j] - s[j]);
+                if (logsm) {
+                    bcml_exp_f32(t, yr, w);
+                    for (int64_t j = 0; j < w; j++) dr[j] += gr[j] - t[j] * s[j];
+                } else {
+                    for (int64_t j = 0; j < w; j++) dr[j] += yr[j] * (gr[j] - s[j]);
+                }
             }
         }
     }
