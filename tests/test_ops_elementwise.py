@@ -308,6 +308,24 @@ def test_unary_special_values(torch):
                                        err_msg=op)
 
 
+def test_exp_within_one_ulp_over_the_whole_range():
+    # the vectorised exp kernel: every float from underflow to overflow, subnormal results too
+    x = np.concatenate([np.linspace(-110, 95, 400001, dtype=np.float32),
+                        np.float32([88.72283, 88.7228394, 88.72284, -87.33655, -103.97207, -103.97209,
+                                    -150.0, 1e-8, -1e-8, 0.0, -0.0])])
+    with np.errstate(all="ignore"):
+        got = bcml.from_numpy(x).exp().numpy()
+        ref = np.exp(x.astype(np.float64))
+        ref32 = ref.astype(np.float32)
+    np.testing.assert_array_equal(np.isinf(got), np.isinf(ref32))
+    np.testing.assert_array_equal(got == 0, ref32 == 0)
+    fin = np.isfinite(ref32) & (ref32 > 0)
+    ulps = np.abs(got[fin] - ref[fin]) / np.spacing(ref32[fin]).astype(np.float64)
+    assert ulps.max() <= 1.0
+    special = np.float32([np.nan, np.inf, -np.inf])
+    np.testing.assert_array_equal(bcml.from_numpy(special).exp().numpy(), [np.nan, np.inf, 0.0])
+
+
 def test_exp_grad_uses_output():
     # exp's backward reads the saved output: the gradient of exp(x) is exp(x)
     x = bcml.tensor(randn((3, 3)), requires_grad=True)
