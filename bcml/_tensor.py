@@ -150,7 +150,12 @@ def _binary(op, a, b):
 
 def _add_scalar(a, add, mul):
     if a._dtype_name != "float32":
-        a = _apply(OPS["cast"], (a,), (0,), ())
+        # int64/bool with integer scalars gives int64, as in PyTorch; otherwise float32
+        ints = isinstance(add, numbers.Integral) and isinstance(mul, numbers.Integral)
+        if not ints:
+            a = _apply(OPS["cast"], (a,), (0,), ())
+        elif a._dtype_name == "bool":
+            a = _apply(OPS["cast"], (a,), (1,), ())
     return _apply(OPS["add_scalar"], (a,), (), (float(add), float(mul)))
 
 
@@ -512,24 +517,24 @@ class Tensor(_core.TensorBase):
     # ---- arithmetic -----------------------------------------------------------------------
     def __add__(self, other):
         if _scalar(other):
-            return _add_scalar(self, other, 1.0)
+            return _add_scalar(self, other, 1)
         return _binary("add", self, other)
 
     __radd__ = __add__
 
     def __sub__(self, other):
         if _scalar(other):
-            return _add_scalar(self, -other, 1.0)
+            return _add_scalar(self, -other, 1)
         return _binary("sub", self, other)
 
     def __rsub__(self, other):
         if _scalar(other):
-            return _add_scalar(self, other, -1.0)
+            return _add_scalar(self, other, -1)
         return _binary("sub", as_tensor_arg(other, like=self), self)
 
     def __mul__(self, other):
         if _scalar(other):
-            return _add_scalar(self, 0.0, other)
+            return _add_scalar(self, 0, other)
         return _binary("mul", self, other)
 
     __rmul__ = __mul__
@@ -548,7 +553,7 @@ class Tensor(_core.TensorBase):
         return _binary("div", as_tensor_arg(other, like=a), a)
 
     def __neg__(self):
-        return _add_scalar(self, 0.0, -1.0)
+        return _add_scalar(self, 0, -1)
 
     def __pos__(self):
         return self
@@ -636,6 +641,8 @@ class Tensor(_core.TensorBase):
         return self ** 0.5
 
     def clamp(self, min=None, max=None):
+        if min is None and max is None:
+            raise ValueError("clamp: at least one of min or max must not be None")
         flags = (1 if min is not None else 0) | (2 if max is not None else 0)
         return _apply(OPS["clamp"], (self._f(),), (flags,), (float(min or 0.0), float(max or 0.0)))
 
@@ -731,7 +738,7 @@ class Tensor(_core.TensorBase):
 
     def argmax(self, dim=None, keepdim=False):
         if dim is None:
-            return _apply(OPS["argmax"], (self,), (0, 0, 1), ())
+            return _apply(OPS["argmax"], (self,), (0, int(keepdim), 1), ())
         return _apply(OPS["argmax"], (self,), (_norm_dim(dim, self.ndim), int(keepdim), 0), ())
 
     def argmin(self, dim=None, keepdim=False):

@@ -1,19 +1,204 @@
-/* softmax.c: TODO */
+/* softmax.c: softmax and log_softmax along dim i[0] (numerically stable: the maximum along the
+ * dim is subtracted before exp). The input is viewed as (outer, D, inner) around the dim; the
+ * last dim (inner == 1) walks contiguous rows, other dims work on chunks of CH columns of a
+ * (D, inner) block so that every inner loop runs over contiguous memory.
+ * Both save their output (an alias of out's data) for backward:
+ *   softmax:     dx += y * (g - sum(g * y))
+ *   log_softmax: dx += g - exp(y) * sum(g)      (sums along dim) */
 #include "ops.h"
 
+#include <math.h>
+#include <stdio.h>
+
+#define CH 256
+
+/* Vectorised exp (elementwise.c). */
+void bcml_exp_f32(float *y, const float *x, int64_t n);
+
+/* Row reductions with eight independent lanes (vectorisable, and no single dependency chain). */
+static float row_max(const float *x, int64_t n) {
+    float m[8];
+    for (int k = 0; k < 8; k++) m[k] = -INFINITY;
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) m[k] = x[i + k] > m[k] ? x[i + k] : m[k];
+    for (; i < n; i++) m[0] = x[i] > m[0] ? x[i] : m[0];
+    for (int k = 1; k < 8; k++) m[0] = m[k] > m[0] ? m[k] : m[0];
+    return m[0];
+}
+
+/* sum of x[i] * (y ? y[i] : 1) */
+static float row_dot(const float *x, const float *y, int64_t n) {
+    float acc[8] = {0};
+    int64_t i = 0;
+    if (y) {
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += x[i + k] * y[i + k];
+        for (; i < n; i++) acc[0] += x[i] * y[i];
+    } else {
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += x[i + k];
+        for (; i < n; i++) acc[0] += x[i];
+    }
+    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+}
+
+static bcml_status split_dim(const bcml_node *n, const char *name, int64_t *outer, int64_t *D,
+                             int64_t *inner, bcml_err *err) {
+    const bcml_tensor *x = n->in[0];
+    int64_t dim = n->args.i[0];
+    char arg[32];
+    snprintf(arg, sizeof arg, "%s: dim", name);
+    bcml_status st = bcml_norm_dim(&dim, x->ndim, arg, err);
+    if (st) return st;
+    *outer = 1; *D = 1; *inner = 1;
+    for (int d = 0; d < x->ndim; d++) {
+        if (d < dim) *outer *= x->shape[d];
+        else if (d == dim) *D = x->shape[d];
+        else *inner *= x->shape[d];
+    }
+    return BCML_OK;
+}
+
+/* y (outer, D, inner) = softmax or log_softmax of x along D. A NaN anywhere along D makes that
+ * whole slice NaN, as do rows of only -inf or any +inf (as PyTorch). */
+static void softmax_fw(float *restrict y, const float *restrict x, int64_t outer, int64_t D,
+                       int64_t inner, int logsm) {
+    if (inner == 1) {
+        for (int64_t r = 0; r < outer; r++) {
+            const float *xr = x + r * D;
+            float *yr = y + r * D;
+            const float m = row_max(xr, D);
+            for (int64_t j = 0; j < D; j++) yr[j] = xr[j] - m;
+            bcml_exp_f32(yr, yr, D);
+            const float s = row_dot(yr, NULL, D);
+            if (logsm) {
+                const float ls = logf(s);
+                for (int64_t j = 0; j < D; j++) yr[j] = (xr[j] - m) - ls;
+            } else {
+                const float inv = 1.0f / s;
+                for (int64_t j = 0; j < D; j++) yr[j] *= inv;
+            }
+        }
+        return;
+    }
+    float m[CH], s[CH];
+    for (int64_t o = 0; o < outer; o++) {
+        const float *xb = x + o * D * inner; /* (D, inner) */
+        float *yb = y + o * D * inner;
+        for (int64_t j0 = 0; j0 < inner; j0 += CH) {
+            const int64_t w = inner - j0 < CH ? inner - j0 : CH;
+            for (int64_t j = 0; j < w; j++) { m[j] = -INFINITY; s[j] = 0.0f; }
+            for (int64_t d = 0; d < D; d++) {
+                const float *xr = xb + d * inner + j0;
+                for (int64_t j = 0; j < w; j++) m[j] = xr[j] > m[j] ? xr[j] : m[j];
+            }
+            for (int64_t d = 0; d < D; d++) {
+                const float *xr = xb + d * inner + j0;
+                float *yr = yb + d * inner + j0;
+                for (int64_t j = 0; j < w; j++) yr[j] = xr[j] - m[j];
+                bcml_exp_f32(yr, yr, w);
+                for (int64_t j = 0; j < w; j++) s[j] += yr[j];
+            }
+            if (logsm) {
+                for (int64_t j = 0; j < w; j++) s[j] = logf(s[j]);
+                for (int64_t d = 0; d < D; d++) {
+                    const float *xr = xb + d * inner + j0;
+                    float *yr = yb + d * inner + j0;
+                    for (int64_t j = 0; j < w; j++) yr[j] = (xr[j] - m[j]) - s[j];
+                }
+            } else {
+                for (int64_t j = 0; j < w; j++) s[j] = 1.0f / s[j];
+                for (int64_t d = 0; d < D; d++) {
+                    float *yr = yb + d * inner + j0;
+                    for (int64_t j = 0; j < w; j++) yr[j] *= s[j];
+                }
+            }
+        }
+    }
+}
+
+/* dx (outer, D, inner) += softmax / log_softmax backward from y and g */
+static void softmax_bw(float *restrict dx, const float *restrict y, const float *restrict g,
+                       int64_t outer, int64_t D, int64_t inner, int logsm) {
+    float t[CH]; /* exp(y) of up to CH elements (log_softmax) */
+    if (inner == 1) {
+        for (int64_t r = 0; r < outer; r++) {
+            const float *yr = y + r * D, *gr = g + r * D;
+            float *dr = dx + r * D;
+            if (logsm) {
+                const float s = row_dot(gr, NULL, D);
+                for (int64_t j0 = 0; j0 < D; j0 += CH) {
+                    const int64_t w = D - j0 < CH ? D - j0 : CH;
+                    bcml_exp_f32(t, yr + j0, w);
+                    for (int64_t j = 0; j < w; j++) dr[j0 + j] += gr[j0 + j] - t[j] * s;
+                }
+            } else {
+                const float s = row_dot(gr, yr, D);
+                for (int64_t j = 0; j < D; j++) dr[j] += yr[j] * (gr[j] - s);
+            }
+        }
+        return;
+    }
+    float s[CH];
+    for (int64_t o = 0; o < outer; o++) {
+        const int64_t base = o * D * inner;
+        for (int64_t j0 = 0; j0 < inner; j0 += CH) {
+            const int64_t w = inner - j0 < CH ? inner - j0 : CH;
+            for (int64_t j = 0; j < w; j++) s[j] = 0.0f;
+            for (int64_t d = 0; d < D; d++) {
+                const float *yr = y + base + d * inner + j0, *gr = g + base + d * inner + j0;
+                if (logsm) for (int64_t j = 0; j < w; j++) s[j] += gr[j];
+                else for (int64_t j = 0; j < w; j++) s[j] += gr[j] * yr[j];
+            }
+            for (int64_t d = 0; d < D; d++) {
+                const float *yr = y + base + d * inner + j0, *gr = g + base + d * inner + j0;
+                float *dr = dx + base + d * inner + j0;
+                if (logsm) {
+                    bcml_exp_f32(t, yr, w);
+                    for (int64_t j = 0; j < w; j++) dr[j] += gr[j] - t[j] * s[j];
+                } else {
+                    for (int64_t j = 0; j < w; j++) dr[j] += yr[j] * (gr[j] - s[j]);
+                }
+            }
+        }
+    }
+}
+
+static bcml_status forward(bcml_node *n, bcml_tensor **out, int logsm, bcml_err *err) {
+    const char *name = logsm ? "log_softmax" : "softmax";
+    const bcml_tensor *x = n->in[0];
+    int64_t outer, D, inner;
+    bcml_status st;
+    if ((st = bcml_require_dtype(x, BCML_FLOAT32, name, "input", err))) return st;
+    if ((st = split_dim(n, name, &outer, &D, &inner, err))) return st;
+    if ((st = bcml_tensor_new_like(&out[0], x, BCML_FLOAT32, 0, err))) return st;
+    if (x->numel) softmax_fw(bcml_f32(out[0]), bcml_f32(x), outer, D, inner, logsm);
+    return n->recording ? bcml_saved_alias(&n->saved[0], out[0], err) : BCML_OK;
+}
+
+static bcml_status backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, int logsm,
+                            bcml_err *err) {
+    int64_t outer, D, inner;
+    bcml_status st = split_dim(n, logsm ? "log_softmax" : "softmax", &outer, &D, &inner, err);
+    if (st) return st;
+    if (dout->numel)
+        softmax_bw(bcml_f32(din[0]), bcml_f32(n->saved[0]), bcml_f32(dout), outer, D, inner, logsm);
+    return BCML_OK;
+}
+
+/* in: input (float32, rank <= 4); i[0] = dim */
 bcml_status bcml_softmax_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
-    (void)n; (void)ctx; (void)out;
-    return bcml_fail(err, BCML_ERUNTIME, "softmax is not implemented yet");
+    (void)ctx;
+    return forward(n, out, 0, err);
 }
 bcml_status bcml_softmax_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {
-    (void)n; (void)dout; (void)din;
-    return bcml_fail(err, BCML_ERUNTIME, "softmax backward is not implemented yet");
+    return backward(n, dout, din, 0, err);
 }
 bcml_status bcml_log_softmax_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
-    (void)n; (void)ctx; (void)out;
-    return bcml_fail(err, BCML_ERUNTIME, "log_softmax is not implemented yet");
+    (void)ctx;
+    return forward(n, out, 1, err);
 }
 bcml_status bcml_log_softmax_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {
-    (void)n; (void)dout; (void)din;
-    return bcml_fail(err, BCML_ERUNTIME, "log_softmax backward is not implemented yet");
+    return backward(n, dout, din, 1, err);
 }
