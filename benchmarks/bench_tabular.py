@@ -32,7 +32,7 @@ def worker(lib, model_name, npz, reps, epochs):
         Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
         perm_t = [torch.from_numpy(p) for p in perms]
 
-        class LR(nn.Module):
+        class TorchLR(nn.Module):
             def __init__(self):
                 super().__init__()
                 self.linear = nn.Linear(f, 2)
@@ -41,7 +41,7 @@ def worker(lib, model_name, npz, reps, epochs):
                 o = self.linear(x)
                 return o, F.softmax(o, dim=-1), F.log_softmax(o, dim=-1)
 
-        class MLP(nn.Module):
+        class TorchMLP(nn.Module):
             def __init__(self):
                 super().__init__()
                 self.layers = nn.Sequential(nn.Linear(f, 50), nn.ReLU(), nn.Linear(50, 10), nn.ReLU(), nn.Linear(10, 2))
@@ -50,7 +50,7 @@ def worker(lib, model_name, npz, reps, epochs):
                 o = self.layers(x)
                 return o, F.softmax(o, dim=-1), F.log_softmax(o, dim=-1)
 
-        make = LR if model_name == "lr" else MLP
+        make = TorchLR if model_name == "lr" else TorchMLP
         nll, sgd = F.nll_loss, torch.optim.SGD
     else:
         import bcml

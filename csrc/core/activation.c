@@ -13,18 +13,24 @@ bcml_status bcml_relu_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bc
     (void)ctx;
     bcml_status st = unary_out(n, out, "relu", err);
     if (st) return st;
-    const float *x = bcml_f32(n->in[0]);
-    float *y = bcml_f32(out[0]);
-    for (int64_t i = 0; i < out[0]->numel; i++) y[i] = x[i] > 0.0f ? x[i] : (x[i] != x[i] ? x[i] : 0.0f);
+    const float *restrict x = bcml_f32(n->in[0]);
+    float *restrict y = bcml_f32(out[0]);
+    const int64_t N = out[0]->numel;
+    /* max(x, 0) that keeps NaN (a NaN compares false, so it takes the x branch) */
+    for (int64_t i = 0; i < N; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
     return BCML_OK;
 }
 
 bcml_status bcml_relu_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {
     (void)err;
-    const float *x = bcml_f32(n->in[0]), *g = bcml_f32(dout);
-    float *dx = bcml_f32(din[0]);
+    const float *restrict x = bcml_f32(n->in[0]), *restrict g = bcml_f32(dout);
+    float *restrict dx = bcml_f32(din[0]);
+    const int64_t N = dout->numel;
     /* as PyTorch's threshold_backward: zero where x <= 0, so a NaN input passes its gradient */
-    for (int64_t i = 0; i < dout->numel; i++) dx[i] += x[i] <= 0.0f ? 0.0f : g[i];
+    for (int64_t i = 0; i < N; i++) {
+        float gi = g[i];
+        dx[i] += x[i] <= 0.0f ? 0.0f : gi;
+    }
     return BCML_OK;
 }
 
@@ -33,17 +39,21 @@ bcml_status bcml_sigmoid_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out,
     (void)ctx;
     bcml_status st = unary_out(n, out, "sigmoid", err);
     if (st) return st;
-    const float *x = bcml_f32(n->in[0]);
-    float *y = bcml_f32(out[0]);
-    for (int64_t i = 0; i < out[0]->numel; i++) y[i] = 1.0f / (1.0f + expf(-x[i]));
+    const float *restrict x = bcml_f32(n->in[0]);
+    float *restrict y = bcml_f32(out[0]);
+    const int64_t N = out[0]->numel;
+    for (int64_t i = 0; i < N; i++) y[i] = -x[i];
+    bcml_exp_f32(y, y, N);
+    for (int64_t i = 0; i < N; i++) y[i] = 1.0f / (1.0f + y[i]);
     return n->recording ? bcml_saved_alias(&n->saved[0], out[0], err) : BCML_OK;
 }
 
 bcml_status bcml_sigmoid_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {
     (void)err;
-    const float *y = bcml_f32(n->saved[0]), *g = bcml_f32(dout);
-    float *dx = bcml_f32(din[0]);
-    for (int64_t i = 0; i < dout->numel; i++) dx[i] += g[i] * y[i] * (1.0f - y[i]);
+    const float *restrict y = bcml_f32(n->saved[0]), *restrict g = bcml_f32(dout);
+    float *restrict dx = bcml_f32(din[0]);
+    const int64_t N = dout->numel;
+    for (int64_t i = 0; i < N; i++) dx[i] += g[i] * y[i] * (1.0f - y[i]);
     return BCML_OK;
 }
 
@@ -53,14 +63,16 @@ bcml_status bcml_tanh_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bc
     if (st) return st;
     const float *x = bcml_f32(n->in[0]);
     float *y = bcml_f32(out[0]);
-    for (int64_t i = 0; i < out[0]->numel; i++) y[i] = tanhf(x[i]);
+    const int64_t N = out[0]->numel;
+    for (int64_t i = 0; i < N; i++) y[i] = tanhf(x[i]);
     return n->recording ? bcml_saved_alias(&n->saved[0], out[0], err) : BCML_OK;
 }
 
 bcml_status bcml_tanh_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {
     (void)err;
-    const float *y = bcml_f32(n->saved[0]), *g = bcml_f32(dout);
-    float *dx = bcml_f32(din[0]);
-    for (int64_t i = 0; i < dout->numel; i++) dx[i] += g[i] * (1.0f - y[i] * y[i]);
+    const float *restrict y = bcml_f32(n->saved[0]), *restrict g = bcml_f32(dout);
+    float *restrict dx = bcml_f32(din[0]);
+    const int64_t N = dout->numel;
+    for (int64_t i = 0; i < N; i++) dx[i] += g[i] * (1.0f - y[i] * y[i]);
     return BCML_OK;
 }

@@ -97,6 +97,8 @@ const char *bcml_shape_str(const bcml_tensor *t, char *buf, size_t n);
 /* 64-byte aligned allocation helpers for kernels' scratch memory. */
 void *bcml_alloc(size_t nbytes);
 void bcml_free(void *p);
+/* Returns the blocks kept by bcml_free's cache to the system. */
+void bcml_release_cached_memory(void);
 
 /* ---- random numbers ------------------------------------------------------------------ */
 /* xoshiro256** seeded through splitmix64. Never global: callers pass a generator in. */

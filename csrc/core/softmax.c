@@ -13,7 +13,6 @@
 #define CH 256
 
 /* Vectorised exp (elementwise.c). */
-void bcml_exp_f32(float *y, const float *x, int64_t n);
 
 /* Row reductions with eight independent lanes (vectorisable, and no single dependency chain). */
 static float row_max(const float *x, int64_t n) {
@@ -64,6 +63,38 @@ static bcml_status split_dim(const bcml_node *n, const char *name, int64_t *oute
  * whole slice NaN, as do rows of only -inf or any +inf (as PyTorch). */
 static void softmax_fw(float *restrict y, const float *restrict x, int64_t outer, int64_t D,
                        int64_t inner, int logsm) {
+    if (inner == 1 && D < 32) {
+        /* short rows (e.g. 2 or 10 classes): one exp call per block of rows */
+        const int64_t R = D ? (4 * CH) / D : outer;
+        for (int64_t r0 = 0; r0 < outer; r0 += R) {
+            const int64_t nr = outer - r0 < R ? outer - r0 : R;
+            const float *xb = x + r0 * D;
+            float *yb = y + r0 * D;
+            for (int64_t r = 0; r < nr; r++) {
+                const float m = row_max(xb + r * D, D);
+                for (int64_t j = 0; j < D; j++) yb[r * D + j] = xb[r * D + j] - m;
+            }
+            float *tb = yb;
+            float tmp[4 * CH];
+            if (logsm) { /* keep x - m for the result */
+                for (int64_t k = 0; k < nr * D; k++) tmp[k] = yb[k];
+                tb = tmp;
+            }
+            bcml_exp_f32(tb, tb, nr * D);
+            for (int64_t r = 0; r < nr; r++) {
+                float sum = 0.0f;
+                for (int64_t j = 0; j < D; j++) sum += tb[r * D + j];
+                if (logsm) {
+                    const float ls = logf(sum);
+                    for (int64_t j = 0; j < D; j++) yb[r * D + j] -= ls;
+                } else {
+                    const float inv = 1.0f / sum;
+                    for (int64_t j = 0; j < D; j++) yb[r * D + j] *= inv;
+                }
+            }
+        }
+        return;
+    }
     if (inner == 1) {
         for (int64_t r = 0; r < outer; r++) {
             const float *xr = x + r * D;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 bcml_status bcml_fail(bcml_err *err, bcml_status status, const char *fmt, ...) {
@@ -36,16 +37,107 @@ const char *bcml_dtype_name(bcml_dtype dt) {
     return "?";
 }
 
-void *bcml_alloc(size_t nbytes) {
-    void *p = NULL;
-    if (nbytes == 0) nbytes = 64;
-    size_t rounded = (nbytes + 63) & ~(size_t)63;
-    if (rounded < nbytes) return NULL;
-    if (posix_memalign(&p, 64, rounded) != 0) return NULL;
-    return p;
+/* ---- memory ---------------------------------------------------------------------------
+ * Blocks of 4 KiB and more are kept, when freed, in a cache of size classes (four per power of
+ * two) and handed out again: a training loop allocates the same sizes every step, and returning
+ * them to the system each time costs a page fault per 4 KiB when they come back. The cache is
+ * bounded (CACHE_MAX bytes) and shared by threads under a mutex. Each block carries a 64-byte
+ * header with its class. Under AddressSanitizer nothing is cached, so use-after-free is seen. */
+#if defined(__SANITIZE_ADDRESS__)
+#define BCML_NO_CACHE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define BCML_NO_CACHE 1
+#endif
+#endif
+
+#define HDR 64
+#define MIN_CACHED 4096
+#define NCLASS 160
+#define CACHE_MAX ((size_t)512 << 20)
+#define CACHE_BLOCK_MAX ((size_t)128 << 20)
+
+typedef struct block { struct block *next; } block;
+static block *cache_head[NCLASS];
+static size_t cache_bytes = 0;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Size class of n (>= MIN_CACHED): 4 classes per power of two; *csize gets the class size. */
+static int size_class(size_t n, size_t *csize) {
+    int e = 63 - __builtin_clzll((unsigned long long)n); /* 2^e <= n */
+    size_t base = (size_t)1 << e, q = base >> 2;
+    size_t k = (n - base + q - 1) / q; /* 0..4 */
+    size_t c = base + k * q;
+    *csize = c;
+    return (e - 12) * 4 + (int)k; /* may reach the next power's class 0 with k == 4: same size */
 }
 
-void bcml_free(void *p) { free(p); }
+void *bcml_alloc(size_t nbytes) {
+    if (nbytes == 0) nbytes = 64;
+    size_t need = (nbytes + 63) & ~(size_t)63;
+    if (need < nbytes || need > SIZE_MAX - HDR) return NULL;
+    int cls = -1;
+#ifndef BCML_NO_CACHE
+    if (need >= MIN_CACHED && need <= CACHE_BLOCK_MAX) {
+        size_t csize;
+        cls = size_class(need, &csize);
+        if (cls >= NCLASS) cls = -1;
+        else {
+            need = csize;
+            pthread_mutex_lock(&cache_lock);
+            block *b = cache_head[cls];
+            if (b) {
+                cache_head[cls] = b->next;
+                cache_bytes -= need;
+            }
+            pthread_mutex_unlock(&cache_lock);
+            if (b) return b;
+        }
+    }
+#endif
+    void *p = NULL;
+    if (posix_memalign(&p, 64, need + HDR) != 0) return NULL;
+    *(int *)p = cls;
+    *(size_t *)((char *)p + 8) = need;
+    return (char *)p + HDR;
+}
+
+void bcml_free(void *ptr) {
+    if (!ptr) return;
+    char *p = (char *)ptr - HDR;
+    int cls = *(int *)p;
+#ifndef BCML_NO_CACHE
+    if (cls >= 0) {
+        size_t need = *(size_t *)(p + 8);
+        pthread_mutex_lock(&cache_lock);
+        if (cache_bytes + need <= CACHE_MAX) {
+            block *b = (block *)ptr;
+            b->next = cache_head[cls];
+            cache_head[cls] = b;
+            cache_bytes += need;
+            ptr = NULL;
+        }
+        pthread_mutex_unlock(&cache_lock);
+        if (!ptr) return;
+    }
+#endif
+    free(p);
+}
+
+void bcml_release_cached_memory(void) {
+    pthread_mutex_lock(&cache_lock);
+    for (int c = 0; c < NCLASS; c++) {
+        block *b = cache_head[c];
+        while (b) {
+            block *nx = b->next;
+            free((char *)b - HDR);
+            b = nx;
+        }
+        cache_head[c] = NULL;
+    }
+    cache_bytes = 0;
+    pthread_mutex_unlock(&cache_lock);
+}
 
 static uint64_t physical_memory(void) {
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
