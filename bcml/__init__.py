@@ -17,6 +17,8 @@ if _BLAS == "scipy":
     if _lib:
         _ctypes.CDLL(_os.path.join(_sob.get_lib_dir(), _lib[0]), _ctypes.RTLD_GLOBAL)
 
+import builtins as _builtins  # noqa: E402
+
 from . import _core  # noqa: E402
 from ._autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: E402
 from ._random import (Generator, default_generator, get_rng_state, initial_seed,  # noqa: E402
@@ -146,12 +148,30 @@ def is_tensor(obj):
 
 
 def set_num_threads(n):
-    """Threads of the BLAS (OpenBLAS) behind bcml's matrix products."""
-    _core.set_blas_threads(int(n))
+    """Threads bcml's kernels split their work over (a fixed partition: same results with any
+    count). OpenBLAS itself is kept single-threaded so that the two never nest."""
+    if not isinstance(n, int) or isinstance(n, _builtins.bool) or n < 1:
+        raise ValueError("set_num_threads: n must be a positive int, got %r" % (n,))
+    _core.set_num_threads(n)
 
 
 def get_num_threads():
-    return _core.get_blas_threads()
+    return _core.get_num_threads()
+
+
+def _default_threads():
+    import os
+    for key in ("BCML_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        v = os.environ.get(key, "")
+        if v.isdigit() and int(v) > 0:
+            return int(v)
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+set_num_threads(_default_threads())
 
 
 from . import nn, optim  # noqa: E402,F401

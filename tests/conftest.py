@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 CI = bool(os.environ.get("CI"))
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# ../shared/data beside the checkout; BCML_SHARED_DATA overrides it (CI's sanitizer run tests a
+# copy of the tree that lives elsewhere)
+SHARED_DATA = Path(os.environ.get("BCML_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 

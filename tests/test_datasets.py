@@ -23,7 +23,7 @@ from bcml.datasets import (ChecksumError, DatasetNotFoundError, DownloadError,
                            load_adult, load_breast_cancer, load_compas,
                            load_german_credit, train_test_split)
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from conftest import SHARED_DATA as DATA  # noqa: E402
 
 _PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY",
                "ALL_PROXY")

@@ -100,6 +100,17 @@ void bcml_free(void *p);
 /* Returns the blocks kept by bcml_free's cache to the system. */
 void bcml_release_cached_memory(void);
 
+/* ---- threads (pool.c) ------------------------------------------------------------------- */
+/* A task of a split op: k in [0, n). */
+typedef void (*bcml_task_fn)(void *arg, int64_t k, int64_t n);
+/* Runs every task on up to bcml_get_num_threads() threads with a fixed partition (see pool.c). */
+void bcml_parallel(int64_t ntasks, bcml_task_fn fn, void *arg);
+/* Threads bcml's kernels may use (the process default; starts pool threads as needed). */
+void bcml_set_num_threads(int n);
+int bcml_get_num_threads(void);
+/* Caps the calling thread (e.g. 1 inside a sweep job); 0 removes the cap. */
+void bcml_set_thread_limit(int n);
+
 /* ---- random numbers ------------------------------------------------------------------ */
 /* xoshiro256** seeded through splitmix64. Never global: callers pass a generator in. */
 typedef struct bcml_generator { uint64_t s[4]; uint64_t seed; } bcml_generator;

@@ -19,6 +19,54 @@ static void linear_fw(float *out, const float *x, const float *w, const float *b
                w, (int)C, b ? 1.0f : 0.0f, out, (int)OC);
 }
 
+/* Number of tasks an (M x N x K) product is split into: from its size only (never from the
+ * thread count), so results are the same bits with any number of threads. */
+static int64_t gemm_tasks(int64_t M, int64_t N, int64_t K) {
+    double macs = (double)M * (double)N * (double)K;
+    int64_t t = macs >= 32e6 ? 8 : macs >= 8e6 ? 4 : macs >= 1e6 ? 2 : 1;
+    while (t > 1 && M / t < 8) t /= 2;
+    return t;
+}
+
+static void split(int64_t M, int64_t k, int64_t n, int64_t align, int64_t *m0, int64_t *m1) {
+    int64_t chunk = ((M + n - 1) / n + align - 1) / align * align;
+    *m0 = k * chunk < M ? k * chunk : M;
+    *m1 = (k + 1) * chunk < M ? (k + 1) * chunk : M;
+}
+
+typedef struct {
+    float *out; const float *x, *w, *b, *g;
+    float *dx, *dw;
+    int64_t R, C, OC;
+} linear_job;
+
+static void linear_fw_task(void *arg, int64_t k, int64_t n) {
+    linear_job *j = arg;
+    int64_t r0, r1;
+    split(j->R, k, n, 8, &r0, &r1);
+    if (r1 > r0) linear_fw(j->out + r0 * j->OC, j->x + r0 * j->C, j->w, j->b, r1 - r0, j->C, j->OC);
+}
+
+/* dx rows [r0, r1) += g[r0:r1] (., OC) @ W (OC, C) */
+static void linear_dx_task(void *arg, int64_t k, int64_t n) {
+    linear_job *j = arg;
+    int64_t r0, r1;
+    split(j->R, k, n, 8, &r0, &r1);
+    if (r1 > r0)
+        bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)j->C, (int)j->OC, 1.0f,
+                   j->g + r0 * j->OC, (int)j->OC, j->w, (int)j->C, 1.0f, j->dx + r0 * j->C, (int)j->C);
+}
+
+/* dW columns [c0, c1) += g^T (OC, R) @ x[:, c0:c1] (R, .) */
+static void linear_dw_task(void *arg, int64_t k, int64_t n) {
+    linear_job *j = arg;
+    int64_t c0, c1;
+    split(j->C, k, n, 16, &c0, &c1);
+    if (c1 > c0)
+        bcml_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)j->OC, (int)(c1 - c0), (int)j->R, 1.0f,
+                   j->g, (int)j->OC, j->x + c0, (int)j->C, 1.0f, j->dw + c0, (int)j->C);
+}
+
 static bcml_status check_blas_dims(int64_t a, int64_t b, int64_t c, const char *op, bcml_err *err) {
     if (a > INT32_MAX || b > INT32_MAX || c > INT32_MAX)
         return bcml_fail(err, BCML_EVALUE, "%s: a dimension exceeds 2^31-1, which BLAS cannot take", op);
@@ -50,7 +98,9 @@ bcml_status bcml_linear_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
     for (int d = 0; d < x->ndim - 1; d++) oshape[d] = x->shape[d];
     oshape[x->ndim - 1] = OC;
     if ((st = bcml_tensor_new(&out[0], BCML_FLOAT32, x->ndim, oshape, 0, err))) return st;
-    linear_fw(bcml_f32(out[0]), bcml_f32(x), bcml_f32(w), b ? bcml_f32(b) : NULL, R, C, OC);
+    linear_job j = {.out = bcml_f32(out[0]), .x = bcml_f32(x), .w = bcml_f32(w),
+                    .b = b ? bcml_f32(b) : NULL, .R = R, .C = C, .OC = OC};
+    bcml_parallel(gemm_tasks(R, OC, C), linear_fw_task, &j);
     return BCML_OK;
 }
 
@@ -61,12 +111,15 @@ bcml_status bcml_linear_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
     int64_t C = w->shape[1], OC = w->shape[0], R = dout->numel / (OC ? OC : 1);
     if (OC == 0) return BCML_OK;
     const float *g = bcml_f32(dout); /* (R, OC) */
-    if (din[0] && R && C) /* dx (R, C) += g (R, OC) @ W (OC, C) */
-        bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)R, (int)C, (int)OC, 1.0f, g,
-                   (int)OC, bcml_f32(w), (int)C, 1.0f, bcml_f32(din[0]), (int)C);
-    if (din[1] && R && C) /* dW (OC, C) += g^T (OC, R) @ x (R, C) */
-        bcml_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)OC, (int)C, (int)R, 1.0f, g,
-                   (int)OC, bcml_f32(x), (int)C, 1.0f, bcml_f32(din[1]), (int)C);
+    linear_job j = {.x = bcml_f32(x), .w = bcml_f32(w), .g = g, .R = R, .C = C, .OC = OC};
+    if (din[0] && R && C) { /* dx (R, C) += g (R, OC) @ W (OC, C) */
+        j.dx = bcml_f32(din[0]);
+        bcml_parallel(gemm_tasks(R, C, OC), linear_dx_task, &j);
+    }
+    if (din[1] && R && C) { /* dW (OC, C) += g^T (OC, R) @ x (R, C) */
+        j.dw = bcml_f32(din[1]);
+        bcml_parallel(gemm_tasks(C, OC, R), linear_dw_task, &j);
+    }
     if (n->n_in > 2 && din[2]) { /* db (OC) += column sums of g */
         float *db = bcml_f32(din[2]);
         for (int64_t r = 0; r < R; r++)

@@ -63,6 +63,7 @@ static size_t cache_bytes = 0;
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Size class of n (>= MIN_CACHED): 4 classes per power of two; *csize gets the class size. */
+#ifndef BCML_NO_CACHE
 static int size_class(size_t n, size_t *csize) {
     int e = 63 - __builtin_clzll((unsigned long long)n); /* 2^e <= n */
     size_t base = (size_t)1 << e, q = base >> 2;
@@ -71,6 +72,7 @@ static int size_class(size_t n, size_t *csize) {
     *csize = c;
     return (e - 12) * 4 + (int)k; /* may reach the next power's class 0 with k == 4: same size */
 }
+#endif
 
 void *bcml_alloc(size_t nbytes) {
     if (nbytes == 0) nbytes = 64;
@@ -106,6 +108,7 @@ void bcml_free(void *ptr) {
     if (!ptr) return;
     char *p = (char *)ptr - HDR;
     int cls = *(int *)p;
+    (void)cls;
 #ifndef BCML_NO_CACHE
     if (cls >= 0) {
         size_t need = *(size_t *)(p + 8);

@@ -667,12 +667,16 @@ static PyObject *py_set_blas_threads(PyObject *self, PyObject *arg) {
     long n = PyLong_AsLong(arg);
     if (n == -1 && PyErr_Occurred()) return NULL;
     if (n < 1) { PyErr_SetString(PyExc_ValueError, "set_num_threads: n must be >= 1"); return NULL; }
-    bcml_openblas_set_num_threads((int)n);
+    /* bcml splits its own kernels over n threads; OpenBLAS stays single-threaded (no nesting) */
+    bcml_openblas_set_num_threads(1);
+    Py_BEGIN_ALLOW_THREADS
+    bcml_set_num_threads((int)n);
+    Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
 static PyObject *py_get_blas_threads(PyObject *self, PyObject *noargs) {
     (void)self; (void)noargs;
-    return PyLong_FromLong(bcml_openblas_get_num_threads());
+    return PyLong_FromLong(bcml_get_num_threads());
 }
 
 static PyMethodDef module_methods[] = {
@@ -686,8 +690,8 @@ static PyMethodDef module_methods[] = {
     {"set_grad_enabled", py_set_grad_enabled, METH_O, "set the thread's grad mode; returns the previous"},
     {"is_grad_enabled", py_is_grad_enabled, METH_NOARGS, NULL},
     {"_set_tensor_class", py_set_tensor_class, METH_O, NULL},
-    {"set_blas_threads", py_set_blas_threads, METH_O, NULL},
-    {"get_blas_threads", py_get_blas_threads, METH_NOARGS, NULL},
+    {"set_num_threads", py_set_blas_threads, METH_O, "threads of bcml's kernels (OpenBLAS kept at 1)"},
+    {"get_num_threads", py_get_blas_threads, METH_NOARGS, NULL},
     BCML_PY_OPTIM_METHODS
     BCML_PY_SCORES_METHODS
     {NULL, NULL, 0, NULL},

@@ -158,7 +158,7 @@ PyObject *bcml_py_count_table(PyObject *self, PyObject *args, PyObject *kw) {
         }
         num_classes = nc;
     }
-    if (nthreads < 1) nthreads = bcml_openblas_get_num_threads();
+    if (nthreads < 1) nthreads = bcml_get_num_threads();
     static const char *const names[3] = {"h1_labels", "h2_labels", "y"};
     for (int a = 0; a < 3; a++)
         if (labels_get(objs[a], fname, names[a], &v[a]) < 0) goto done;

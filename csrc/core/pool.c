@@ -1,0 +1,119 @@
+/* pool.c: a small persistent thread pool for splitting one op over the machine's cores.
+ *
+ * bcml_parallel(n, fn, arg) runs fn(arg, k, n) for every task k in [0, n): the calling thread
+ * takes tasks 0, T, 2T, ... and pool thread t takes t, t + T, ... (T = threads in use), a fixed
+ * partition, so a kernel that splits its output into tasks gets the same bits whatever the
+ * timing. Pool threads spin briefly after a job (ops come in quick succession in a training
+ * step) and then sleep on a condition variable. The pool serves one caller at a time: a second
+ * thread calling while it is busy (sweep jobs), a call from inside a task, or a thread whose
+ * limit is 1 runs its tasks itself. OpenBLAS is kept single-threaded by the binding, so BLAS
+ * threads and these never nest. */
+#define _POSIX_C_SOURCE 200809L
+#include "bcml.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#define MAX_POOL 64
+#define SPIN_ROUNDS 200000
+
+static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;     /* one caller at a time */
+static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
+static atomic_ulong generation;
+static atomic_long pending;
+static int pool_size = 0;          /* threads started (besides callers) */
+static int want_threads = 1;       /* process default, set by bcml_set_num_threads */
+static _Thread_local int thread_limit = 0; /* 0: no limit of this thread's own */
+static _Thread_local int in_task = 0;
+
+static struct {
+    bcml_task_fn fn;
+    void *arg;
+    int64_t ntasks;
+    int nthreads; /* threads taking part, caller included */
+} job;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+static void *worker(void *p) {
+    int id = (int)(intptr_t)p; /* 1 .. pool_size */
+    unsigned long seen = atomic_load(&generation);
+    in_task = 1;
+    for (;;) {
+        unsigned long g;
+        int spins = 0;
+        while ((g = atomic_load_explicit(&generation, memory_order_acquire)) == seen) {
+            if (++spins < SPIN_ROUNDS) {
+                cpu_relax();
+                continue;
+            }
+            pthread_mutex_lock(&wake_lock);
+            while ((g = atomic_load(&generation)) == seen) pthread_cond_wait(&wake_cond, &wake_lock);
+            pthread_mutex_unlock(&wake_lock);
+            break;
+        }
+        seen = g;
+        if (id < job.nthreads)
+            for (int64_t k = id; k < job.ntasks; k += job.nthreads) job.fn(job.arg, k, job.ntasks);
+        atomic_fetch_sub_explicit(&pending, 1, memory_order_release);
+    }
+    return NULL;
+}
+
+void bcml_set_num_threads(int n) {
+    if (n < 1) n = 1;
+    if (n > MAX_POOL + 1) n = MAX_POOL + 1;
+    pthread_mutex_lock(&busy);
+    while (pool_size < n - 1) {
+        pthread_t t;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &attr, worker, (void *)(intptr_t)(pool_size + 1));
+        pthread_attr_destroy(&attr);
+        if (rc != 0) break; /* fewer threads: still correct */
+        pool_size++;
+    }
+    want_threads = n <= pool_size + 1 ? n : pool_size + 1;
+    pthread_mutex_unlock(&busy);
+}
+
+int bcml_get_num_threads(void) {
+    int n = want_threads;
+    if (thread_limit > 0 && thread_limit < n) n = thread_limit;
+    return n;
+}
+
+void bcml_set_thread_limit(int n) { thread_limit = n > 0 ? n : 0; }
+
+void bcml_parallel(int64_t ntasks, bcml_task_fn fn, void *arg) {
+    int T = bcml_get_num_threads();
+    if (T > ntasks) T = (int)ntasks;
+    if (T <= 1 || in_task || pthread_mutex_trylock(&busy) != 0) {
+        for (int64_t k = 0; k < ntasks; k++) fn(arg, k, ntasks);
+        return;
+    }
+    if (T > pool_size + 1) T = pool_size + 1;
+    job.fn = fn;
+    job.arg = arg;
+    job.ntasks = ntasks;
+    job.nthreads = T;
+    atomic_store(&pending, pool_size);
+    pthread_mutex_lock(&wake_lock);
+    atomic_fetch_add_explicit(&generation, 1, memory_order_release);
+    pthread_cond_broadcast(&wake_cond);
+    pthread_mutex_unlock(&wake_lock);
+    in_task = 1;
+    for (int64_t k = 0; k < ntasks; k += T) fn(arg, k, ntasks);
+    in_task = 0;
+    while (atomic_load_explicit(&pending, memory_order_acquire) > 0) cpu_relax();
+    pthread_mutex_unlock(&busy);
+}
