@@ -7,7 +7,8 @@ from .._tensor import OPS, REDUCTIONS, Tensor, _apply, _norm_dim, as_tensor_arg
 
 __all__ = ["linear", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropout",
            "batch_norm", "nll_loss", "cross_entropy", "binary_cross_entropy", "kl_div",
-           "one_hot", "mse_loss"]
+           "one_hot", "mse_loss", "conv2d", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
+           "dropout2d"]
 
 
 def _tensor(x, argname):
@@ -148,3 +149,104 @@ def one_hot(tensor, num_classes=-1):
     if arr.size and arr.max() >= n:
         raise ValueError("one_hot: class values must be smaller than num_classes")
     return from_numpy(np.eye(n, dtype=np.int64)[arr])
+
+
+def _pair(v, name, minimum=0):
+    """An int or a pair of ints (PyTorch's _pair), each >= minimum."""
+    if isinstance(v, (tuple, list)):
+        if len(v) != 2:
+            raise ValueError("%s must be an int or a pair of ints, got %r" % (name, v))
+        a, b = v
+    else:
+        a = b = v
+    for x in (a, b):
+        if not isinstance(x, numbers.Integral) or isinstance(x, bool):
+            raise TypeError("%s must be an int or a pair of ints, got %r" % (name, v))
+        if x < minimum:
+            raise ValueError("%s must be >= %d, got %r" % (name, minimum, v))
+    return int(a), int(b)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation, as PyTorch) of input (N, C, H, W) with weight
+    (OC, C/groups, KH, KW); padding is an int, a pair, or "valid"/"same"."""
+    _tensor(input, "input")
+    _tensor(weight, "weight")
+    sh, sw = _pair(stride, "stride", 1)
+    dh, dw = _pair(dilation, "dilation", 1)
+    if isinstance(padding, str):
+        if padding == "valid":
+            ph = pw = 0
+        elif padding == "same":
+            if (sh, sw) != (1, 1):
+                raise ValueError("padding='same' is not supported for strided convolutions")
+            kh, kw = weight.shape[2], weight.shape[3]
+            if (dh * (kh - 1)) % 2 or (dw * (kw - 1)) % 2:
+                raise ValueError("padding='same' needs odd effective kernel sizes in bcml")
+            ph, pw = dh * (kh - 1) // 2, dw * (kw - 1) // 2
+        else:
+            raise ValueError("padding must be an int, a pair, 'valid' or 'same', got %r" % padding)
+    else:
+        ph, pw = _pair(padding, "padding", 0)
+    if not isinstance(groups, numbers.Integral) or groups < 1:
+        raise ValueError("groups must be a positive int, got %r" % (groups,))
+    ins = (input, weight) if bias is None else (input, weight, _tensor(bias, "bias"))
+    return _apply(OPS["conv2d"], ins, (sh, sw, ph, pw, dh, dw, int(groups)), ())
+
+
+def _pool_args(kernel_size, stride, padding):
+    kh, kw = _pair(kernel_size, "kernel_size", 1)
+    sh, sw = _pair(stride if stride is not None and stride != () else (kh, kw), "stride", 1)
+    ph, pw = _pair(padding, "padding", 0)
+    if ph > kh // 2 or pw > kw // 2:
+        raise ValueError("pad should be at most half of effective kernel size, but got pad=%r, kernel_size=%r"
+                         % (padding, kernel_size))
+    return kh, kw, sh, sw, ph, pw
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """Max pooling over (N, C, H, W) or (C, H, W) input; stride defaults to kernel_size."""
+    _tensor(input, "input")
+    if return_indices:
+        raise ValueError("max_pool2d: return_indices=True is not supported by bcml")
+    d = _pair(dilation, "dilation", 1)
+    if d[0] != d[1]:
+        raise ValueError("max_pool2d: bcml supports the same dilation in both directions")
+    kh, kw, sh, sw, ph, pw = _pool_args(kernel_size, stride, padding)
+    return _apply(OPS["max_pool2d"], (input,), (kh, kw, sh, sw, ph, pw, int(bool(ceil_mode)), d[0]), ())
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Average pooling over (N, C, H, W) or (C, H, W) input; stride defaults to kernel_size."""
+    _tensor(input, "input")
+    if divisor_override is not None:
+        raise ValueError("avg_pool2d: divisor_override is not supported by bcml")
+    kh, kw, sh, sw, ph, pw = _pool_args(kernel_size, stride, padding)
+    return _apply(OPS["avg_pool2d"], (input,),
+                  (kh, kw, sh, sw, ph, pw, int(bool(ceil_mode)), int(bool(count_include_pad))), ())
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """Average pooling to a fixed output size (oh, ow) (None keeps the input's size)."""
+    _tensor(input, "input")
+    if isinstance(output_size, (tuple, list)):
+        if len(output_size) != 2:
+            raise ValueError("output_size must be an int or a pair, got %r" % (output_size,))
+        oh, ow = output_size
+    else:
+        oh = ow = output_size
+    oh = input.shape[-2] if oh is None else oh
+    ow = input.shape[-1] if ow is None else ow
+    oh, ow = _pair((oh, ow), "output_size", 1)
+    return _apply(OPS["adaptive_avg_pool2d"], (input,), (oh, ow), ())
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False, generator=None):
+    """Zeroes whole channels (each (n, c) plane) with probability p, scaling the rest by 1/(1-p)."""
+    _tensor(input, "input")
+    p = _check_p(p)
+    if not training or p == 0.0:
+        return input
+    return _apply(OPS["dropout2d"], (input,), (1,), (p,), _gen(generator))

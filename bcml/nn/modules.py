@@ -258,6 +258,105 @@ class Linear(Module):
         return "in_features=%d, out_features=%d, bias=%s" % (self.in_features, self.out_features, self.bias is not None)
 
 
+class Conv2d(Module):
+    """2-D convolution with PyTorch's arguments, initialisation (kaiming-uniform, a = sqrt(5))
+    and state-dict keys (weight (OC, C/groups, KH, KW), bias (OC))."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, padding_mode="zeros", generator=None):
+        super().__init__()
+        if padding_mode != "zeros":
+            raise ValueError("Conv2d: only padding_mode='zeros' is supported")
+        self.in_channels = _positive_int(in_channels, "in_channels")
+        self.out_channels = _positive_int(out_channels, "out_channels")
+        if not isinstance(groups, numbers.Integral) or groups < 1:
+            raise ValueError("groups must be a positive int, got %r" % (groups,))
+        if self.in_channels % groups or self.out_channels % groups:
+            raise ValueError("in_channels and out_channels must be divisible by groups")
+        self.kernel_size = F._pair(kernel_size, "kernel_size", 1)
+        self.stride = F._pair(stride, "stride", 1)
+        self.padding = padding if isinstance(padding, str) else F._pair(padding, "padding", 0)
+        self.dilation = F._pair(dilation, "dilation", 1)
+        self.groups = int(groups)
+        self.weight = Parameter(empty(self.out_channels, self.in_channels // self.groups, *self.kernel_size))
+        if bias:
+            self.bias = Parameter(empty(self.out_channels))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters(generator)
+
+    def reset_parameters(self, generator=None):
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5), generator=generator)
+        if self.bias is not None:
+            fan_in, _ = init.calculate_fan_in_and_fan_out(self.weight)
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound, generator)
+
+    def forward(self, input):
+        return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def extra_repr(self):
+        s = "%d, %d, kernel_size=%s, stride=%s" % (self.in_channels, self.out_channels, self.kernel_size, self.stride)
+        if self.padding not in ((0, 0), "valid"):
+            s += ", padding=%s" % (self.padding,)
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class MaxPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride if stride is not None else kernel_size, padding
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
+
+    def forward(self, input):
+        return F.max_pool2d(input, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode,
+                            self.return_indices)
+
+    def extra_repr(self):
+        return "kernel_size=%s, stride=%s, padding=%s" % (self.kernel_size, self.stride, self.padding)
+
+
+class AvgPool2d(Module):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride if stride is not None else kernel_size, padding
+        self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
+
+    def forward(self, input):
+        return F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, self.divisor_override)
+
+    def extra_repr(self):
+        return "kernel_size=%s, stride=%s, padding=%s" % (self.kernel_size, self.stride, self.padding)
+
+
+class AdaptiveAvgPool2d(Module):
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, input):
+        return F.adaptive_avg_pool2d(input, self.output_size)
+
+    def extra_repr(self):
+        return "output_size=%s" % (self.output_size,)
+
+
+class Dropout2d(Module):
+    def __init__(self, p=0.5, inplace=False):
+        super().__init__()
+        self.p = F._check_p(p)
+
+    def forward(self, input):
+        return F.dropout2d(input, self.p, self.training)
+
+    def extra_repr(self):
+        return "p=%s" % self.p
+
+
 class Identity(Module):
     def forward(self, input):
         return input

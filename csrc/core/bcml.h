@@ -100,10 +100,10 @@ void bcml_free(void *p);
 /* Returns the blocks kept by bcml_free's cache to the system. */
 void bcml_release_cached_memory(void);
 
-/* ---- threads (pool.c) ------------------------------------------------------------------- */
+/* ---- threads (threads.c) ------------------------------------------------------------------- */
 /* A task of a split op: k in [0, n). */
 typedef void (*bcml_task_fn)(void *arg, int64_t k, int64_t n);
-/* Runs every task on up to bcml_get_num_threads() threads with a fixed partition (see pool.c). */
+/* Runs every task on up to bcml_get_num_threads() threads with a fixed partition (see threads.c). */
 void bcml_parallel(int64_t ntasks, bcml_task_fn fn, void *arg);
 /* Threads bcml's kernels may use (the process default; starts pool threads as needed). */
 void bcml_set_num_threads(int n);
@@ -169,11 +169,13 @@ typedef enum {
     BCML_OP_CROSS_ENTROPY, /* in: logits (B,C), target (B), weight (C) or NULL; i[0] = reduction, i[1] = ignore_index */
     BCML_OP_BCE,           /* in: p, target (same numel), weight or NULL; i[0] = reduction */
     BCML_OP_KL_DIV,        /* in: input (log-probs), target (probs or log-probs); i[0] = reduction (3 batchmean), i[1] = log_target */
-    BCML_OP_CONV2D,        /* later issue */
-    BCML_OP_MAX_POOL2D,    /* later issue */
-    BCML_OP_AVG_POOL2D,    /* later issue */
-    BCML_OP_ADAPTIVE_AVG_POOL2D, /* later issue */
-    BCML_OP_DROPOUT2D,     /* later issue */
+    BCML_OP_CONV2D,        /* in: x (N,C,H,W), weight (OC, C/groups, KH, KW), bias (OC) or NULL;
+                              i[0..1] stride h,w; i[2..3] padding h,w; i[4..5] dilation h,w; i[6] groups */
+    BCML_OP_MAX_POOL2D,    /* in: x (N,C,H,W) or (C,H,W); i[0..1] kernel h,w; i[2..3] stride h,w;
+                              i[4..5] padding h,w; i[6] ceil_mode; i[7] dilation (same both ways) */
+    BCML_OP_AVG_POOL2D,    /* as MAX_POOL2D for i[0..6]; i[7] count_include_pad */
+    BCML_OP_ADAPTIVE_AVG_POOL2D, /* in: x (N,C,H,W) or (C,H,W); i[0..1] output size h,w */
+    BCML_OP_DROPOUT2D,     /* in: x (N,C,H,W) or (C,H,W); f[0] p; zeroes whole channels; uses the generator */
     BCML_OP_COUNT
 } bcml_op;
 

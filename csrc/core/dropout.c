@@ -58,3 +58,12 @@ bcml_status bcml_dropout_backward(bcml_node *n, const bcml_tensor *dout, bcml_te
     dropout_bw(dx, g, bcml_u8(n->saved[0]), dout->numel, n->args.f[0]);
     return BCML_OK;
 }
+
+bcml_status bcml_dropout2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
+    (void)n; (void)ctx; (void)out;
+    return bcml_fail(err, BCML_ERUNTIME, "dropout2d is not implemented yet");
+}
+bcml_status bcml_dropout2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {
+    (void)n; (void)dout; (void)din;
+    return bcml_fail(err, BCML_ERUNTIME, "dropout2d backward is not implemented yet");
+}

@@ -42,11 +42,11 @@ const bcml_opdef bcml_ops[BCML_OP_COUNT] = {
     OP(CROSS_ENTROPY, "cross_entropy", 2, 3, 1, bcml_cross_entropy_forward, bcml_cross_entropy_backward),
     OP(BCE, "binary_cross_entropy", 2, 3, 1, bcml_binary_cross_entropy_forward, bcml_binary_cross_entropy_backward),
     OP(KL_DIV, "kl_div", 2, 2, 1, bcml_kl_div_forward, bcml_kl_div_backward),
-    OP(CONV2D, "conv2d", 2, 3, 1, NULL, NULL), /* a later issue */
-    OP(MAX_POOL2D, "max_pool2d", 1, 1, 1, NULL, NULL), /* a later issue */
-    OP(AVG_POOL2D, "avg_pool2d", 1, 1, 1, NULL, NULL), /* a later issue */
-    OP(ADAPTIVE_AVG_POOL2D, "adaptive_avg_pool2d", 1, 1, 1, NULL, NULL), /* a later issue */
-    OP(DROPOUT2D, "dropout2d", 1, 1, 1, NULL, NULL), /* a later issue */
+    OP(CONV2D, "conv2d", 2, 3, 1, bcml_conv2d_forward, bcml_conv2d_backward),
+    OP(MAX_POOL2D, "max_pool2d", 1, 1, 1, bcml_max_pool2d_forward, bcml_max_pool2d_backward),
+    OP(AVG_POOL2D, "avg_pool2d", 1, 1, 1, bcml_avg_pool2d_forward, bcml_avg_pool2d_backward),
+    OP(ADAPTIVE_AVG_POOL2D, "adaptive_avg_pool2d", 1, 1, 1, bcml_adaptive_avg_pool2d_forward, bcml_adaptive_avg_pool2d_backward),
+    OP(DROPOUT2D, "dropout2d", 1, 1, 1, bcml_dropout2d_forward, bcml_dropout2d_backward),
 };
 
 _Static_assert(sizeof bcml_ops / sizeof bcml_ops[0] == BCML_OP_COUNT, "one table entry per op");

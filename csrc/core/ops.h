@@ -79,4 +79,15 @@ bcml_status bcml_binary_cross_entropy_backward(bcml_node *n, const bcml_tensor *
 bcml_status bcml_kl_div_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
 bcml_status bcml_kl_div_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
 
+bcml_status bcml_conv2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_max_pool2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_max_pool2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_avg_pool2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_avg_pool2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_adaptive_avg_pool2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_adaptive_avg_pool2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_dropout2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_dropout2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+
 #endif

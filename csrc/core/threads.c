@@ -1,4 +1,4 @@
-/* pool.c: a small persistent thread pool for splitting one op over the machine's cores.
+/* threads.c: a small persistent thread pool for splitting one op over the machine's cores.
  *
  * bcml_parallel(n, fn, arg) runs fn(arg, k, n) for every task k in [0, n): the calling thread
  * takes tasks 0, T, 2T, ... and pool thread t takes t, t + T, ... (T = threads in use), a fixed

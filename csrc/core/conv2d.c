@@ -1,0 +1,11 @@
+/* conv2d.c: 2-D convolution (TODO). */
+#include "ops.h"
+
+bcml_status bcml_conv2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
+    (void)n; (void)ctx; (void)out;
+    return bcml_fail(err, BCML_ERUNTIME, "conv2d is not implemented yet");
+}
+bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {
+    (void)n; (void)dout; (void)din;
+    return bcml_fail(err, BCML_ERUNTIME, "conv2d backward is not implemented yet");
+}
