@@ -38,3 +38,116 @@ class MLPClassifier(nn.Module):
 
     def forward(self, x):
         return _triple(self.layers(x))
+
+
+class ConvNet(nn.Module):
+    """The MNIST network of BCML's documentation (input (N, 1, 28, 28)): conv 1->10 k5,
+    max-pool 2, relu, conv 10->20 k5, dropout2d, max-pool 2, relu, view(-1, 320),
+    fc 320->50, relu, dropout, fc 50->10. Keys: conv1, conv2, conv2_drop, fc1, fc2."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
+        self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
+        self.conv2_drop = nn.Dropout2d()
+        self.fc1 = nn.Linear(320, 50)
+        self.fc2 = nn.Linear(50, num_classes)
+
+    def forward(self, x):
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
+        x = x.view(-1, 320)
+        x = F.relu(self.fc1(x))
+        x = F.dropout(x, training=self.training)
+        return _triple(self.fc2(x))
+
+
+class SixLayerNet(nn.Module):
+    """The CIFAR-10 network of BCML's documentation (input (N, 3, 32, 32)): conv 3->18 k3 p1,
+    relu, view(-1, 18*32*32), fc 18432->192, three fc 192->192, fc 192->10, relu between.
+    Keys: conv1, fc1 ... fc5."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 18, kernel_size=3, stride=1, padding=1)
+        self.fc1 = nn.Linear(18 * 32 * 32, 192)
+        self.fc2 = nn.Linear(192, 192)
+        self.fc3 = nn.Linear(192, 192)
+        self.fc4 = nn.Linear(192, 192)
+        self.fc5 = nn.Linear(192, num_classes)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = x.view(-1, 18 * 32 * 32)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        x = F.relu(self.fc3(x))
+        x = F.relu(self.fc4(x))
+        return _triple(self.fc5(x))
+
+
+class BasicBlock(nn.Module):
+    """torchvision's ResNet BasicBlock: two 3x3 convolutions with batch norm, and a 1x1
+    convolution + batch norm on the shortcut when the shape changes (key `downsample`)."""
+
+    expansion = 1
+
+    def __init__(self, inplanes, planes, stride=1, downsample=None):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU()
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        if downsample is not None:
+            self.downsample = downsample
+        else:
+            self.downsample = None
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        return self.relu(out + identity)
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 with torchvision's layout and state-dict key names (7x7 stride-2 stem without
+    bias, batch norm, 3x3 stride-2 max-pool, BasicBlocks [2, 2, 2, 2] of 64/128/256/512 planes,
+    adaptive average pool, fc), so torchvision weights load 1:1. Returns the triple."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.inplanes = 64
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU()
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(64, 2)
+        self.layer2 = self._make_layer(128, 2, stride=2)
+        self.layer3 = self._make_layer(256, 2, stride=2)
+        self.layer4 = self._make_layer(512, 2, stride=2)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512, num_classes)
+        for m in self.modules():  # torchvision's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def _make_layer(self, planes, blocks, stride=1):
+        downsample = None
+        if stride != 1 or self.inplanes != planes:
+            downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes, 1, stride=stride, bias=False),
+                                       nn.BatchNorm2d(planes))
+        layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
+        self.inplanes = planes
+        for _ in range(1, blocks):
+            layers.append(BasicBlock(planes, planes))
+        return nn.Sequential(*layers)
+
+    def forward(self, x):
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = self.avgpool(x).flatten(1)
+        return _triple(self.fc(x))
