@@ -1,0 +1,234 @@
+"""Convolutional training speed, bcml vs PyTorch (DESIGN.md's protocol; speedup = PyTorch time /
+bcml time, each configuration in its own process, 1 and 2 threads, each library's best):
+
+1. one epoch of the MNIST ConvNet on Fashion-MNIST (60,000 images, batch 64, SGD lr 0.05
+   momentum 0.9), with the peak memory of each (peak RSS minus RSS after imports, data and model);
+2. ResNet18 forward + backward on 128 images of 32x32, with bcml's GFLOP/s as a fraction of the
+   single-core cblas_sgemm peak (n = 1024) measured here.
+
+    python benchmarks/bench_train.py [--quick]
+"""
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import _common  # noqa: E402
+
+
+def rss_now_kb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def resnet18_flops(n=128, hw=32, num_classes=10):
+    """Forward FLOPs (2 x multiply-adds) of ResNet18's convolutions and fc for n images."""
+    def conv(cin, cout, k, s, p, h):
+        ho = (h + 2 * p - k) // s + 1
+        return 2 * cin * cout * k * k * ho * ho, ho
+    total, h = 0, hw
+    f, h = conv(3, 64, 7, 2, 3, h)
+    total += f
+    h = (h + 2 - 3) // 2 + 1  # max-pool 3, s2, p1
+    cin = 64
+    for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        for b in range(2):
+            s = stride if b == 0 else 1
+            f1, h1 = conv(cin, planes, 3, s, 1, h)
+            f2, _ = conv(planes, planes, 3, 1, 1, h1)
+            total += f1 + f2
+            if s != 1 or cin != planes:
+                total += conv(cin, planes, 1, s, 0, h)[0]
+            cin, h = planes, h1
+    total += 2 * 512 * num_classes
+    return n * total
+
+
+def worker(lib, task, npz, reps, quick):
+    import numpy as np
+    threads = int(os.environ.get("BENCH_THREADS", "1"))
+    if lib == "torch":
+        import torch
+        import torch.nn as nn
+        import torch.nn.functional as F
+        torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        B = torch
+    else:
+        import bcml
+        import bcml.nn as nn
+        import bcml.nn.functional as F
+        bcml.set_num_threads(threads)
+        bcml.manual_seed(0)
+        B = bcml
+
+    if task == "convnet":
+        d = np.load(npz)
+        X, y, order = d["X"], d["y"], d["order"]
+        Xt, yt, ot = B.from_numpy(X), B.from_numpy(y), B.from_numpy(order)
+        if lib == "torch":
+            class Net(nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
+                    self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
+                    self.conv2_drop = nn.Dropout2d()
+                    self.fc1 = nn.Linear(320, 50)
+                    self.fc2 = nn.Linear(50, 10)
+
+                def forward(self, x):
+                    x = F.relu(F.max_pool2d(self.conv1(x), 2))
+                    x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
+                    x = x.view(-1, 320)
+                    x = F.relu(self.fc1(x))
+                    x = F.dropout(x, training=self.training)
+                    x = self.fc2(x)
+                    return x, F.softmax(x, dim=1), F.log_softmax(x, dim=1)
+            make = Net
+        else:
+            from bcml.models import ConvNet as make
+        model = make()
+        rss0 = rss_now_kb()
+
+        def run():
+            m = make()
+            m.load_state_dict(model.state_dict())
+            opt = B.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
+            m.train()
+            for i in range(0, len(order), 64):
+                idx = ot[i:i + 64]
+                opt.zero_grad()
+                _, _, logp = m(Xt[idx])
+                loss = F.nll_loss(logp, yt[idx])
+                loss.backward()
+                opt.step()
+            return loss
+        med, times = _common.time_reps(run, reps)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps({"median": med, "times": times, "mem_kb": max(0, peak - rss0)}))
+        return
+
+    if task == "resnet":
+        g = np.random.default_rng(0)
+        x = B.from_numpy(g.standard_normal((128, 3, 32, 32)).astype(np.float32))
+        y = B.from_numpy(g.integers(0, 10, 128))
+        if lib == "torch":
+            model = _torch_resnet18(nn)
+        else:
+            from bcml.models import ResNet18
+            model = ResNet18()
+        model.train()
+
+        def run():
+            model.zero_grad()
+            out = model(x)
+            logits = out[0] if isinstance(out, tuple) else out
+            F.cross_entropy(logits, y).backward()
+        med, times = _common.time_reps(run, reps)
+        print(json.dumps({"median": med, "times": times}))
+        return
+
+    if task == "peak":
+        n = 1024
+        a = B.from_numpy(np.random.default_rng(0).standard_normal((n, n)).astype(np.float32))
+        b = B.from_numpy(np.random.default_rng(1).standard_normal((n, n)).astype(np.float32))
+        with B.no_grad():
+            med, _ = _common.time_reps(lambda: a @ b, reps)
+        print(json.dumps({"median": med, "gflops": 2 * n ** 3 / med / 1e9}))
+
+
+def _torch_resnet18(nn):
+    """torchvision's resnet18 layout written out (PyPI's torchvision does not import beside this
+    machine's torch wheel); returns logits."""
+    class Block(nn.Module):
+        def __init__(self, cin, planes, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(planes)
+            self.relu = nn.ReLU()
+            self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(planes)
+            self.downsample = None
+            if stride != 1 or cin != planes:
+                self.downsample = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+        def forward(self, x):
+            idt = x if self.downsample is None else self.downsample(x)
+            out = self.relu(self.bn1(self.conv1(x)))
+            return self.relu(self.bn2(self.conv2(out)) + idt)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
+            self.bn1 = nn.BatchNorm2d(64)
+            self.relu = nn.ReLU()
+            self.maxpool = nn.MaxPool2d(3, 2, 1)
+            layers, cin = [], 64
+            for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+                layers.append(nn.Sequential(Block(cin, planes, stride), Block(planes, planes, 1)))
+                cin = planes
+            self.layer1, self.layer2, self.layer3, self.layer4 = layers
+            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+            self.fc = nn.Linear(512, 10)
+
+        def forward(self, x):
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.fc(self.avgpool(x).flatten(1))
+    return Net()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--worker", nargs="*")
+    a = ap.parse_args()
+    if a.worker:
+        lib, task, npz, reps, quick = a.worker
+        return worker(lib, task, npz, int(reps), quick == "1")
+    import numpy as np
+    from bcml.datasets import load_fashion_mnist
+    ds = load_fashion_mnist()
+    n = 6400 if a.quick else len(ds.y_train)
+    tmp = tempfile.mkdtemp()
+    npz = os.path.join(tmp, "fmnist.npz")
+    np.savez(npz, X=ds.X_train, y=ds.y_train, order=np.random.default_rng(0).permutation(len(ds.y_train))[:n])
+    reps = 2 if a.quick else 5
+    q = "1" if a.quick else "0"
+    print("bench_train: PyTorch %s; %s" % (_common.torch_version(), "quick" if a.quick else "full"))
+    res = {}
+    for lib in ("torch", "bcml"):
+        for t in (1, 2):
+            res[lib, t] = _common.run_config(__file__, [lib, "convnet", npz, reps, q], t)
+    rows = [("ConvNet epoch (%d imgs), %d thr" % (n, t), res["torch", t]["median"], res["bcml", t]["median"]) for t in (1, 2)]
+    bt = min((1, 2), key=lambda t: res["torch", t]["median"])
+    bb = min((1, 2), key=lambda t: res["bcml", t]["median"])
+    rows.append(("ConvNet epoch, best of each", res["torch", bt]["median"], res["bcml", bb]["median"]))
+    _common.print_table("1. MNIST ConvNet, batch 64, SGD(momentum 0.9)", rows)
+    mt, mb = res["torch", bt]["mem_kb"], res["bcml", bb]["mem_kb"]
+    print("  peak memory over imports+data+model: PyTorch %.1f MB, bcml %.1f MB, bcml/PyTorch %.2f"
+          % (mt / 1024, mb / 1024, mb / mt if mt else float("nan")))
+    rr = {}
+    rreps = 2 if a.quick else 5
+    for lib in ("torch", "bcml"):
+        for t in (1, 2):
+            rr[lib, t] = _common.run_config(__file__, [lib, "resnet", "-", rreps, q], t)["median"]
+    rows = [("ResNet18 fwd+bwd 128x3x32x32, %d thr" % t, rr["torch", t], rr["bcml", t]) for t in (1, 2)]
+    rows.append(("ResNet18 fwd+bwd, best of each", min(rr["torch", 1], rr["torch", 2]), min(rr["bcml", 1], rr["bcml", 2])))
+    _common.print_table("2. ResNet18 forward + backward", rows)
+    peak = _common.run_config(__file__, ["bcml", "peak", "-", 3 if a.quick else 5, q], 1)["gflops"]
+    flops = 3 * resnet18_flops()  # backward ~ 2x forward
+    for t in (1, 2):
+        g = flops / rr["bcml", t] / 1e9
+        print("  bcml ResNet18 at %d thread%s: %.1f GFLOP/s = %.0f%% of single-core sgemm peak (%.1f GFLOP/s)"
+              % (t, "s" if t > 1 else "", g, 100 * g / peak, peak))
+
+
+if __name__ == "__main__":
+    main()
