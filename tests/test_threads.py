@@ -77,3 +77,27 @@ def test_set_num_threads_rejects_bad_values():
         bcml.set_num_threads(0)
     with pytest.raises(ValueError, match="n must be"):
         bcml.set_num_threads(1.5)
+
+
+def test_pool_survives_resizing_and_fork():
+    import os
+    import random
+    before = bcml.get_num_threads()
+    x = bcml.randn(754, 108)
+    w = bcml.randn(200, 108)
+    with bcml.no_grad():
+        ref = F.linear(x, w).numpy().copy()
+        rnd = random.Random(0)
+        try:
+            for _ in range(40):  # new threads must see jobs issued right after they are made
+                bcml.set_num_threads(rnd.randint(1, 4))
+                np.testing.assert_array_equal(F.linear(x, w).numpy(), ref)
+            bcml.set_num_threads(2)
+            pid = os.fork()
+            if pid == 0:  # the child has no pool threads: it must still compute, serially
+                ok = np.array_equal(F.linear(x, w).numpy(), ref)
+                os._exit(0 if ok else 1)
+            _, status = os.waitpid(pid, 0)
+            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+        finally:
+            bcml.set_num_threads(before)

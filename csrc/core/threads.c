@@ -24,6 +24,7 @@ static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
 static atomic_ulong generation;
 static atomic_long pending;
 static int pool_size = 0;          /* threads started (besides callers) */
+static unsigned long start_gen[MAX_POOL + 1]; /* generation current when each thread was made */
 static int want_threads = 1;       /* process default, set by bcml_set_num_threads */
 static _Thread_local int thread_limit = 0; /* 0: no limit of this thread's own */
 static _Thread_local int in_task = 0;
@@ -45,7 +46,8 @@ static inline void cpu_relax(void) {
 
 static void *worker(void *p) {
     int id = (int)(intptr_t)p; /* 1 .. pool_size */
-    unsigned long seen = atomic_load(&generation);
+    /* not atomic_load(&generation): a job may have been issued before this thread ran */
+    unsigned long seen = start_gen[id];
     in_task = 1;
     for (;;) {
         unsigned long g;
@@ -68,7 +70,21 @@ static void *worker(void *p) {
     return NULL;
 }
 
+/* In a child made by fork() the pool threads do not exist: run serially until
+ * bcml_set_num_threads is called again there. */
+static void after_fork_child(void) {
+    pthread_mutex_init(&busy, NULL);
+    pthread_mutex_init(&wake_lock, NULL);
+    pthread_cond_init(&wake_cond, NULL);
+    pool_size = 0;
+    in_task = 0;
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static void register_atfork(void) { pthread_atfork(NULL, NULL, after_fork_child); }
+
 void bcml_set_num_threads(int n) {
+    pthread_once(&atfork_once, register_atfork);
     if (n < 1) n = 1;
     if (n > MAX_POOL + 1) n = MAX_POOL + 1;
     pthread_mutex_lock(&busy);
@@ -77,6 +93,7 @@ void bcml_set_num_threads(int n) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        start_gen[pool_size + 1] = atomic_load(&generation);
         int rc = pthread_create(&t, &attr, worker, (void *)(intptr_t)(pool_size + 1));
         pthread_attr_destroy(&attr);
         if (rc != 0) break; /* fewer threads: still correct */
