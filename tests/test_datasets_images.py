@@ -143,7 +143,7 @@ def test_idx_plain_preferred_over_gz(tmp_path):
 
 
 def test_idx_counts_other_than_mnist_are_read(tmp_path):
-    files = _make_idx(n_train=1, n_test=0 + 1)
+    files = _make_idx(n_train=1, n_test=1)
     _write_idx(tmp_path / "m", files)
     d = load_mnist(tmp_path / "m")
     assert d.X_train.shape == (1, 1, 28, 28) and d.X_test.shape == (1, 1, 28, 28)
@@ -727,7 +727,7 @@ def test_real_fashion_mnist_default_folder(fashion, tmp_path, monkeypatch):
     monkeypatch.setattr(_images, "FASHION_MNIST_DIR", FASHION_MNIST)
     raw = load_fashion_mnist(normalize=False, cache_dir=tmp_path / "cache")
     assert raw.X_train.dtype == np.uint8
-    assert raw.files[0] .startswith(str(FASHION_MNIST))
+    assert raw.files[0].startswith(str(FASHION_MNIST))
     np.testing.assert_array_equal(raw.X_test.astype(np.float32) / np.float32(255),
                                   fashion.X_test)
     np.testing.assert_array_equal(raw.y_train, fashion.y_train)

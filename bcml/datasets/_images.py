@@ -335,7 +335,8 @@ _IDX_PARAMS = """
         ``t10k-labels-idx1-ubyte``, each plain or gzip-compressed (name
         ending in ``.gz``); where both exist, the plain file is read.{default}
     download : bool
-        Fetch the .gz files not found on disk from {site} (or ``base_url``)
+        Fetch the .gz files not found on disk from
+        {site} (or ``base_url``)
         into ``cache_dir/{sub}`` and check their checksums
         (``IMAGE_MD5["{key}"]``{sha}).
     cache_dir : str or PathLike, optional
@@ -417,12 +418,13 @@ def load_fashion_mnist(path=None, download=False, cache_dir=None, base_url=None,
              "{}.".format(FASHION_MNIST_DIR))
 
 
-load_mnist.__doc__ += _IDX_PARAMS.format(
-    default="", site=_MNIST_URL, sub="mnist", key="mnist", sha="")
-load_fashion_mnist.__doc__ += _IDX_PARAMS.format(
-    default=" Default: ``/usr/share/datasets/fashion-mnist``.",
-    site=_FASHION_MNIST_URL, sub="fashion-mnist", key="fashion_mnist",
-    sha=' and ``IMAGE_SHA256["fashion_mnist"]``')
+if load_mnist.__doc__ is not None:  # None under python -OO
+    load_mnist.__doc__ += _IDX_PARAMS.format(
+        default="", site=_MNIST_URL, sub="mnist", key="mnist", sha="")
+    load_fashion_mnist.__doc__ += _IDX_PARAMS.format(
+        default="\n        Default: ``/usr/share/datasets/fashion-mnist``.",
+        site=_FASHION_MNIST_URL, sub="fashion-mnist", key="fashion_mnist",
+        sha=' and ``IMAGE_SHA256["fashion_mnist"]``')
 
 
 # --------------------------------------------------------------------------
