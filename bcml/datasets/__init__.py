@@ -32,11 +32,49 @@ checked against :data:`SHA256`. A missing file raises
 :class:`DownloadError` (an OSError), a checksum mismatch
 :class:`ChecksumError` (a ValueError); each message says where to put the
 files.
+
+Image data sets, each read from its original files (:mod:`._images`):
+
+=========================  ==================================================
+loader                     file(s)
+=========================  ==================================================
+:func:`load_mnist`         IDX files ``train-images-idx3-ubyte``,
+                           ``train-labels-idx1-ubyte``,
+                           ``t10k-images-idx3-ubyte``,
+                           ``t10k-labels-idx1-ubyte`` (each plain or ``.gz``)
+:func:`load_fashion_mnist` the same four IDX files
+:func:`load_cifar10`       ``cifar-10-batches-bin/data_batch_1.bin`` ..
+                           ``data_batch_5.bin``, ``test_batch.bin``
+                           (binary version; ``batches.meta.txt`` if present)
+=========================  ==================================================
+
+They return an :class:`ImageDataset` (``X_train``, ``y_train``, ``X_test``,
+``y_test``, ``class_names``, ``description``, ``X``, ``y``, ...): images
+(n, channels, height, width) as float32 in [0, 1], the stored byte divided
+by 255 (``normalize=False`` keeps the uint8 bytes), int64 labels 0..9.
+MNIST and Fashion-MNIST give (n, 1, 28, 28) with 60,000 training and 10,000
+test images; CIFAR-10 gives (n, 3, 32, 32), channels red, green, blue, with
+50,000 and 10,000. A malformed file (wrong IDX magic number, truncated or
+over-long file, image and label counts that differ, a label above 9) raises
+a ValueError naming the file.
+
+Where the image files come from: ``path``, then (Fashion-MNIST, when no
+``path`` is given) :data:`FASHION_MNIST_DIR`,
+``/usr/share/datasets/fashion-mnist``, where Debian's
+``dataset-fashion-mnist`` package installs it, then a subfolder of the cache
+folder (``mnist``, ``fashion-mnist``, ``cifar-10-batches-bin``). With
+``download=True``, MNIST comes from the mirror torchvision uses, Fashion-MNIST
+from Zalando's address and CIFAR-10 (``cifar-10-binary.tar.gz``, extracted
+with checked member paths) from the University of Toronto (:data:`IMAGE_URLS`);
+the MD5 digests torchvision pins (:data:`IMAGE_MD5`) and, where known, SHA-256
+(:data:`IMAGE_SHA256`) are checked.
 """
 
 from ._encode import MISSING, train_test_split
 from ._fetch import (ChecksumError, DatasetNotFoundError, DownloadError,
                      default_cache_dir)
+from ._images import (FASHION_MNIST_DIR, IMAGE_MD5, IMAGE_SHA256, IMAGE_URLS,
+                      ImageDataset, load_cifar10, load_fashion_mnist, load_mnist)
 from ._tabular import (SHA256, URLS, Dataset, load_adult, load_breast_cancer,
                        load_compas, load_german_credit)
 
@@ -54,4 +92,12 @@ __all__ = [
     "URLS",
     "SHA256",
     "MISSING",
+    "ImageDataset",
+    "load_mnist",
+    "load_fashion_mnist",
+    "load_cifar10",
+    "FASHION_MNIST_DIR",
+    "IMAGE_URLS",
+    "IMAGE_MD5",
+    "IMAGE_SHA256",
 ]

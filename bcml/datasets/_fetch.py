@@ -2,8 +2,9 @@
 
 Only the standard library is used (``urllib.request``): a download streams
 the response into a temporary file next to its destination while hashing
-it, checks the SHA-256, and only then renames the file into place with
-``os.replace``, so the cache never holds a partial or unverified file.
+it, checks the SHA-256 (or the MD5, where only an MD5 is published), and
+only then renames the file into place with ``os.replace``, so the cache
+never holds a partial or unverified file.
 """
 
 import errno
@@ -46,7 +47,7 @@ class DownloadError(OSError):
 
 
 class ChecksumError(ValueError):
-    """A downloaded file's SHA-256 differs from the pinned one."""
+    """A downloaded file's SHA-256 (or MD5) differs from the pinned one."""
 
 
 def default_cache_dir():
@@ -70,18 +71,20 @@ def _sha256_of(path):
     return h.hexdigest()
 
 
-def fetch(url, dest, sha256=None, timeout=60.0):
+def fetch(url, dest, sha256=None, timeout=60.0, md5=None):
     """Download ``url`` to the file ``dest`` and return ``dest`` as a Path.
 
     The body is written to a temporary file in ``dest``'s folder (created
-    if needed) and renamed over ``dest`` only once complete and, when
-    ``sha256`` is given, verified.
+    if needed) and renamed over ``dest`` only once complete and verified:
+    its SHA-256 against ``sha256`` and its MD5 against ``md5``, each when
+    given (hex digests, either case).
 
     Raises
     ------
     ChecksumError (a ValueError)
-        The SHA-256 of the download is not ``sha256``. The message names
-        the file and both hashes; nothing is left on disk.
+        The SHA-256 of the download is not ``sha256``, or its MD5 not
+        ``md5``. The message names the file, the algorithm and both hashes;
+        nothing is left on disk.
     DownloadError (an OSError)
         The download failed. The message says where to put the file by
         hand when the machine is offline.
@@ -98,6 +101,9 @@ def fetch(url, dest, sha256=None, timeout=60.0):
                                     dir=str(dest.parent))
     try:
         h = hashlib.sha256()
+        # MD5 is only compared with a digest published for the file
+        # (usedforsecurity= exists from Python 3.9).
+        h_md5 = hashlib.md5(usedforsecurity=False) if md5 is not None else None
         try:
             # A fresh opener per call, so proxy settings are read from the
             # environment now rather than frozen at the first urlopen().
@@ -105,6 +111,8 @@ def fetch(url, dest, sha256=None, timeout=60.0):
             with os.fdopen(fd, "wb") as out, opener.open(url, timeout=timeout) as resp:
                 for chunk in iter(lambda: resp.read(_CHUNK), b""):
                     h.update(chunk)
+                    if h_md5 is not None:
+                        h_md5.update(chunk)
                     out.write(chunk)
         except (OSError, http.client.HTTPException, ValueError) as exc:
             # URLError/HTTPError and socket timeouts are OSErrors; a
@@ -120,12 +128,16 @@ def fetch(url, dest, sha256=None, timeout=60.0):
                 "the file elsewhere and put it at {}, or pass path= to a folder "
                 "that holds {}.".format(url, reason, dest, dest.name)
             ) from exc
-        actual = h.hexdigest()
-        if sha256 is not None and actual != sha256.lower():
-            raise ChecksumError(
-                "checksum mismatch for {} downloaded from {}: expected sha256 {}, "
-                "got {}. The file was not saved.".format(dest.name, url, sha256, actual)
-            )
+        checks = [("sha256", sha256, h)] + ([("md5", md5, h_md5)] if md5 is not None else [])
+        for algo, expected, hasher in checks:
+            if expected is None:
+                continue
+            actual = hasher.hexdigest()
+            if actual != expected.lower():
+                raise ChecksumError(
+                    "checksum mismatch for {} downloaded from {}: expected {} {}, "
+                    "got {}. The file was not saved.".format(dest.name, url, algo,
+                                                             expected, actual))
         os.replace(tmp_name, str(dest))
     except BaseException:
         try:
