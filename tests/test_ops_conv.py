@@ -79,7 +79,7 @@ CASES = [
 IDS = ["%s-%s-%s" % (x, w, ",".join("%s=%s" % kv for kv in sorted(kw.items()))) for x, w, kw in CASES]
 
 # Larger shapes that take the other code paths: several tiles of one image's output pixels (with
-# tiles that start mid-row), and several images side by side in one GEMM (with a short last block).
+# tiles that start mid-row), many tasks and weight-gradient chunks, dx split over input channels.
 BIG_CASES = [
     ((1, 8, 64, 64), (4, 8, 5, 5), dict(padding=2)),
     ((2, 16, 40, 36), (8, 16, 3, 3), dict(stride=(1, 2), padding=1)),
@@ -211,7 +211,7 @@ def test_conv2d_empty_batch_gradients():
 THREAD_CASES = [
     ((16, 8, 20, 20), (16, 8, 3, 3), dict(padding=1)),        # several tasks and dW chunks
     ((1, 8, 64, 64), (4, 8, 5, 5), dict(padding=2)),           # one image cut into tiles
-    ((50, 64, 8, 8), (64, 64, 3, 3), dict(padding=1)),         # images side by side
+    ((50, 64, 8, 8), (64, 64, 3, 3), dict(padding=1)),         # 16 tasks and dW chunks, uneven
     ((64, 1, 28, 28), (10, 1, 5, 5), {}),                      # MNIST's first layer
     ((1, 64, 24, 24), (32, 64, 3, 3), dict(padding=1)),        # dx split over input channels, tiles mid-row
 ]

@@ -5,16 +5,15 @@
  *   out[n, g] (OCg, P) = W_g (OCg, K) @ cols (K, P)          (im2col + cblas_sgemm)
  *   dW_g (OCg, K)     += dout[n, g] (OCg, P) @ cols^T (P, K)
  *   dcols (K, P)       = W_g^T (K, OCg) @ dout[n, g] (OCg, P), added back into dx by col2im.
- * Columns are built for a unit of work at a time, so the buffer stays below COL_BUDGET floats:
- * a tile of one image's output pixels when an image's columns are larger than that; otherwise
- * one image, or NB images side by side (cols (K, NB*P)) when one image makes a GEMM too narrow
- * for OpenBLAS to run well (small feature maps with many channels, e.g. ResNet's 8x8 layers).
+ * Columns are built for one image at a time, or for a tile of its output pixels when an image's
+ * columns exceed COL_BUDGET floats, so the buffer stays small. (Putting several small images side
+ * by side in one wider GEMM was tried for ResNet's 8x8 layers: 1-3% faster, not worth its copies.)
  * A 1x1 kernel with stride 1 and no padding needs no columns (the input is its own column
  * matrix). One input channel (MNIST's first layer, K = 25) goes the same way: a direct kernel
  * was measured 4-5x slower than im2col + OpenBLAS's small-matrix GEMM there (without -march
  * flags our loops get SSE2 only, OpenBLAS picks AVX-512/AVX2 at run time).
  *
- * Threads: units (images or pixel tiles for forward and dW; images, group and a chunk of input
+ * Threads: units (images or pixel tiles for forward and dW; image, group and a chunk of input
  * channels for dx) are counted from the shapes only. Forward and dx units write disjoint
  * outputs; dW units are grouped into a fixed number of chunks (from the sizes, never the thread
  * count), each summing into its own partial buffer, and the partials are added in chunk order:
@@ -27,8 +26,6 @@
 
 #define COL_BUDGET ((int64_t)1 << 19)     /* floats in one column buffer (2 MiB) */
 #define PARTIAL_BUDGET ((int64_t)1 << 24) /* floats in all dW partial buffers (64 MiB) */
-#define BATCH_MNK 1e6                     /* per-image GEMMs above this size get NB images ... */
-#define BATCH_COLS 256                    /* ... so that they are at least this wide */
 #define MAX_TASKS 16
 #define ARG_MAX ((int64_t)1 << 30)        /* bound on stride, padding and dilation */
 
@@ -39,7 +36,7 @@ typedef struct {
     int64_t OH, OW;            /* output */
     int64_t sh, sw, ph, pw, dh, dw, G;
     int64_t Cg, OCg, KK, K, P; /* KK = KH*KW, K = Cg*KK, P = OH*OW */
-    int64_t NB, PT, NT;        /* images per unit; output pixels per tile, tiles per image (NB > 1: one) */
+    int64_t PT, NT;            /* output pixels per tile, tiles per image */
     int pointwise;             /* 1x1, stride 1, no padding: the input is its own column matrix */
 } conv_geom;
 
@@ -124,17 +121,11 @@ static bcml_status conv_setup(const bcml_node *n, conv_geom *g, bcml_err *err) {
     if (g->K > INT32_MAX || g->P > INT32_MAX || g->OC > INT32_MAX)
         return bcml_fail(err, BCML_EVALUE, "conv2d: a dimension of the product exceeds 2^31-1, which BLAS cannot take");
     g->pointwise = g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
-    /* Units: tiles of output pixels when an image's columns exceed COL_BUDGET (and smaller tiles
-     * when there are fewer images than tasks wanted), else NB images. */
-    const int64_t want = want_tasks((double)g->N * g->OC * g->K * g->P), KP = max64(1, g->K * g->P);
-    g->NB = 1;
+    /* Tiles of output pixels: the columns within COL_BUDGET, and smaller tiles when there are
+     * fewer images than tasks wanted. */
+    const int64_t want = want_tasks((double)g->N * g->OC * g->K * g->P);
     g->PT = g->P;
-    if (KP > COL_BUDGET) {
-        g->PT = max64(16, COL_BUDGET / max64(1, g->K) / 16 * 16);
-    } else if (!g->pointwise && (double)g->OCg * g->K * g->P >= BATCH_MNK && g->P < BATCH_COLS) {
-        g->NB = min64(min64(cdiv(BATCH_COLS, g->P), COL_BUDGET / KP), max64(1, g->N / want));
-        g->NB = max64(1, g->NB);
-    }
+    if (g->K * g->P > COL_BUDGET) g->PT = max64(16, COL_BUDGET / g->K / 16 * 16);
     if (g->N < want) g->PT = min64(g->PT, max64(64, cdiv(cdiv(g->P, cdiv(want, max64(g->N, 1))), 16) * 16));
     g->PT = max64(1, min64(g->PT, g->P));
     g->NT = cdiv(g->P, g->PT);
@@ -191,16 +182,46 @@ static NO_LIBCALL void im2col(float *restrict cols, int64_t ldc, const float *re
                     const int64_t a = min64(max64(ohA, oh0), oh1 + 1);
                     const int64_t e = max64(a, min64(ohB, oh1 + 1));
                     for (int64_t i = 0; i < (a - oh0) * OW; i++) dst[i] = 0.0f;
-                    for (int64_t oh = a; oh < e; oh++) {
-                        float *restrict d = dst + (oh - oh0) * OW;
-                        const float *restrict row = x + (c * H + oh * g->sh - g->ph + kh * g->dh) * W; /* (W) */
-                        for (int64_t ow = 0; ow < lo; ow++) d[ow] = 0.0f;
-                        if (sw == 1) {
-                            if (hi > lo) copy_f32(d + lo, row + lo + off, hi - lo);
-                        } else {
-                            for (int64_t ow = lo; ow < hi; ow++) d[ow] = row[ow * sw + off];
+                    if (sw == 1 && e > a && lo == 0 && hi == OW) { /* unit stride, inside: row copies */
+                        const float *restrict s = x + (c * H + a * g->sh - g->ph + kh * g->dh) * W + off;
+                        float *restrict d = dst + (a - oh0) * OW;
+                        const int64_t step = g->sh * W, n4 = OW & ~(int64_t)3;
+                        for (int64_t oh = a; oh < e; oh++, d += OW) {
+                            for (int64_t i = 0; i < n4; i += 4) memcpy(d + i, s + i, 4 * sizeof(float));
+                            for (int64_t i = n4; i < OW; i++) d[i] = s[i];
+                            if (oh + 1 < e) s += step;
                         }
-                        for (int64_t ow = hi; ow < OW; ow++) d[ow] = 0.0f;
+                    } else if (sw == 1 && e > a && hi > lo) { /* unit stride: copies of n floats between zeros */
+                        const float *restrict s = x + (c * H + a * g->sh - g->ph + kh * g->dh) * W + lo + off;
+                        float *restrict d0 = dst + (a - oh0) * OW; /* row a */
+                        const int64_t step = g->sh * W, n = hi - lo, n4 = n & ~(int64_t)3;
+                        for (int64_t i = 0; i < lo; i++) d0[i] = 0.0f;
+                        for (int64_t oh = a; oh < e; oh++) {
+                            float *restrict d = d0 + (oh - a) * OW + lo;
+                            for (int64_t i = 0; i < n4; i += 4) memcpy(d + i, s + i, 4 * sizeof(float));
+                            for (int64_t i = n4; i < n; i++) d[i] = s[i];
+                            /* this row's right edge and the next row's left edge */
+                            const int64_t z = oh + 1 < e ? OW : OW - lo;
+                            for (int64_t i = n; i < z; i++) d[i] = 0.0f;
+                            if (oh + 1 < e) s += step;
+                        }
+                    } else if (e > a) {
+                        const float *restrict row = x + (c * H + a * g->sh - g->ph + kh * g->dh) * W; /* row a */
+                        float *restrict d = dst + (a - oh0) * OW;
+                        const int64_t step = g->sh * W, n = hi - lo, n4 = n & ~(int64_t)3;
+                        for (int64_t oh = a; oh < e; oh++, d += OW) {
+                            for (int64_t ow = 0; ow < lo; ow++) d[ow] = 0.0f;
+                            if (sw == 1 && n > 0) {
+                                const float *restrict s = row + lo + off;
+                                float *restrict q = d + lo;
+                                for (int64_t i = 0; i < n4; i += 4) memcpy(q + i, s + i, 4 * sizeof(float));
+                                for (int64_t i = n4; i < n; i++) q[i] = s[i];
+                            } else {
+                                for (int64_t ow = lo; ow < hi; ow++) d[ow] = row[ow * sw + off];
+                            }
+                            for (int64_t ow = hi; ow < OW; ow++) d[ow] = 0.0f;
+                            if (oh + 1 < e) row += step;
+                        }
                     }
                     for (int64_t i = (e - oh0) * OW; i < np; i++) dst[i] = 0.0f;
                     continue;
@@ -230,6 +251,7 @@ static NO_LIBCALL void col2im_add(float *restrict dx, const float *restrict dcol
                                   const conv_geom *g, int64_t p0, int64_t np) {
     const int64_t H = g->H, W = g->W, OW = g->OW, sw = g->sw;
     const int64_t oh0 = p0 / OW, oh1 = (p0 + np - 1) / OW;
+    const int whole = p0 % OW == 0 && (p0 + np) % OW == 0; /* whole output rows */
     for (int64_t c = 0; c < nc; c++)
         for (int64_t kh = 0; kh < g->KH; kh++) {
             int64_t ohA, ohB;
@@ -241,6 +263,19 @@ static NO_LIBCALL void col2im_add(float *restrict dx, const float *restrict dcol
                 const int64_t off = kw * g->dw - g->pw;
                 int64_t lo, hi;
                 valid_range(off, sw, W, OW, &lo, &hi);
+                if (whole && sw == 1) { /* rows of n floats added at a fixed stride */
+                    if (hi == lo || ohB <= ohA) continue;
+                    const float *restrict s = src + (ohA - oh0) * OW + lo;
+                    float *restrict r = dx + (c * H + ohA * g->sh - g->ph + kh * g->dh) * W + lo + off;
+                    const int64_t step = g->sh * W, n = hi - lo, n4 = n & ~(int64_t)3;
+                    for (int64_t oh = ohA; oh < ohB; oh++) {
+                        for (int64_t i = 0; i < n4; i += 4)
+                            for (int k = 0; k < 4; k++) r[i + k] += s[i + k];
+                        for (int64_t i = n4; i < n; i++) r[i] += s[i];
+                        if (oh + 1 < ohB) { r += step; s += OW; }
+                    }
+                    continue;
+                }
                 for (int64_t oh = ohA; oh < ohB; oh++) {
                     const int64_t a = oh == oh0 ? p0 - oh * OW : 0, e = oh == oh1 ? p0 + np - oh * OW : OW;
                     const int64_t base = oh * OW - p0; /* src[base + ow] */
@@ -269,84 +304,57 @@ typedef struct {
     atomic_int failed;
 } conv_job;
 
-/* Unit u of forward and dW: images [*n0, *n0 + *nb), output pixels [*p0, *p0 + *np). */
-static void unit_span(const conv_geom *g, int64_t u, int64_t *n0, int64_t *nb, int64_t *p0, int64_t *np) {
-    *n0 = u / g->NT * g->NB;
-    *nb = min64(g->NB, g->N - *n0);
+/* Unit u of forward and dW: image *im, output pixels [*p0, *p0 + *np). */
+static void unit_span(const conv_geom *g, int64_t u, int64_t *im, int64_t *p0, int64_t *np) {
+    *im = u / g->NT;
     *p0 = u % g->NT * g->PT;
     *np = min64(g->PT, g->P - *p0);
 }
 
-/* Scratch of a task: columns (rows, NB*PT) then, when NB > 1, a (OCg, NB*P) block of output rows. */
-static float *task_scratch(conv_job *j, int64_t rows, float **obuf) {
-    const conv_geom *g = j->g;
-    const int64_t ncol = rows && !g->pointwise ? rows * g->NB * g->PT : 0;
-    const int64_t nout = g->NB > 1 ? g->OCg * g->NB * g->P : 0;
-    float *buf = bcml_alloc((size_t)max64(1, ncol + nout) * sizeof(float));
-    if (!buf) atomic_store(&j->failed, 1);
-    *obuf = buf ? buf + ncol : NULL;
+/* A task's column buffer (rows, PT); none for pointwise convolutions. */
+static float *task_colbuf(conv_job *j, int64_t rows, int *ok) {
+    *ok = 1;
+    if (j->g->pointwise || rows == 0) return NULL;
+    float *buf = bcml_alloc((size_t)(rows * j->g->PT) * sizeof(float));
+    if (!buf) { atomic_store(&j->failed, 1); *ok = 0; }
     return buf;
 }
 
-/* The columns of group gi for a unit: (K, nb*np) with row stride *ldc. */
-static const float *unit_cols(const conv_job *j, float *colbuf, int64_t gi, int64_t n0, int64_t nb, int64_t p0,
-                              int64_t np, int64_t *ldc) {
+/* The columns of group gi for a unit: (K, np) with row stride *ldc. */
+static const float *unit_cols(const conv_job *j, float *colbuf, int64_t gi, int64_t im, int64_t p0, int64_t np,
+                              int64_t *ldc) {
     const conv_geom *g = j->g;
-    if (g->pointwise) { /* nb == 1 */
+    const float *xg = j->x + (im * g->C + gi * g->Cg) * g->H * g->W; /* (Cg, H, W) */
+    if (g->pointwise) { /* the input itself */
         *ldc = g->P;
-        return j->x + (n0 * g->C + gi * g->Cg) * g->P + p0;
+        return xg + p0;
     }
-    *ldc = nb * np;
-    for (int64_t i = 0; i < nb; i++)
-        im2col(colbuf + i * np, nb * np, j->x + ((n0 + i) * g->C + gi * g->Cg) * g->H * g->W, g->Cg, g, p0, np);
+    *ldc = np;
+    im2col(colbuf, np, xg, g->Cg, g, p0, np);
     return colbuf;
-}
-
-/* dst (OCg, nb*P) = the rows of group gi of images [n0, n0 + nb) of src (N, OC, P). */
-static void gather_rows(float *restrict dst, const float *restrict src, const conv_geom *g, int64_t gi, int64_t n0,
-                        int64_t nb) {
-    for (int64_t o = 0; o < g->OCg; o++)
-        for (int64_t i = 0; i < nb; i++)
-            memcpy(dst + (o * nb + i) * g->P, src + ((n0 + i) * g->OC + gi * g->OCg + o) * g->P,
-                   (size_t)g->P * sizeof(float));
 }
 
 static void fw_task(void *arg, int64_t k, int64_t ntasks) {
     conv_job *j = arg;
     const conv_geom *g = j->g;
-    float *obuf, *colbuf = task_scratch(j, g->K, &obuf);
-    if (!colbuf) return;
+    int ok;
+    float *colbuf = task_colbuf(j, g->K, &ok);
+    if (!ok) return;
     for (int64_t u = j->nunits * k / ntasks; u < j->nunits * (k + 1) / ntasks; u++) {
-        int64_t n0, nb, p0, np, ldc;
-        unit_span(g, u, &n0, &nb, &p0, &np);
+        int64_t im, p0, np, ldc;
+        unit_span(g, u, &im, &p0, &np);
         for (int64_t gi = 0; gi < g->G; gi++) {
             const float *wg = j->w + gi * g->OCg * g->K; /* (OCg, K) */
             const float *bg = j->b ? j->b + gi * g->OCg : NULL;
-            float *o = j->out + (n0 * g->OC + gi * g->OCg) * g->P + p0; /* (OCg, np), row stride P */
-            if (g->K == 0) {
-                for (int64_t oc = 0; oc < g->OCg; oc++)
-                    for (int64_t p = 0; p < np; p++) o[oc * g->P + p] = bg ? bg[oc] : 0.0f;
-                continue;
+            float *o = j->out + (im * g->OC + gi * g->OCg) * g->P + p0; /* (OCg, np), row stride P */
+            for (int64_t oc = 0; oc < g->OCg; oc++) { /* the bias, then the product on top */
+                const float bv = bg ? bg[oc] : 0.0f;
+                for (int64_t p = 0; p < np; p++) o[oc * g->P + p] = bv;
             }
-            const float *cols = unit_cols(j, colbuf, gi, n0, nb, p0, np, &ldc);
-            if (nb == 1) { /* into the output, on top of the bias */
-                for (int64_t oc = 0; oc < g->OCg; oc++) {
-                    const float bv = bg ? bg[oc] : 0.0f;
-                    for (int64_t p = 0; p < np; p++) o[oc * g->P + p] = bv;
-                }
-                bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->OCg, (int)np, (int)g->K, 1.0f, wg,
-                           (int)g->K, cols, (int)ldc, 1.0f, o, (int)g->P);
-            } else { /* obuf (OCg, nb*P), then spread over the images */
-                bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->OCg, (int)(nb * g->P), (int)g->K,
-                           1.0f, wg, (int)g->K, cols, (int)ldc, 0.0f, obuf, (int)(nb * g->P));
-                for (int64_t i = 0; i < nb; i++)
-                    for (int64_t oc = 0; oc < g->OCg; oc++) {
-                        const float bv = bg ? bg[oc] : 0.0f;
-                        const float *restrict s = obuf + (oc * nb + i) * g->P;
-                        float *restrict d = o + (i * g->OC + oc) * g->P;
-                        for (int64_t p = 0; p < g->P; p++) d[p] = s[p] + bv;
-                    }
-            }
+            if (g->K == 0) continue;
+            const float *cols = unit_cols(j, colbuf, gi, im, p0, np, &ldc);
+            bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->OCg, (int)np, (int)g->K, 1.0f, wg,
+                       (int)g->K, cols, (int)ldc, 1.0f, o, (int)g->P);
         }
     }
     bcml_free(colbuf);
@@ -356,58 +364,47 @@ static void fw_task(void *arg, int64_t k, int64_t ntasks) {
 static void dw_task(void *arg, int64_t k, int64_t nchunks) {
     conv_job *j = arg;
     const conv_geom *g = j->g;
-    float *obuf, *colbuf = task_scratch(j, g->K, &obuf);
-    if (!colbuf) return;
+    int ok;
+    float *colbuf = task_colbuf(j, g->K, &ok);
+    if (!ok) return;
     float *part = j->part + k * g->OC * g->K; /* (OC, K) */
     for (int64_t u = j->nunits * k / nchunks; u < j->nunits * (k + 1) / nchunks; u++) {
-        int64_t n0, nb, p0, np, ldc;
-        unit_span(g, u, &n0, &nb, &p0, &np);
+        int64_t im, p0, np, ldc;
+        unit_span(g, u, &im, &p0, &np);
         for (int64_t gi = 0; gi < g->G; gi++) {
-            const float *cols = unit_cols(j, colbuf, gi, n0, nb, p0, np, &ldc);
-            const float *dg = j->dout + (n0 * g->OC + gi * g->OCg) * g->P + p0; /* (OCg, np), row stride P */
-            int64_t ldd = g->P;
-            if (nb > 1) {
-                gather_rows(obuf, j->dout, g, gi, n0, nb);
-                dg = obuf;
-                ldd = nb * g->P;
-            }
-            bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->OCg, (int)g->K, (int)(nb * np), 1.0f, dg,
-                       (int)ldd, cols, (int)ldc, 1.0f, part + gi * g->OCg * g->K, (int)g->K);
+            const float *cols = unit_cols(j, colbuf, gi, im, p0, np, &ldc);
+            const float *dg = j->dout + (im * g->OC + gi * g->OCg) * g->P + p0; /* (OCg, np), row stride P */
+            bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->OCg, (int)g->K, (int)np, 1.0f, dg,
+                       (int)g->P, cols, (int)ldc, 1.0f, part + gi * g->OCg * g->K, (int)g->K);
         }
     }
     bcml_free(colbuf);
 }
 
-/* dx unit u = (block of NB images, group, chunk of CCW input channels of the group). */
+/* dx unit u = (image, group, chunk of CCW input channels of the group), over every pixel tile. */
 static void dx_task(void *arg, int64_t k, int64_t ntasks) {
     conv_job *j = arg;
     const conv_geom *g = j->g;
     const int64_t nchunk = cdiv(g->Cg, j->CCW);
-    float *obuf, *colbuf = task_scratch(j, j->CCW * g->KK, &obuf);
-    if (!colbuf) return;
+    int ok;
+    float *colbuf = task_colbuf(j, j->CCW * g->KK, &ok);
+    if (!ok) return;
     for (int64_t u = j->nunits * k / ntasks; u < j->nunits * (k + 1) / ntasks; u++) {
-        const int64_t n0 = u / (g->G * nchunk) * g->NB, gi = u / nchunk % g->G, c0 = u % nchunk * j->CCW;
-        const int64_t nb = min64(g->NB, g->N - n0), nc = min64(j->CCW, g->Cg - c0), kc = nc * g->KK;
-        const float *wc = j->w + gi * g->OCg * g->K + c0 * g->KK; /* (OCg, kc), row stride K */
+        const int64_t im = u / (g->G * nchunk), gi = u / nchunk % g->G, c0 = u % nchunk * j->CCW;
+        const int64_t nc = min64(j->CCW, g->Cg - c0), kc = nc * g->KK;
+        const float *wc = j->w + gi * g->OCg * g->K + c0 * g->KK;         /* (OCg, kc), row stride K */
+        float *dxc = j->dx + (im * g->C + gi * g->Cg + c0) * g->H * g->W; /* (nc, H, W) */
         for (int64_t p0 = 0; p0 < g->P; p0 += g->PT) {
-            const int64_t np = min64(g->PT, g->P - p0), ncol = nb * np;
-            const float *dg = j->dout + (n0 * g->OC + gi * g->OCg) * g->P + p0; /* (OCg, ncol), row stride ldd */
-            int64_t ldd = g->P;
-            if (nb > 1) {
-                gather_rows(obuf, j->dout, g, gi, n0, nb);
-                dg = obuf;
-                ldd = ncol;
-            }
-            float *dxc = j->dx + (n0 * g->C + gi * g->Cg + c0) * g->H * g->W; /* (nc, H, W) of image n0 */
-            if (g->pointwise) { /* nb == 1: straight into dx */
+            const int64_t np = min64(g->PT, g->P - p0);
+            const float *dg = j->dout + (im * g->OC + gi * g->OCg) * g->P + p0; /* (OCg, np), row stride P */
+            if (g->pointwise) { /* straight into dx */
                 bcml_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)kc, (int)np, (int)g->OCg, 1.0f, wc,
-                           (int)g->K, dg, (int)ldd, 1.0f, dxc + p0, (int)g->P);
+                           (int)g->K, dg, (int)g->P, 1.0f, dxc + p0, (int)g->P);
                 continue;
             }
-            bcml_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)kc, (int)ncol, (int)g->OCg, 1.0f, wc, (int)g->K,
-                       dg, (int)ldd, 0.0f, colbuf, (int)ncol);
-            for (int64_t i = 0; i < nb; i++)
-                col2im_add(dxc + i * g->C * g->H * g->W, colbuf + i * np, ncol, nc, g, p0, np);
+            bcml_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)kc, (int)np, (int)g->OCg, 1.0f, wc, (int)g->K,
+                       dg, (int)g->P, 0.0f, colbuf, (int)np);
+            col2im_add(dxc, colbuf, np, nc, g, p0, np);
         }
     }
     bcml_free(colbuf);
@@ -431,7 +428,7 @@ bcml_status bcml_conv2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
     conv_job j = {.g = &g, .x = bcml_f32(x), .w = bcml_f32(n->in[1]), .b = b ? bcml_f32(b) : NULL,
                   .out = bcml_f32(out[0])};
     atomic_init(&j.failed, 0);
-    j.nunits = cdiv(g.N, g.NB) * g.NT;
+    j.nunits = g.N * g.NT;
     bcml_parallel(min64(j.nunits, want_tasks((double)g.N * g.OC * g.K * g.P)), fw_task, &j);
     if (atomic_load(&j.failed))
         return bcml_fail(err, BCML_ENOMEM, "conv2d: out of memory for a column buffer");
@@ -466,7 +463,7 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
     }
     if (din[1] && g.K) { /* dW (OC, K): chunks of units into partial sums, added in chunk order */
         float *dw = bcml_f32(din[1]);
-        j.nunits = cdiv(g.N, g.NB) * g.NT;
+        j.nunits = g.N * g.NT;
         int64_t nchunks = min64(j.nunits, min64(want, max64(1, PARTIAL_BUDGET / (g.OC * g.K))));
         float *part = NULL;
         if (nchunks > 1) {
@@ -488,7 +485,7 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
     }
     if (din[0] && g.OCg && g.Cg) { /* dx (N, C, H, W): disjoint units */
         j.dx = bcml_f32(din[0]);
-        const int64_t per = cdiv(g.N, g.NB) * g.G;
+        const int64_t per = g.N * g.G;
         const int64_t nchunk = per < want ? min64(g.Cg, cdiv(want, per)) : 1;
         j.CCW = cdiv(g.Cg, nchunk);
         j.nunits = per * cdiv(g.Cg, j.CCW);
