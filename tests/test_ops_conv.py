@@ -304,6 +304,8 @@ def test_conv2d_bad_shapes():
         F.conv2d(f32(2, 5), w)
     with pytest.raises(ValueError, match=r"weight must be 4-D .* got weight of shape \(3, 2, 3\)"):
         F.conv2d(x, f32(3, 2, 3))
+    with pytest.raises(ValueError, match=r"weight must be 4-D .* got weight of shape \(3, 2\)"):
+        F.conv2d(x, f32(3, 2), padding="same")
     with pytest.raises(ValueError, match=r"weight of shape \(3, 2, 3, 3\), expected input of shape \(1, 4, 5, 5\) "
                                          r"to have 2 channels, but got 4"):
         F.conv2d(f32(1, 4, 5, 5), w)

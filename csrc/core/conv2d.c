@@ -9,9 +9,10 @@
  * columns exceed COL_BUDGET floats, so the buffer stays small. (Putting several small images side
  * by side in one wider GEMM was tried for ResNet's 8x8 layers: 1-3% faster, not worth its copies.)
  * A 1x1 kernel with stride 1 and no padding needs no columns (the input is its own column
- * matrix). One input channel (MNIST's first layer, K = 25) goes the same way: a direct kernel
- * was measured 4-5x slower than im2col + OpenBLAS's small-matrix GEMM there (without -march
- * flags our loops get SSE2 only, OpenBLAS picks AVX-512/AVX2 at run time).
+ * matrix). One input channel (MNIST's first layer: 1 -> 10, 5x5 on 28x28, batch 64) goes the
+ * same way: measured on one core, a plain direct kernel took 1.17 ms, one register-blocked over
+ * the output channels 0.52 ms, im2col + OpenBLAS's small-matrix GEMM 0.27 ms (our loops get SSE2
+ * only, while OpenBLAS picks AVX-512/AVX2 kernels at run time).
  *
  * Threads: units (images or pixel tiles for forward and dW; image, group and a chunk of input
  * channels for dx) are counted from the shapes only. Forward and dx units write disjoint
