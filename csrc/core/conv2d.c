@@ -30,7 +30,6 @@
 #define MAX_TASKS 16
 #define ARG_MAX ((int64_t)1 << 30)        /* bound on stride, padding and dilation */
 
-
 typedef struct {
     int64_t N, C, H, W;        /* input */
     int64_t OC, KH, KW;        /* weight (OC, Cg, KH, KW) */
@@ -143,16 +142,16 @@ static bcml_status conv_setup(const bcml_node *n, conv_geom *g, bcml_err *err) {
 #endif
 
 static inline NO_LIBCALL void copy_f32(float *restrict d, const float *restrict s, int64_t n) {
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) memcpy(d + i, s + i, 4 * sizeof(float));
-    for (; i < n; i++) d[i] = s[i];
+    const int64_t n4 = n & ~(int64_t)3;
+    for (int64_t i = 0; i < n4; i += 4) memcpy(d + i, s + i, 4 * sizeof(float));
+    for (int64_t i = n4; i < n; i++) d[i] = s[i];
 }
 
 static inline NO_LIBCALL void add_f32(float *restrict d, const float *restrict s, int64_t n) {
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4)
+    const int64_t n4 = n & ~(int64_t)3;
+    for (int64_t i = 0; i < n4; i += 4)
         for (int k = 0; k < 4; k++) d[i + k] += s[i + k];
-    for (; i < n; i++) d[i] += s[i];
+    for (int64_t i = n4; i < n; i++) d[i] += s[i];
 }
 
 /* Output positions [lo, hi) of [0, out) whose input position o*stride + off lies in [0, size). */
@@ -186,40 +185,31 @@ static NO_LIBCALL void im2col(float *restrict cols, int64_t ldc, const float *re
                     if (sw == 1 && e > a && lo == 0 && hi == OW) { /* unit stride, inside: row copies */
                         const float *restrict s = x + (c * H + a * g->sh - g->ph + kh * g->dh) * W + off;
                         float *restrict d = dst + (a - oh0) * OW;
-                        const int64_t step = g->sh * W, n4 = OW & ~(int64_t)3;
+                        const int64_t step = g->sh * W;
                         for (int64_t oh = a; oh < e; oh++, d += OW) {
-                            for (int64_t i = 0; i < n4; i += 4) memcpy(d + i, s + i, 4 * sizeof(float));
-                            for (int64_t i = n4; i < OW; i++) d[i] = s[i];
+                            copy_f32(d, s, OW);
                             if (oh + 1 < e) s += step;
                         }
                     } else if (sw == 1 && e > a && hi > lo) { /* unit stride: copies of n floats between zeros */
                         const float *restrict s = x + (c * H + a * g->sh - g->ph + kh * g->dh) * W + lo + off;
                         float *restrict d0 = dst + (a - oh0) * OW; /* row a */
-                        const int64_t step = g->sh * W, n = hi - lo, n4 = n & ~(int64_t)3;
+                        const int64_t step = g->sh * W, n = hi - lo;
                         for (int64_t i = 0; i < lo; i++) d0[i] = 0.0f;
                         for (int64_t oh = a; oh < e; oh++) {
                             float *restrict d = d0 + (oh - a) * OW + lo;
-                            for (int64_t i = 0; i < n4; i += 4) memcpy(d + i, s + i, 4 * sizeof(float));
-                            for (int64_t i = n4; i < n; i++) d[i] = s[i];
+                            copy_f32(d, s, n);
                             /* this row's right edge and the next row's left edge */
                             const int64_t z = oh + 1 < e ? OW : OW - lo;
                             for (int64_t i = n; i < z; i++) d[i] = 0.0f;
                             if (oh + 1 < e) s += step;
                         }
-                    } else if (e > a) {
+                    } else if (e > a) { /* strided, or every column in the padding */
                         const float *restrict row = x + (c * H + a * g->sh - g->ph + kh * g->dh) * W; /* row a */
                         float *restrict d = dst + (a - oh0) * OW;
-                        const int64_t step = g->sh * W, n = hi - lo, n4 = n & ~(int64_t)3;
+                        const int64_t step = g->sh * W;
                         for (int64_t oh = a; oh < e; oh++, d += OW) {
                             for (int64_t ow = 0; ow < lo; ow++) d[ow] = 0.0f;
-                            if (sw == 1 && n > 0) {
-                                const float *restrict s = row + lo + off;
-                                float *restrict q = d + lo;
-                                for (int64_t i = 0; i < n4; i += 4) memcpy(q + i, s + i, 4 * sizeof(float));
-                                for (int64_t i = n4; i < n; i++) q[i] = s[i];
-                            } else {
-                                for (int64_t ow = lo; ow < hi; ow++) d[ow] = row[ow * sw + off];
-                            }
+                            for (int64_t ow = lo; ow < hi; ow++) d[ow] = row[ow * sw + off];
                             for (int64_t ow = hi; ow < OW; ow++) d[ow] = 0.0f;
                             if (oh + 1 < e) row += step;
                         }
@@ -268,11 +258,9 @@ static NO_LIBCALL void col2im_add(float *restrict dx, const float *restrict dcol
                     if (hi == lo || ohB <= ohA) continue;
                     const float *restrict s = src + (ohA - oh0) * OW + lo;
                     float *restrict r = dx + (c * H + ohA * g->sh - g->ph + kh * g->dh) * W + lo + off;
-                    const int64_t step = g->sh * W, n = hi - lo, n4 = n & ~(int64_t)3;
+                    const int64_t step = g->sh * W, n = hi - lo;
                     for (int64_t oh = ohA; oh < ohB; oh++) {
-                        for (int64_t i = 0; i < n4; i += 4)
-                            for (int k = 0; k < 4; k++) r[i + k] += s[i + k];
-                        for (int64_t i = n4; i < n; i++) r[i] += s[i];
+                        add_f32(r, s, n);
                         if (oh + 1 < ohB) { r += step; s += OW; }
                     }
                     continue;
