@@ -180,7 +180,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         elif padding == "same":
             if (sh, sw) != (1, 1):
                 raise ValueError("padding='same' is not supported for strided convolutions")
-            kh, kw = weight.shape[2], weight.shape[3]
+            kh, kw = (weight.shape[2], weight.shape[3]) if weight.ndim == 4 else (1, 1)  # else the core says why
             if (dh * (kh - 1)) % 2 or (dw * (kw - 1)) % 2:
                 raise ValueError("padding='same' needs odd effective kernel sizes in bcml")
             ph, pw = dh * (kh - 1) // 2, dw * (kw - 1) // 2
