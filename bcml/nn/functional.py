@@ -1,5 +1,6 @@
 """bcml.nn.functional: PyTorch's functional API on bcml's C ops."""
 import numbers
+import warnings
 
 from .. import _core
 from .._random import gen as _gen
@@ -244,9 +245,18 @@ def adaptive_avg_pool2d(input, output_size):
 
 
 def dropout2d(input, p=0.5, training=True, inplace=False, generator=None):
-    """Zeroes whole channels (each (n, c) plane) with probability p, scaling the rest by 1/(1-p)."""
+    """Zeroes whole channels (each (n, c) plane) with probability p, scaling the rest by 1/(1-p).
+    As PyTorch 2, a 3-D input is taken as (N, C, L) (each row of L dropped as a whole) with a
+    warning, and other ranks than 3 or 4 are deprecated (a warning)."""
     _tensor(input, "input")
     p = _check_p(p)
+    if input.ndim not in (3, 4):
+        warnings.warn("dropout2d: received a %d-D input to dropout2d, which is deprecated (as in PyTorch); "
+                      "dropout2d is meant for (N, C, H, W) or (C, H, W) input" % input.ndim, stacklevel=2)
+    if input.ndim == 3:
+        warnings.warn("dropout2d: received a 3-D input; as PyTorch does, it is taken as (N, C, L) and each "
+                      "(n, c) row is zeroed as a whole; reshape (C, H, W) input to (1, C, H, W) to drop "
+                      "channels", stacklevel=2)
     if not training or p == 0.0:
         return input
     return _apply(OPS["dropout2d"], (input,), (1,), (p,), _gen(generator))
