@@ -201,7 +201,9 @@ static void padded_size(const pool_geom *g, int force, int64_t *Hp, int64_t *Wp)
     int64_t hp = (g->OH - 1) * g->sh + g->d * (g->kh - 1) + 1;
     int64_t wp = (g->OW - 1) * g->sw + g->d * (g->kw - 1) + 1;
     /* int32 flat indices inside the kernels: keep every offset far from overflow */
-    if (hp * wp > PAD_MAX_ELEMS || (hp + g->H) * (wp + g->W) >= ((int64_t)1 << 30)) return;
+    if (hp > PAD_MAX_ELEMS || wp > PAD_MAX_ELEMS || hp * wp > PAD_MAX_ELEMS ||
+        (hp + g->H) * (wp + g->W) >= ((int64_t)1 << 30))
+        return;
     *Hp = hp;
     *Wp = wp;
 }
@@ -392,7 +394,7 @@ static void max_row_k3s2_split(float *restrict out, int64_t *restrict idx, const
             idx[o] = q;
         }
     else
-        for (int64_t o = 0; o < n; o++) {
+        for (int64_t o = 0; o < n; o++) { /* values only: q is left as it is */
             float m = -INFINITY;
             int32_t q = -1;
             MAX_TAP(e0[o], q);
