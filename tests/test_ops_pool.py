@@ -364,6 +364,19 @@ def test_common_shapes_match_torch(torch, shape, op):
     assert_close(dx, tdx)
 
 
+@pytest.mark.parametrize("fn", [lambda m, t: m.max_pool2d(t, 3, 2, 1), lambda m, t: m.max_pool2d(t, 2, ceil_mode=True),
+                                lambda m, t: m.max_pool2d(t, 3, 1, 1, dilation=2),
+                                lambda m, t: m.avg_pool2d(t, 3, 1, 1, count_include_pad=False),
+                                lambda m, t: m.avg_pool2d(t, 2, ceil_mode=True)])
+def test_large_planes_match_torch(torch, fn):
+    # planes too large for a padded copy keep the bounds-checked border code
+    x = rand(1, 1, 1031, 1029)
+    out, dx, w = run(lambda t: fn(F, t), x)
+    tout, tdx = run_torch(torch, lambda t: fn(torch.nn.functional, t), x, w)
+    assert_close(out, tout)
+    assert_close(dx, tdx)
+
+
 @pytest.mark.parametrize("hw", [(1, 1), (2, 2), (3, 3), (4, 4), (2, 3)])
 def test_global_average_pool_shapes_match_torch(torch, hw):
     x = rand(128, 64, *hw)

@@ -146,6 +146,7 @@ typedef struct pool_job {
     int64_t *idx;             /* (P, OH, OW) or NULL */
     const int64_t *cidx;      /* (P, OH, OW) */
     const float *div;         /* (OH, OW) avg divisors of the padded path */
+    const int64_t *bounds;    /* adaptive windows: row starts (OH), row ends (OH), column starts (OW), ends (OW) */
     int64_t Hp, Wp;           /* padded plane (0: no padded copy) */
     int split;                /* the padded rows hold even columns, then odd ones (copy_split) */
     int64_t chunk;            /* planes per task */
@@ -200,7 +201,9 @@ static void padded_size(const pool_geom *g, int force, int64_t *Hp, int64_t *Wp)
     int64_t hp = (g->OH - 1) * g->sh + g->d * (g->kh - 1) + 1;
     int64_t wp = (g->OW - 1) * g->sw + g->d * (g->kw - 1) + 1;
     /* int32 flat indices inside the kernels: keep every offset far from overflow */
-    if (hp * wp > PAD_MAX_ELEMS || (hp + g->H) * (wp + g->W) >= ((int64_t)1 << 30)) return;
+    if (hp > PAD_MAX_ELEMS || wp > PAD_MAX_ELEMS || hp * wp > PAD_MAX_ELEMS ||
+        (hp + g->H) * (wp + g->W) >= ((int64_t)1 << 30))
+        return;
     *Hp = hp;
     *Wp = wp;
 }
@@ -391,7 +394,7 @@ static void max_row_k3s2_split(float *restrict out, int64_t *restrict idx, const
             idx[o] = q;
         }
     else
-        for (int64_t o = 0; o < n; o++) {
+        for (int64_t o = 0; o < n; o++) { /* values only: q is left as it is */
             float m = -INFINITY;
             int32_t q = -1;
             MAX_TAP(e0[o], q);
@@ -777,6 +780,28 @@ bcml_status bcml_avg_pool2d_backward(bcml_node *n, const bcml_tensor *dout, bcml
 static inline int64_t ad_start(int64_t a, int64_t b, int64_t c) { return (a / b) * c + ((a % b) * c) / b; }
 static inline int64_t ad_end(int64_t a, int64_t b, int64_t c) { return 1 + ((a + 1) * c - 1) / b; }
 
+/* Runs an adaptive pooling job with its window bounds computed once (none for output (1, 1)). */
+static bcml_status adaptive_run(pool_job *j, const char *op, bcml_err *err) {
+    const pool_geom *g = j->g;
+    int64_t *b = NULL; /* (2 * OH + 2 * OW) */
+    if (!(g->OH == 1 && g->OW == 1) && g->P > 0) {
+        if (!(b = bcml_alloc((size_t)(2 * (g->OH + g->OW)) * sizeof(int64_t))))
+            return bcml_fail(err, BCML_ENOMEM, "%s: out of memory for the window bounds", op);
+        for (int64_t i = 0; i < g->OH; i++) {
+            b[i] = ad_start(i, g->OH, g->H);
+            b[g->OH + i] = ad_end(i, g->OH, g->H);
+        }
+        for (int64_t i = 0; i < g->OW; i++) {
+            b[2 * g->OH + i] = ad_start(i, g->OW, g->W);
+            b[2 * g->OH + g->OW + i] = ad_end(i, g->OW, g->W);
+        }
+    }
+    j->bounds = b;
+    bcml_status st = run_planes(j, g->H * g->W + g->OH * g->OW, op, err);
+    bcml_free(b);
+    return st;
+}
+
 static void adaptive_fw_planes(const pool_job *j, int64_t p0, int64_t p1, float *scratch) {
     (void)scratch;
     const pool_geom *g = j->g;
@@ -797,13 +822,14 @@ static void adaptive_fw_planes(const pool_job *j, int64_t p0, int64_t p1, float 
         for (int64_t p = p0; p < p1; p++) out[p] /= div;
         return;
     }
+    const int64_t *hs = j->bounds, *he = hs + OH, *ws = he + OH, *we = ws + OW;
     for (int64_t p = p0; p < p1; p++) {
         const float *x = j->x + p * HW;       /* (H, W) */
         float *out = j->out + p * OH * OW;    /* (OH, OW) */
         for (int64_t oh = 0; oh < OH; oh++) {
-            int64_t h0 = ad_start(oh, OH, H), h1 = ad_end(oh, OH, H);
+            int64_t h0 = hs[oh], h1 = he[oh];
             for (int64_t ow = 0; ow < OW; ow++) {
-                int64_t w0 = ad_start(ow, OW, W), w1 = ad_end(ow, OW, W);
+                int64_t w0 = ws[ow], w1 = we[ow];
                 float s = 0.0f;
                 for (int64_t h = h0; h < h1; h++)
                     for (int64_t w = w0; w < w1; w++) s += x[h * W + w];
@@ -831,9 +857,12 @@ bcml_status bcml_adaptive_avg_pool2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_t
     int c = x->ndim - 3;
     pool_geom g = {.P = x->shape[c] * (c ? x->shape[0] : 1), .H = x->shape[c + 1], .W = x->shape[c + 2],
                    .OH = OH, .OW = OW};
+    if ((g.H && OH > (INT64_MAX / 4) / g.H) || (g.W && OW > (INT64_MAX / 4) / g.W)) /* window bounds */
+        return bcml_fail(err, BCML_EVALUE, "adaptive_avg_pool2d: output_size (%lld, %lld) is too large for the input",
+                         (long long)OH, (long long)OW);
     if ((st = pool_output(&out[0], x, OH, OW, err))) return st;
     pool_job j = {.g = &g, .fn = adaptive_fw_planes, .out = bcml_f32(out[0]), .x = bcml_f32(x)};
-    return run_planes(&j, g.H * g.W + OH * OW, "adaptive_avg_pool2d", err);
+    return adaptive_run(&j, "adaptive_avg_pool2d", err);
 }
 
 static void adaptive_bw_planes(const pool_job *j, int64_t p0, int64_t p1, float *scratch) {
@@ -855,13 +884,14 @@ static void adaptive_bw_planes(const pool_job *j, int64_t p0, int64_t p1, float 
         }
         return;
     }
+    const int64_t *hs = j->bounds, *he = hs + OH, *ws = he + OH, *we = ws + OW;
     for (int64_t p = p0; p < p1; p++) {
         float *dx = j->dx + p * HW;                 /* (H, W) += */
         const float *dout = j->dout + p * OH * OW;  /* (OH, OW) */
         for (int64_t oh = 0; oh < OH; oh++) {
-            int64_t h0 = ad_start(oh, OH, H), h1 = ad_end(oh, OH, H);
+            int64_t h0 = hs[oh], h1 = he[oh];
             for (int64_t ow = 0; ow < OW; ow++) {
-                int64_t w0 = ad_start(ow, OW, W), w1 = ad_end(ow, OW, W);
+                int64_t w0 = ws[ow], w1 = we[ow];
                 float v = dout[oh * OW + ow] / (float)(h1 - h0) / (float)(w1 - w0);
                 for (int64_t h = h0; h < h1; h++)
                     for (int64_t w = w0; w < w1; w++) dx[h * W + w] += v;
@@ -877,5 +907,5 @@ bcml_status bcml_adaptive_avg_pool2d_backward(bcml_node *n, const bcml_tensor *d
     pool_geom g = {.P = x->shape[c] * (c ? x->shape[0] : 1), .H = x->shape[c + 1], .W = x->shape[c + 2],
                    .OH = n->args.i[0], .OW = n->args.i[1]};
     pool_job j = {.g = &g, .fn = adaptive_bw_planes, .dx = bcml_f32(din[0]), .dout = bcml_f32(dout)};
-    return run_planes(&j, g.H * g.W + g.OH * g.OW, "adaptive_avg_pool2d backward", err);
+    return adaptive_run(&j, "adaptive_avg_pool2d backward", err);
 }
