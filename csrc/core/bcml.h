@@ -175,7 +175,8 @@ typedef enum {
                               i[4..5] padding h,w; i[6] ceil_mode; i[7] dilation (same both ways) */
     BCML_OP_AVG_POOL2D,    /* as MAX_POOL2D for i[0..6]; i[7] count_include_pad */
     BCML_OP_ADAPTIVE_AVG_POOL2D, /* in: x (N,C,H,W) or (C,H,W); i[0..1] output size h,w */
-    BCML_OP_DROPOUT2D,     /* in: x (N,C,H,W) or (C,H,W); f[0] p; zeroes whole channels; uses the generator */
+    BCML_OP_DROPOUT2D,     /* in: x of rank >= 2 (N,C,...) as PyTorch 2.13 (3-D is (N,C,L)); f[0] p; zeroes whole
+                              (n, c) slices; uses the generator */
     BCML_OP_COUNT
 } bcml_op;
 
