@@ -62,17 +62,18 @@ def numeric_grad(f, arrays, k, eps=1e-3):
     return g
 
 
-def check_grad(bcml_fn, arrays, eps=1e-2, rtol=1e-2, atol=1e-3, wrt=None, seed=0):
-    """Compares bcml's gradients of sum(w * bcml_fn(*tensors)) (random fixed weights w) with
-    central differences of the same function evaluated by bcml in float32."""
+def grad_check(bcml_fn, arrays, wrt=None, eps=1e-2, rtol=1e-2, atol=1e-3, seed=0):
+    """bcml's gradients of bcml_fn(*tensors) against central differences (float32 bcml forward,
+    float64 arithmetic): backward is seeded with fixed random weights w, and the differences are
+    taken of sum(w * bcml_fn(...)), so only the ops under test are exercised."""
     import bcml
     rng = np.random.default_rng(seed)
     arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
-    wrt = range(len(arrays)) if wrt is None else wrt
+    wrt = list(range(len(arrays))) if wrt is None else list(wrt)
     ts = [bcml.tensor(a, requires_grad=(i in wrt)) for i, a in enumerate(arrays)]
     out = bcml_fn(*ts)
     w = rng.standard_normal(out.shape).astype(np.float32)
-    (out * bcml.from_numpy(w)).sum().backward()
+    out.backward(bcml.tensor(w))
 
     def f(*arrs):
         with bcml.no_grad():
@@ -81,5 +82,10 @@ def check_grad(bcml_fn, arrays, eps=1e-2, rtol=1e-2, atol=1e-3, wrt=None, seed=0
 
     for i in wrt:
         num = numeric_grad(f, arrays, i, eps)
-        got = ts[i].grad.numpy()
-        np.testing.assert_allclose(got, num, rtol=rtol, atol=atol, err_msg="gradient of input %d" % i)
+        np.testing.assert_allclose(ts[i].grad.numpy(), num, rtol=rtol, atol=atol,
+                                   err_msg="gradient of input %d" % i)
+
+
+def check_grad(bcml_fn, arrays, eps=1e-2, rtol=1e-2, atol=1e-3, wrt=None, seed=0):
+    """grad_check with eps before wrt (the older argument order)."""
+    grad_check(bcml_fn, arrays, wrt, eps, rtol, atol, seed)

@@ -9,7 +9,7 @@ import bcml.nn as nn
 import bcml.nn.functional as F
 from bcml import _core
 from bcml._tensor import OPS
-from conftest import numeric_grad
+from conftest import grad_check as _grad_check
 
 RNG = np.random.default_rng(99)
 
@@ -19,25 +19,7 @@ def rand(*shape, scale=1.0, loc=0.0):
 
 
 def grad_check(fn, arrays, wrt=None, eps=1e-2, rtol=1e-2, atol=2e-3, seed=0):
-    """bcml's gradient of sum(w * fn(*tensors)) (random fixed w, seeded through backward's
-    gradient argument) against central differences of the same sum evaluated by bcml."""
-    rng = np.random.default_rng(seed)
-    arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
-    wrt = list(range(len(arrays))) if wrt is None else wrt
-    ts = [bcml.tensor(a, requires_grad=(i in wrt)) for i, a in enumerate(arrays)]
-    out = fn(*ts)
-    w = rng.standard_normal(out.shape).astype(np.float32)
-    out.backward(bcml.from_numpy(w))
-
-    def f(*arrs):
-        with bcml.no_grad():
-            o = fn(*[bcml.tensor(a.astype(np.float32)) for a in arrs])
-        return float(np.sum(o.numpy().astype(np.float64) * w))
-
-    for i in wrt:
-        num = numeric_grad(f, arrays, i, eps)
-        np.testing.assert_allclose(ts[i].grad.numpy(), num, rtol=rtol, atol=atol,
-                                   err_msg="gradient of input %d" % i)
+    _grad_check(fn, arrays, wrt, eps, rtol, atol, seed)
 
 
 def uniforms(seed, n):

@@ -5,33 +5,11 @@ import pytest
 
 import bcml
 import bcml.nn.functional as F
-from conftest import numeric_grad
+from conftest import grad_check
 
 
 def arr(t):
     return t.detach().numpy()
-
-
-def grad_check(fn, arrays, wrt, eps=1e-2, rtol=1e-2, atol=1e-3, seed=0):
-    """conftest.check_grad's test (bcml's gradient of sum(w * fn(...)) against central differences
-    of the same bcml function in float32), seeding backward with w instead of multiplying and
-    summing, so that it exercises the ops under test alone."""
-    rng = np.random.default_rng(seed)
-    arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
-    ts = [bcml.tensor(a, requires_grad=(i in wrt)) for i, a in enumerate(arrays)]
-    out = fn(*ts)
-    w = rng.standard_normal(out.shape).astype(np.float32)
-    out.backward(bcml.tensor(w))
-
-    def f(*arrs):
-        with bcml.no_grad():
-            o = fn(*[bcml.tensor(a.astype(np.float32)) for a in arrs])
-        return float(np.sum(o.numpy().astype(np.float64) * w))
-
-    for i in wrt:
-        num = numeric_grad(f, arrays, i, eps)
-        np.testing.assert_allclose(ts[i].grad.numpy(), num, rtol=rtol, atol=atol,
-                                   err_msg="gradient of input %d" % i)
 
 
 def torch_compare(torch, bfn, tfn, arrays, rtol=1e-5, atol=1e-6, seed=0):

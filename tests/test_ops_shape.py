@@ -9,7 +9,7 @@ import pytest
 import bcml
 from bcml import _core
 from bcml._tensor import OPS
-from conftest import numeric_grad
+from conftest import grad_check
 
 RNG = np.random.default_rng(1234)
 
@@ -29,28 +29,6 @@ def data_of(dtype, shape):
 
 def apply(op, inputs, iargs=(), fargs=()):
     return _core.apply(OPS[op], tuple(inputs), tuple(iargs), tuple(fargs))
-
-
-def grad_check(fn, arrays, wrt=None, eps=1e-2, rtol=1e-2, atol=1e-3, seed=0):
-    """bcml's gradient of sum(w * fn(*tensors)) (random fixed w, seeded through backward's
-    gradient argument) against central differences of the same sum evaluated by bcml."""
-    rng = np.random.default_rng(seed)
-    arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
-    wrt = list(range(len(arrays))) if wrt is None else wrt
-    ts = [bcml.tensor(a, requires_grad=(i in wrt)) for i, a in enumerate(arrays)]
-    out = fn(*ts)
-    w = rng.standard_normal(out.shape).astype(np.float32)
-    out.backward(bcml.from_numpy(w))
-
-    def f(*arrs):
-        with bcml.no_grad():
-            o = fn(*[bcml.tensor(a.astype(np.float32)) for a in arrs])
-        return float(np.sum(o.numpy().astype(np.float64) * w))
-
-    for i in wrt:
-        num = numeric_grad(f, arrays, i, eps)
-        np.testing.assert_allclose(ts[i].grad.numpy(), num, rtol=rtol, atol=atol,
-                                   err_msg="gradient of input %d" % i)
 
 
 def torch_compare(torch, bfn, tfn, arrays, rtol=1e-5, atol=1e-6, seed=1):
