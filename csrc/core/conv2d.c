@@ -26,6 +26,9 @@
 #include <string.h>
 
 #define COL_BUDGET ((int64_t)1 << 19)     /* floats in one column buffer (2 MiB) */
+#define BATCH_COLS 512                    /* columns wanted in one GEMM over several small images */
+#define BATCH_BUDGET ((int64_t)1 << 20)   /* floats in a column buffer of several images (4 MiB) */
+#define BATCH_MIN_UNITS 4                 /* image chunks kept (when there are enough images) */
 #define PARTIAL_BUDGET ((int64_t)1 << 24) /* floats in all dW partial buffers (64 MiB) */
 #define MAX_TASKS 16
 #define ARG_MAX ((int64_t)1 << 30)        /* bound on stride, padding and dilation */
@@ -37,6 +40,7 @@ typedef struct {
     int64_t sh, sw, ph, pw, dh, dw, G;
     int64_t Cg, OCg, KK, K, P; /* KK = KH*KW, K = Cg*KK, P = OH*OW */
     int64_t PT, NT;            /* output pixels per tile, tiles per image */
+    int64_t NB, NI;            /* images side by side in one GEMM, chunks of images */
     int pointwise;             /* 1x1, stride 1, no padding: the input is its own column matrix */
 } conv_geom;
 
@@ -129,6 +133,17 @@ static bcml_status conv_setup(const bcml_node *n, conv_geom *g, bcml_err *err) {
     if (g->N < want) g->PT = min64(g->PT, max64(64, cdiv(cdiv(g->P, cdiv(want, max64(g->N, 1))), 16) * 16));
     g->PT = max64(1, min64(g->PT, g->P));
     g->NT = cdiv(g->P, g->PT);
+    /* Small output maps: the columns of NB images side by side, so one GEMM (and one packing of
+     * the weight) serves NB images. NB comes from the shapes only. */
+    g->NB = 1;
+    if (g->NT == 1 && g->N > 1 && g->P < BATCH_COLS) {
+        int64_t nb = min64(g->N, max64(1, BATCH_COLS / g->P));
+        nb = min64(nb, max64(1, BATCH_BUDGET / max64(1, g->K * g->P)));
+        nb = min64(nb, cdiv(g->N, min64(g->N, min64(want, BATCH_MIN_UNITS))));
+        g->NB = max64(1, nb);
+    }
+    if (g->NB > 1) g->pointwise = 0; /* the columns of several images are copied side by side */
+    g->NI = g->N > 0 ? cdiv(g->N, g->NB) : 0;
     return BCML_OK;
 }
 
@@ -286,6 +301,7 @@ typedef struct {
     const float *w;    /* (OC, Cg, KH, KW) */
     const float *b;    /* (OC) or NULL */
     const float *dout; /* (N, OC, OH, OW) */
+    const float *gd;   /* NB > 1: dout by image chunk, chunk c (OC, nim*P) at c*NB*OC*P */
     float *out;        /* (N, OC, OH, OW) */
     float *dx;         /* (N, C, H, W) */
     float *part;       /* (nchunks, OC, K): dW partial sums, or dW itself when nchunks == 1 */
@@ -293,33 +309,44 @@ typedef struct {
     atomic_int failed;
 } conv_job;
 
-/* Unit u of forward and dW: image *im, output pixels [*p0, *p0 + *np). */
-static void unit_span(const conv_geom *g, int64_t u, int64_t *im, int64_t *p0, int64_t *np) {
-    *im = u / g->NT;
+/* Unit u of forward and dW: images [*im, *im + *nim), output pixels [*p0, *p0 + *np) of each
+ * (several images only when NB > 1, and then every pixel). */
+static void unit_span(const conv_geom *g, int64_t u, int64_t *im, int64_t *nim, int64_t *p0, int64_t *np) {
+    *im = u / g->NT * g->NB;
+    *nim = min64(g->NB, g->N - *im);
     *p0 = u % g->NT * g->PT;
     *np = min64(g->PT, g->P - *p0);
 }
 
-/* A task's column buffer (rows, PT); none for pointwise convolutions. */
-static float *task_colbuf(conv_job *j, int64_t rows, int *ok) {
+/* A task's buffer of n floats; none for n == 0. */
+static float *task_buf(conv_job *j, int64_t n, int *ok) {
     *ok = 1;
-    if (j->g->pointwise || rows == 0) return NULL;
-    float *buf = bcml_alloc((size_t)(rows * j->g->PT) * sizeof(float));
+    if (n == 0) return NULL;
+    float *buf = bcml_alloc((size_t)n * sizeof(float));
     if (!buf) { atomic_store(&j->failed, 1); *ok = 0; }
     return buf;
 }
 
-/* The columns of group gi for a unit: (K, np) with row stride *ldc. */
-static const float *unit_cols(const conv_job *j, float *colbuf, int64_t gi, int64_t im, int64_t p0, int64_t np,
-                              int64_t *ldc) {
+/* A task's column buffer (rows, NB*PT); none for pointwise convolutions. */
+static float *task_colbuf(conv_job *j, int64_t rows, int *ok) {
+    *ok = 1;
+    if (j->g->pointwise) return NULL;
+    return task_buf(j, rows * j->g->NB * j->g->PT, ok);
+}
+
+/* The columns of group gi for images [im, im + nim), pixels [p0, p0 + np): (K, nim*np) with row
+ * stride *ldc, image b's columns at b*np. */
+static const float *unit_cols(const conv_job *j, float *colbuf, int64_t gi, int64_t im, int64_t nim, int64_t p0,
+                              int64_t np, int64_t *ldc) {
     const conv_geom *g = j->g;
     const float *xg = j->x + (im * g->C + gi * g->Cg) * g->H * g->W; /* (Cg, H, W) */
-    if (g->pointwise) { /* the input itself */
+    if (g->pointwise) { /* the input itself (nim == 1) */
         *ldc = g->P;
         return xg + p0;
     }
-    *ldc = np;
-    im2col(colbuf, np, xg, g->Cg, g, p0, np);
+    *ldc = nim * np;
+    for (int64_t b = 0; b < nim; b++)
+        im2col(colbuf + b * np, nim * np, xg + b * g->C * g->H * g->W, g->Cg, g, p0, np);
     return colbuf;
 }
 
@@ -329,24 +356,53 @@ static void fw_task(void *arg, int64_t k, int64_t ntasks) {
     int ok;
     float *colbuf = task_colbuf(j, g->K, &ok);
     if (!ok) return;
+    float *tmp = g->NB > 1 ? task_buf(j, g->OCg * g->NB * g->P, &ok) : NULL; /* (OCg, nim*P) */
+    if (!ok) { bcml_free(colbuf); return; }
     for (int64_t u = j->nunits * k / ntasks; u < j->nunits * (k + 1) / ntasks; u++) {
-        int64_t im, p0, np, ldc;
-        unit_span(g, u, &im, &p0, &np);
+        int64_t im, nim, p0, np, ldc;
+        unit_span(g, u, &im, &nim, &p0, &np);
         for (int64_t gi = 0; gi < g->G; gi++) {
             const float *wg = j->w + gi * g->OCg * g->K; /* (OCg, K) */
             const float *bg = j->b ? j->b + gi * g->OCg : NULL;
             float *o = j->out + (im * g->OC + gi * g->OCg) * g->P + p0; /* (OCg, np), row stride P */
-            for (int64_t oc = 0; oc < g->OCg; oc++) { /* the bias, then the product on top */
-                const float bv = bg ? bg[oc] : 0.0f;
-                for (int64_t p = 0; p < np; p++) o[oc * g->P + p] = bv;
+            if (g->K == 0 || nim == 1) {
+                for (int64_t b = 0; b < nim; b++)
+                    for (int64_t oc = 0; oc < g->OCg; oc++) { /* the bias, then the product on top */
+                        const float bv = bg ? bg[oc] : 0.0f;
+                        for (int64_t p = 0; p < np; p++) o[(b * g->OC + oc) * g->P + p] = bv;
+                    }
+                if (g->K == 0) continue;
+                const float *cols = unit_cols(j, colbuf, gi, im, nim, p0, np, &ldc);
+                bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->OCg, (int)np, (int)g->K, 1.0f, wg,
+                           (int)g->K, cols, (int)ldc, 1.0f, o, (int)g->P);
+                continue;
             }
-            if (g->K == 0) continue;
-            const float *cols = unit_cols(j, colbuf, gi, im, p0, np, &ldc);
-            bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->OCg, (int)np, (int)g->K, 1.0f, wg,
-                       (int)g->K, cols, (int)ldc, 1.0f, o, (int)g->P);
+            /* several images (np == P): tmp = W_g @ cols, then image b's block (OCg, P) + bias */
+            const float *cols = unit_cols(j, colbuf, gi, im, nim, p0, np, &ldc);
+            bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)g->OCg, (int)ldc, (int)g->K, 1.0f, wg,
+                       (int)g->K, cols, (int)ldc, 0.0f, tmp, (int)ldc);
+            for (int64_t b = 0; b < nim; b++)
+                for (int64_t oc = 0; oc < g->OCg; oc++) {
+                    const float bv = bg ? bg[oc] : 0.0f;
+                    const float *restrict t = tmp + oc * ldc + b * g->P;
+                    float *restrict d = o + (b * g->OC + oc) * g->P;
+                    for (int64_t p = 0; p < g->P; p++) d[p] = bv + t[p];
+                }
         }
     }
+    bcml_free(tmp);
     bcml_free(colbuf);
+}
+
+/* dout of group gi for unit images [im, im + nim), pixels [p0, p0 + np): (OCg, nim*np), row stride *ld. */
+static const float *unit_dout(const conv_job *j, int64_t gi, int64_t im, int64_t nim, int64_t p0, int64_t *ld) {
+    const conv_geom *g = j->g;
+    if (g->NB > 1) {
+        *ld = nim * g->P;
+        return j->gd + im * g->OC * g->P + gi * g->OCg * nim * g->P;
+    }
+    *ld = g->P;
+    return j->dout + (im * g->OC + gi * g->OCg) * g->P + p0;
 }
 
 /* dW chunk k: part_k (OC, K) += over its units and every group. */
@@ -358,19 +414,20 @@ static void dw_task(void *arg, int64_t k, int64_t nchunks) {
     if (!ok) return;
     float *part = j->part + k * g->OC * g->K; /* (OC, K) */
     for (int64_t u = j->nunits * k / nchunks; u < j->nunits * (k + 1) / nchunks; u++) {
-        int64_t im, p0, np, ldc;
-        unit_span(g, u, &im, &p0, &np);
+        int64_t im, nim, p0, np, ldc, ldg;
+        unit_span(g, u, &im, &nim, &p0, &np);
         for (int64_t gi = 0; gi < g->G; gi++) {
-            const float *cols = unit_cols(j, colbuf, gi, im, p0, np, &ldc);
-            const float *dg = j->dout + (im * g->OC + gi * g->OCg) * g->P + p0; /* (OCg, np), row stride P */
-            bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->OCg, (int)g->K, (int)np, 1.0f, dg,
-                       (int)g->P, cols, (int)ldc, 1.0f, part + gi * g->OCg * g->K, (int)g->K);
+            const float *cols = unit_cols(j, colbuf, gi, im, nim, p0, np, &ldc);
+            const float *dg = unit_dout(j, gi, im, nim, p0, &ldg); /* (OCg, nim*np) */
+            bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->OCg, (int)g->K, (int)(nim * np), 1.0f, dg,
+                       (int)ldg, cols, (int)ldc, 1.0f, part + gi * g->OCg * g->K, (int)g->K);
         }
     }
     bcml_free(colbuf);
 }
 
-/* dx unit u = (image, group, chunk of CCW input channels of the group), over every pixel tile. */
+/* dx unit u = (chunk of images, group, chunk of CCW input channels of the group), over every
+ * pixel tile. */
 static void dx_task(void *arg, int64_t k, int64_t ntasks) {
     conv_job *j = arg;
     const conv_geom *g = j->g;
@@ -379,21 +436,25 @@ static void dx_task(void *arg, int64_t k, int64_t ntasks) {
     float *colbuf = task_colbuf(j, j->CCW * g->KK, &ok);
     if (!ok) return;
     for (int64_t u = j->nunits * k / ntasks; u < j->nunits * (k + 1) / ntasks; u++) {
-        const int64_t im = u / (g->G * nchunk), gi = u / nchunk % g->G, c0 = u % nchunk * j->CCW;
+        const int64_t im = u / (g->G * nchunk) * g->NB, gi = u / nchunk % g->G, c0 = u % nchunk * j->CCW;
+        const int64_t nim = min64(g->NB, g->N - im);
         const int64_t nc = min64(j->CCW, g->Cg - c0), kc = nc * g->KK;
         const float *wc = j->w + gi * g->OCg * g->K + c0 * g->KK;         /* (OCg, kc), row stride K */
-        float *dxc = j->dx + (im * g->C + gi * g->Cg + c0) * g->H * g->W; /* (nc, H, W) */
+        float *dxc = j->dx + (im * g->C + gi * g->Cg + c0) * g->H * g->W; /* (nc, H, W) of image im */
         for (int64_t p0 = 0; p0 < g->P; p0 += g->PT) {
             const int64_t np = min64(g->PT, g->P - p0);
-            const float *dg = j->dout + (im * g->OC + gi * g->OCg) * g->P + p0; /* (OCg, np), row stride P */
+            int64_t ldg;
+            const float *dg = unit_dout(j, gi, im, nim, p0, &ldg); /* (OCg, nim*np) */
             if (g->pointwise) { /* straight into dx */
                 bcml_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)kc, (int)np, (int)g->OCg, 1.0f, wc,
-                           (int)g->K, dg, (int)g->P, 1.0f, dxc + p0, (int)g->P);
+                           (int)g->K, dg, (int)ldg, 1.0f, dxc + p0, (int)g->P);
                 continue;
             }
-            bcml_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)kc, (int)np, (int)g->OCg, 1.0f, wc, (int)g->K,
-                       dg, (int)g->P, 0.0f, colbuf, (int)np);
-            col2im_add(dxc, colbuf, np, nc, g, p0, np);
+            const int64_t ldc = nim * np;
+            bcml_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)kc, (int)ldc, (int)g->OCg, 1.0f, wc, (int)g->K,
+                       dg, (int)ldg, 0.0f, colbuf, (int)ldc);
+            for (int64_t b = 0; b < nim; b++)
+                col2im_add(dxc + b * g->C * g->H * g->W, colbuf + b * np, ldc, nc, g, p0, np);
         }
     }
     bcml_free(colbuf);
@@ -417,7 +478,7 @@ bcml_status bcml_conv2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
     conv_job j = {.g = &g, .x = bcml_f32(x), .w = bcml_f32(n->in[1]), .b = b ? bcml_f32(b) : NULL,
                   .out = bcml_f32(out[0])};
     atomic_init(&j.failed, 0);
-    j.nunits = g.N * g.NT;
+    j.nunits = g.NI * g.NT;
     bcml_parallel(min64(j.nunits, want_tasks((double)g.N * g.OC * g.K * g.P)), fw_task, &j);
     if (atomic_load(&j.failed))
         return bcml_fail(err, BCML_ENOMEM, "conv2d: out of memory for a column buffer");
@@ -450,15 +511,31 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
             db[o] += (float)tot;
         }
     }
+    float *gd = NULL;
+    if (g.NB > 1 && ((din[1] && g.K) || (din[0] && g.OCg && g.Cg))) {
+        /* dout regrouped by image chunk: chunk c's images side by side, (OC, nim*P) */
+        if (!(gd = bcml_alloc((size_t)(g.N * g.OC * g.P) * sizeof(float))))
+            return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory for the output gradient");
+        for (int64_t im0 = 0; im0 < g.N; im0 += g.NB) {
+            const int64_t nim = min64(g.NB, g.N - im0);
+            float *dst = gd + im0 * g.OC * g.P; /* (OC, nim*P) */
+            for (int64_t b = 0; b < nim; b++)
+                for (int64_t o = 0; o < g.OC; o++)
+                    copy_f32(dst + o * nim * g.P + b * g.P, gout + ((im0 + b) * g.OC + o) * g.P, g.P);
+        }
+        j.gd = gd;
+    }
     if (din[1] && g.K) { /* dW (OC, K): chunks of units into partial sums, added in chunk order */
         float *dw = bcml_f32(din[1]);
-        j.nunits = g.N * g.NT;
+        j.nunits = g.NI * g.NT;
         int64_t nchunks = min64(j.nunits, min64(want, max64(1, PARTIAL_BUDGET / (g.OC * g.K))));
         float *part = NULL;
         if (nchunks > 1) {
             size_t nb = (size_t)(nchunks * g.OC * g.K) * sizeof(float);
-            if (!(part = bcml_alloc(nb)))
+            if (!(part = bcml_alloc(nb))) {
+                bcml_free(gd);
                 return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory for weight gradients");
+            }
             memset(part, 0, nb);
         }
         j.part = part ? part : dw;
@@ -474,12 +551,13 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
     }
     if (din[0] && g.OCg && g.Cg) { /* dx (N, C, H, W): disjoint units */
         j.dx = bcml_f32(din[0]);
-        const int64_t per = g.N * g.G;
+        const int64_t per = g.NI * g.G;
         const int64_t nchunk = per < want ? min64(g.Cg, cdiv(want, per)) : 1;
         j.CCW = cdiv(g.Cg, nchunk);
         j.nunits = per * cdiv(g.Cg, j.CCW);
         bcml_parallel(min64(j.nunits, want), dx_task, &j);
     }
+    bcml_free(gd);
     if (atomic_load(&j.failed))
         return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory for a column buffer");
     return BCML_OK;
