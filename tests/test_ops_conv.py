@@ -172,6 +172,48 @@ def test_conv2d_small_maps_batched_equal_one_image_at_a_time(xshape, wshape, kw)
     close(ts[2].grad.numpy(), db, rtol=1e-4)
 
 
+# Kernels some of whose taps read only padding for every output (a 3x3 kernel over a padded 1x1
+# map): the kernel is cut to the taps that read the input, and those get all the weight gradient.
+TRIM_CASES = [
+    ((1, 16, 1, 1), (8, 16, 3, 3), dict(padding=1)),                     # the centre: a 1x1 product
+    ((5, 8, 2, 2), (16, 8, 3, 3), dict(stride=2, padding=1)),            # the lower right 2x2
+    ((3, 4, 1, 2), (5, 4, 5, 5), dict(padding=2)),                       # rows and columns cut differently
+    ((2, 3, 1, 5), (4, 3, 3, 3), dict(padding=1)),                       # rows only
+    ((2, 2, 1, 1), (3, 2, 1, 1), dict(stride=3, padding=2)),             # no tap reads the input
+    ((4, 4, 2, 2), (6, 2, 3, 3), dict(padding=(3, 1), dilation=(2, 1), groups=2)),
+    ((2, 3, 2, 2), (4, 3, 3, 3), dict(stride=2, padding=1)),             # unbatched below: 1 image
+]
+TRIM_IDS = ["%s-%s-%s" % (x, w, ",".join("%s=%s" % kv for kv in sorted(kw.items()))) for x, w, kw in TRIM_CASES]
+
+
+@pytest.mark.parametrize("xshape,wshape,kw", TRIM_CASES, ids=TRIM_IDS)
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d_padding_only_taps_match_numpy_and_torch(torch, xshape, wshape, kw, bias):
+    arrays = make(xshape, wshape, bias, seed=15)
+    _, out = run(arrays, kw)
+    close(out.numpy(), conv2d_ref(*arrays, **kw))
+    torch_compare(torch, arrays, kw)
+    unbatched = [arrays[0][0]] + arrays[1:]
+    close(run(unbatched, kw)[1].numpy(), conv2d_ref(*unbatched, **kw))
+
+
+@pytest.mark.parametrize("xshape,wshape,kw", TRIM_CASES[:4], ids=TRIM_IDS[:4])
+def test_conv2d_padding_only_taps_finite_differences(xshape, wshape, kw):
+    check_grad(lambda *t: F.conv2d(*t, **kw), make(xshape, wshape, True, seed=16))
+
+
+def test_conv2d_padding_only_taps_gradients_accumulate(torch):
+    x, w, b = make((3, 4, 1, 1), (6, 4, 3, 3), seed=17)
+    wb = bcml.tensor(w, requires_grad=True)
+    wb.grad = bcml.tensor(np.ones_like(w))  # accumulated into, padding taps included
+    xb = bcml.tensor(x, requires_grad=True)
+    (F.conv2d(xb, wb, None, padding=1) + F.conv2d(xb, wb, None, padding=1)).sum().backward()
+    wt, xt = torch.tensor(w, requires_grad=True), torch.tensor(x, requires_grad=True)
+    (2 * torch.nn.functional.conv2d(xt, wt, None, padding=1)).sum().backward()
+    close(wb.grad.numpy(), wt.grad.numpy() + 1)
+    close(xb.grad.numpy(), xt.grad.numpy())
+
+
 def test_conv2d_reference_is_a_correlation():
     """The reference itself, on a case worked by hand: a 2x2 kernel over a 3x3 ramp."""
     x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
@@ -277,6 +319,7 @@ THREAD_CASES = [
     ((50, 32, 2, 2), (64, 16, 3, 3), dict(padding=1, groups=2)),
     ((37, 64, 1, 1), (128, 64, 3, 3), dict(padding=1)),        # 1x1 maps
     ((40, 32, 4, 4), (64, 32, 1, 1), dict(stride=2)),          # strided 1x1
+    ((96, 64, 2, 2), (128, 64, 3, 3), dict(stride=2, padding=1)),  # kernel cut to its used taps
 ]
 
 

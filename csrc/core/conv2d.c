@@ -35,7 +35,8 @@
 
 typedef struct {
     int64_t N, C, H, W;        /* input */
-    int64_t OC, KH, KW;        /* weight (OC, Cg, KH, KW) */
+    int64_t OC, KH, KW;        /* kernel taps used: KH x KW from (kh0, kw0) of the weight's FKH x FKW */
+    int64_t FKH, FKW, kh0, kw0;
     int64_t OH, OW;            /* output */
     int64_t sh, sw, ph, pw, dh, dw, G;
     int64_t Cg, OCg, KK, K, P; /* KK = KH*KW, K = Cg*KK, P = OH*OW */
@@ -52,6 +53,25 @@ static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t want_tasks(double macs) {
     double t = macs / 1e6;
     return t < 1 ? 1 : t > MAX_TASKS ? MAX_TASKS : (int64_t)t;
+}
+
+static void valid_range(int64_t off, int64_t stride, int64_t size, int64_t out, int64_t *lo, int64_t *hi);
+
+/* Kernel taps [*t0, *t1) along one axis that read the input for some output position: the
+ * others read only padding for every output (a 3x3 kernel over a padded 1x1 map uses only its
+ * centre). Every tap when none reads the input. */
+static void used_taps(int64_t k, int64_t d, int64_t pad, int64_t stride, int64_t size, int64_t out, int64_t *t0,
+                      int64_t *t1) {
+    *t0 = -1; *t1 = 0;
+    for (int64_t t = 0; t < k; t++) {
+        int64_t lo, hi;
+        valid_range(t * d - pad, stride, size, out, &lo, &hi);
+        if (hi > lo) {
+            if (*t0 < 0) *t0 = t;
+            *t1 = t + 1;
+        }
+    }
+    if (*t0 < 0) { *t0 = 0; *t1 = k; }
 }
 
 /* ---- argument checks and geometry ------------------------------------------------------- */
@@ -119,12 +139,22 @@ static bcml_status conv_setup(const bcml_node *n, conv_geom *g, bcml_err *err) {
     g->OH = (hp - ekh) / g->sh + 1;
     g->OW = (wp - ekw) / g->sw + 1;
     g->OCg = g->OC / g->G;
+    /* Only the taps that read the input: a smaller kernel, its padding shifted to match. */
+    g->FKH = g->KH; g->FKW = g->KW;
+    int64_t t1;
+    used_taps(g->KH, g->dh, g->ph, g->sh, g->H, g->OH, &g->kh0, &t1);
+    g->KH = t1 - g->kh0;
+    g->ph -= g->kh0 * g->dh;
+    used_taps(g->KW, g->dw, g->pw, g->sw, g->W, g->OW, &g->kw0, &t1);
+    g->KW = t1 - g->kw0;
+    g->pw -= g->kw0 * g->dw;
     g->KK = g->KH * g->KW;
     g->K = g->Cg * g->KK;
     g->P = g->OH * g->OW;
     if (g->K > INT32_MAX || g->P > INT32_MAX || g->OC > INT32_MAX)
         return bcml_fail(err, BCML_EVALUE, "conv2d: a dimension of the product exceeds 2^31-1, which BLAS cannot take");
-    g->pointwise = g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0;
+    g->pointwise = g->KH == 1 && g->KW == 1 && g->sh == 1 && g->sw == 1 && g->ph == 0 && g->pw == 0 &&
+                   g->OH == g->H && g->OW == g->W;
     /* Tiles of output pixels: the columns within COL_BUDGET, and smaller tiles when there are
      * fewer images than tasks wanted. */
     const int64_t want = want_tasks((double)g->N * g->OC * g->K * g->P);
@@ -460,6 +490,34 @@ static void dx_task(void *arg, int64_t k, int64_t ntasks) {
     bcml_free(colbuf);
 }
 
+/* Whether the kernel was cut to the taps that read the input. */
+static int trimmed(const conv_geom *g) { return g->KH != g->FKH || g->KW != g->FKW; }
+
+/* The used taps of w (OC, Cg, FKH, FKW): ws (OC, Cg, KH, KW); or with add, w[used taps] += ws. */
+static void trim_copy(const conv_geom *g, float *w, float *ws, int add) {
+    for (int64_t r = 0; r < g->OC * g->Cg; r++)
+        for (int64_t kh = 0; kh < g->KH; kh++) {
+            float *wr = w + (r * g->FKH + g->kh0 + kh) * g->FKW + g->kw0; /* (KW) */
+            float *sr = ws + (r * g->KH + kh) * g->KW;                   /* (KW) */
+            for (int64_t kw = 0; kw < g->KW; kw++) {
+                if (add) wr[kw] += sr[kw];
+                else sr[kw] = wr[kw];
+            }
+        }
+}
+
+/* j->w: the weight, or a copy of its used taps (*ws, freed by the caller). */
+static bcml_status job_weight(const conv_geom *g, conv_job *j, const bcml_tensor *w, float **ws, bcml_err *err) {
+    *ws = NULL;
+    j->w = bcml_f32(w);
+    if (!trimmed(g)) return BCML_OK;
+    if (!(*ws = bcml_alloc((size_t)(g->OC * g->K) * sizeof(float))))
+        return bcml_fail(err, BCML_ENOMEM, "conv2d: out of memory for the weight's used taps");
+    trim_copy(g, (float *)bcml_f32(w), *ws, 0);
+    j->w = *ws;
+    return BCML_OK;
+}
+
 /* ---- the op ----------------------------------------------------------------------------- */
 /* in: x (N, C, H, W) or (C, H, W), weight (OC, C/G, KH, KW), bias (OC) or NULL;
  * args: i[0..1] stride, i[2..3] padding, i[4..5] dilation, i[6] groups. out (N, OC, OH, OW)
@@ -475,11 +533,13 @@ bcml_status bcml_conv2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
     if ((st = bcml_tensor_new(&out[0], BCML_FLOAT32, batched ? 4 : 3, batched ? oshape : oshape + 1, 0, err)))
         return st;
     if (out[0]->numel == 0) return BCML_OK;
-    conv_job j = {.g = &g, .x = bcml_f32(x), .w = bcml_f32(n->in[1]), .b = b ? bcml_f32(b) : NULL,
-                  .out = bcml_f32(out[0])};
+    conv_job j = {.g = &g, .x = bcml_f32(x), .b = b ? bcml_f32(b) : NULL, .out = bcml_f32(out[0])};
     atomic_init(&j.failed, 0);
+    float *ws;
+    if ((st = job_weight(&g, &j, n->in[1], &ws, err))) return st;
     j.nunits = g.NI * g.NT;
     bcml_parallel(min64(j.nunits, want_tasks((double)g.N * g.OC * g.K * g.P)), fw_task, &j);
+    bcml_free(ws);
     if (atomic_load(&j.failed))
         return bcml_fail(err, BCML_ENOMEM, "conv2d: out of memory for a column buffer");
     return BCML_OK;
@@ -491,8 +551,10 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
     if (st) return st;
     if (dout->numel == 0) return BCML_OK;
     const float *gout = bcml_f32(dout); /* (N, OC, P) */
-    conv_job j = {.g = &g, .x = bcml_f32(n->in[0]), .w = bcml_f32(n->in[1]), .dout = gout};
+    conv_job j = {.g = &g, .x = bcml_f32(n->in[0]), .dout = gout};
     atomic_init(&j.failed, 0);
+    float *ws = NULL;
+    if (din[0] && g.OCg && g.Cg && (st = job_weight(&g, &j, n->in[1], &ws, err))) return st;
     const int64_t want = want_tasks((double)g.N * g.OC * g.K * g.P);
     if (n->n_in > 2 && din[2]) { /* dbias (OC) += sums of dout over N, OH, OW */
         float *db = bcml_f32(din[2]);
@@ -514,8 +576,10 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
     float *gd = NULL;
     if (g.NB > 1 && ((din[1] && g.K) || (din[0] && g.OCg && g.Cg))) {
         /* dout regrouped by image chunk: chunk c's images side by side, (OC, nim*P) */
-        if (!(gd = bcml_alloc((size_t)(g.N * g.OC * g.P) * sizeof(float))))
+        if (!(gd = bcml_alloc((size_t)(g.N * g.OC * g.P) * sizeof(float)))) {
+            bcml_free(ws);
             return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory for the output gradient");
+        }
         for (int64_t im0 = 0; im0 < g.N; im0 += g.NB) {
             const int64_t nim = min64(g.NB, g.N - im0);
             float *dst = gd + im0 * g.OC * g.P; /* (OC, nim*P) */
@@ -529,25 +593,29 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
         float *dw = bcml_f32(din[1]);
         j.nunits = g.NI * g.NT;
         int64_t nchunks = min64(j.nunits, min64(want, max64(1, PARTIAL_BUDGET / (g.OC * g.K))));
-        float *part = NULL;
-        if (nchunks > 1) {
-            size_t nb = (size_t)(nchunks * g.OC * g.K) * sizeof(float);
+        /* the partials, then (when the kernel was cut to its used taps) their sum (OC, K) */
+        const int tr = trimmed(&g);
+        const int64_t m = g.OC * g.K, nbuf = (nchunks > 1 ? nchunks : 0) + tr;
+        float *part = NULL, *dwt = dw; /* dwt (OC, K): the sum */
+        if (nbuf) {
+            size_t nb = (size_t)(nbuf * m) * sizeof(float);
             if (!(part = bcml_alloc(nb))) {
                 bcml_free(gd);
+                bcml_free(ws);
                 return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory for weight gradients");
             }
             memset(part, 0, nb);
+            if (tr) dwt = part + (nbuf - 1) * m;
         }
-        j.part = part ? part : dw;
+        j.part = nchunks > 1 ? part : dwt;
         bcml_parallel(nchunks, dw_task, &j);
-        if (part) {
-            const int64_t m = g.OC * g.K;
+        if (nchunks > 1)
             for (int64_t c = 0; c < nchunks; c++) {
                 const float *restrict pc = part + c * m;
-                for (int64_t i = 0; i < m; i++) dw[i] += pc[i];
+                for (int64_t i = 0; i < m; i++) dwt[i] += pc[i];
             }
-            bcml_free(part);
-        }
+        if (tr) trim_copy(&g, dw, dwt, 1); /* the other taps read only padding: no gradient */
+        bcml_free(part);
     }
     if (din[0] && g.OCg && g.Cg) { /* dx (N, C, H, W): disjoint units */
         j.dx = bcml_f32(din[0]);
@@ -558,6 +626,7 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
         bcml_parallel(min64(j.nunits, want), dx_task, &j);
     }
     bcml_free(gd);
+    bcml_free(ws);
     if (atomic_load(&j.failed))
         return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory for a column buffer");
     return BCML_OK;
