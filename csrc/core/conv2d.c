@@ -207,11 +207,46 @@ static void valid_range(int64_t off, int64_t stride, int64_t size, int64_t out, 
     *hi = max64(*lo, min64(h, out));
 }
 
+/* Small maps (every pixel of an image, P <= SMALL_P): rows of im2col are a few floats, so a table
+ * of where each (tap, pixel) reads in a channel (-1: padding) drives plain gathers instead. */
+#define SMALL_P 16
+#define SMALL_TABLE 1024 /* entries KK*P */
+
+static int small_map(const conv_geom *g, int64_t p0, int64_t np) {
+    return p0 == 0 && np == g->P && g->P <= SMALL_P && g->KK * g->P <= SMALL_TABLE;
+}
+
+/* idx (KK, P): the offset in a channel (H, W) that tap kk reads for output pixel p, or -1. */
+static void small_table(int32_t *idx, const conv_geom *g) {
+    for (int64_t kh = 0; kh < g->KH; kh++)
+        for (int64_t kw = 0; kw < g->KW; kw++)
+            for (int64_t oh = 0; oh < g->OH; oh++)
+                for (int64_t ow = 0; ow < g->OW; ow++) {
+                    const int64_t ih = oh * g->sh - g->ph + kh * g->dh, iw = ow * g->sw - g->pw + kw * g->dw;
+                    idx[((kh * g->KW + kw) * g->OH + oh) * g->OW + ow] =
+                        ih >= 0 && ih < g->H && iw >= 0 && iw < g->W ? (int32_t)(ih * g->W + iw) : -1;
+                }
+}
+
 /* cols (nc*KK, np) with row stride ldc = the patches of channels x (nc, H, W) for output pixels
  * [p0, p0 + np) (zero where the kernel reads padding). */
 static NO_LIBCALL void im2col(float *restrict cols, int64_t ldc, const float *restrict x, int64_t nc,
                               const conv_geom *g, int64_t p0, int64_t np) {
     const int64_t H = g->H, W = g->W, OW = g->OW, sw = g->sw;
+    if (small_map(g, p0, np)) {
+        int32_t idx[SMALL_TABLE];
+        small_table(idx, g);
+        const int64_t P = g->P, KK = g->KK, HW = H * W;
+        for (int64_t c = 0; c < nc; c++) {
+            const float *restrict xc = x + c * HW; /* (H, W) */
+            for (int64_t kk = 0; kk < KK; kk++) {
+                float *restrict d = cols + (c * KK + kk) * ldc; /* (P) */
+                const int32_t *restrict t = idx + kk * P;
+                for (int64_t p = 0; p < P; p++) d[p] = t[p] >= 0 ? xc[t[p]] : 0.0f;
+            }
+        }
+        return;
+    }
     const int64_t oh0 = p0 / OW, oh1 = (p0 + np - 1) / OW; /* output rows touched */
     const int whole = p0 % OW == 0 && (p0 + np) % OW == 0;  /* whole output rows */
     for (int64_t c = 0; c < nc; c++)
@@ -286,6 +321,21 @@ static NO_LIBCALL void im2col(float *restrict cols, int64_t ldc, const float *re
 static NO_LIBCALL void col2im_add(float *restrict dx, const float *restrict dcols, int64_t ldc, int64_t nc,
                                   const conv_geom *g, int64_t p0, int64_t np) {
     const int64_t H = g->H, W = g->W, OW = g->OW, sw = g->sw;
+    if (small_map(g, p0, np)) {
+        int32_t idx[SMALL_TABLE];
+        small_table(idx, g);
+        const int64_t P = g->P, KK = g->KK, HW = H * W;
+        for (int64_t c = 0; c < nc; c++) {
+            float *restrict xc = dx + c * HW; /* (H, W) */
+            for (int64_t kk = 0; kk < KK; kk++) {
+                const float *restrict s = dcols + (c * KK + kk) * ldc; /* (P) */
+                const int32_t *restrict t = idx + kk * P;
+                for (int64_t p = 0; p < P; p++)
+                    if (t[p] >= 0) xc[t[p]] += s[p];
+            }
+        }
+        return;
+    }
     const int64_t oh0 = p0 / OW, oh1 = (p0 + np - 1) / OW;
     const int whole = p0 % OW == 0 && (p0 + np) % OW == 0; /* whole output rows */
     for (int64_t c = 0; c < nc; c++)
