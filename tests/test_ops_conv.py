@@ -114,6 +114,106 @@ def test_conv2d_large_matches_numpy(xshape, wshape, kw):
     close(out.numpy(), conv2d_ref(*arrays, **kw))
 
 
+# Small output maps: the columns of several images side by side in one GEMM (ResNet18 on 32x32:
+# 8x8, 4x4, 2x2, 1x1 maps), with batches that do not fill the last chunk of images, N=1, groups,
+# stride 2, 1x1 convolutions (strided ones too), dilation and kernels mostly over the padding.
+BATCH_CASES = [
+    ((37, 16, 4, 4), (24, 16, 3, 3), dict(padding=1)),                   # two chunks, uneven
+    ((130, 8, 2, 2), (16, 8, 3, 3), dict(padding=1)),                    # 128 + 2 images
+    ((5, 6, 3, 3), (4, 6, 3, 3), dict(stride=2, padding=1)),
+    ((9, 8, 4, 4), (12, 4, 3, 3), dict(groups=2, padding=1)),
+    ((11, 6, 4, 4), (6, 1, 3, 3), dict(groups=6, padding=1)),            # depthwise
+    ((7, 8, 6, 6), (10, 8, 1, 1), dict(stride=2)),                       # ResNet's downsample
+    ((6, 8, 4, 4), (10, 8, 1, 1), {}),                                   # 1x1, several images
+    ((1, 16, 2, 2), (8, 16, 3, 3), dict(padding=1)),                     # N=1
+    ((33, 16, 1, 1), (32, 16, 3, 3), dict(padding=1)),                   # 1x1 maps
+    ((20, 4, 8, 8), (6, 4, 3, 3), dict(padding=2, dilation=2)),          # 8 + 8 + 4 images
+    ((3, 2, 5, 5), (4, 2, 2, 2), {}),
+    ((67, 64, 8, 8), (64, 64, 3, 3), dict(padding=1)),                   # ResNet's layer1
+    ((45, 128, 2, 2), (256, 128, 3, 3), dict(stride=2, padding=1)),      # layer3 -> layer4
+]
+BATCH_IDS = ["%s-%s-%s" % (x, w, ",".join("%s=%s" % kv for kv in sorted(kw.items())))
+             for x, w, kw in BATCH_CASES]
+
+
+@pytest.mark.parametrize("xshape,wshape,kw", BATCH_CASES, ids=BATCH_IDS)
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d_small_maps_batched_match_numpy(xshape, wshape, kw, bias):
+    arrays = make(xshape, wshape, bias, seed=11, scale=0.2)
+    _, out = run(arrays, kw)
+    close(out.numpy(), conv2d_ref(*arrays, **kw))
+
+
+@pytest.mark.parametrize("xshape,wshape,kw", BATCH_CASES, ids=BATCH_IDS)
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d_small_maps_batched_match_torch(torch, xshape, wshape, kw, bias):
+    torch_compare(torch, make(xshape, wshape, bias, seed=12, scale=0.2), kw)
+
+
+@pytest.mark.parametrize("xshape,wshape,kw", BATCH_CASES[:4], ids=BATCH_IDS[:4])
+def test_conv2d_small_maps_batched_equal_one_image_at_a_time(xshape, wshape, kw):
+    """A batch (several images per GEMM) against each image alone: outputs and input gradients
+    per image, and the weight and bias gradients summed over the images."""
+    arrays = make(xshape, wshape, True, seed=13, scale=0.2)
+    g = np.random.default_rng(14).standard_normal((xshape[0], wshape[0]) + tuple(
+        F.conv2d(*[bcml.tensor(a[:1] if i == 0 else a) for i, a in enumerate(arrays)], **kw).shape[2:])
+    ).astype(np.float32)
+    ts, out = run(arrays, kw, requires_grad=True)
+    out.backward(bcml.tensor(g))
+    dw, db = np.zeros_like(arrays[1]), np.zeros_like(arrays[2])
+    for i in range(xshape[0]):
+        one, o = run([arrays[0][i:i + 1], arrays[1], arrays[2]], kw, requires_grad=True)
+        o.backward(bcml.tensor(g[i:i + 1]))
+        close(out.detach().numpy()[i:i + 1], o.detach().numpy())
+        close(ts[0].grad.numpy()[i:i + 1], one[0].grad.numpy())
+        dw += one[1].grad.numpy()
+        db += one[2].grad.numpy()
+    close(ts[1].grad.numpy(), dw, rtol=1e-4)
+    close(ts[2].grad.numpy(), db, rtol=1e-4)
+
+
+# Kernels some of whose taps read only padding for every output (a 3x3 kernel over a padded 1x1
+# map): the kernel is cut to the taps that read the input, and those get all the weight gradient.
+TRIM_CASES = [
+    ((1, 16, 1, 1), (8, 16, 3, 3), dict(padding=1)),                     # the centre: a 1x1 product
+    ((5, 8, 2, 2), (16, 8, 3, 3), dict(stride=2, padding=1)),            # the lower right 2x2
+    ((3, 4, 1, 2), (5, 4, 5, 5), dict(padding=2)),                       # rows and columns cut differently
+    ((2, 3, 1, 5), (4, 3, 3, 3), dict(padding=1)),                       # rows only
+    ((2, 2, 1, 1), (3, 2, 1, 1), dict(stride=3, padding=2)),             # no tap reads the input
+    ((4, 4, 2, 2), (6, 2, 3, 3), dict(padding=(3, 1), dilation=(2, 1), groups=2)),
+    ((2, 3, 2, 2), (4, 3, 3, 3), dict(stride=2, padding=1)),             # unbatched below: 1 image
+]
+TRIM_IDS = ["%s-%s-%s" % (x, w, ",".join("%s=%s" % kv for kv in sorted(kw.items()))) for x, w, kw in TRIM_CASES]
+
+
+@pytest.mark.parametrize("xshape,wshape,kw", TRIM_CASES, ids=TRIM_IDS)
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv2d_padding_only_taps_match_numpy_and_torch(torch, xshape, wshape, kw, bias):
+    arrays = make(xshape, wshape, bias, seed=15)
+    _, out = run(arrays, kw)
+    close(out.numpy(), conv2d_ref(*arrays, **kw))
+    torch_compare(torch, arrays, kw)
+    unbatched = [arrays[0][0]] + arrays[1:]
+    close(run(unbatched, kw)[1].numpy(), conv2d_ref(*unbatched, **kw))
+
+
+@pytest.mark.parametrize("xshape,wshape,kw", TRIM_CASES[:4], ids=TRIM_IDS[:4])
+def test_conv2d_padding_only_taps_finite_differences(xshape, wshape, kw):
+    check_grad(lambda *t: F.conv2d(*t, **kw), make(xshape, wshape, True, seed=16))
+
+
+def test_conv2d_padding_only_taps_gradients_accumulate(torch):
+    x, w, b = make((3, 4, 1, 1), (6, 4, 3, 3), seed=17)
+    wb = bcml.tensor(w, requires_grad=True)
+    wb.grad = bcml.tensor(np.ones_like(w))  # accumulated into, padding taps included
+    xb = bcml.tensor(x, requires_grad=True)
+    (F.conv2d(xb, wb, None, padding=1) + F.conv2d(xb, wb, None, padding=1)).sum().backward()
+    wt, xt = torch.tensor(w, requires_grad=True), torch.tensor(x, requires_grad=True)
+    (2 * torch.nn.functional.conv2d(xt, wt, None, padding=1)).sum().backward()
+    close(wb.grad.numpy(), wt.grad.numpy() + 1)
+    close(xb.grad.numpy(), xt.grad.numpy())
+
+
 def test_conv2d_reference_is_a_correlation():
     """The reference itself, on a case worked by hand: a 2x2 kernel over a 3x3 ramp."""
     x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
@@ -214,6 +314,12 @@ THREAD_CASES = [
     ((50, 64, 8, 8), (64, 64, 3, 3), dict(padding=1)),         # 16 tasks and dW chunks, uneven
     ((64, 1, 28, 28), (10, 1, 5, 5), {}),                      # MNIST's first layer
     ((1, 64, 24, 24), (32, 64, 3, 3), dict(padding=1)),        # dx split over input channels, tiles mid-row
+    ((128, 64, 4, 4), (128, 64, 3, 3), dict(padding=1)),      # images side by side: 4 chunks of 32
+    ((130, 32, 2, 2), (64, 32, 3, 3), dict(padding=1)),        # chunks of images, the last one short
+    ((50, 32, 2, 2), (64, 16, 3, 3), dict(padding=1, groups=2)),
+    ((37, 64, 1, 1), (128, 64, 3, 3), dict(padding=1)),        # 1x1 maps
+    ((40, 32, 4, 4), (64, 32, 1, 1), dict(stride=2)),          # strided 1x1
+    ((96, 64, 2, 2), (128, 64, 3, 3), dict(stride=2, padding=1)),  # kernel cut to its used taps
 ]
 
 
