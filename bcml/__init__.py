@@ -177,3 +177,4 @@ set_num_threads(_default_threads())
 from . import nn, optim  # noqa: E402,F401
 from . import models  # noqa: E402,F401
 from . import scores  # noqa: E402,F401
+from . import loss  # noqa: E402,F401

@@ -177,6 +177,9 @@ typedef enum {
     BCML_OP_ADAPTIVE_AVG_POOL2D, /* in: x (N,C,H,W) or (C,H,W); i[0..1] output size h,w */
     BCML_OP_DROPOUT2D,     /* in: x of rank >= 2 (N,C,...) as PyTorch 2.13 (3-D is (N,C,L)); f[0] p; zeroes whole
                               (n, c) slices; uses the generator */
+    BCML_OP_COMPAT_LOSS,   /* in: h2 output, target, h1 output; i[0] kind (0 nll 1 ce 2 bce 3 kl), i[1] mode
+                              (0 new-error 1 strict-imitation), i[2] reduction, i[3] dissonance only;
+                              f[0] lambda_c, f[1] discriminant pivot (see compat_loss.c) */
     BCML_OP_COUNT
 } bcml_op;
 

@@ -47,6 +47,7 @@ const bcml_opdef bcml_ops[BCML_OP_COUNT] = {
     OP(AVG_POOL2D, "avg_pool2d", 1, 1, 1, bcml_avg_pool2d_forward, bcml_avg_pool2d_backward),
     OP(ADAPTIVE_AVG_POOL2D, "adaptive_avg_pool2d", 1, 1, 1, bcml_adaptive_avg_pool2d_forward, bcml_adaptive_avg_pool2d_backward),
     OP(DROPOUT2D, "dropout2d", 1, 1, 1, bcml_dropout2d_forward, bcml_dropout2d_backward),
+    OP(COMPAT_LOSS, "compat_loss", 3, 3, 1, bcml_compat_loss_forward, bcml_compat_loss_backward),
 };
 
 _Static_assert(sizeof bcml_ops / sizeof bcml_ops[0] == BCML_OP_COUNT, "one table entry per op");
