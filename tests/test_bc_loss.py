@@ -513,3 +513,69 @@ def test_bad_reduction_and_kwargs():
         BCNLLLoss(h1, h2, 0.5)(x, y, reduction="batchmean")
     with pytest.raises(TypeError, match="bogus"):
         BCNLLLoss(h1, h2, 0.5, bogus=1)
+
+
+@pytest.mark.parametrize("cls", CLASS_LIST)
+def test_errors_before_running_models(cls):
+    binary = CLASSES[cls][0] == BCE
+    x, y = _data(binary)
+
+    def boom(_):
+        raise AssertionError("no model may run before the arguments are checked")
+    bc = cls(boom, boom, 0.5)
+    with pytest.raises(ValueError, match="target"):
+        bc(x, y[:-1])
+    with pytest.raises(ValueError, match="reduction"):
+        bc(x, y, reduction="max")
+    bad = y.astype(np.float32) * 0 + (0.5 if binary else -1)
+    with pytest.raises((ValueError, TypeError), match="target"):
+        bc(x, bad if binary else bad.astype(np.int64))
+
+
+@pytest.mark.parametrize("cls", CLASS_LIST)
+def test_nan_flows_and_cached_h1_gets_no_grad(cls):
+    kind, _ = CLASSES[cls]
+    binary = kind == BCE
+    h1, h2 = _models(binary, seed=13)
+    x, y = _data(binary, seed=13)
+    out1 = h1(x)  # recorded with grad: the loss must not backpropagate into h1
+    loss = cls(h1, h2, 0.5)(x, y, h1_output=out1)
+    loss.backward()
+    assert all(p.grad is None for p in h1.parameters())
+    xn = x.detach().numpy().copy()
+    xn[0, 0] = np.nan
+    assert math.isnan(cls(h1, h2, 0.5)(bcml.tensor(xn), y).item())
+
+
+def test_op_validation_messages():
+    cid = _core.op_ids()["compat_loss"]
+    x2, y, x1 = make_inputs(CE)
+    t2, t1 = bcml.tensor(x2), bcml.tensor(x1)
+
+    def call(ins, i=(CE, 0, 1, 0), f=(0.5, 0.5)):
+        return _core.apply(cid, ins, i, f)
+    with pytest.raises(ValueError, match="target"):
+        call((t2, bcml.tensor(np.array([0, 1, 9, 0, 1, 2])), t1))
+    with pytest.raises(ValueError, match="target"):
+        call((t2, bcml.tensor(np.array([0, 1, -1, 0, 1, 2])), t1))
+    with pytest.raises(ValueError, match="target"):
+        call((t2, bcml.tensor(y[:-1]), t1))
+    with pytest.raises(TypeError, match="target"):
+        call((t2, bcml.tensor(y.astype(np.float32)), t1))
+    with pytest.raises(ValueError, match="h1 output"):
+        call((t2, bcml.tensor(y), bcml.tensor(x1[:-1])))
+    with pytest.raises(TypeError, match="h2 output"):
+        call((bcml.tensor(x2.astype(np.int64)), bcml.tensor(y), t1))
+    with pytest.raises(ValueError, match="lambda_c"):
+        call((t2, bcml.tensor(y), t1), f=(float("nan"), 0.5))
+    with pytest.raises(ValueError, match="reduction"):
+        call((t2, bcml.tensor(y), t1), i=(CE, 0, 5, 0))
+    p2, yb, p1 = make_inputs(BCE)
+    with pytest.raises(ValueError, match="target"):
+        call((bcml.tensor(p2), bcml.tensor(yb * 2), bcml.tensor(p1)), i=(BCE, 0, 1, 0))
+    with pytest.raises(TypeError, match="target"):
+        call((bcml.tensor(p2), bcml.tensor(yb.astype(np.int64)), bcml.tensor(p1)), i=(BCE, 0, 1, 0))
+    with pytest.raises(ValueError, match="h2 output"):
+        call((bcml.tensor(p2 + 1), bcml.tensor(yb), bcml.tensor(p1)), i=(BCE, 0, 1, 0))
+    with pytest.raises(ValueError, match="h2 output"):
+        call((bcml.tensor(p2.reshape(-1, 1)), bcml.tensor(yb), bcml.tensor(p1.reshape(-1, 1))), i=(BCE, 0, 1, 0))

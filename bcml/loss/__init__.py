@@ -88,18 +88,19 @@ class _CompatibilityLoss:
         if y.ndim != 1 or (batch is not None and y.shape[0] != batch):
             raise ValueError("target must have shape (B,) = (%s,), got %s" % (batch, tuple(y.shape)))
         dt = y._dtype_name
+        yn = y.detach().numpy()
         if self._kind == _BCE:
-            if dt != "float32":
-                y = y.float()
-            return y
+            bad = (yn != 0) & (yn != 1)
+            if bad.any():
+                raise ValueError("target must hold 0/1 labels for a binary loss, got %r" % (yn[bad][0].item(),))
+            return y if dt == "float32" else y.float()
         if dt != "int64":
             raise TypeError("target must hold integer class labels (int64), got %s" % dt)
-        if self.num_classes is not None and y.shape[0] > 0:
-            import numpy as np
-            yn = y.numpy()
-            if np.any(yn >= self.num_classes):
-                raise ValueError("target labels must lie in [0, num_classes=%d), got %d"
-                                 % (self.num_classes, int(yn.max())))
+        if yn.size and yn.min() < 0:
+            raise ValueError("target class labels must be >= 0, got %d" % int(yn.min()))
+        if self.num_classes is not None and yn.size and yn.max() >= self.num_classes:
+            raise ValueError("target labels must lie in [0, num_classes=%d), got %d"
+                             % (self.num_classes, int(yn.max())))
         return y
 
     def _element(self, out, who):
