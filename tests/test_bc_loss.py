@@ -213,7 +213,8 @@ def test_op_binary_probabilities_zero_one_finite(torch, strict):
         p2 = torch.tensor(x2, requires_grad=True)
         ref = torch_formula(torch, BCE, strict, p2, y, x1, 0.8, red)
         np.testing.assert_allclose(out.detach().numpy(), ref.detach().numpy(), rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(out.detach().numpy(), ref_loss(BCE, strict, x2, y, x1, 0.8, red), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(out.detach().numpy(), ref_loss(BCE, strict, x2, y, x1, 0.8, red),
+                                   rtol=1e-5, atol=1e-5)
         out.backward(bcml.ones(*out.shape) if out.ndim else None)
         ref.backward(torch.ones_like(ref))
         assert np.all(np.isfinite(t2.grad.detach().numpy()))
@@ -333,8 +334,8 @@ def test_lambda_zero_is_bce(torch, cls):
     x, y = _data(True, seed=7)
     got = cls(h1, h2, 0.0)(x, y).item()
     p = torch.tensor(h2(x).detach().numpy().reshape(-1))
-    np.testing.assert_allclose(got, torch.nn.functional.binary_cross_entropy(p, torch.tensor(y, dtype=torch.float32)).item(),
-                               rtol=1e-5)
+    ref = torch.nn.functional.binary_cross_entropy(p, torch.tensor(y, dtype=torch.float32))
+    np.testing.assert_allclose(got, ref.item(), rtol=1e-5)
 
 
 @pytest.mark.parametrize("cls", BINARY)
@@ -579,3 +580,17 @@ def test_op_validation_messages():
         call((bcml.tensor(p2 + 1), bcml.tensor(yb), bcml.tensor(p1)), i=(BCE, 0, 1, 0))
     with pytest.raises(ValueError, match="h2 output"):
         call((bcml.tensor(p2.reshape(-1, 1)), bcml.tensor(yb), bcml.tensor(p1.reshape(-1, 1))), i=(BCE, 0, 1, 0))
+
+
+@pytest.mark.parametrize("cls", CLASS_LIST)
+def test_class_empty_batch(cls):
+    binary = CLASSES[cls][0] == BCE
+    h1, h2 = _models(binary, seed=14)
+    x = bcml.tensor(np.zeros((0, 5), np.float32))
+    y = np.zeros(0, np.int64)
+    bc = cls(h1, h2, 0.5)
+    loss = bc(x, y)
+    assert math.isnan(loss.item())
+    loss.backward()
+    assert bc(x, y, reduction="sum").item() == 0.0
+    assert bc(x, y, reduction="none").shape == (0,)

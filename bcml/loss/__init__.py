@@ -126,9 +126,11 @@ class _CompatibilityLoss:
             raise TypeError("%s must return the triple (logits, softmax, log_softmax), got %s"
                             % (who, type(out).__name__))
         if not isinstance(out, _core.TensorBase):
-            raise TypeError("%s's %s must be a bcml tensor, got %s" % (who, _ELEMENT_NAME[self._kind], type(out).__name__))
+            raise TypeError("%s's %s must be a bcml tensor, got %s"
+                            % (who, _ELEMENT_NAME[self._kind], type(out).__name__))
         if out.ndim != 2:
-            raise ValueError("%s's %s must have shape (B, C), got %s" % (who, _ELEMENT_NAME[self._kind], tuple(out.shape)))
+            raise ValueError("%s's %s must have shape (B, C), got %s"
+                             % (who, _ELEMENT_NAME[self._kind], tuple(out.shape)))
         if self.num_classes is not None and out.shape[1] != self.num_classes:
             raise ValueError("%s's output has %d classes, num_classes is %d" % (who, out.shape[1], self.num_classes))
         return out

@@ -109,8 +109,9 @@ static bcml_status cl_check(const bcml_node *n, cl_args *a, bcml_err *err) {
         a->y = bcml_i64(t);
         for (int64_t i = 0; i < a->B; i++)
             if (a->y[i] < 0 || a->y[i] >= a->C)
-                return bcml_fail(err, BCML_EVALUE, "%s: target %lld is out of bounds (class labels must lie in [0, %lld))",
-                                 op, (long long)a->y[i], (long long)a->C);
+                return bcml_fail(err, BCML_EVALUE,
+                                 "%s: target %lld is out of bounds (class labels must lie in [0, %lld))", op,
+                                 (long long)a->y[i], (long long)a->C);
     }
     return BCML_OK;
 }
