@@ -198,8 +198,6 @@ def _infer_shape(shape, numel, argname="shape"):
 
 
 def _reshape(t, shape):
-    if tuple(shape) == t.shape:
-        return _apply(OPS["reshape"], (t,), tuple(shape) + (0,) * (4 - len(shape)) + (len(shape),), ())
     return _apply(OPS["reshape"], (t,), tuple(shape) + (0,) * (4 - len(shape)) + (len(shape),), ())
 
 
@@ -250,8 +248,7 @@ class Tensor(_core.TensorBase):
 
     @property
     def data(self):
-        out = Tensor(self)
-        return out
+        return Tensor(self)
 
     @data.setter
     def data(self, value):
@@ -975,12 +972,13 @@ def cat(tensors, dim=0):
         if not isinstance(x, _core.TensorBase):
             raise TypeError("cat: tensors[%d] must be a tensor, got %s" % (i, type(x).__name__))
     d = _norm_dim(dim, tensors[0].ndim)
-    out = tensors[0]
+    if len(tensors) == 1:
+        return _apply(OPS["cat"], (tensors[0],), (d,), ())
     # the C op takes up to 6 inputs; longer lists are concatenated in chunks
     while len(tensors) > 1:
         chunk, tensors = tensors[:6], tensors[6:]
         tensors.insert(0, _apply(OPS["cat"], tuple(chunk), (d,), ()))
-    return tensors[0] if len(tensors) == 1 else out
+    return tensors[0]
 
 
 def stack(tensors, dim=0):
