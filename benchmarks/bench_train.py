@@ -90,24 +90,7 @@ def worker(lib, task, npz, reps, quick):
         X, y, order = d["X"], d["y"], d["order"]
         Xt, yt, ot = B.from_numpy(X), B.from_numpy(y), B.from_numpy(order)
         if lib == "torch":
-            class Net(nn.Module):
-                def __init__(self):
-                    super().__init__()
-                    self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
-                    self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
-                    self.conv2_drop = nn.Dropout2d()
-                    self.fc1 = nn.Linear(320, 50)
-                    self.fc2 = nn.Linear(50, 10)
-
-                def forward(self, x):
-                    x = F.relu(F.max_pool2d(self.conv1(x), 2))
-                    x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
-                    x = x.view(-1, 320)
-                    x = F.relu(self.fc1(x))
-                    x = F.dropout(x, training=self.training)
-                    x = self.fc2(x)
-                    return x, F.softmax(x, dim=1), F.log_softmax(x, dim=1)
-            make = Net
+            make = _torch_convnet_class(nn, F)
         else:
             from bcml.models import ConvNet as make
         model = make()
@@ -159,6 +142,28 @@ def worker(lib, task, npz, reps, quick):
         with B.no_grad():
             med, _ = _common.time_reps(lambda: a @ b, reps)
         print(json.dumps({"median": med, "gflops": 2 * n ** 3 / med / 1e9}))
+
+
+def _torch_convnet_class(nn, F):
+    """The MNIST ConvNet of BCML's docs in PyTorch (returns the triple)."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
+            self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
+            self.conv2_drop = nn.Dropout2d()
+            self.fc1 = nn.Linear(320, 50)
+            self.fc2 = nn.Linear(50, 10)
+
+        def forward(self, x):
+            x = F.relu(F.max_pool2d(self.conv1(x), 2))
+            x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
+            x = x.view(-1, 320)
+            x = F.relu(self.fc1(x))
+            x = F.dropout(x, training=self.training)
+            x = self.fc2(x)
+            return x, F.softmax(x, dim=1), F.log_softmax(x, dim=1)
+    return Net
 
 
 def _torch_resnet18(nn):

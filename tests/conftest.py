@@ -1,6 +1,9 @@
 """Shared test helpers: optional oracles (PyTorch) and data that skip on a user's machine but
 FAIL when the environment variable CI is set, and finite-difference gradient checks."""
+import functools
+import http.server
 import os
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +92,32 @@ def grad_check(bcml_fn, arrays, wrt=None, eps=1e-2, rtol=1e-2, atol=1e-3, seed=0
 def check_grad(bcml_fn, arrays, eps=1e-2, rtol=1e-2, atol=1e-3, wrt=None, seed=0):
     """grad_check with eps before wrt (the older argument order)."""
     grad_check(bcml_fn, arrays, wrt, eps, rtol, atol, seed)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    """A loopback HTTP server for tmp_path/www; yields (base_url, folder, hits)."""
+    www = tmp_path / "www"
+    www.mkdir()
+    hits = []
+
+    class Handler(_QuietHandler):
+        def do_GET(self):
+            hits.append(self.path)
+            super().do_GET()
+
+    httpd = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(www)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "http://127.0.0.1:{}".format(httpd.server_address[1]), www, hits
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()

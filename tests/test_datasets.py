@@ -7,12 +7,9 @@ variable CI is set, in which case they fail. Nothing is written outside
 pytest's temporary folders (XDG_CACHE_HOME is pointed at one).
 """
 
-import functools
 import hashlib
-import http.server
 import os
 import socket
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -295,33 +292,6 @@ def _breast_cancer_text(n=20):
     return "\n".join(lines) + "\n"
 
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server(tmp_path):
-    """A loopback HTTP server for tmp_path/www; yields (base_url, folder, hits)."""
-    www = tmp_path / "www"
-    www.mkdir()
-    hits = []
-
-    class Handler(_QuietHandler):
-        def do_GET(self):
-            hits.append(self.path)
-            super().do_GET()
-
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Handler, directory=str(www)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield "http://127.0.0.1:{}".format(httpd.server_address[1]), www, hits
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
 
 
 def _serve_breast_cancer(www, monkeypatch):

@@ -9,16 +9,13 @@ when absent, failing when the environment variable CI is set. Nothing is
 written outside pytest's temporary folders (XDG_CACHE_HOME is pointed at one).
 """
 
-import functools
 import gzip
 import hashlib
-import http.server
 import io
 import re
 import socket
 import struct
 import tarfile
-import threading
 
 import numpy as np
 import pytest
@@ -516,33 +513,6 @@ def test_cifar_archive_corrupt_or_incomplete(tmp_path):
 # --------------------------------------------------------------------------
 # download=True against a loopback HTTP server
 
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server(tmp_path):
-    """A loopback HTTP server for tmp_path/www; yields (base_url, folder, hits)."""
-    www = tmp_path / "www"
-    www.mkdir()
-    hits = []
-
-    class Handler(_QuietHandler):
-        def do_GET(self):
-            hits.append(self.path)
-            super().do_GET()
-
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Handler, directory=str(www)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield "http://127.0.0.1:{}".format(httpd.server_address[1]), www, hits
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
 
 
 def _serve_idx(www, key, monkeypatch, seed=0):

@@ -15,27 +15,18 @@ def _copy_to_torch(model, tmodel, torch):
     tmodel.load_state_dict(sd)
 
 
+def _bench_train():
+    import importlib.util
+    import os
+    spec = importlib.util.spec_from_file_location(
+        "bench_train", os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_train.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def _torch_convnet(torch):
-    nn, TF = torch.nn, torch.nn.functional
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
-            self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
-            self.conv2_drop = nn.Dropout2d()
-            self.fc1 = nn.Linear(320, 50)
-            self.fc2 = nn.Linear(50, 10)
-
-        def forward(self, x):
-            x = TF.relu(TF.max_pool2d(self.conv1(x), 2))
-            x = TF.relu(TF.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
-            x = x.view(-1, 320)
-            x = TF.relu(self.fc1(x))
-            x = TF.dropout(x, training=self.training)
-            x = self.fc2(x)
-            return x, TF.softmax(x, dim=1), TF.log_softmax(x, dim=1)
-    return Net()
+    return _bench_train()._torch_convnet_class(torch.nn, torch.nn.functional)()
 
 
 def _torch_sixlayer(torch):
@@ -84,13 +75,7 @@ def test_convnet_and_sixlayer_match_pytorch_eval_and_grads(torch):
 
 
 def _torch_resnet18(torch):
-    import importlib.util
-    import os
-    spec = importlib.util.spec_from_file_location(
-        "bench_train", os.path.join(os.path.dirname(__file__), "..", "benchmarks", "bench_train.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod._torch_resnet18(torch.nn)
+    return _bench_train()._torch_resnet18(torch.nn)
 
 
 def test_resnet18_matches_pytorch_with_the_same_weights(torch):
