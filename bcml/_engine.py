@@ -10,7 +10,7 @@ returns its outputs in row order (the h1 cache of the compatibility losses is su
 prediction). Both record the first step and replay it in C for the remaining batches when the
 model can be recorded (see bcml/_replay.py); otherwise they run the same loop eagerly.
 """
-import numbers
+import warnings
 
 import numpy as np
 
@@ -80,31 +80,39 @@ class Dataset:
                               from_numpy(np.ascontiguousarray(np.concatenate(ys))))
         return self._full
 
-    def epoch(self, shuffle=True):
-        """Batches of one epoch as ``(rows, ids, x, y)``; rows: int64 array of row numbers.
-        A loader advances its epoch counter (as iterating it does) unless shuffle is False,
-        which visits its rows in order (evaluation)."""
+    def schedule(self, shuffle=True):
+        """(order, bounds) of one epoch: batch b holds rows order[bounds[b]:bounds[b+1]]
+        (order None: rows in order). A loader advances its epoch counter (as iterating it
+        does) unless shuffle is False, which visits every row in order (evaluation)."""
         if self.loader is not None:
             ld = self.loader
+            perm = None
             if shuffle:
                 perm = ld.order(ld.epoch)
                 ld.epoch += 1
-            else:
-                perm = None
             bs = ld.batch_size
-            nb = len(ld)
-            if not shuffle and ld.drop_last:
-                nb = -(-self.n // bs)
-            for k in range(nb):
-                lo, hi = k * bs, min((k + 1) * bs, self.n)
-                rows = np.arange(lo, hi, dtype=np.int64) if perm is None else perm[lo:hi].astype(np.int64)
-                xb = ld.x[lo:hi] if perm is None else ld.x[rows]
-                yb = ld.y[lo:hi] if perm is None else ld.y[rows]
-                yield rows, ld.ids[rows], _as_tensor(xb, "x"), _as_tensor(yb, "y")
-        else:
-            for k, (ids, x, y) in enumerate(self._batches):
-                rows = np.arange(self.offsets[k], self.offsets[k + 1], dtype=np.int64)
-                yield rows, ids, x, y
+            nb = len(ld) if shuffle else -(-self.n // bs)
+            bounds = np.minimum(np.arange(nb + 1, dtype=np.int64) * bs, self.n)
+            return (None if perm is None else np.ascontiguousarray(perm, dtype=np.int64)), bounds
+        return None, self.offsets
+
+    def batch(self, full, order, bounds, b):
+        """Batch b of a schedule as (rows, tensors): views of the full tensors when rows are in
+        order, copies otherwise."""
+        lo, hi = int(bounds[b]), int(bounds[b + 1])
+        if order is None:
+            rows = np.arange(lo, hi, dtype=np.int64)
+            return rows, tuple(from_numpy(t.numpy()[lo:hi]) for t in full)
+        rows = order[lo:hi]
+        return rows, tuple(from_numpy(np.ascontiguousarray(t.numpy()[rows])) for t in full)
+
+    def epoch(self, shuffle=True):
+        """Batches of one epoch as ``(rows, ids, x, y)``; rows: int64 array of row numbers."""
+        order, bounds = self.schedule(shuffle)
+        full = self.full()
+        for b in range(len(bounds) - 1):
+            rows, (x, y) = self.batch(full, order, bounds, b)
+            yield rows, self.ids[rows], x, y
 
 
 def as_dataset(dataset, name="dataset"):
@@ -186,38 +194,256 @@ def _split_output(out, who):
                     "got %s" % (who, type(out).__name__))
 
 
+# ---- record and replay -------------------------------------------------------------------------
+REPLAY = True   # module switch (tests compare replayed and eager training)
+
+
+class ReplayWarning(UserWarning):
+    """A step could not be recorded or replayed; the loop ran eagerly instead."""
+
+
+def _warn(what, why):
+    warnings.warn("%s runs eagerly (one Python step per batch): %s" % (what, why), ReplayWarning, stacklevel=3)
+
+
+def _optimizer_groups(optimizer):
+    """The optimizer's parameter groups in plan_train's form, or None when its step is not one
+    bcml can run in C (any optimizer other than bcml.optim.SGD / Adam, or a subclass that
+    overrides step). Settings are read now, at every call: changes between epochs apply."""
+    from .optim import SGD, Adam, _check
+    t = type(optimizer)
+    if isinstance(optimizer, SGD) and t.step is SGD.step:
+        return [(0, (_check("learning rate", g["lr"]), float(g["momentum"]), float(g["dampening"]),
+                     float(g["weight_decay"]), bool(g["nesterov"]), bool(g["maximize"])),
+                 g["params"], g["_bufs"], None, None, None) for g in optimizer.param_groups]
+    if isinstance(optimizer, Adam) and t.step is Adam.step:
+        return [(1, (_check("learning rate", g["lr"]), float(g["betas"][0]), float(g["betas"][1]),
+                     float(g["eps"]), float(g["weight_decay"]), bool(g["amsgrad"]), bool(g["maximize"])),
+                 g["params"], g["_m"], g["_v"], g["_vmax"], g["_steps"]) for g in optimizer.param_groups]
+    return None
+
+
+_STATE_KEYS = ("_bufs", "_m", "_v", "_vmax")
+
+
+def _snapshot(plan, optimizer):
+    """Everything a replayed step can change: the plan's constants (parameters, buffers), its
+    generators, the optimizer's state and the parameters' gradients."""
+    consts = plan.constants()
+    snap = {"consts": [(c, c.detach().numpy().copy()) for c in consts],
+            "gens": [(g, g.get_state()) for g in plan.generators()], "opt": []}
+    if optimizer is not None:
+        for g in optimizer.param_groups:
+            st = {k: [None if t is None else t.numpy().copy() for t in g[k]] for k in _STATE_KEYS if k in g}
+            if "_steps" in g:
+                st["_steps"] = list(g["_steps"])
+            st["grads"] = [None if p.grad is None else p.grad.numpy().copy() for p in g["params"]]
+            snap["opt"].append((g, st))
+    return snap
+
+
+def _restore(snap):
+    for c, a in snap["consts"]:
+        np.copyto(c.detach().numpy(), a)
+    for g, st in snap["gens"]:
+        g.set_state(st)
+    for g, st in snap["opt"]:
+        for k, v in st.items():
+            if k == "_steps":
+                g[k][:] = v
+            elif k == "grads":
+                for p, a in zip(g["params"], v):
+                    p.grad = None if a is None else from_numpy(a.copy())
+            else:
+                g[k][:] = [None if a is None else from_numpy(a.copy()) for a in v]
+
+
+def _close(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        return False
+    if a.dtype.kind != "f":
+        return bool(np.array_equal(a, b))
+    return bool(np.allclose(a, b, rtol=1e-5, atol=1e-7, equal_nan=True))
+
+
+class _Plans:
+    """Plans of one loop by input signature (shapes and dtypes): recorded, then verified."""
+
+    def __init__(self, what):
+        self.what = what
+        self.entries = {}       # signature -> [plan, verified]
+        self.on = REPLAY
+        self.recording = False
+
+    @staticmethod
+    def key(inputs):
+        return tuple((tuple(t.shape), t.dtype) for t in inputs)
+
+    def verified(self):
+        return tuple(e[0] for e in self.entries.values() if e[1])
+
+    def should_record(self, inputs):
+        return self.on and self.key(inputs) not in self.entries
+
+    def disable(self, why):
+        if self.on:
+            self.on = False
+            _warn(self.what, why)
+
+    def begin(self, record):
+        self.recording = record
+        if record:
+            _core.record_begin()
+
+    def end(self, inputs, loss, outputs):
+        if not self.recording:
+            return
+        self.recording = False
+        rec = _core.record_end()
+        if rec.tainted:
+            self.disable("the step cannot be recorded: %s" % rec.tainted)
+            return
+        try:
+            plan = _core.plan_build(rec, inputs, loss, outputs)
+        except (ValueError, TypeError) as e:
+            self.disable("the step cannot be recorded: %s" % e)
+            return
+        self.entries[self.key(inputs)] = [plan, False]
+
+    def abort(self):
+        if self.recording:
+            self.recording = False
+            _core.record_end()
+
+    def pending(self, inputs):
+        """The recorded, not yet verified plan for these inputs, or None."""
+        e = self.entries.get(self.key(inputs)) if self.on else None
+        return e if e is not None and not e[1] else None
+
+
 def predict(model, data, who="model"):
     """Runs model over every row of data (row order) under no_grad, in the mode the model is in.
-    Returns (Outputs, y ndarray, ids ndarray)."""
+    Returns (Outputs, y ndarray, ids ndarray). After the first batch of each shape the forward
+    pass is replayed in C for the remaining batches."""
     data = as_dataset(data)
-    chunks, ys, ids, binary = None, [], [], None
-    with no_grad():
-        for rows, bids, x, y in data.epoch(shuffle=False):
-            parts, b = _split_output(model(x), who)
-            if chunks is None:
-                chunks, binary = [[] for _ in parts], b
-            elif b != binary or len(parts) != len(chunks):
-                raise TypeError("%s returned different kinds of outputs on different batches" % who)
-            for c, p in zip(chunks, parts):
-                c.append(p.numpy().copy())
-            ys.append(y.numpy())
-            ids.append(bids)
-    if chunks is None:
+    if data.n == 0:
         raise ValueError("%s is empty" % data.name)
-    parts = [np.concatenate(c) for c in chunks]
-    return Outputs(parts, binary), np.concatenate(ys), np.concatenate(ids)
+    order, bounds = data.schedule(shuffle=False)
+    full = data.full()
+    xfull = (full[0],)
+    nb = len(bounds) - 1
+    plans = _Plans("predict(%s)" % who)
+    outs, binary, b = None, None, 0
+    with no_grad():
+        while b < nb:
+            if plans.on and outs is not None and plans.verified():
+                b = _core.plan_predict(plans.verified(), xfull, order, bounds, b, outs)
+                if b >= nb:
+                    break
+            rows, (x,) = data.batch(xfull, order, bounds, b)
+            pend = plans.pending((x,)) if outs is not None else None
+            if pend is not None:
+                snap = _snapshot(pend[0], None)
+                _, ro = pend[0].run((x,))
+                replayed = [t.numpy().copy() for t in ro]
+                _restore(snap)
+            record = plans.should_record((x,))
+            plans.begin(record)
+            try:
+                out = model(x)
+                parts, bflag = _split_output(out, who)
+            except BaseException:
+                plans.abort()
+                raise
+            plans.end((x,), None, tuple(parts))
+            if outs is None:
+                binary = bflag
+                outs = tuple(from_numpy(np.empty((data.n,) + tuple(p.shape[1:]), np.float32)) for p in parts)
+            elif bflag != binary or len(parts) != len(outs):
+                raise TypeError("%s returned different kinds of outputs on different batches" % who)
+            for o, p in zip(outs, parts):
+                o.numpy()[rows] = p.numpy()
+            if pend is not None:
+                if all(_close(r, p.numpy()) for r, p in zip(replayed, parts)):
+                    pend[1] = True
+                else:
+                    plans.disable("its replayed forward pass differs from the eager one")
+            b += 1
+    y = full[1].numpy()
+    return Outputs([o.numpy() for o in outs], binary), y, data.ids
 
 
-def train_epoch(step, data, optimizer, cache=None):
+class Session:
+    """Plans kept across the epochs of one training run (pass the same Session to every
+    train_epoch call of a loop that does not change the model, the step or the optimizer's
+    parameter list between epochs; the optimizer's settings are read at every call)."""
+
+    def __init__(self):
+        self.plans = _Plans("training")
+
+
+def train_epoch(step, data, optimizer, cache=None, session=None):
     """One epoch: for every batch ``optimizer.zero_grad(); loss = step(x, y, h1);
-    loss.backward(); optimizer.step()``, where h1 is ``cache.take(rows)`` (or None without a
-    cache). Returns the batches' loss values (floats)."""
+    loss.backward(); optimizer.step()``, where h1 is the cache's outputs for the batch's rows
+    (None without a cache). Returns the batches' loss values (floats). ``session``: a
+    :class:`Session` whose plans carry over from earlier epochs of the same run.
+
+    The first batch of each input shape runs eagerly and is recorded; the next one of that
+    shape is replayed and checked against eager (state saved and restored around the check);
+    after that, batches run in C, an epoch's worth per call with the GIL released. A step that
+    cannot be recorded, an optimizer bcml cannot step in C or a failed check makes the loop
+    eager (with a ReplayWarning)."""
     data = as_dataset(data)
-    losses = []
-    for rows, ids, x, y in data.epoch():
+    order, bounds = data.schedule(shuffle=True)
+    full = data.full()
+    if cache is not None:
+        full = full + tuple(from_numpy(np.ascontiguousarray(p)) for p in cache.parts)
+    nb = len(bounds) - 1
+    losses = np.full(nb, np.nan, np.float32)
+    plans = session.plans if session is not None else _Plans("training")
+    if plans.on and _optimizer_groups(optimizer) is None:
+        plans.disable("%s is not a bcml.optim.SGD or Adam" % type(optimizer).__name__)
+
+    def h1_of(inputs):
+        if cache is None:
+            return None
+        return inputs[2] if cache.binary else tuple(inputs[2:5])
+
+    b = 0
+    while b < nb:
+        if plans.on and plans.verified():
+            optimizer.zero_grad()
+            b = _core.plan_train(plans.verified(), full, order, bounds, b, _optimizer_groups(optimizer), losses)
+            if b >= nb:
+                break
+        rows, inputs = data.batch(full, order, bounds, b)
+        pend = plans.pending(inputs)
+        if pend is not None:
+            optimizer.zero_grad()
+            snap = _snapshot(pend[0], optimizer)
+            one = np.array([0, int(bounds[b + 1] - bounds[b])], dtype=np.int64)
+            tmp = np.full(1, np.nan, np.float32)
+            _core.plan_train((pend[0],), tuple(inputs), None, one, 0, _optimizer_groups(optimizer), tmp)
+            replayed = [c.detach().numpy().copy() for c, _ in snap["consts"]]
+            _restore(snap)
         optimizer.zero_grad()
-        loss = step(x, y, cache.take(rows) if cache is not None else None)
+        plans.begin(plans.should_record(inputs))
+        try:
+            loss = step(inputs[0], inputs[1], h1_of(inputs))
+        except BaseException:
+            plans.abort()
+            raise
+        plans.end(inputs, loss, ())
         loss.backward()
         optimizer.step()
-        losses.append(float(loss.item()))
-    return losses
+        losses[b] = loss.item()
+        if pend is not None:
+            ok = _close(tmp[0], losses[b]) and all(
+                _close(r, c.detach().numpy()) for r, (c, _) in zip(replayed, snap["consts"]))
+            if ok:
+                pend[1] = True
+            else:
+                plans.disable("its replayed step differs from the eager one")
+        b += 1
+    return [float(v) for v in losses]

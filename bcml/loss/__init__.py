@@ -88,12 +88,21 @@ class _CompatibilityLoss:
         if y.ndim != 1 or (batch is not None and y.shape[0] != batch):
             raise ValueError("target must have shape (B,) = (%s,), got %s" % (batch, tuple(y.shape)))
         dt = y._dtype_name
-        yn = y.detach().numpy()
+        prev = _core.record_pause(True)  # a check, not part of a recorded step's computation
+        try:
+            self._check_target_values(y.detach().numpy(), dt)
+        finally:
+            _core.record_pause(prev)
+        if self._kind == _BCE:
+            return y if dt == "float32" else y.float()
+        return y
+
+    def _check_target_values(self, yn, dt):
         if self._kind == _BCE:
             bad = (yn != 0) & (yn != 1)
             if bad.any():
                 raise ValueError("target must hold 0/1 labels for a binary loss, got %r" % (yn[bad][0].item(),))
-            return y if dt == "float32" else y.float()
+            return
         if dt != "int64":
             raise TypeError("target must hold integer class labels (int64), got %s" % dt)
         if yn.size and yn.min() < 0:
@@ -101,7 +110,6 @@ class _CompatibilityLoss:
         if self.num_classes is not None and yn.size and yn.max() >= self.num_classes:
             raise ValueError("target labels must lie in [0, num_classes=%d), got %d"
                              % (self.num_classes, int(yn.max())))
-        return y
 
     def _element(self, out, who):
         """The tensor the loss consumes from a model output (or a cached output)."""

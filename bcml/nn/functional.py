@@ -77,7 +77,7 @@ def dropout(input, p=0.5, training=True, inplace=False, generator=None):
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5):
+               momentum=0.1, eps=1e-5, _num_batches_tracked=None):
     """Batch normalisation over dim 1 of (N, C), (N, C, L) or (N, C, H, W); in training mode
     the running statistics (when given) are updated in place."""
     _tensor(input, "input")
@@ -86,7 +86,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if momentum is None:
         raise ValueError("batch_norm: momentum=None (cumulative average) is not supported; pass a float")
     ins = (input, weight, bias, running_mean, running_var)
-    for name, t in zip(("weight", "bias", "running_mean", "running_var"), ins[1:]):
+    if _num_batches_tracked is not None:  # incremented by the op in training mode (BatchNorm modules)
+        ins += (_num_batches_tracked,)
+    for name, t in zip(("weight", "bias", "running_mean", "running_var"), ins[1:5]):
         if t is not None:
             _tensor(t, name)
     return _apply(OPS["batch_norm"], ins, (int(bool(training)),), (float(momentum), float(eps)))

@@ -450,11 +450,11 @@ class _BatchNorm(Module):
             raise ValueError("%s: expected %d channels in dim 1, got input of shape %s"
                              % (type(self).__name__, self.num_features, tuple(input.shape)))
         use_batch = self.training or self.running_mean is None
-        if self.training and self.num_batches_tracked is not None:
-            self.num_batches_tracked.fill_(self.num_batches_tracked.item() + 1)
-        return F.batch_norm(input, self.running_mean if (not self.training or self.track_running_stats) else None,
-                            self.running_var if (not self.training or self.track_running_stats) else None,
-                            self.weight, self.bias, use_batch, self.momentum, self.eps)
+        track = not self.training or self.track_running_stats
+        return F.batch_norm(input, self.running_mean if track else None,
+                            self.running_var if track else None,
+                            self.weight, self.bias, use_batch, self.momentum, self.eps,
+                            _num_batches_tracked=self.num_batches_tracked if self.training else None)
 
     def extra_repr(self):
         return "%d, eps=%s, momentum=%s, affine=%s, track_running_stats=%s" % (

@@ -70,7 +70,9 @@ static bn_dims bn_dims_of(const bcml_tensor *x) {
 }
 
 /* in: x (N, C[, L]) or (N, C, H, W), weight (C) or NULL, bias (C) or NULL, running_mean (C) or
- * NULL, running_var (C) or NULL; f[0] = momentum, f[1] = eps; i[0] = training.
+ * NULL, running_var (C) or NULL, num_batches_tracked (int64, one element) or NULL; f[0] = momentum,
+ * f[1] = eps; i[0] = training. In training mode num_batches_tracked is incremented (here rather
+ * than in Python, so a recorded step replays it).
  * Training normalises with the batch statistics and updates the running ones in place
  * (running_var with the unbiased variance); eval uses the running statistics.
  * When recording, saved[0] = mean (C), saved[1] = invstd (C): the statistics used. */
@@ -91,6 +93,9 @@ bcml_status bcml_batch_norm_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **o
         return st;
     if (!rm != !rv)
         return bcml_fail(err, BCML_EVALUE, "batch_norm: running_mean and running_var must both be given or both be None");
+    bcml_tensor *nbt = n->n_in > 5 ? n->in[5] : NULL;
+    if (nbt && (nbt->dtype != BCML_INT64 || nbt->numel != 1))
+        return bcml_fail(err, BCML_EVALUE, "batch_norm: num_batches_tracked must be an int64 tensor of one element");
     int training = n->args.i[0] != 0;
     double momentum = n->args.f[0], eps = n->args.f[1];
     int64_t M = d.N * d.S;
@@ -136,6 +141,7 @@ bcml_status bcml_batch_norm_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **o
         }
     }
     bn_transform(bcml_f32(out[0]), bcml_f32(x), mu, is, w ? bcml_f32(w) : NULL, b ? bcml_f32(b) : NULL, d);
+    if (training && nbt) bcml_i64(nbt)[0] += 1;
     if (n->recording) {
         n->saved[0] = mean;
         n->saved[1] = invstd;

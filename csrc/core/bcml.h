@@ -163,7 +163,8 @@ typedef enum {
     BCML_OP_CMP_SCALAR,    /* bool out: a ? f[0]; i[0] as CMP */
     BCML_OP_WHERE,         /* where(cond in[0], a in[1], b in[2]) */
     BCML_OP_DROPOUT,       /* p = f[0]; i[0] = training; uses the generator */
-    BCML_OP_BATCH_NORM,    /* in: x (N,C[,L]) or (N,C,H,W), weight, bias, running_mean, running_var (each may be NULL);
+    BCML_OP_BATCH_NORM,    /* in: x (N,C[,L]) or (N,C,H,W), weight, bias, running_mean, running_var,
+                              num_batches_tracked (each may be NULL; the last is incremented when training);
                               f[0] = momentum, f[1] = eps; i[0] = training */
     BCML_OP_NLL_LOSS,      /* in: logp (B,C), target int64 (B); i[0] = reduction (0 none, 1 mean, 2 sum), i[1] = ignore_index */
     BCML_OP_CROSS_ENTROPY, /* in: logits (B,C), target (B), weight (C) or NULL; i[0] = reduction, i[1] = ignore_index */
@@ -265,6 +266,120 @@ typedef struct bcml_adam_opts {
 bcml_status bcml_adam_step(bcml_tensor **params, bcml_tensor **m, bcml_tensor **v,
                            bcml_tensor **vmax, int64_t *steps, int64_t n,
                            const bcml_adam_opts *o, bcml_err *err);
+
+/* ---- record and replay (plan.c) ----------------------------------------------------------
+ * A training step run once eagerly is recorded as the list of bcml_apply calls it made (with
+ * the tensors each read and produced). bcml_plan_build turns the record into a plan: every
+ * tensor becomes a slot (a data input of the step, a constant such as a parameter, or the
+ * output of an earlier call), so the same calls can be replayed on the next batch's inputs
+ * with no Python in between. */
+#define BCML_REC_ALIAS (-1)   /* a recorded call that makes a new header on in[0] (detach) */
+#define BCML_PLAN_MAX_IO 8    /* data inputs / outputs of a plan */
+
+typedef struct bcml_rec_call {
+    int op;                           /* an op id, or BCML_REC_ALIAS */
+    bcml_args args;
+    int n_in, n_out;
+    bcml_tensor *in[BCML_MAX_IN];     /* owned refs; NULL for an absent optional input */
+    bcml_tensor *out[BCML_MAX_OUT];   /* owned refs */
+    int grad_enabled;
+    bcml_generator *gen;              /* the caller keeps it alive as long as the plan */
+} bcml_rec_call;
+
+typedef struct bcml_recorder {
+    bcml_rec_call *calls;
+    int64_t n, cap;
+    int tainted;                      /* the step read or wrote tensor data outside the ops */
+    char why[160];
+} bcml_recorder;
+
+/* Appends a call (takes new references to its tensors). */
+bcml_status bcml_recorder_add(bcml_recorder *r, const bcml_rec_call *c, bcml_err *err);
+/* Marks the record unusable for replay; the first reason is kept. */
+void bcml_recorder_taint(bcml_recorder *r, const char *why);
+/* Releases every call (the recorder can be reused). */
+void bcml_recorder_clear(bcml_recorder *r);
+
+typedef struct bcml_plan_step {
+    int op;
+    bcml_args args;
+    int n_in, n_out;
+    int32_t in_slot[BCML_MAX_IN];     /* -1 for an absent input */
+    int32_t out_slot[BCML_MAX_OUT];
+    int grad_enabled;
+    bcml_generator *gen;
+} bcml_plan_step;
+
+typedef struct bcml_plan {
+    int32_t n_slots, n_steps, n_inputs, n_outputs;
+    bcml_plan_step *steps;            /* (n_steps) */
+    bcml_tensor **consts;             /* (n_slots): owned constants, NULL for other slots */
+    int32_t *last_use;                /* (n_slots): last step reading the slot; n_steps: kept */
+    int32_t input_slot[BCML_PLAN_MAX_IO];
+    int32_t output_slot[BCML_PLAN_MAX_IO];
+    int32_t loss_slot;                /* -1: no loss (forward only) */
+    uint8_t in_used[BCML_PLAN_MAX_IO];   /* 0: no kept step reads input j (it may be NULL) */
+    bcml_dtype in_dtype[BCML_PLAN_MAX_IO];
+    int in_ndim[BCML_PLAN_MAX_IO];
+    int64_t in_shape[BCML_PLAN_MAX_IO][BCML_MAX_DIMS];
+} bcml_plan;
+
+/* Builds a plan from a record. inputs: the step's data tensors (distinct, the same objects the
+ * recorded calls read); loss: the tensor to backpropagate from (NULL for none); outputs: tensors
+ * to hand back per batch. EVALUE if the record is tainted or a loss/output is not produced. */
+bcml_status bcml_plan_build(bcml_plan **out, const bcml_recorder *r, bcml_tensor *const *inputs,
+                            int n_inputs, bcml_tensor *loss, bcml_tensor *const *outputs,
+                            int n_outputs, bcml_err *err);
+void bcml_plan_free(bcml_plan *p);
+/* 1 when inputs have the shapes and dtypes the plan was recorded with (an input no step reads
+ * may be NULL). */
+int bcml_plan_matches(const bcml_plan *p, bcml_tensor *const *inputs, int n_inputs);
+/* Replays the plan on new inputs; *loss (if the plan has one) and outputs[0..n_outputs) receive
+ * new references. */
+bcml_status bcml_plan_run(const bcml_plan *p, bcml_tensor *const *inputs, bcml_tensor **loss,
+                          bcml_tensor **outputs, bcml_err *err);
+
+/* An optimizer's parameter group, updated in C after each replayed backward. */
+typedef struct bcml_optim_group {
+    int kind;                         /* 0 SGD, 1 Adam */
+    bcml_sgd_opts sgd;
+    bcml_adam_opts adam;
+    int64_t n;
+    bcml_tensor **params;             /* (n) borrowed */
+    bcml_tensor **s0, **s1, **s2;     /* (n) state, may hold NULL (created, owned by caller):
+                                         SGD momentum buffers; Adam m, v, vmax */
+    int64_t *steps;                   /* (n) Adam step counts */
+} bcml_optim_group;
+
+/* The batches of one epoch: batch b holds rows order[bounds[b] .. bounds[b+1]) (rows in order
+ * when order is NULL) of every full[j]. */
+typedef struct bcml_batches {
+    int n_data;
+    bcml_tensor *full[BCML_PLAN_MAX_IO];   /* (N, ...) each, borrowed */
+    const int64_t *order;                  /* (N) or NULL */
+    const int64_t *bounds;                 /* (nb + 1) */
+    int64_t nb;
+} bcml_batches;
+
+/* Checks bounds/order against the full tensors' row count (EVALUE naming the problem). */
+bcml_status bcml_batches_check(const bcml_batches *d, bcml_err *err);
+/* Batch b's tensors: views of full[j] when rows are in order, gathered copies otherwise. */
+bcml_status bcml_batch_get(const bcml_batches *d, int64_t b, bcml_tensor **out, bcml_err *err);
+/* As bcml_batch_get for the j with want[j] set (want NULL: all); out[j] = NULL for the rest. */
+bcml_status bcml_batch_get_some(const bcml_batches *d, int64_t b, const uint8_t *want, bcml_tensor **out,
+                                bcml_err *err);
+
+/* Trains on batches [start, nb): for each, the plan whose inputs match runs forward, backward
+ * from its loss, every group's update, then every parameter's grad is dropped (zero_grad).
+ * losses[b] gets the loss value. Stops at the first batch no plan matches: *next = its index
+ * (nb when all ran). */
+bcml_status bcml_plan_train(bcml_plan *const *plans, int n_plans, const bcml_batches *d,
+                            int64_t start, bcml_optim_group *groups, int n_groups,
+                            float *losses, int64_t *next, bcml_err *err);
+/* Forward only: output j of batch b is copied into outs[j] (N, ...) at the batch's rows. */
+bcml_status bcml_plan_predict(bcml_plan *const *plans, int n_plans, const bcml_batches *d,
+                              int64_t start, bcml_tensor *const *outs, int n_outs, int64_t *next,
+                              bcml_err *err);
 
 /* ---- compatibility scores (scores.c) ------------------------------------------------ */
 /* The cells of the count table, per class c (the true label y): */

@@ -37,6 +37,10 @@ typedef struct {
     const float *x1;      /* (B, C) or (B) */
     const int64_t *y;     /* (B) for class kinds */
     const float *t;       /* (B) for bce */
+    /* ce only, filled by ce_prepare: */
+    float *lse2, *lse1;   /* (B) log-sum-exp of each row of x2 / x1 (lse1 when strict) */
+    float *p1, *p2;       /* (B, C) softmax(x1) when strict, softmax(x2) when asked */
+    float *buf;           /* owns the above */
 } cl_args;
 
 static bcml_status cl_check(const bcml_node *n, cl_args *a, bcml_err *err) {
@@ -127,14 +131,52 @@ static inline int in_s(const cl_args *a, int64_t i) {
     return best == a->y[i];
 }
 
-/* log-sum-exp of row r (C), max-shifted. */
-static inline float row_lse(const float *r, int64_t C) {
-    float m = -INFINITY;
-    for (int64_t c = 0; c < C; c++) m = max_keep_nan(r[c], m);
-    if (isinf(m)) return m;
-    double s = 0.0;
-    for (int64_t c = 0; c < C; c++) s += exp((double)(r[c] - m));
-    return m + (float)log(s);
+/* lse[i] = log sum_c exp(x[i, c]) (max-shifted) and, if p, p = softmax of each row; the
+ * exponentials run vectorised over the whole (B, C) block. */
+static void rows_lse(const float *x, int64_t B, int64_t C, float *lse, float *p /* (B, C) */) {
+    for (int64_t i = 0; i < B; i++) {
+        const float *r = x + i * C;
+        float m = -INFINITY;
+        for (int64_t c = 0; c < C; c++) m = max_keep_nan(r[c], m);
+        lse[i] = m;
+        float *q = p + i * C;
+        if (isinf(m)) for (int64_t c = 0; c < C; c++) q[c] = 0.0f;
+        else for (int64_t c = 0; c < C; c++) q[c] = r[c] - m;
+    }
+    bcml_exp_f32(p, p, B * C);
+    for (int64_t i = 0; i < B; i++) {
+        if (isinf(lse[i])) continue;
+        const float *q = p + i * C;
+        double s = 0.0;
+        for (int64_t c = 0; c < C; c++) s += q[c];
+        lse[i] += logf((float)s);
+    }
+}
+
+/* softmax rows from x and its lse: p = exp(x - lse) */
+static void rows_softmax(const float *x, const float *lse, int64_t B, int64_t C, float *p) {
+    for (int64_t i = 0; i < B; i++)
+        for (int64_t c = 0; c < C; c++) p[i * C + c] = x[i * C + c] - lse[i];
+    bcml_exp_f32(p, p, B * C);
+}
+
+/* Fills lse2 (and lse1, p1 when strict; p2 when want_p2) for the ce kind. */
+static bcml_status ce_prepare(cl_args *a, int want_p2, bcml_err *err) {
+    const int64_t B = a->B, C = a->C;
+    size_t n = (size_t)(2 * B + 2 * B * C);
+    a->buf = bcml_alloc((n ? n : 1) * sizeof(float));
+    if (!a->buf) return bcml_fail(err, BCML_ENOMEM, "compat_loss: out of memory");
+    a->lse2 = a->buf;
+    a->lse1 = a->buf + B;
+    a->p1 = a->buf + 2 * B;
+    a->p2 = a->p1 + B * C;
+    rows_lse(a->x2, B, C, a->lse2, a->p2);   /* p2 holds exp(x - max) scratch here */
+    if (a->strict) {
+        rows_lse(a->x1, B, C, a->lse1, a->p1);
+        rows_softmax(a->x1, a->lse1, B, C, a->p1);
+    }
+    if (want_p2) rows_softmax(a->x2, a->lse2, B, C, a->p2);
+    return BCML_OK;
 }
 
 /* Base term and strict-imitation dissonance of sample i. */
@@ -148,14 +190,15 @@ static void sample_terms(const cl_args *a, int64_t i, float *base, float *dstric
     const float *r2 = a->x2 + i * C, *r1 = a->x1 + i * C; /* (C), (C) */
     int64_t y = a->y[i];
     if (a->kind == K_CE) {
-        float lse2 = row_lse(r2, C);
+        float lse2 = a->lse2[i];
         *base = lse2 - r2[y];
         if (a->strict) {
-            float lse1 = row_lse(r1, C);
+            const float *q1 = a->p1 + i * C;
             double acc = 0.0;
-            for (int64_t c = 0; c < C; c++) acc += exp((double)(r1[c] - lse1)) * (double)(lse2 - r2[c]);
+            for (int64_t c = 0; c < C; c++) acc += (double)q1[c] * (double)(lse2 - r2[c]);
             *dstrict = (float)acc;
         } else *dstrict = 0.0f;
+        (void)r1;
         return;
     }
     *base = -r2[y];
@@ -178,10 +221,11 @@ bcml_status bcml_compat_loss_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **
     cl_args a;
     bcml_status st = cl_check(n, &a, err);
     if (st) return st;
+    if (a.kind == K_CE && (st = ce_prepare(&a, 0, err))) return st;
     float *o = NULL; /* (B) for none */
     if (a.red == RED_NONE) {
         int64_t shape[1] = {a.B};
-        if ((st = bcml_tensor_new(&out[0], BCML_FLOAT32, 1, shape, 0, err))) return st;
+        if ((st = bcml_tensor_new(&out[0], BCML_FLOAT32, 1, shape, 0, err))) { bcml_free(a.buf); return st; }
         o = bcml_f32(out[0]);
     }
     double acc = 0.0;
@@ -194,6 +238,7 @@ bcml_status bcml_compat_loss_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **
         if (o) o[i] = v;
         acc += v;
     }
+    bcml_free(a.buf);
     if (a.red == RED_NONE) return BCML_OK;
     if ((st = bcml_tensor_new(&out[0], BCML_FLOAT32, 0, NULL, 0, err))) return st;
     bcml_f32(out[0])[0] = (float)(a.red == RED_MEAN ? acc / (double)a.B : acc);
@@ -205,6 +250,7 @@ bcml_status bcml_compat_loss_backward(bcml_node *n, const bcml_tensor *dout, bcm
     bcml_status st = cl_check(n, &a, err);
     if (st) return st;
     if (!din[0]) return BCML_OK;
+    if (a.kind == K_CE && (st = ce_prepare(&a, 1, err))) return st;
     float *dx = bcml_f32(din[0]);   /* (B, C) or (B) */
     const float *g = bcml_f32(dout); /* (B) for none, () otherwise */
     const int64_t C = a.C;
@@ -231,14 +277,11 @@ bcml_status bcml_compat_loss_backward(bcml_node *n, const bcml_tensor *dout, bcm
         float *d = dx + i * C;                              /* (C) */
         const int64_t y = a.y[i];
         if (a.kind == K_CE) {
-            float lse2 = row_lse(r2, C);
-            float lse1 = wd != 0.0f ? row_lse(r1, C) : 0.0f;
-            for (int64_t c = 0; c < C; c++) {
-                float sm2 = expf(r2[c] - lse2);
-                float gc = wb * sm2;
-                if (wd != 0.0f) gc += wd * (sm2 - expf(r1[c] - lse1));
-                d[c] += gc;
-            }
+            const float *q2 = a.p2 + i * C, *q1 = a.p1 + i * C; /* (C), (C) */
+            if (wd != 0.0f)
+                for (int64_t c = 0; c < C; c++) d[c] += wb * q2[c] + wd * (q2[c] - q1[c]);
+            else
+                for (int64_t c = 0; c < C; c++) d[c] += wb * q2[c];
             d[y] -= wb;
         } else {
             /* nll and kl: base gradient -onehot(y); strict dissonance gradient -p1 */
@@ -246,6 +289,8 @@ bcml_status bcml_compat_loss_backward(bcml_node *n, const bcml_tensor *dout, bcm
             if (wd != 0.0f)
                 for (int64_t c = 0; c < C; c++) d[c] -= wd * expf(r1[c]);
         }
+        (void)r2;
     }
+    bcml_free(a.buf);
     return BCML_OK;
 }

@@ -19,6 +19,54 @@ static void linear_fw(float *out, const float *x, const float *w, const float *b
                w, (int)C, b ? 1.0f : 0.0f, out, (int)OC);
 }
 
+/* Layers with a few outputs (logistic regression, a binary head) are a poor fit for GEMM, whose
+ * packing of x costs more than the product: dot products and axpys over x's rows instead. */
+#define NARROW_OC 4
+
+/* out (R, OC) = x (R, C) @ W^T (+ b), OC <= NARROW_OC */
+static void linear_fw_narrow(float *out, const float *x, const float *w, const float *b, int64_t R,
+                             int64_t C, int64_t OC) {
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = x + r * C;
+        for (int64_t o = 0; o < OC; o++) {
+            const float *wo = w + o * C;
+            float acc[8] = {0};
+            int64_t c = 0;
+            for (; c + 8 <= C; c += 8)
+                for (int l = 0; l < 8; l++) acc[l] += xr[c + l] * wo[c + l];
+            float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+            for (; c < C; c++) s += xr[c] * wo[c];
+            out[r * OC + o] = b ? b[o] + s : s;
+        }
+    }
+}
+
+/* dW[:, c0:c1] (OC, C) += g^T (OC, R) @ x[:, c0:c1], OC <= NARROW_OC */
+static void linear_dw_narrow(float *dw, const float *g, const float *x, int64_t R, int64_t C,
+                             int64_t OC, int64_t c0, int64_t c1) {
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = x + r * C;
+        for (int64_t o = 0; o < OC; o++) {
+            const float go = g[r * OC + o];
+            float *d = dw + o * C;
+            for (int64_t c = c0; c < c1; c++) d[c] += go * xr[c];
+        }
+    }
+}
+
+/* dx rows [r0, r1) (., C) += g (., OC) @ W (OC, C), OC <= NARROW_OC */
+static void linear_dx_narrow(float *dx, const float *g, const float *w, int64_t r0, int64_t r1,
+                             int64_t C, int64_t OC) {
+    for (int64_t r = r0; r < r1; r++) {
+        float *d = dx + r * C;
+        for (int64_t o = 0; o < OC; o++) {
+            const float go = g[r * OC + o];
+            const float *wo = w + o * C;
+            for (int64_t c = 0; c < C; c++) d[c] += go * wo[c];
+        }
+    }
+}
+
 /* Number of tasks an (M x N x K) product is split into: from its size only (never from the
  * thread count), so results are the same bits with any number of threads. */
 static int64_t gemm_tasks(int64_t M, int64_t N, int64_t K) {
@@ -44,7 +92,11 @@ static void linear_fw_task(void *arg, int64_t k, int64_t n) {
     linear_job *j = arg;
     int64_t r0, r1;
     split(j->R, k, n, 8, &r0, &r1);
-    if (r1 > r0) linear_fw(j->out + r0 * j->OC, j->x + r0 * j->C, j->w, j->b, r1 - r0, j->C, j->OC);
+    if (r1 <= r0) return;
+    if (j->OC <= NARROW_OC && j->C > 0)
+        linear_fw_narrow(j->out + r0 * j->OC, j->x + r0 * j->C, j->w, j->b, r1 - r0, j->C, j->OC);
+    else
+        linear_fw(j->out + r0 * j->OC, j->x + r0 * j->C, j->w, j->b, r1 - r0, j->C, j->OC);
 }
 
 /* dx rows [r0, r1) += g[r0:r1] (., OC) @ W (OC, C) */
@@ -52,7 +104,9 @@ static void linear_dx_task(void *arg, int64_t k, int64_t n) {
     linear_job *j = arg;
     int64_t r0, r1;
     split(j->R, k, n, 8, &r0, &r1);
-    if (r1 > r0)
+    if (r1 > r0 && j->OC <= NARROW_OC)
+        linear_dx_narrow(j->dx, j->g, j->w, r0, r1, j->C, j->OC);
+    else if (r1 > r0)
         bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)j->C, (int)j->OC, 1.0f,
                    j->g + r0 * j->OC, (int)j->OC, j->w, (int)j->C, 1.0f, j->dx + r0 * j->C, (int)j->C);
 }
@@ -62,7 +116,9 @@ static void linear_dw_task(void *arg, int64_t k, int64_t n) {
     linear_job *j = arg;
     int64_t c0, c1;
     split(j->C, k, n, 16, &c0, &c1);
-    if (c1 > c0)
+    if (c1 > c0 && j->OC <= NARROW_OC)
+        linear_dw_narrow(j->dw, j->g, j->x, j->R, j->C, j->OC, c0, c1);
+    else if (c1 > c0)
         bcml_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)j->OC, (int)(c1 - c0), (int)j->R, 1.0f,
                    j->g, (int)j->OC, j->x + c0, (int)j->C, 1.0f, j->dw + c0, (int)j->C);
 }

@@ -37,7 +37,7 @@ const bcml_opdef bcml_ops[BCML_OP_COUNT] = {
     OP(CMP_SCALAR, "cmp_scalar", 1, 1, 1, bcml_cmp_scalar_forward, NULL),
     OP(WHERE, "where", 3, 3, 1, bcml_where_forward, bcml_where_backward),
     OP(DROPOUT, "dropout", 1, 1, 1, bcml_dropout_forward, bcml_dropout_backward),
-    OP(BATCH_NORM, "batch_norm", 1, 5, 1, bcml_batch_norm_forward, bcml_batch_norm_backward),
+    OP(BATCH_NORM, "batch_norm", 1, 6, 1, bcml_batch_norm_forward, bcml_batch_norm_backward),
     OP(NLL_LOSS, "nll_loss", 2, 3, 1, bcml_nll_loss_forward, bcml_nll_loss_backward),
     OP(CROSS_ENTROPY, "cross_entropy", 2, 3, 1, bcml_cross_entropy_forward, bcml_cross_entropy_backward),
     OP(BCE, "binary_cross_entropy", 2, 3, 1, bcml_binary_cross_entropy_forward, bcml_binary_cross_entropy_backward),

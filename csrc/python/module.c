@@ -79,6 +79,10 @@ static PyObject *tensor_new(PyTypeObject *type, PyObject *args, PyObject *kwds) 
     bcml_err err;
     bcml_status st = bcml_tensor_alias(&a, t, t->ndim, t->shape, t->offset, &err);
     if (st) return bcml_py_raise(st, &err);
+    if (bcml_py_recording() && bcml_py_record_call(BCML_REC_ALIAS, NULL, &t, 1, &a, 1, 0, NULL) < 0) {
+        bcml_tensor_unref(a);
+        return NULL;
+    }
     PyTensor *obj = (PyTensor *)type->tp_alloc(type, 0);
     if (!obj) { bcml_tensor_unref(a); return NULL; }
     obj->t = a;
@@ -186,6 +190,7 @@ static int dtype_to_npy(bcml_dtype dt) {
 
 /* numpy(): an ndarray sharing memory, kept alive through its base (this tensor object). */
 static PyObject *tensor_numpy(PyTensor *self, PyObject *noargs) {
+    bcml_py_record_taint("it reads tensor data in Python (numpy())");
     (void)noargs;
     if (self->t->requires_grad) {
         PyErr_SetString(PyExc_RuntimeError,
@@ -217,6 +222,7 @@ static PyObject *tensor_backward_m(PyTensor *self, PyObject *args, PyObject *kw)
         }
         gt = ((PyTensor *)g)->t;
     }
+    bcml_py_record_taint("it calls backward() inside the step");
     bcml_err err;
     bcml_status st;
     Py_BEGIN_ALLOW_THREADS
@@ -228,6 +234,7 @@ static PyObject *tensor_backward_m(PyTensor *self, PyObject *args, PyObject *kw)
 
 static PyObject *tensor_item(PyTensor *self, PyObject *noargs) {
     (void)noargs;
+    bcml_py_record_taint("it reads tensor data in Python (item())");
     bcml_tensor *t = self->t;
     if (t->numel != 1) {
         PyErr_Format(PyExc_ValueError,
@@ -244,6 +251,7 @@ static PyObject *tensor_item(PyTensor *self, PyObject *noargs) {
 
 /* _copy_from(src): copies src's values into this tensor in place (same shape and dtype). */
 static PyObject *tensor_copy_from(PyTensor *self, PyObject *src) {
+    bcml_py_record_taint("it copies into a tensor in place (copy_)");
     if (!bcml_py_is_tensor(src)) {
         PyErr_SetString(PyExc_TypeError, "copy_: src must be a bcml tensor");
         return NULL;
@@ -263,6 +271,7 @@ static PyObject *tensor_copy_from(PyTensor *self, PyObject *src) {
 
 /* _set_data(other): this tensor now views other's storage (the `.data = t` assignment). */
 static PyObject *tensor_set_data(PyTensor *self, PyObject *src) {
+    bcml_py_record_taint("it assigns a tensor's .data");
     if (!bcml_py_is_tensor(src)) {
         PyErr_SetString(PyExc_TypeError, "data must be a bcml tensor");
         return NULL;
@@ -587,6 +596,12 @@ static PyObject *py_apply(PyObject *self, PyObject *const *args, Py_ssize_t narg
     }
     if (st) return bcml_py_raise(st, &err);
     int n_out = bcml_ops[op].n_out;
+    if (bcml_py_recording() &&
+        bcml_py_record_call((int)op, &a, in, (int)n_in, out, n_out, ctx.grad_enabled,
+                            nargs == 5 ? args[4] : NULL) < 0) {
+        for (int k = 0; k < n_out; k++) bcml_tensor_unref(out[k]);
+        return NULL;
+    }
     if (n_out == 1) return bcml_py_wrap(out[0]);
     PyObject *tup = PyTuple_New(n_out);
     if (!tup) { for (int k = 0; k < n_out; k++) bcml_tensor_unref(out[k]); return NULL; }
@@ -629,6 +644,7 @@ static PyObject *py_fill(PyObject *self, PyObject *args) {
         g = bcml_py_generator(go, "generator");
         if (!g) return NULL;
     }
+    bcml_py_record_taint(kind == 2 ? "it fills a tensor in place" : "it draws random numbers outside the ops");
     if (kind == 0) bcml_fill_uniform(bcml_f32(t), t->numel, (float)a, (float)b, g);
     else if (kind == 1) bcml_fill_normal(bcml_f32(t), t->numel, (float)a, (float)b, g);
     else if (t->dtype == BCML_FLOAT32) for (int64_t i = 0; i < t->numel; i++) bcml_f32(t)[i] = (float)a;
@@ -710,6 +726,7 @@ static int module_exec(PyObject *m) {
         Py_DECREF(&bcml_PyGenerator_Type);
         return -1;
     }
+    if (bcml_py_replay_ready(m) < 0) return -1;
 #ifdef BCML_BLAS_SCIPY
     if (PyModule_AddStringConstant(m, "blas", "scipy-openblas32") < 0) return -1;
 #else

@@ -61,6 +61,7 @@ PyObject *bcml_py_sgd_step(PyObject *self, PyObject *args, PyObject *kw) {
     PyObject *ret = NULL;
     if (read_list(params, p, n, 0, "params") < 0 || read_list(bufs, b, n, 1, "bufs") < 0) goto done;
     for (Py_ssize_t k = 0; k < n; k++) b0[k] = b[k];
+    bcml_py_record_taint("it runs an optimizer step inside the step");
     bcml_err err;
     bcml_status st = bcml_sgd_step(p, b, n, &o, &err);
     if (write_back(bufs, b, b0, n) < 0) goto done;
@@ -100,6 +101,7 @@ PyObject *bcml_py_adam_step(PyObject *self, PyObject *args, PyObject *kw) {
         if (st_[k] == -1 && PyErr_Occurred()) goto done;
         m0[k] = mm[k]; v0[k] = vv[k]; x0[k] = vx[k];
     }
+    bcml_py_record_taint("it runs an optimizer step inside the step");
     bcml_err err;
     bcml_status st = bcml_adam_step(p, mm, vv, vx, st_, n, &o, &err);
     if (write_back(m, mm, m0, n) < 0 || write_back(v, vv, v0, n) < 0 || write_back(vm, vx, x0, n) < 0)

@@ -33,4 +33,11 @@ PyObject *bcml_py_count_table(PyObject *self, PyObject *args, PyObject *kw);
 #define BCML_PY_SCORES_METHODS \
     {"count_table", (PyCFunction)(void (*)(void))bcml_py_count_table, METH_VARARGS | METH_KEYWORDS, NULL},
 
+/* replay_py.c: recording hooks (no-ops unless this thread records) and module setup. */
+int bcml_py_recording(void);
+void bcml_py_record_taint(const char *why);
+int bcml_py_record_call(int op, const bcml_args *a, bcml_tensor *const *in, int n_in,
+                        bcml_tensor *const *out, int n_out, int grad_enabled, PyObject *genobj);
+int bcml_py_replay_ready(PyObject *m);
+
 #endif
