@@ -570,7 +570,8 @@ BAD_NEW_ERROR = [
 ]
 
 
-@pytest.mark.parametrize("name,value,exc,match", BAD_NEW_ERROR, ids=[b[0] + "-" + repr(b[1])[:12] for b in BAD_NEW_ERROR])
+@pytest.mark.parametrize("name,value,exc,match", BAD_NEW_ERROR,
+                         ids=[b[0] + "-" + repr(b[1])[:12] for b in BAD_NEW_ERROR])
 def test_train_new_error_bad_arguments_raise_before_training(name, value, exc, match):
     h1, h2, X, _y = hand_case()
     h2 = MLPClassifier(6, 3, [4])
@@ -661,6 +662,11 @@ def test_other_helpers_check_their_arguments():
         T.evaluate_model_performance_and_compatibility(h1, h2, data, data, device="cuda")
     with pytest.raises(TypeError, match="training_set must be a list"):
         T.evaluate_model_performance_and_compatibility(h1, h2, None, data)
+    with pytest.raises(TypeError, match="optimizer must be an optimizer"):
+        T.train_epoch(1, h2, None, F.nll_loss, data, 4)
+    # BCML's positional order: (h1, h2, training_set, test_set, performance_metric, device)
+    ev = T.evaluate_model_performance_and_compatibility(h1, h2, data, data, model_accuracy, "cpu")
+    assert ev["test"]["btc"] == 3 / 5
 
 
 def test_model_accuracy_is_reexported():

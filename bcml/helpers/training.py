@@ -24,6 +24,8 @@ Differences from BCML, on purpose:
   the evaluation also reports h1's and h2's accuracy by class;
 * arguments are checked before any training: a wrong data set, epoch count, optimizer, loss,
   target or model output raises TypeError or ValueError naming the argument;
+* an undefined BTC or BEC (h1 never right, h2 never wrong) follows ``zero_division`` (default
+  "warn": 0.0 and a warning; BCML returned 0 silently);
 * ``device`` must be "cpu".
 """
 import copy
@@ -187,8 +189,7 @@ def _test(network, loss_function, data):
 
 def _plain_setup(network, optimizer, loss_function, datasets):
     _checks.check_model(network, "network")
-    if optimizer is not None:
-        _checks.check_optimizer(optimizer)
+    _checks.check_optimizer(optimizer)
     _check_loss_function(loss_function)
     binary, width = _checks.probe(network, datasets[0], "network")
     for data in datasets:
@@ -597,10 +598,11 @@ def evaluate_model_performance_and_compatibility_on_dataset(h1, h2, dataset, per
 
 
 def evaluate_model_performance_and_compatibility(h1, h2, training_set, test_set, performance_metric=model_accuracy,
-                                                 get_instance_metadata=None, device="cpu",
+                                                 device="cpu", get_instance_metadata=None,
                                                  zero_division="warn"):
     """``{"training": ..., "test": ...}``: the evaluation of
-    evaluate_model_performance_and_compatibility_on_dataset on each set."""
+    evaluate_model_performance_and_compatibility_on_dataset on each set (BCML's argument order:
+    device comes before the keywords bcml adds)."""
     _checks.check_device(device)
     _engine.as_dataset(training_set, "training_set")
     _engine.as_dataset(test_set, "test_set")
