@@ -73,7 +73,8 @@ def output_kind(out, who):
                     "got %s" % (who, type(out).__name__))
 
 
-def _modes(model):
+def training_modes(model):
+    """(module, training flag) of model and each of its submodules (none for a plain function)."""
     mods = list(model.modules()) if callable(getattr(model, "modules", None)) else [model]
     return [(m, m.training) for m in mods if isinstance(getattr(m, "training", None), bool)]
 
@@ -84,7 +85,7 @@ def probe(model, data, who):
     generator and the model as they were). Returns (binary, width). Raises when the output is
     not a model output or has a row count other than the batch's."""
     rows, _ids, x, y = next(iter(data.epoch(shuffle=False)))
-    modes = _modes(model)
+    modes = training_modes(model)
     for m, _ in modes:
         object.__setattr__(m, "training", False)
     try:

@@ -129,7 +129,7 @@ def _is_compat_loss(loss_function):
 
 
 def _h1_in_eval(h1):
-    return not any(mode for _m, mode in _checks._modes(h1))
+    return not any(mode for _m, mode in _checks.training_modes(h1))
 
 
 def _check_compat_loss(loss_function, h2):
