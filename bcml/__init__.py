@@ -178,3 +178,4 @@ from . import nn, optim  # noqa: E402,F401
 from . import models  # noqa: E402,F401
 from . import scores  # noqa: E402,F401
 from . import loss  # noqa: E402,F401
+from . import metrics, helpers  # noqa: E402,F401
