@@ -167,13 +167,13 @@ def _compat_setup(h2, loss_function, datasets):
 
 
 # ---- plain training (BCML: "not to be used with a compatibility loss") ------------------------
-def _train_epoch(epoch, network, optimizer, loss_function, data, binary):
+def _train_epoch(epoch, network, optimizer, loss_function, data, binary, session=None):
     _set_train(network, True)
 
     def step(x, y, _h1):
         return loss_function(_element(network(x), binary), _target(y, binary))
 
-    return _log(_engine.train_epoch(step, data, optimizer), data, epoch)
+    return _log(_engine.train_epoch(step, data, optimizer, session=session), data, epoch)
 
 
 def _test(network, loss_function, data):
@@ -239,8 +239,9 @@ def train(number_of_epochs, network, optimizer, loss_function,
     train_counter, train_losses = [], []
     test_counter = [i * per_epoch for i in range(epochs + 1)]
     test_losses = _test(network, loss_function, test_data)
+    session = _engine.Session()  # the recorded step carries over from epoch to epoch
     for epoch in range(1, epochs + 1):
-        counter, losses = _train_epoch(epoch, network, optimizer, loss_function, train_data, binary)
+        counter, losses = _train_epoch(epoch, network, optimizer, loss_function, train_data, binary, session)
         train_counter += counter
         train_losses += losses
         test_losses += _test(network, loss_function, test_data)
@@ -248,7 +249,7 @@ def train(number_of_epochs, network, optimizer, loss_function,
 
 
 # ---- compatibility training ------------------------------------------------------------------
-def _compat_epoch(epoch, h2, optimizer, loss_function, data, cache):
+def _compat_epoch(epoch, h2, optimizer, loss_function, data, cache, session=None):
     _set_train(h2, True)
     if cache is not None:
         def step(x, y, h1_output):
@@ -256,7 +257,7 @@ def _compat_epoch(epoch, h2, optimizer, loss_function, data, cache):
     else:
         def step(x, y, _h1):
             return loss_function(x, y)
-    return _log(_engine.train_epoch(step, data, optimizer, cache=cache), data, epoch)
+    return _log(_engine.train_epoch(step, data, optimizer, cache=cache, session=session), data, epoch)
 
 
 def _test_compat(h2, loss_function, data, h1_outputs=None):
@@ -315,8 +316,9 @@ def _train_compat_checked(epochs, h2, optimizer, loss_function, train_data, test
     train_counter, train_losses = [], []
     test_counter = [i * per_epoch for i in range(epochs + 1)]
     test_losses = _test_compat(h2, loss_function, test_data, test_cache)
+    session = _engine.Session()  # the recorded step carries over from epoch to epoch
     for epoch in range(1, epochs + 1):
-        counter, losses = _compat_epoch(epoch, h2, optimizer, loss_function, train_data, train_cache)
+        counter, losses = _compat_epoch(epoch, h2, optimizer, loss_function, train_data, train_cache, session)
         train_counter += counter
         train_losses += losses
         test_losses += _test_compat(h2, loss_function, test_data, test_cache)

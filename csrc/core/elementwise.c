@@ -458,7 +458,7 @@ static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
 static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 static inline uint32_t sel(uint32_t mask, uint32_t a, uint32_t b) { return (mask & a) | (~mask & b); }
 
-void bcml_exp_f32(float *y, const float *x, int64_t n) {
+BCML_CLONES void bcml_exp_f32(float *y, const float *x, int64_t n) {
     const uint32_t HI = 0x42b17218u, LO = 0xc2cff1b5u; /* 88.7228394f, -103.972084f */
     for (int64_t i = 0; i < n; i++) {
         const uint32_t u = f2u(x[i]);

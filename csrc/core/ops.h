@@ -3,6 +3,16 @@
 #define BCML_OPS_H
 #include "bcml.h"
 
+/* Hot elementwise kernels are compiled twice, for AVX2 and for the x86-64 baseline, and the
+ * loader picks one (GCC's target_clones); every lane computes the same thing either way, so
+ * results do not depend on the CPU. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define BCML_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define BCML_CLONES
+#endif
+
 /* y[i] = exp(x[i]) (y may equal x): a branch-free vectorisable exp within 1 ulp (elementwise.c). */
 void bcml_exp_f32(float *y, const float *x, int64_t n);
 
