@@ -1,14 +1,22 @@
 """The default generator and seeding (as torch.manual_seed / torch.Generator)."""
+import contextlib
+import threading
+
 from . import _core
 
 Generator = _core.Generator
 default_generator = Generator()
 
 
+_local = threading.local()
+
+
 def gen(generator=None):
-    """The generator to draw from: the one given, else the default."""
+    """The generator to draw from: the one given, else this thread's default (the process-wide
+    default generator unless a `default_for_thread` block set another)."""
     if generator is None:
-        return default_generator
+        g = getattr(_local, "generator", None)
+        return default_generator if g is None else g
     if not isinstance(generator, Generator):
         raise TypeError("generator must be a bcml.Generator, got %s" % type(generator).__name__)
     return generator
@@ -41,3 +49,17 @@ def get_rng_state():
 
 def set_rng_state(state):
     default_generator.set_state(state)
+
+
+@contextlib.contextmanager
+def default_for_thread(generator):
+    """Within the block, ops of this thread that take no generator (dropout, init, rand...)
+    draw from `generator` instead of the default one (each sweep job has its own)."""
+    if not isinstance(generator, Generator):
+        raise TypeError("generator must be a bcml.Generator, got %s" % type(generator).__name__)
+    prev = getattr(_local, "generator", None)
+    _local.generator = generator
+    try:
+        yield generator
+    finally:
+        _local.generator = prev

@@ -690,6 +690,19 @@ static PyObject *py_set_blas_threads(PyObject *self, PyObject *arg) {
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
+/* set_thread_limit(n): caps bcml's kernel threads for the calling thread (0: no cap). */
+static PyObject *py_set_thread_limit(PyObject *self, PyObject *arg) {
+    (void)self;
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 0) {
+        PyErr_SetString(PyExc_ValueError, "set_thread_limit: n must be >= 0");
+        return NULL;
+    }
+    bcml_set_thread_limit((int)(n > 1024 ? 1024 : n));
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_get_blas_threads(PyObject *self, PyObject *noargs) {
     (void)self; (void)noargs;
     return PyLong_FromLong(bcml_get_num_threads());
@@ -708,6 +721,7 @@ static PyMethodDef module_methods[] = {
     {"_set_tensor_class", py_set_tensor_class, METH_O, NULL},
     {"set_num_threads", py_set_blas_threads, METH_O, "threads of bcml's kernels (OpenBLAS kept at 1)"},
     {"get_num_threads", py_get_blas_threads, METH_NOARGS, NULL},
+    {"set_thread_limit", py_set_thread_limit, METH_O, "cap the calling thread's kernel threads (0: none)"},
     BCML_PY_OPTIM_METHODS
     BCML_PY_SCORES_METHODS
     {NULL, NULL, 0, NULL},
