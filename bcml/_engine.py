@@ -80,14 +80,17 @@ class Dataset:
                               from_numpy(np.ascontiguousarray(np.concatenate(ys))))
         return self._full
 
-    def schedule(self, shuffle=True):
+    def schedule(self, shuffle=True, epoch=None):
         """(order, bounds) of one epoch: batch b holds rows order[bounds[b]:bounds[b+1]]
-        (order None: rows in order). A loader advances its epoch counter (as iterating it
-        does) unless shuffle is False, which visits every row in order (evaluation)."""
+        (order None: rows in order). A loader gives its next epoch's order and advances its
+        epoch counter (as iterating it does), or the order of ``epoch`` when given (the counter
+        is left alone); shuffle False visits every row in order (evaluation)."""
         if self.loader is not None:
             ld = self.loader
             perm = None
-            if shuffle:
+            if shuffle and epoch is not None:
+                perm = ld.order(epoch)
+            elif shuffle:
                 perm = ld.order(ld.epoch)
                 ld.epoch += 1
             bs = ld.batch_size
@@ -105,6 +108,11 @@ class Dataset:
             return rows, tuple(from_numpy(t.numpy()[lo:hi]) for t in full)
         rows = order[lo:hi]
         return rows, tuple(from_numpy(np.ascontiguousarray(t.numpy()[rows])) for t in full)
+
+    def __iter__(self):
+        """(ids, x, y) batches in row order: a Dataset can stand where BCML took a batch list."""
+        for _rows, ids, x, y in self.epoch(shuffle=False):
+            yield ids, x, y
 
     def epoch(self, shuffle=True):
         """Batches of one epoch as ``(rows, ids, x, y)``; rows: int64 array of row numbers."""
@@ -383,11 +391,12 @@ class Session:
         self.plans = _Plans("training")
 
 
-def train_epoch(step, data, optimizer, cache=None, session=None):
+def train_epoch(step, data, optimizer, cache=None, session=None, epoch=None):
     """One epoch: for every batch ``optimizer.zero_grad(); loss = step(x, y, h1);
     loss.backward(); optimizer.step()``, where h1 is the cache's outputs for the batch's rows
     (None without a cache). Returns the batches' loss values (floats). ``session``: a
-    :class:`Session` whose plans carry over from earlier epochs of the same run.
+    :class:`Session` whose plans carry over from earlier epochs of the same run. ``epoch``: a
+    loader's epoch whose order to use (default: its next one, advancing its counter).
 
     The first batch of each input shape runs eagerly and is recorded; the next one of that
     shape is replayed and checked against eager (state saved and restored around the check);
@@ -395,7 +404,7 @@ def train_epoch(step, data, optimizer, cache=None, session=None):
     cannot be recorded, an optimizer bcml cannot step in C or a failed check makes the loop
     eager (with a ReplayWarning)."""
     data = as_dataset(data)
-    order, bounds = data.schedule(shuffle=True)
+    order, bounds = data.schedule(shuffle=True, epoch=epoch)
     full = data.full()
     if cache is not None:
         full = full + tuple(from_numpy(np.ascontiguousarray(p)) for p in cache.parts)
@@ -447,3 +456,25 @@ def train_epoch(step, data, optimizer, cache=None, session=None):
                 plans.disable("its replayed step differs from the eager one")
         b += 1
     return [float(v) for v in losses]
+
+
+def replay_problem(step, data, optimizer, cache=None):
+    """Why ``step`` cannot be replayed (a string), or None: records it once on the first batch
+    (forward only, nothing is updated; random draws come from a throwaway generator)."""
+    from ._random import Generator, default_for_thread
+    data = as_dataset(data)
+    if _optimizer_groups(optimizer) is None:
+        return "%s is not a bcml.optim.SGD or Adam" % type(optimizer).__name__
+    order, bounds = data.schedule(shuffle=False)
+    full = data.full()
+    if cache is not None:
+        full = full + tuple(from_numpy(np.ascontiguousarray(p)) for p in cache.parts)
+    _rows, inputs = data.batch(full, order, bounds, 0)
+    h1 = None if cache is None else (inputs[2] if cache.binary else tuple(inputs[2:5]))
+    with default_for_thread(Generator(0)):
+        _core.record_begin()
+        try:
+            step(inputs[0], inputs[1], h1)
+        finally:
+            rec = _core.record_end()
+    return rec.tainted

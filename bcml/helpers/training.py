@@ -48,7 +48,7 @@ __all__ = [
     "get_error_instance_indices", "get_model_error_overlap", "get_error_fraction_by_class",
     "get_normalized_model_error_overlap", "compatibility_scores", "model_accuracy",
     "model_accuracy_by_class", "evaluate_model_performance_and_compatibility_on_dataset",
-    "evaluate_model_performance_and_compatibility",
+    "evaluate_model_performance_and_compatibility", "compatibility_sweep",
 ]
 
 LOG_INTERVAL = 10  # BCML logs the loss of every 10th batch
@@ -474,8 +474,11 @@ def get_error_fraction_by_class(model, batched_evaluation_data, batched_evaluati
 
 
 # ---- analysis of a data set ------------------------------------------------------------------
-def _predict_pair(h1, h2, data):
-    o1, y, ids = _engine.predict(h1, data, "h1")
+def _predict_pair(h1, h2, data, h1_outputs=None):
+    if h1_outputs is not None:  # h1's outputs computed once for many h2 (the sweep)
+        o1, y, ids = h1_outputs
+    else:
+        o1, y, ids = _engine.predict(h1, data, "h1")
     o2, _y, _ids = _engine.predict(h2, data, "h2")
     binary, width = _checks.check_pair_outputs(o1, o2)
     y = _checks.check_targets(y, binary, width, data.name)
@@ -528,7 +531,8 @@ def _accuracy_by_class(right, labels, y, ids, C):
 
 def evaluate_model_performance_and_compatibility_on_dataset(h1, h2, dataset, performance_metric=model_accuracy,
                                                             get_instance_metadata=None,
-                                                            device="cpu", zero_division="warn"):
+                                                            device="cpu", zero_division="warn",
+                                                            _h1_outputs=None):
     """Everything the compatibility widget shows about h2 against h1 on dataset, as a
     JSON-serialisable dict:
 
@@ -557,7 +561,7 @@ def evaluate_model_performance_and_compatibility_on_dataset(h1, h2, dataset, per
                         % type(get_instance_metadata).__name__)
     zd = _zero_division(zero_division)
     data = _engine.as_dataset(dataset, "dataset")
-    l1, l2, y, ids, C = _predict_pair(h1, h2, data)
+    l1, l2, y, ids, C = _predict_pair(h1, h2, data, _h1_outputs)
     table = _scores.count_table(l1, l2, y, num_classes=C)
     e1, e2 = l1 != y, l2 != y
 
@@ -614,3 +618,7 @@ def evaluate_model_performance_and_compatibility(h1, h2, training_set, test_set,
         "test": evaluate_model_performance_and_compatibility_on_dataset(
             h1, h2, test_set, performance_metric, get_instance_metadata, device, zero_division),
     }
+
+
+# ---- the lambda_c sweep (bcml/_sweep.py) -------------------------------------------------------
+from .._sweep import compatibility_sweep  # noqa: E402,F401

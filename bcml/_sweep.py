@@ -1,0 +1,552 @@
+"""The lambda_c sweep (SPEC section 6): bcml.helpers.training.compatibility_sweep.
+
+For each lambda_c of the grid and each loss kind (new error, strict imitation) a job trains a
+fresh copy of h2 and evaluates it on the training and test sets. Jobs are independent: each
+draws from its own generator (seed derived from the sweep's seed and the job's index), runs its
+kernels on one thread and reads h1's outputs from a cache computed once per data set, so a
+job's result is the same bits however many jobs run at once. Local jobs run on threads (replayed
+training releases the GIL), or in worker processes when the step cannot be replayed; any
+``concurrent.futures``-style executor can take them instead. Results are written atomically
+(temporary file, then rename) as each job ends, with a manifest of the settings, so a sweep that
+is interrupted, even by SIGKILL, resumes where it stopped when run again with the same settings.
+"""
+import concurrent.futures as _cf
+import copy
+import hashlib
+import json
+import math
+import numbers
+import os
+import threading
+import warnings
+
+import numpy as np
+
+from . import _core, _engine
+from ._random import Generator, default_for_thread, default_generator
+
+MANIFEST = "sweep_settings.json"
+SUMMARY = "sweep_summary.json"
+KINDS = ("new-error", "strict-imitation")
+
+
+class SweepCancelled(Exception):
+    """Raised inside a job when its sweep was cancelled."""
+
+
+# ---- grid and file names ---------------------------------------------------------------------
+def lambda_grid(lambda_c_stepsize):
+    """lambda_c = round(k * step, 10) for k = 0, 1, ... while k * step <= 1 + 1e-9."""
+    if isinstance(lambda_c_stepsize, bool) or not isinstance(lambda_c_stepsize, numbers.Real):
+        raise TypeError("lambda_c_stepsize must be a number in [0.001, 1], got %s"
+                        % type(lambda_c_stepsize).__name__)
+    step = float(lambda_c_stepsize)
+    if not (0.001 <= step <= 1.0):
+        raise ValueError("lambda_c_stepsize must lie in [0.001, 1], got %r" % (lambda_c_stepsize,))
+    grid, k = [], 0
+    while k * step <= 1.0 + 1e-9:
+        grid.append(round(k * step, 10))
+        k += 1
+    return grid
+
+
+def model_file(lambda_c, kind):
+    return "%s-model-%s.safetensors" % (str(lambda_c), kind)
+
+
+def evaluation_file(index):
+    return "%d-evaluation-data.json" % index
+
+
+def job_files(k, lambda_c, kind_index):
+    """The files job (k, kind) writes: its model and its two evaluations (train, test)."""
+    i = 4 * k + 2 * kind_index
+    return [model_file(lambda_c, KINDS[kind_index]), evaluation_file(i), evaluation_file(i + 1)]
+
+
+def expected_files(grid):
+    files = [MANIFEST]
+    for k, lam in enumerate(grid):
+        for kind in (0, 1):
+            files += job_files(k, lam, kind)
+    return files + [SUMMARY]
+
+
+def _is_sweep_file(name):
+    return (name in (MANIFEST, SUMMARY) or name.endswith("-evaluation-data.json")
+            or name.endswith("-model-new-error.safetensors")
+            or name.endswith("-model-strict-imitation.safetensors") or ".tmp-" in name)
+
+
+def _atomic_write_text(path, text):
+    tmp = "%s.tmp-%d-%d" % (path, os.getpid(), threading.get_ident())
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _json_clean(obj):
+    """NaN and infinities become null (SPEC: a NaN is written as null)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _json_clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_clean(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return _json_clean(obj.item())
+    return obj
+
+
+def _dump(obj):
+    return json.dumps(_json_clean(obj), allow_nan=False)
+
+
+# ---- fingerprint of everything that determines the result ---------------------------------------
+def _name(obj):
+    if obj is None:
+        return None
+    mod = getattr(obj, "__module__", None) or type(obj).__module__
+    qn = getattr(obj, "__qualname__", None) or type(obj).__qualname__
+    return "%s.%s" % (mod, qn)
+
+
+def _hash_state(h, model):
+    sd = model.state_dict()
+    h.update(_name(type(model)).encode())
+    for k in sorted(sd):
+        a = np.ascontiguousarray(sd[k].detach().numpy())
+        h.update(("%s|%s|%s|" % (k, a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+
+
+def _hash_data(h, data):
+    x, y = data.full()
+    for a in (x.numpy(), y.numpy(), data.ids):
+        a = np.ascontiguousarray(a)
+        h.update(("%s|%s|" % (a.dtype.str, a.shape)).encode())
+        h.update(a.tobytes())
+    if data.loader is not None:
+        ld = data.loader
+        h.update(("loader|%d|%d|%d|%d|%d" % (ld.batch_size, ld.shuffle, ld.drop_last, ld.seed, ld.epoch)).encode())
+    else:
+        h.update(np.ascontiguousarray(data.offsets).tobytes())
+
+
+def fingerprint(settings, h1, h2, train_data, test_data):
+    h = hashlib.sha256(b"bcml-sweep-1|")
+    h.update(json.dumps(settings, sort_keys=True).encode())
+    _hash_state(h, h1)
+    _hash_state(h, h2)
+    _hash_data(h, train_data)
+    _hash_data(h, test_data)
+    return h.hexdigest()
+
+
+# ---- one job ------------------------------------------------------------------------------------
+def run_job(spec):
+    """Trains and evaluates one (lambda_c, kind) job; returns (job index, state dict as NumPy
+    arrays, training evaluation, test evaluation). Module level and picklable, for executors."""
+    from .helpers.training import evaluate_model_performance_and_compatibility_on_dataset as evaluate
+    cancel = spec.get("cancel")
+    _core.set_thread_limit(1)
+    try:
+        with default_for_thread(Generator(spec["job_seed"])):
+            h2 = copy.deepcopy(spec["h2"])
+            h2.train()
+            optimizer = spec["OptimizerClass"](h2.parameters(), **spec["optimizer_kwargs"])
+            loss = spec["LossClass"](spec["h1"], h2, spec["lambda_c"], **spec["loss_kwargs"])
+            session = _engine.Session()
+            cache = spec["train_h1"][0]
+
+            def step(x, y, h1_output):
+                return loss(x, y, h1_output=h1_output)
+
+            for e in range(spec["epochs"]):
+                if cancel is not None and cancel.is_set():
+                    raise SweepCancelled()
+                epoch = None if spec["start_epoch"] is None else spec["start_epoch"] + e
+                _engine.train_epoch(step, spec["train_data"], optimizer, cache=cache, session=session,
+                                    epoch=epoch)
+            h2.eval()
+            evals = []
+            for data, h1_out, name in ((spec["train_data"], spec["train_h1"], "train"),
+                                       (spec["test_data"], spec["test_h1"], "test")):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # undefined BTC/BEC: reported as 0.0 / null
+                    evals.append(evaluate(spec["h1"], h2, data, spec["performance_metric"],
+                                          spec["get_instance_metadata"], "cpu", 0.0,
+                                          _h1_outputs=h1_out))
+            state = {k: v.detach().numpy().copy() for k, v in h2.state_dict().items()}
+    finally:
+        _core.set_thread_limit(0)
+    return spec["index"], state, evals[0], evals[1]
+
+
+# ---- the sweep -----------------------------------------------------------------------------------
+def _check_folder(path):
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError("sweeps_folder_path must be a path, got %s" % type(path).__name__)
+    path = os.fspath(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".bcml-write-test-%d" % os.getpid())
+        with open(probe, "w") as f:
+            f.write("")
+        os.remove(probe)
+    except OSError as e:
+        raise ValueError("sweeps_folder_path %r cannot be created or written to: %s" % (path, e)) from None
+    return path
+
+
+def _check_kwargs(value, name):
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise TypeError("%s must be a dict of keyword arguments, got %s" % (name, type(value).__name__))
+    return dict(value)
+
+
+def _nonnegative_seed(seed):
+    if seed is None:
+        return int(default_generator._next_u64() >> 1)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError("seed must be a non-negative int or None, got %r" % (seed,))
+    return int(seed)
+
+
+def _check_n_jobs(n_jobs):
+    if n_jobs is None:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs < 1:
+        raise ValueError("n_jobs must be a positive int or None (all local cores), got %r" % (n_jobs,))
+    return int(n_jobs)
+
+
+def _progress_bar(progress, total, initial):
+    if progress is False:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        if progress is True:
+            raise ImportError("progress=True needs tqdm: pip install tqdm (or bcml[progress])") from None
+        return None
+    return tqdm(total=total, initial=initial, desc="compatibility sweep", unit="job")
+
+
+def _mlflow(use_ml_flow):
+    if not use_ml_flow:
+        return None
+    try:
+        import mlflow
+    except ImportError:
+        raise ImportError("use_ml_flow=True needs mlflow: pip install mlflow (or bcml[mlflow])") from None
+    return mlflow
+
+
+def read_summary(folder):
+    """The sweep summary built from the evaluation files in folder (complete or not)."""
+    folder = os.fspath(folder)
+    with open(os.path.join(folder, MANIFEST), encoding="utf-8") as f:
+        manifest = json.load(f)
+    data = []
+    for k, lam in enumerate(manifest["lambdas"]):
+        for kind in (0, 1):
+            for split in (0, 1):
+                i = 4 * k + 2 * kind + split
+                path = os.path.join(folder, evaluation_file(i))
+                if not os.path.exists(path):
+                    continue
+                with open(path, encoding="utf-8") as f:
+                    ev = json.load(f)
+                data.append({"datapoint_index": i, "lambda_c": lam, "training": split == 0,
+                             "testing": split == 1, "new-error": kind == 0, "strict-imitation": kind == 1,
+                             "performance": ev["h2_performance"], "btc": ev["btc"], "bec": ev["bec"]})
+    return {"h1_performance": manifest["h1_performance"], "performance_metric": manifest["performance_metric"],
+            "data": data}
+
+
+def sweep_status(folder):
+    """Fraction of the sweep's files on disk (1.0 only once the summary is written)."""
+    folder = os.fspath(folder)
+    try:
+        with open(os.path.join(folder, MANIFEST), encoding="utf-8") as f:
+            grid = json.load(f)["lambdas"]
+    except (OSError, ValueError, KeyError):
+        return 0.0
+    files = expected_files(grid)
+    done = sum(os.path.exists(os.path.join(folder, n)) for n in files)
+    return done / len(files) if os.path.exists(os.path.join(folder, SUMMARY)) else min(done, len(files) - 1) / len(files)
+
+
+def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_set, test_set,
+                        batch_size_train, batch_size_test, OptimizerClass, optimizer_kwargs,
+                        NewErrorLossClass, StrictImitationLossClass, performance_metric=None,
+                        lambda_c_stepsize=0.25, percent_complete_queue=None, new_error_loss_kwargs=None,
+                        strict_imitation_loss_kwargs=None, get_instance_metadata=None, device="cpu",
+                        use_ml_flow=False, ml_flow_run_name="compatibility_sweep", *, seed=None,
+                        n_jobs=None, executor=None, overwrite=False, progress=None, cancel_event=None):
+    """Trains h2 against h1 for every lambda_c of the grid with the new-error and the
+    strict-imitation loss, evaluates each model on the training and test sets, and writes the
+    files of SPEC section 6 into sweeps_folder_path; returns the summary (sweep_summary.json).
+
+    bcml's additions (keywords): ``seed`` (jobs' generators derive from it and their index;
+    default: a draw from bcml's default generator, so pass one to resume in a new process),
+    ``n_jobs`` (local workers, default all cores), ``executor`` (an object with ``submit``,
+    e.g. a ``concurrent.futures`` executor or ``dask.distributed.Client.get_executor()``; jobs
+    and models must then be picklable), ``overwrite`` (replace a sweep with other settings in
+    the folder), ``progress`` (a tqdm bar: None when tqdm is installed, True/False),
+    ``cancel_event`` (a threading.Event: set it to stop after the running jobs' current epoch).
+    """
+    from . import _checks
+    from .helpers import training as T
+    from .metrics import model_accuracy
+
+    # ---- arguments, all before any training ----
+    _checks.check_device(device)
+    grid = lambda_grid(lambda_c_stepsize)
+    folder = _check_folder(sweeps_folder_path)
+    epochs = _checks.check_positive_int(number_of_epochs, "number_of_epochs")
+    _checks.check_positive_int(batch_size_train, "batch_size_train")
+    _checks.check_positive_int(batch_size_test, "batch_size_test")
+    _checks.check_model(h1, "h1")
+    _checks.check_model(h2, "h2")
+    if performance_metric is None:
+        performance_metric = model_accuracy
+    if not callable(performance_metric):
+        raise TypeError("performance_metric must be a function metric(model, dataset, device), got %s"
+                        % type(performance_metric).__name__)
+    if get_instance_metadata is not None and not callable(get_instance_metadata):
+        raise TypeError("get_instance_metadata must be a function of the instance id or None")
+    if percent_complete_queue is not None and not callable(getattr(percent_complete_queue, "put", None)):
+        raise TypeError("percent_complete_queue must have a put() method (a queue.Queue), got %s"
+                        % type(percent_complete_queue).__name__)
+    if executor is not None and not callable(getattr(executor, "submit", None)):
+        raise TypeError("executor must have a submit() method (a concurrent.futures executor), got %s"
+                        % type(executor).__name__)
+    n_jobs = _check_n_jobs(n_jobs)
+    seed = _nonnegative_seed(seed)
+    T._check_class(OptimizerClass, "OptimizerClass", "optimizer")
+    T._check_class(NewErrorLossClass, "NewErrorLossClass", "loss")
+    T._check_class(StrictImitationLossClass, "StrictImitationLossClass", "loss")
+    if optimizer_kwargs is None or not isinstance(optimizer_kwargs, dict):
+        raise TypeError("optimizer_kwargs must be a dict of the optimizer's keyword arguments (e.g. "
+                        "{'lr': 0.01}), got %r" % (optimizer_kwargs,))
+    optimizer_kwargs = dict(optimizer_kwargs)
+    ne_kwargs = _check_kwargs(new_error_loss_kwargs, "new_error_loss_kwargs")
+    si_kwargs = _check_kwargs(strict_imitation_loss_kwargs, "strict_imitation_loss_kwargs")
+    train_data = _engine.as_dataset(training_set, "training_set")
+    test_data = _engine.as_dataset(test_set, "test_set")
+    trial = copy.deepcopy(h2)
+    try:
+        opt = OptimizerClass(trial.parameters(), **optimizer_kwargs)
+    except (TypeError, ValueError) as e:
+        raise type(e)("OptimizerClass(h2.parameters(), **optimizer_kwargs): %s" % e) from e
+    for cls, kw, name in ((NewErrorLossClass, ne_kwargs, "new_error_loss_kwargs"),
+                          (StrictImitationLossClass, si_kwargs, "strict_imitation_loss_kwargs")):
+        try:
+            cls(h1, trial, 1.0, **kw)
+        except (TypeError, ValueError) as e:
+            raise type(e)("%s(h1, h2, lambda_c, **%s): %s" % (getattr(cls, "__name__", "loss"), name, e)) from e
+    h1.eval()
+    binary, width = _checks.probe_pair(h1, h2, train_data)
+    for data in (train_data, test_data):
+        _checks.check_targets(_checks.all_targets(data), binary, width, data.name)
+
+    # ---- h1 once per data set ----
+    train_h1 = _engine.predict(h1, train_data, "h1")
+    test_h1 = _engine.predict(h1, test_data, "h1")
+    h1_performance = float(performance_metric(h1, test_data, device))
+
+    settings = {
+        "lambdas": grid, "number_of_epochs": epochs, "batch_size_train": int(batch_size_train),
+        "batch_size_test": int(batch_size_test), "OptimizerClass": _name(OptimizerClass),
+        "optimizer_kwargs": repr(sorted(optimizer_kwargs.items())),
+        "NewErrorLossClass": _name(NewErrorLossClass), "new_error_loss_kwargs": repr(sorted(ne_kwargs.items())),
+        "StrictImitationLossClass": _name(StrictImitationLossClass),
+        "strict_imitation_loss_kwargs": repr(sorted(si_kwargs.items())),
+        "performance_metric": _name(performance_metric), "get_instance_metadata": _name(get_instance_metadata),
+        "seed": seed,
+    }
+    fp = fingerprint(settings, h1, h2, train_data, test_data)
+    manifest = {"fingerprint": fp, "lambdas": grid, "h1_performance": h1_performance,
+                "performance_metric": getattr(performance_metric, "__name__", str(performance_metric)),
+                "settings": settings}
+
+    # ---- resume or start ----
+    mpath = os.path.join(folder, MANIFEST)
+    existing = [n for n in os.listdir(folder) if _is_sweep_file(n)]
+    if existing:
+        old = None
+        try:
+            with open(mpath, encoding="utf-8") as f:
+                old = json.load(f).get("fingerprint")
+        except (OSError, ValueError, AttributeError):
+            pass
+        if old != fp:
+            if not overwrite:
+                raise ValueError("sweeps_folder_path %r holds a sweep with other settings (or of unknown "
+                                 "settings); pass overwrite=True to replace it, or use another folder" % folder)
+            for n in existing:
+                os.remove(os.path.join(folder, n))
+        else:
+            for n in existing:
+                if ".tmp-" in n:  # left by a killed run: never complete
+                    os.remove(os.path.join(folder, n))
+    _atomic_write_text(mpath, _dump(manifest))
+
+    jobs, done_jobs = [], 0
+    for k, lam in enumerate(grid):
+        for kind in (0, 1):
+            index = 2 * k + kind
+            files = job_files(k, lam, kind)
+            if all(os.path.exists(os.path.join(folder, f)) for f in files):
+                done_jobs += 1
+                continue
+            jobs.append({
+                "index": index, "k": k, "kind": kind, "lambda_c": lam, "job_seed": _core.derive_seed(seed, index),
+                "h1": h1, "h2": h2, "OptimizerClass": OptimizerClass, "optimizer_kwargs": optimizer_kwargs,
+                "LossClass": NewErrorLossClass if kind == 0 else StrictImitationLossClass,
+                "loss_kwargs": ne_kwargs if kind == 0 else si_kwargs, "epochs": epochs,
+                "start_epoch": train_data.loader.epoch if train_data.loader is not None else None,
+                "train_data": train_data, "test_data": test_data, "train_h1": train_h1, "test_h1": test_h1,
+                "performance_metric": performance_metric, "get_instance_metadata": get_instance_metadata,
+            })
+    total = 2 * len(grid)
+    mlflow = _mlflow(use_ml_flow)
+    bar = _progress_bar(progress, total, done_jobs)
+    if percent_complete_queue is not None:
+        percent_complete_queue.put(done_jobs / total)
+    if mlflow is not None:
+        mlflow.start_run(run_name=ml_flow_run_name)
+        mlflow.log_param("lambda_c_stepsize", lambda_c_stepsize)
+        mlflow.log_param("batch_size_train", batch_size_train)
+        mlflow.log_param("batch_size_test", batch_size_test)
+        mlflow.log_param("number_of_epochs", epochs)
+        mlflow.log_param("seed", seed)
+
+    def finish(result):
+        nonlocal done_jobs
+        index, state, ev_train, ev_test = result
+        k, kind = divmod(index, 2)
+        lam = grid[k]
+        for split, ev in ((0, ev_train), (1, ev_test)):
+            i = 4 * k + 2 * kind + split
+            ev = dict(ev, lambda_c=lam, training=split == 0, testing=split == 1, datapoint_index=i)
+            _atomic_write_text(os.path.join(folder, evaluation_file(i)), _dump(ev))
+            if mlflow is not None:
+                prefix = "%s_%s" % (KINDS[kind].replace("-", "_"), "training" if split == 0 else "testing")
+                for key in ("h2_performance", "btc", "bec"):
+                    v = ev[key]
+                    if v is not None and math.isfinite(v):
+                        mlflow.log_metric("%s_%s" % (prefix, key.replace("h2_", "")), v, step=k)
+        from .serialization import save
+        from ._tensor import from_numpy
+        save({n: from_numpy(a) for n, a in state.items()}, os.path.join(folder, model_file(lam, KINDS[kind])))
+        done_jobs += 1
+        if bar is not None:
+            bar.update(1)
+        if percent_complete_queue is not None:
+            percent_complete_queue.put(done_jobs / total)
+
+    try:
+        if jobs:
+            _run_jobs(jobs, finish, n_jobs, executor, cancel_event)
+        if cancel_event is not None and cancel_event.is_set():
+            raise SweepCancelled("the sweep was cancelled; run it again to resume")
+        summary = read_summary(folder)
+        _atomic_write_text(os.path.join(folder, SUMMARY), _dump(summary))
+    finally:
+        if bar is not None:
+            bar.close()
+        if mlflow is not None:
+            mlflow.end_run()
+    return _json_clean(summary)
+
+
+def _run_jobs(jobs, finish, n_jobs, executor, cancel_event):
+    if executor is not None:
+        futures = [executor.submit(run_job, dict(j, cancel=None)) for j in jobs]
+        for fut in _as_completed(futures):
+            finish(fut.result())
+        return
+    workers = min(n_jobs, len(jobs))
+    probe = jobs[0]
+    why = _replay_problem(probe)
+    if why is not None and workers > 1:
+        # the step runs in Python: threads would take turns on the GIL, so use processes
+        import multiprocessing as mp
+        global _FORKED_JOBS
+        if "fork" in mp.get_all_start_methods():
+            # forked workers inherit the jobs (models need not be picklable); results come back
+            _FORKED_JOBS = [dict(j, cancel=None) for j in jobs]
+            try:
+                with _cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+                    _drain([pool.submit(_run_forked, i) for i in range(len(jobs))], finish, cancel_event)
+            finally:
+                _FORKED_JOBS = None
+        else:
+            with _cf.ProcessPoolExecutor(max_workers=workers) as pool:
+                _drain([pool.submit(run_job, dict(j, cancel=None)) for j in jobs], finish, cancel_event)
+        return
+    if workers == 1:
+        for j in jobs:
+            if cancel_event is not None and cancel_event.is_set():
+                return
+            try:
+                finish(run_job(dict(j, cancel=cancel_event)))
+            except SweepCancelled:
+                return
+        return
+    with _cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcml-sweep") as pool:
+        futures = [pool.submit(run_job, dict(j, cancel=cancel_event)) for j in jobs]
+        _drain(futures, finish, cancel_event)
+
+
+_FORKED_JOBS = None
+
+
+def _run_forked(i):
+    return run_job(_FORKED_JOBS[i])
+
+
+def _drain(futures, finish, cancel_event):
+    try:
+        for fut in _cf.as_completed(futures):
+            try:
+                result = fut.result()
+            except SweepCancelled:
+                continue
+            finish(result)
+            if cancel_event is not None and cancel_event.is_set():
+                for f in futures:
+                    f.cancel()
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        raise
+
+
+def _as_completed(futures):
+    """as_completed for concurrent.futures futures, in submission order for other kinds."""
+    if all(isinstance(f, _cf.Future) for f in futures):
+        return _cf.as_completed(futures)
+    return iter(futures)
+
+
+def _replay_problem(spec):
+    """Why the job's training step cannot be replayed, or None (checked on a copy of h2)."""
+    h2 = copy.deepcopy(spec["h2"])
+    h2.train()
+    opt = spec["OptimizerClass"](h2.parameters(), **spec["optimizer_kwargs"])
+    loss = spec["LossClass"](spec["h1"], h2, spec["lambda_c"], **spec["loss_kwargs"])
+    return _engine.replay_problem(lambda x, y, h: loss(x, y, h1_output=h), spec["train_data"], opt,
+                                  spec["train_h1"][0])
