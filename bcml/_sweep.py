@@ -105,8 +105,21 @@ def _json_clean(obj):
     return obj
 
 
+def _clean_eval(ev):
+    """An evaluation dict with its float fields (scores, per-class accuracies) JSON-clean; the
+    rest are ints, strings and lists of ints (not walked: they can hold many thousand ids)."""
+    out = {}
+    for k, v in ev.items():
+        if k in ("h1_accuracy_by_class", "h2_accuracy_by_class"):
+            v = [dict(c, accuracy=_json_clean(c["accuracy"])) for c in v]
+        elif isinstance(v, (float, np.generic)):
+            v = _json_clean(v)
+        out[k] = v
+    return out
+
+
 def _dump(obj):
-    return json.dumps(_json_clean(obj), allow_nan=False)
+    return json.dumps(obj, allow_nan=False)
 
 
 # ---- fingerprint of everything that determines the result ---------------------------------------
@@ -252,8 +265,9 @@ def _mlflow(use_ml_flow):
     return mlflow
 
 
-def read_summary(folder):
-    """The sweep summary built from the evaluation files in folder (complete or not)."""
+def read_summary(folder, known=None):
+    """The sweep summary built from the evaluation files in folder (complete or not); known:
+    {datapoint index: (performance, btc, bec)} already in memory (not read again)."""
     folder = os.fspath(folder)
     with open(os.path.join(folder, MANIFEST), encoding="utf-8") as f:
         manifest = json.load(f)
@@ -262,14 +276,18 @@ def read_summary(folder):
         for kind in (0, 1):
             for split in (0, 1):
                 i = 4 * k + 2 * kind + split
-                path = os.path.join(folder, evaluation_file(i))
-                if not os.path.exists(path):
-                    continue
-                with open(path, encoding="utf-8") as f:
-                    ev = json.load(f)
+                if known is not None and i in known:
+                    perf, btc, bec = known[i]
+                else:
+                    path = os.path.join(folder, evaluation_file(i))
+                    if not os.path.exists(path):
+                        continue
+                    with open(path, encoding="utf-8") as f:
+                        ev = json.load(f)
+                    perf, btc, bec = ev["h2_performance"], ev["btc"], ev["bec"]
                 data.append({"datapoint_index": i, "lambda_c": lam, "training": split == 0,
                              "testing": split == 1, "new-error": kind == 0, "strict-imitation": kind == 1,
-                             "performance": ev["h2_performance"], "btc": ev["btc"], "bec": ev["bec"]})
+                             "performance": perf, "btc": btc, "bec": bec})
     return {"h1_performance": manifest["h1_performance"], "performance_metric": manifest["performance_metric"],
             "data": data}
 
@@ -401,7 +419,8 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
             for n in existing:
                 if ".tmp-" in n:  # left by a killed run: never complete
                     os.remove(os.path.join(folder, n))
-    _atomic_write_text(mpath, _dump(manifest))
+    _atomic_write_text(mpath, _dump(_json_clean(manifest)))
+    rows = {}  # datapoint index -> (performance, btc, bec) of the jobs run now
 
     jobs, done_jobs = [], 0
     for k, lam in enumerate(grid):
@@ -440,8 +459,9 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
         lam = grid[k]
         for split, ev in ((0, ev_train), (1, ev_test)):
             i = 4 * k + 2 * kind + split
-            ev = dict(ev, lambda_c=lam, training=split == 0, testing=split == 1, datapoint_index=i)
+            ev = _clean_eval(dict(ev, lambda_c=lam, training=split == 0, testing=split == 1, datapoint_index=i))
             _atomic_write_text(os.path.join(folder, evaluation_file(i)), _dump(ev))
+            rows[i] = (ev["h2_performance"], ev["btc"], ev["bec"])
             if mlflow is not None:
                 prefix = "%s_%s" % (KINDS[kind].replace("-", "_"), "training" if split == 0 else "testing")
                 for key in ("h2_performance", "btc", "bec"):
@@ -462,14 +482,14 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
             _run_jobs(jobs, finish, n_jobs, executor, cancel_event)
         if cancel_event is not None and cancel_event.is_set():
             raise SweepCancelled("the sweep was cancelled; run it again to resume")
-        summary = read_summary(folder)
+        summary = read_summary(folder, rows)
         _atomic_write_text(os.path.join(folder, SUMMARY), _dump(summary))
     finally:
         if bar is not None:
             bar.close()
         if mlflow is not None:
             mlflow.end_run()
-    return _json_clean(summary)
+    return summary
 
 
 def _run_jobs(jobs, finish, n_jobs, executor, cancel_event):

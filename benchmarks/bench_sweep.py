@@ -17,16 +17,17 @@ seed=SEED).order(e), and every job starts at epoch 0.
 
 The reference follows the original algorithm (backwardcompatibilityml.helpers.training:
 compatibility_sweep -> train_new_error / train_strict_imitation -> train_compatibility), one job
-at a time: for each lambda_c, for each loss kind, a deepcopy of h2 and a fresh SGD; the loss
-test pass over the test set (h2 in eval mode, under no_grad) before the first epoch and after
-every epoch, as train_compatibility ran it; on every training batch h1 under no_grad on the
+at a time: for each lambda_c, for each loss kind, a deepcopy of h2 and a fresh SGD; on every
+training batch h1 under no_grad on the
 batch, h2 on the batch for the base term and h2 AGAIN on the samples h1 got right (S) for the
 dissonance, as BCML's losses ran it, with SPEC section 3's values:
     new error:        mean CE(h2(x), y) + lambda_c * (1/B) * sum_{i in S} CE(h2(x_S), y_S)_i
     strict imitation: mean CE(h2(x), y) + lambda_c * (1/B) * sum_{i in S} softCE(softmax(h1 x)_i, h2(x_S)_i)
 then backward and the SGD step; then the model is saved (torch.save into a temporary folder)
 and evaluated on the training and the test set (h1's and h2's labels in eval mode, accuracy, BTC,
-BEC in NumPy), and a summary is written. The reference is, if anything, lean: it runs h1 once
+BEC in NumPy), and a summary is written. The reference is, if anything, lean: it leaves out the
+loss test passes train_compatibility ran over the test set before the first epoch and after every
+epoch (their values are not used by the sweep, and bcml does not run them), runs h1 once
 per batch (BCML's strict-imitation losses ran h1 a second time on S, with gradient tracking),
 drops test_compatibility's unused accuracy pass, and runs each model once over a set in the
 evaluation (the original ran h1 and h2 four times per batch there, plus the metric's pass).
@@ -133,16 +134,6 @@ def torch_sweep(torch, F, h1, h2, X, y, Xt, yt, perms, epochs, batch, lr, moment
             model = copy.deepcopy(h2)
             opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
 
-            def test_pass():  # train_compatibility's test_compatibility: the loss over the test set
-                model.eval()
-                total = 0.0
-                with torch.no_grad():
-                    for i in range(0, Xt.shape[0], BATCH_TEST):
-                        total += float(torch_compat_loss(torch, F, h1, model, Xt[i:i + BATCH_TEST],
-                                                         yt[i:i + BATCH_TEST], lambda_c, kind, "sum"))
-                return total / Xt.shape[0]
-
-            test_pass()
             for e in range(epochs):
                 model.train()
                 p = perms[e]
@@ -152,7 +143,6 @@ def torch_sweep(torch, F, h1, h2, X, y, Xt, yt, perms, epochs, batch, lr, moment
                     loss = torch_compat_loss(torch, F, h1, model, X[idx], y[idx], lambda_c, kind)
                     loss.backward()
                     opt.step()
-                test_pass()
             model.eval()
             torch.save(model.state_dict(), os.path.join(folder, "%s-model-%s.state" % (lambda_c, kind)))
             # the evaluation: h1 and h2 over each set (h1 afresh for every job, as the original)
