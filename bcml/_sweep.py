@@ -18,7 +18,6 @@ import math
 import numbers
 import os
 import threading
-import warnings
 
 import numpy as np
 
@@ -192,11 +191,10 @@ def run_job(spec):
             evals = []
             for data, h1_out, name in ((spec["train_data"], spec["train_h1"], "train"),
                                        (spec["test_data"], spec["test_h1"], "test")):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # undefined BTC/BEC: reported as 0.0 / null
-                    evals.append(evaluate(spec["h1"], h2, data, spec["performance_metric"],
-                                          spec["get_instance_metadata"], "cpu", 0.0,
-                                          _h1_outputs=h1_out))
+                # an undefined BTC/BEC (h1 never right, h2 never wrong) is NaN, written as null
+                evals.append(evaluate(spec["h1"], h2, data, spec["performance_metric"],
+                                      spec["get_instance_metadata"], "cpu", float("nan"),
+                                      _h1_outputs=h1_out))
             state = {k: v.detach().numpy().copy() for k, v in h2.state_dict().items()}
     finally:
         _core.set_thread_limit(0)

@@ -304,3 +304,21 @@ def test_sigkill_and_resume(setup, tmp_path):
     assert set(a) == set(b)
     for n in a:
         assert a[n] == b[n], n
+
+
+def test_undefined_score_written_as_null(setup, tmp_path):
+    """h1 never right (it always answers class 2, absent from the labels): BTC is undefined,
+    NaN in the evaluation, null in the files."""
+    _h1, _h2, tr, te = setup
+    bcml.manual_seed(4)
+    h1, h2 = LogisticRegression(9, 3), MLPClassifier(9, 3)
+    with bcml.no_grad():
+        h1.linear.weight.zero_()
+        h1.linear.bias.copy_(bcml.tensor([0.0, 0.0, 50.0]))
+    s = compatibility_sweep(tmp_path, 1, h1, h2, tr, te, 32, 64, bcml.optim.SGD, OPT_KW, BCCrossEntropyLoss,
+                            StrictImitationCrossEntropyLoss, lambda_c_stepsize=1, seed=0, progress=False)
+    assert s["h1_performance"] == 0.0
+    assert all(r["btc"] is None for r in s["data"])
+    assert all(r["bec"] is not None for r in s["data"])
+    text = open(os.path.join(tmp_path, "0-evaluation-data.json")).read()
+    assert '"btc": null' in text and "NaN" not in text
