@@ -42,7 +42,7 @@ driver also prints the largest difference between the two sides' summaries (accu
 
 Repetitions: the median of --reps (default 5; 1 with --quick) after --warmup whole sweeps
 (default 1; none with --quick: the first sweep is timed as it comes, cold start included).
---quick: (1) 2,000 training images, the first 1,000 test images and 1 epoch, (2) 3 epochs.
+--quick: (1) 1,000 training images, the first 500 test images and 1 epoch, (2) 3 epochs.
 
     python benchmarks/bench_sweep.py [--quick] [--data ../shared/data] [--reps N] [--warmup N]
 """
@@ -292,7 +292,7 @@ def main():
     sys.stdout.flush()
     tmp = tempfile.mkdtemp(prefix="bench_sweep_")
     fm = load_fashion_mnist()
-    n_img, n_test = (2000, 1000) if a.quick else (10000, 2000)
+    n_img, n_test = (1000, 500) if a.quick else (10000, 2000)
     adult = load_adult(a.data)
     ep = {t: TASKS[t]["quick_epochs" if a.quick else "epochs"] for t in TASKS}
     jobs = (("convnet", "(1) ConvNet, Fashion-MNIST %d train / %d test images, batch 64, %d epoch%s per job"
