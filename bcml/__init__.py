@@ -179,3 +179,4 @@ from . import models  # noqa: E402,F401
 from . import scores  # noqa: E402,F401
 from . import loss  # noqa: E402,F401
 from . import metrics, helpers  # noqa: E402,F401
+from .plotting import plot_tradeoff  # noqa: E402,F401  (imports matplotlib only when called)

@@ -541,7 +541,7 @@ def _drain(futures, finish, cancel_event):
         for fut in _cf.as_completed(futures):
             try:
                 result = fut.result()
-            except SweepCancelled:
+            except (SweepCancelled, _cf.CancelledError):  # cancelled: stopped, or never started
                 continue
             finish(result)
             if cancel_event is not None and cancel_event.is_set():
