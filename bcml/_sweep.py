@@ -460,12 +460,14 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
             ev = _clean_eval(dict(ev, lambda_c=lam, training=split == 0, testing=split == 1, datapoint_index=i))
             _atomic_write_text(os.path.join(folder, evaluation_file(i)), _dump(ev))
             rows[i] = (ev["h2_performance"], ev["btc"], ev["bec"])
-            if mlflow is not None:
+            if mlflow is not None:  # BCML's metric names; step = the lambda_c's position from 1
+                if kind == 0 and split == 0:
+                    mlflow.log_metric("lambda_c", lam, step=k + 1)
                 prefix = "%s_%s" % (KINDS[kind].replace("-", "_"), "training" if split == 0 else "testing")
                 for key in ("h2_performance", "btc", "bec"):
                     v = ev[key]
                     if v is not None and math.isfinite(v):
-                        mlflow.log_metric("%s_%s" % (prefix, key.replace("h2_", "")), v, step=k)
+                        mlflow.log_metric("%s_%s" % (prefix, key.replace("h2_", "")), v, step=k + 1)
         from .serialization import save
         from ._tensor import from_numpy
         save({n: from_numpy(a) for n, a in state.items()}, os.path.join(folder, model_file(lam, KINDS[kind])))

@@ -425,11 +425,12 @@ def test_mlflow_logging(setup, reference, tmp_path, monkeypatch):
     for r in ref["data"]:
         kind = "new_error" if r["new-error"] else "strict_imitation"
         split = "training" if r["training"] else "testing"
-        k = r["datapoint_index"] // 4
+        k = r["datapoint_index"] // 4 + 1   # BCML's steps count from 1
+        expected[("lambda_c", k)] = r["lambda_c"]
         for key in ("performance", "btc", "bec"):
             if r[key] is not None:
                 expected[("%s_%s_%s" % (kind, split, key), k)] = r[key]
-    assert metrics == expected and len(metrics) == 36
+    assert metrics == expected and len(metrics) == 39
 
 
 def test_mlflow_missing(setup, tmp_path, monkeypatch):
