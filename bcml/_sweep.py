@@ -438,6 +438,8 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
                 "performance_metric": performance_metric, "get_instance_metadata": get_instance_metadata,
             })
     total = 2 * len(grid)
+    if jobs and os.path.exists(os.path.join(folder, SUMMARY)):
+        os.remove(os.path.join(folder, SUMMARY))  # stale: the sweep is incomplete until it is rewritten
     mlflow = _mlflow(use_ml_flow)
     bar = _progress_bar(progress, total, done_jobs)
     if percent_complete_queue is not None:
