@@ -181,6 +181,9 @@ def test_missing_matplotlib_names_the_extra(monkeypatch):
 def test_import_bcml_does_not_import_matplotlib():
     import subprocess
     code = "import sys, bcml, bcml.sweep_management; print('matplotlib' in sys.modules, 'mlflow' in sys.modules)"
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+    # the bcml this test process imported (an installed copy or the in-place build), from a
+    # neutral folder
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    out = subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(os.path.dirname(bcml.__file__)),
+                         env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
