@@ -197,6 +197,17 @@ def _plain_setup(network, optimizer, loss_function, datasets):
     return binary
 
 
+def _run_args(number_of_epochs, training_set, test_set, batch_size_train, batch_size_test, device):
+    """The checks every multi-epoch helper starts with: (epochs, training data, test data)."""
+    _checks.check_device(device)
+    epochs = _checks.check_positive_int(number_of_epochs, "number_of_epochs")
+    train_data = _engine.as_dataset(training_set, "training_set")
+    test_data = _engine.as_dataset(test_set, "test_set")
+    _checks.check_positive_int(batch_size_train, "batch_size_train")
+    _checks.check_positive_int(batch_size_test, "batch_size_test")
+    return epochs, train_data, test_data
+
+
 def train_epoch(epoch, network, optimizer, loss_function, training_set, batch_size_train,
                 device="cpu"):
     """One epoch of ``loss_function(output, target)`` on every batch, where output is the
@@ -228,12 +239,8 @@ def train(number_of_epochs, network, optimizer, loss_function,
           device="cpu"):
     """number_of_epochs of train_epoch, with test before the first and after every epoch.
     Returns (train_counter, test_counter, train_losses, test_losses) as BCML."""
-    _checks.check_device(device)
-    epochs = _checks.check_positive_int(number_of_epochs, "number_of_epochs")
-    train_data = _engine.as_dataset(training_set, "training_set")
-    test_data = _engine.as_dataset(test_set, "test_set")
-    _checks.check_positive_int(batch_size_train, "batch_size_train")
-    _checks.check_positive_int(batch_size_test, "batch_size_test")
+    epochs, train_data, test_data = _run_args(number_of_epochs, training_set, test_set, batch_size_train,
+                                              batch_size_test, device)
     binary = _plain_setup(network, optimizer, loss_function, [train_data, test_data])
     per_epoch = int(_batch_sizes(train_data).sum())
     train_counter, train_losses = [], []
@@ -330,12 +337,8 @@ def train_compatibility(number_of_epochs, h2, optimizer, loss_function,
                         device="cpu"):
     """number_of_epochs of train_compatibility_epoch, with test_compatibility before the first
     and after every epoch. Returns (train_counter, test_counter, train_losses, test_losses)."""
-    _checks.check_device(device)
-    epochs = _checks.check_positive_int(number_of_epochs, "number_of_epochs")
-    train_data = _engine.as_dataset(training_set, "training_set")
-    test_data = _engine.as_dataset(test_set, "test_set")
-    _checks.check_positive_int(batch_size_train, "batch_size_train")
-    _checks.check_positive_int(batch_size_test, "batch_size_test")
+    epochs, train_data, test_data = _run_args(number_of_epochs, training_set, test_set, batch_size_train,
+                                              batch_size_test, device)
     _checks.check_optimizer(optimizer)
     _compat_setup(h2, loss_function, [train_data, test_data])
     return _train_compat_checked(epochs, h2, optimizer, loss_function, train_data, test_data)
@@ -354,11 +357,8 @@ def _train_with_class(h1, h2, number_of_epochs, training_set, test_set, batch_si
     _checks.check_device(device)
     _checks.check_model(h1, "h1")
     _checks.check_model(h2, "h2")
-    epochs = _checks.check_positive_int(number_of_epochs, "number_of_epochs")
-    train_data = _engine.as_dataset(training_set, "training_set")
-    test_data = _engine.as_dataset(test_set, "test_set")
-    _checks.check_positive_int(batch_size_train, "batch_size_train")
-    _checks.check_positive_int(batch_size_test, "batch_size_test")
+    epochs, train_data, test_data = _run_args(number_of_epochs, training_set, test_set, batch_size_train,
+                                              batch_size_test, device)
     _check_class(OptimizerClass, "OptimizerClass", "optimizer")
     optimizer_kwargs = _checks.check_kwargs(optimizer_kwargs, "optimizer_kwargs")
     _check_class(LossClass, class_name, "loss")
