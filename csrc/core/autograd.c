@@ -183,19 +183,27 @@ bcml_status bcml_broadcast_shape(const bcml_tensor *a, const bcml_tensor *b, int
     return BCML_OK;
 }
 
+void bcml_pad4(int64_t d4[4], int ndim, const int64_t *shape) {
+    for (int k = 0; k < 4; k++) {
+        int sd = k - (4 - ndim);
+        d4[k] = sd >= 0 ? shape[sd] : 1;
+    }
+}
+
+void bcml_broadcast_strides4(int64_t s4[4], int ndim, const int64_t *shape) {
+    int64_t d4[4], st = 1;
+    bcml_pad4(d4, ndim, shape);
+    for (int k = 3; k >= 0; k--) {
+        s4[k] = d4[k] == 1 ? 0 : st;
+        st *= d4[k];
+    }
+}
+
 void bcml_reduce_broadcast_add(float *dst, int dndim, const int64_t *dshape, const float *g,
                                int gndim, const int64_t *gshape) {
-    int64_t gs[4], ds[4], dstride[4];
-    for (int d = 0; d < 4; d++) {
-        int gd = d - (4 - gndim), dd = d - (4 - dndim);
-        gs[d] = gd >= 0 ? gshape[gd] : 1;
-        ds[d] = dd >= 0 ? dshape[dd] : 1;
-    }
-    int64_t st = 1;
-    for (int d = 3; d >= 0; d--) {
-        dstride[d] = ds[d] == 1 ? 0 : st;
-        st *= ds[d];
-    }
+    int64_t gs[4], dstride[4];
+    bcml_pad4(gs, gndim, gshape);
+    bcml_broadcast_strides4(dstride, dndim, dshape);
     int64_t gi = 0;
     for (int64_t i0 = 0; i0 < gs[0]; i0++)
         for (int64_t i1 = 0; i1 < gs[1]; i1++)

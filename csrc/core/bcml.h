@@ -240,6 +240,11 @@ bcml_status bcml_saved_alias(bcml_tensor **saved, const bcml_tensor *t, bcml_err
 /* numpy-style broadcast of two shapes into out (ndim returned via *ondim). */
 bcml_status bcml_broadcast_shape(const bcml_tensor *a, const bcml_tensor *b, int *ondim,
                                  int64_t *oshape, bcml_err *err);
+/* shape (ndim <= 4 dims) padded with leading 1s to 4 dims. */
+void bcml_pad4(int64_t d4[4], int ndim, const int64_t *shape);
+/* Element strides of a contiguous tensor of that shape in the padded 4-dim space, 0 along dims
+ * of size 1 (so that indexing a broadcast output reads the right element). */
+void bcml_broadcast_strides4(int64_t s4[4], int ndim, const int64_t *shape);
 /* Sums grad (shape gshape, gndim) into dst whose shape broadcasts to it. */
 void bcml_reduce_broadcast_add(float *dst, int dndim, const int64_t *dshape, const float *g,
                                int gndim, const int64_t *gshape);

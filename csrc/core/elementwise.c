@@ -25,23 +25,6 @@ typedef struct {
     int64_t period;               /* P_A_TAIL / P_B_TAIL: numel of the repeating operand */
 } bplan;
 
-/* Element strides of x viewed in an output space of shape d (4 padded dims). */
-static void pad_strides(int64_t *s, const bcml_tensor *x) {
-    int64_t st = 1;
-    for (int k = 3; k >= 0; k--) {
-        int xd = k - (4 - x->ndim);
-        int64_t size = xd >= 0 ? x->shape[xd] : 1;
-        s[k] = size == 1 ? 0 : st;
-        st *= size;
-    }
-}
-
-static void pad_shape(int64_t *d, int ndim, const int64_t *shape) {
-    for (int k = 0; k < 4; k++) {
-        int sd = k - (4 - ndim);
-        d[k] = sd >= 0 ? shape[sd] : 1;
-    }
-}
 
 /* Whether x, with leading 1s stripped, equals the trailing dims of the output (so that x
  * repeats every x->numel elements of the flat output). */
@@ -79,9 +62,9 @@ static void plan_finish(bplan *p, const bcml_tensor *a, const bcml_tensor *b) {
     int64_t numel = 1;
     for (int k = 0; k < p->ndim; k++) numel *= p->shape[k];
     p->numel = numel;
-    pad_shape(p->d, p->ndim, p->shape);
-    pad_strides(p->sa, a);
-    pad_strides(p->sb, b);
+    bcml_pad4(p->d, p->ndim, p->shape);
+    bcml_broadcast_strides4(p->sa, a->ndim, a->shape);
+    bcml_broadcast_strides4(p->sb, b->ndim, b->shape);
     p->period = 0;
     int a_full = a->numel == numel, b_full = b->numel == numel;
     if (a_full && b_full) p->kind = P_SAME;
@@ -795,8 +778,8 @@ bcml_status bcml_where_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, b
     if ((st = where_shape(n, &ond, oshape, err))) return st;
     if ((st = bcml_tensor_new(&out[0], a->dtype, ond, oshape, 0, err))) return st;
     if (out[0]->numel == 0) return BCML_OK;
-    pad_shape(d, ond, oshape);
-    for (int k = 0; k < 3; k++) pad_strides(s[k], n->in[k]);
+    bcml_pad4(d, ond, oshape);
+    for (int k = 0; k < 3; k++) bcml_broadcast_strides4(s[k], n->in[k]->ndim, n->in[k]->shape);
     const int64_t N = out[0]->numel;
     const int same = c->numel == N && a->numel == N && b->numel == N;
     const uint8_t *cd = bcml_u8(c);
@@ -824,8 +807,8 @@ bcml_status bcml_where_backward(bcml_node *n, const bcml_tensor *dout, bcml_tens
     if (t && c->numel != N) {
         if ((ce = bcml_alloc((size_t)N))) {
             int64_t d[4], s[4];
-            pad_shape(d, n->out_ndim, n->out_shape);
-            pad_strides(s, c);
+            bcml_pad4(d, n->out_ndim, n->out_shape);
+            bcml_broadcast_strides4(s, c->ndim, c->shape);
             uint8_t *dst = ce;
             for (int64_t i0 = 0; i0 < d[0]; i0++)
                 for (int64_t i1 = 0; i1 < d[1]; i1++)

@@ -241,16 +241,9 @@ bcml_status bcml_cross_entropy_backward(bcml_node *n, const bcml_tensor *dout, b
 /* dst (numel of shape) = src (sshape) broadcast to shape; both of rank <= 4. */
 static void expand_to(float *dst, int ndim, const int64_t *shape, const float *src, int sndim,
                       const int64_t *sshape) {
-    int64_t os[4], ss[4], sstride[4], st = 1;
-    for (int d = 0; d < 4; d++) {
-        int od = d - (4 - ndim), sd = d - (4 - sndim);
-        os[d] = od >= 0 ? shape[od] : 1;
-        ss[d] = sd >= 0 ? sshape[sd] : 1;
-    }
-    for (int d = 3; d >= 0; d--) {
-        sstride[d] = ss[d] == 1 ? 0 : st;
-        st *= ss[d];
-    }
+    int64_t os[4], sstride[4];
+    bcml_pad4(os, ndim, shape);
+    bcml_broadcast_strides4(sstride, sndim, sshape);
     int64_t k = 0;
     for (int64_t i0 = 0; i0 < os[0]; i0++)
         for (int64_t i1 = 0; i1 < os[1]; i1++)
