@@ -332,7 +332,14 @@ static int read_plans(PyObject *plans, bcml_plan ***out, int *n) {
  * opts (lr, momentum, dampening, weight_decay, nesterov, maximize) and state s0 = momentum
  * buffers; kind 1 Adam with opts (lr, beta1, beta2, eps, weight_decay, amsgrad, maximize),
  * s0/s1/s2 = exp_avg/exp_avg_sq/max_exp_avg_sq and steps. State lists may hold None. */
-typedef struct { bcml_optim_group g; PyObject *lists[3]; PyObject *steps; bcml_tensor **before; } group_in;
+typedef struct {
+    bcml_optim_group g;
+    PyObject *lists[3];
+    PyObject *steps;
+    bcml_tensor **before;   /* (3n) the state tensors on entry */
+    int refs;               /* 1 once params and entry states are referenced (kept alive while
+                               the GIL is released, whatever other threads do to the lists) */
+} group_in;
 
 static int read_group(PyObject *o, group_in *G) {
     memset(G, 0, sizeof *G);
@@ -406,6 +413,9 @@ static int read_group(PyObject *o, group_in *G) {
         }
     }
     memcpy(G->before, G->g.s0, (size_t)(3 * n) * sizeof *G->before);
+    for (Py_ssize_t k = 0; k < n; k++) bcml_tensor_ref(G->g.params[k]);
+    for (Py_ssize_t k = 0; k < 3 * n; k++) bcml_tensor_ref(G->before[k]);
+    G->refs = 1;
     return 0;
 }
 
@@ -431,6 +441,10 @@ static int write_group(group_in *G) {
 }
 
 static void free_group(group_in *G) {
+    if (G->refs) {
+        for (int64_t k = 0; k < G->g.n; k++) bcml_tensor_unref(G->g.params[k]);
+        for (int64_t k = 0; k < 3 * G->g.n; k++) bcml_tensor_unref(G->before[k]);
+    }
     free(G->g.params);
     free(G->g.steps);
 }
