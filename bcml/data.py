@@ -113,6 +113,10 @@ class DataLoader:
         Ids travel with their rows when shuffled.
     drop_last : bool
         Drop the last batch when it is smaller than ``batch_size``.
+    return_ids : bool
+        Batches are ``(ids, x, y)`` (default) or, with False, ``(x, y)`` as a PyTorch
+        ``DataLoader`` of a ``TensorDataset`` gives them (so a loop written for one runs
+        unchanged). bcml's helpers take either kind.
 
     ``len(loader)`` is the number of batches per epoch. ``loader.epoch`` is
     the epoch the next iteration will run; :meth:`set_epoch` changes it.
@@ -125,7 +129,7 @@ class DataLoader:
     """
 
     def __init__(self, x, y, batch_size=64, shuffle=False, seed=None, ids=None,
-                 drop_last=False):
+                 drop_last=False, return_ids=True):
         x = _as_array(x, "x")
         y = _as_array(y, "y")
         if x.shape[0] != y.shape[0]:
@@ -152,6 +156,8 @@ class DataLoader:
             raise TypeError("shuffle must be a bool, got {}".format(type(shuffle).__name__))
         if not isinstance(drop_last, (bool, np.bool_)):
             raise TypeError("drop_last must be a bool, got {}".format(type(drop_last).__name__))
+        if not isinstance(return_ids, (bool, np.bool_)):
+            raise TypeError("return_ids must be a bool, got {}".format(type(return_ids).__name__))
 
         if np.issubdtype(x.dtype, np.floating):
             x = x.astype(np.float32, copy=False)
@@ -164,6 +170,7 @@ class DataLoader:
         self.batch_size = batch_size
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
+        self.return_ids = bool(return_ids)
         self.seed = seed if seed is not None else _default_seed()
         self.epoch = 0
 
@@ -201,8 +208,11 @@ class DataLoader:
                 rows = slice(lo, hi)
             else:
                 rows = perm[lo:hi]
-            yield (np.ascontiguousarray(self.ids[rows]),
-                   _to_tensor(self.x[rows]), _to_tensor(self.y[rows]))
+            xb, yb = _to_tensor(self.x[rows]), _to_tensor(self.y[rows])
+            if self.return_ids:
+                yield np.ascontiguousarray(self.ids[rows]), xb, yb
+            else:
+                yield xb, yb
 
     def __repr__(self):
         return ("DataLoader(n={}, batch_size={}, shuffle={}, drop_last={}, batches={})"
@@ -210,12 +220,12 @@ class DataLoader:
                         len(self)))
 
 
-def batches(x, y, batch_size, shuffle=False, seed=None, ids=None, drop_last=False):
+def batches(x, y, batch_size, shuffle=False, seed=None, ids=None, drop_last=False, return_ids=True):
     """One epoch of ``(ids, x, y)`` batches as a list, the shape of data set
     backwardcompatibilityml's training helpers take.
 
     Same arguments and batches as the first epoch of
-    ``DataLoader(x, y, batch_size, shuffle, seed, ids, drop_last)``.
+    ``DataLoader(x, y, batch_size, shuffle, seed, ids, drop_last, return_ids)``.
     """
     return list(DataLoader(x, y, batch_size=batch_size, shuffle=shuffle, seed=seed, ids=ids,
-                           drop_last=drop_last))
+                           drop_last=drop_last, return_ids=return_ids))

@@ -70,11 +70,12 @@ def main(argv=None):
         h2.load_state_dict(start.state_dict())
         optimizer = bcml.optim.SGD(h2.parameters(), lr=args.lr, momentum=args.momentum)
         bc_loss = BCCrossEntropyLoss(h1, h2, lambda_c)
-        loader = DataLoader(X, y, batch_size=args.batch_size, shuffle=True, seed=args.seed + 1)
+        train_loader = DataLoader(X, y, batch_size=args.batch_size, shuffle=True, seed=args.seed + 1,
+                                  return_ids=False)  # (data, target) batches, as torch's DataLoader
         bcml.manual_seed(args.seed + 1)  # the same dropout masks for every lambda_c
         h2.train()
         for _epoch in range(args.epochs):
-            for _ids, data, target in loader:
+            for data, target in train_loader:
                 loss = bc_loss(data, target)
                 loss.backward()
                 optimizer.step()

@@ -211,3 +211,45 @@ def test_wrong_types_and_values():
     loader = DataLoader(x, y)
     with pytest.raises(ValueError, match="epoch"):
         loader.set_epoch(-1)
+
+
+def test_return_ids_false_gives_pairs_like_a_torch_loader():
+    x, y = _data(10)
+    with_ids = list(DataLoader(x, y, batch_size=4, shuffle=True, seed=3))
+    pairs = list(DataLoader(x, y, batch_size=4, shuffle=True, seed=3, return_ids=False))
+    assert len(pairs) == 3 and all(len(b) == 2 for b in pairs)
+    for (ids, xb, yb), (xp, yp) in zip(with_ids, pairs):
+        np.testing.assert_array_equal(_np(xp), _np(xb))
+        np.testing.assert_array_equal(_np(yp), y[ids])
+    assert [len(b) for b in batches(x, y, 4, return_ids=False)] == [2, 2, 2]
+    with pytest.raises(TypeError, match="return_ids"):
+        DataLoader(x, y, batch_size=4, return_ids=1)
+
+
+def test_helpers_take_a_pairs_loader_and_the_documented_loop_runs():
+    """BCML's documented loop, `for data, target in train_loader`, with only the imports changed."""
+    import bcml
+    from bcml.helpers.training import train_compatibility
+    from bcml.loss import BCCrossEntropyLoss
+    from bcml.models import LogisticRegression
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((96, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    bcml.manual_seed(0)
+    h1, h2 = LogisticRegression(4, 2), LogisticRegression(4, 2)
+    h1.eval()
+    start = {k: v.detach().numpy().copy() for k, v in h2.state_dict().items()}
+    train_loader = DataLoader(x, y, batch_size=32, return_ids=False)
+    optimizer = bcml.optim.SGD(h2.parameters(), lr=0.1)
+    bc_loss = BCCrossEntropyLoss(h1, h2, 1.0)
+    for data, target in train_loader:
+        loss = bc_loss(data, target)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    by_hand = {k: v.detach().numpy().copy() for k, v in h2.state_dict().items()}
+    h2.load_state_dict({k: bcml.from_numpy(v) for k, v in start.items()})
+    train_compatibility(1, h2, bcml.optim.SGD(h2.parameters(), lr=0.1), BCCrossEntropyLoss(h1, h2, 1.0),
+                        train_loader, train_loader, 32, 32)
+    for k, v in h2.state_dict().items():
+        np.testing.assert_allclose(v.detach().numpy(), by_hand[k], rtol=1e-5, atol=1e-7)
