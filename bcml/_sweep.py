@@ -317,7 +317,8 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
     bcml's additions (keywords): ``seed`` (jobs' generators derive from it and their index;
     default: a draw from bcml's default generator, so pass one to resume in a new process),
     ``n_jobs`` (local workers, default all cores), ``executor`` (an object with ``submit``,
-    e.g. a ``concurrent.futures`` executor or ``dask.distributed.Client.get_executor()``; jobs
+    e.g. a ``concurrent.futures`` executor or ``dask.distributed.Client.get_executor()``, or
+    with ``apply_async``, e.g. a ``multiprocessing`` or ``ray.util.multiprocessing`` Pool; jobs
     and models must then be picklable), ``overwrite`` (replace a sweep with other settings in
     the folder), ``progress`` (a tqdm bar: None when tqdm is installed, True/False),
     ``cancel_event`` (a threading.Event: set it to stop after the running jobs' current epoch).
@@ -345,8 +346,10 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
     if percent_complete_queue is not None and not callable(getattr(percent_complete_queue, "put", None)):
         raise TypeError("percent_complete_queue must have a put() method (a queue.Queue), got %s"
                         % type(percent_complete_queue).__name__)
-    if executor is not None and not callable(getattr(executor, "submit", None)):
-        raise TypeError("executor must have a submit() method (a concurrent.futures executor), got %s"
+    if executor is not None and not (callable(getattr(executor, "submit", None))
+                                     or callable(getattr(executor, "apply_async", None))):
+        raise TypeError("executor must have a submit() method (a concurrent.futures executor, Dask's "
+                        "Client.get_executor()) or apply_async() (a multiprocessing or Ray Pool), got %s"
                         % type(executor).__name__)
     n_jobs = _check_n_jobs(n_jobs)
     seed = _nonnegative_seed(seed)
@@ -496,9 +499,13 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
 
 def _run_jobs(jobs, finish, n_jobs, executor, cancel_event):
     if executor is not None:
-        futures = [executor.submit(run_job, dict(j, cancel=None)) for j in jobs]
-        for fut in _as_completed(futures):
-            finish(fut.result())
+        if callable(getattr(executor, "submit", None)):
+            futures = [executor.submit(run_job, dict(j, cancel=None)) for j in jobs]
+            for fut in _as_completed(futures):
+                finish(fut.result())
+        else:  # a Pool: apply_async(fn, args) -> AsyncResult with get()
+            for res in [executor.apply_async(run_job, (dict(j, cancel=None),)) for j in jobs]:
+                finish(res.get())
         return
     workers = min(n_jobs, len(jobs))
     probe = jobs[0]

@@ -153,6 +153,8 @@ def test_executor_and_processes(reference, setup, tmp_path):
     import multiprocessing as mp
     with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as ex:
         assert _sweep_into(tmp_path / "p", setup, executor=ex) == summary
+    with mp.get_context("fork").Pool(2) as pool:  # apply_async, as multiprocessing's and Ray's Pools
+        assert _sweep_into(tmp_path / "m", setup, executor=pool) == summary
 
 
 def test_queue_and_resume(reference, setup, tmp_path, monkeypatch):
