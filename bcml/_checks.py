@@ -7,9 +7,8 @@ import numbers
 
 import numpy as np
 
-from . import _core
 from ._autograd import no_grad
-from ._engine import as_dataset
+from ._engine import as_dataset, split_output
 
 
 def check_device(device):
@@ -60,17 +59,8 @@ def one_batch(data, target, ids=None, name="batched_evaluation_data"):
 def output_kind(out, who):
     """(binary, width, rows) of one model output: the triple (logits, softmax, log_softmax) of
     (B, C) tensors, or one probability per sample, (B,) or (B, 1)."""
-    if isinstance(out, (tuple, list)):
-        if len(out) != 3 or not all(isinstance(t, _core.TensorBase) and t.ndim == 2 for t in out):
-            raise TypeError("%s must return the triple (logits, softmax, log_softmax) of (B, C) tensors "
-                            "or one probability per sample" % who)
-        return False, int(out[0].shape[1]), int(out[0].shape[0])
-    if isinstance(out, _core.TensorBase):
-        if out.ndim == 1 or (out.ndim == 2 and out.shape[1] == 1):
-            return True, 1, int(out.shape[0])
-        raise ValueError("%s's binary output must have shape (B,) or (B, 1), got %s" % (who, tuple(out.shape)))
-    raise TypeError("%s must return the triple (logits, softmax, log_softmax) or a tensor of probabilities, "
-                    "got %s" % (who, type(out).__name__))
+    parts, binary = split_output(out, who)
+    return binary, 1 if binary else int(parts[0].shape[1]), int(parts[0].shape[0])
 
 
 def training_modes(model):

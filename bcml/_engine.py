@@ -181,17 +181,14 @@ class Outputs:
         return np.argmax(self.parts[0], axis=1).astype(np.int64)
 
 
-def _split_output(out, who):
+def split_output(out, who):
+    """(parts, binary) of one model output: the triple's three (B, C) tensors, or the one
+    probability per sample flattened to (B,)."""
     if isinstance(out, (tuple, list)):
-        if len(out) != 3:
-            raise TypeError("%s must return the triple (logits, softmax, log_softmax) or one probability "
-                            "per sample, got a %s of %d" % (who, type(out).__name__, len(out)))
-        parts = []
-        for t in out:
-            if not isinstance(t, _core.TensorBase) or t.ndim != 2:
-                raise TypeError("%s must return three (B, C) bcml tensors" % who)
-            parts.append(t)
-        return parts, False
+        if len(out) != 3 or not all(isinstance(t, _core.TensorBase) and t.ndim == 2 for t in out):
+            raise TypeError("%s must return the triple (logits, softmax, log_softmax) of (B, C) tensors "
+                            "or one probability per sample" % who)
+        return list(out), False
     if isinstance(out, _core.TensorBase):
         if out.ndim == 2 and out.shape[1] == 1:
             out = out.reshape(-1)
@@ -360,7 +357,7 @@ def predict(model, data, who="model"):
             plans.begin(record)
             try:
                 out = model(x)
-                parts, bflag = _split_output(out, who)
+                parts, bflag = split_output(out, who)
             except BaseException:
                 plans.abort()
                 raise
@@ -391,6 +388,20 @@ class Session:
         self.plans = _Plans("training")
 
 
+def _with_cache(full, cache):
+    """The data tensors of a step: (x, y) and, with an h1 cache, its parts (N, ...)."""
+    if cache is None:
+        return full
+    return full + tuple(from_numpy(np.ascontiguousarray(p)) for p in cache.parts)
+
+
+def _h1_of(inputs, cache):
+    """The h1 output a step receives from its batch's tensors (None without a cache)."""
+    if cache is None:
+        return None
+    return inputs[2] if cache.binary else tuple(inputs[2:5])
+
+
 def train_epoch(step, data, optimizer, cache=None, session=None, epoch=None):
     """One epoch: for every batch ``optimizer.zero_grad(); loss = step(x, y, h1);
     loss.backward(); optimizer.step()``, where h1 is the cache's outputs for the batch's rows
@@ -405,19 +416,12 @@ def train_epoch(step, data, optimizer, cache=None, session=None, epoch=None):
     eager (with a ReplayWarning)."""
     data = as_dataset(data)
     order, bounds = data.schedule(shuffle=True, epoch=epoch)
-    full = data.full()
-    if cache is not None:
-        full = full + tuple(from_numpy(np.ascontiguousarray(p)) for p in cache.parts)
+    full = _with_cache(data.full(), cache)
     nb = len(bounds) - 1
     losses = np.full(nb, np.nan, np.float32)
     plans = session.plans if session is not None else _Plans("training")
     if plans.on and _optimizer_groups(optimizer) is None:
         plans.disable("%s is not a bcml.optim.SGD or Adam" % type(optimizer).__name__)
-
-    def h1_of(inputs):
-        if cache is None:
-            return None
-        return inputs[2] if cache.binary else tuple(inputs[2:5])
 
     b = 0
     while b < nb:
@@ -439,7 +443,7 @@ def train_epoch(step, data, optimizer, cache=None, session=None, epoch=None):
         optimizer.zero_grad()
         plans.begin(plans.should_record(inputs))
         try:
-            loss = step(inputs[0], inputs[1], h1_of(inputs))
+            loss = step(inputs[0], inputs[1], _h1_of(inputs, cache))
         except BaseException:
             plans.abort()
             raise
@@ -466,15 +470,11 @@ def replay_problem(step, data, optimizer, cache=None):
     if _optimizer_groups(optimizer) is None:
         return "%s is not a bcml.optim.SGD or Adam" % type(optimizer).__name__
     order, bounds = data.schedule(shuffle=False)
-    full = data.full()
-    if cache is not None:
-        full = full + tuple(from_numpy(np.ascontiguousarray(p)) for p in cache.parts)
-    _rows, inputs = data.batch(full, order, bounds, 0)
-    h1 = None if cache is None else (inputs[2] if cache.binary else tuple(inputs[2:5]))
+    _rows, inputs = data.batch(_with_cache(data.full(), cache), order, bounds, 0)
     with default_for_thread(Generator(0)):
         _core.record_begin()
         try:
-            step(inputs[0], inputs[1], h1)
+            step(inputs[0], inputs[1], _h1_of(inputs, cache))
         finally:
             rec = _core.record_end()
     return rec.tainted

@@ -54,3 +54,11 @@ def print_table(title, rows):
     for label, ref, mine in rows:
         print("  %-36s %12.4f %12.4f %8.2fx" % (label, ref, mine, ref / mine if mine > 0 else float("inf")))
     sys.stdout.flush()
+
+
+def thread_rows(label, ref, mine):
+    """Table rows at 1 and 2 threads and best of each; ref, mine: {threads: seconds}."""
+    sep = ", " if label else ""
+    rows = [("%s%s%d thread%s" % (label, sep, n, "s" if n > 1 else ""), ref[n], mine[n]) for n in (1, 2)]
+    rows.append(("%s%sbest of each" % (label, sep), min(ref[1], ref[2]), min(mine[1], mine[2])))
+    return rows

@@ -163,8 +163,7 @@ def main():
         for lib in ("torch", "bcml"):
             for t in (1, 2):
                 res[lib, t] = _common.run_config(__file__, [lib, task, npz, reps, epochs], t)["median"]
-        rows = [("%d thread%s" % (t, "s" if t > 1 else ""), res["torch", t], res["bcml", t]) for t in (1, 2)]
-        rows.append(("best of each", min(res["torch", 1], res["torch", 2]), min(res["bcml", 1], res["bcml", 2])))
+        rows = _common.thread_rows("", {t: res["torch", t] for t in (1, 2)}, {t: res["bcml", t] for t in (1, 2)})
         _common.print_table(title, rows)
 
 

@@ -109,8 +109,7 @@ def main():
         for lib in ("torch", "bcml"):
             for n in (1, 2):
                 res[lib, n] = _common.run_config(__file__, [lib, model_name, npz, reps, epochs], n)["median"]
-        rows = [("%s, %d thread%s" % (label, n, "s" if n > 1 else ""), res["torch", n], res["bcml", n]) for n in (1, 2)]
-        rows.append(("%s, best of each" % label, min(res["torch", 1], res["torch", 2]), min(res["bcml", 1], res["bcml", 2])))
+        rows = _common.thread_rows(label, {n: res["torch", n] for n in (1, 2)}, {n: res["bcml", n] for n in (1, 2)})
         _common.print_table("training time (%d epochs)" % epochs, rows)
 
 
