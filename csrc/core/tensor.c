@@ -86,6 +86,7 @@ void *bcml_alloc(size_t nbytes) {
         if (cls >= NCLASS) cls = -1;
         else {
             need = csize;
+            bcml_atfork_install();
             pthread_mutex_lock(&cache_lock);
             block *b = cache_head[cls];
             if (b) {
@@ -126,6 +127,11 @@ void bcml_free(void *ptr) {
 #endif
     free(p);
 }
+
+/* For the fork handlers of threads.c: the cache mutex is held across fork() (so the child's
+ * cache lists are consistent) and released in parent and child. */
+void bcml_alloc_fork_lock(void) { pthread_mutex_lock(&cache_lock); }
+void bcml_alloc_fork_unlock(void) { pthread_mutex_unlock(&cache_lock); }
 
 void bcml_release_cached_memory(void) {
     pthread_mutex_lock(&cache_lock);

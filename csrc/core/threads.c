@@ -70,9 +70,59 @@ static void *worker(void *p) {
     return NULL;
 }
 
-/* In a child made by fork() the pool threads do not exist: run serially until
+/* ---- fork safety ----------------------------------------------------------------------
+ * A reader-writer lock around every BLAS call, writer-preferring: readers are the BLAS calls
+ * (any number at once), the writer is a fork's prepare handler. While a fork waits, new BLAS
+ * calls wait too, so a steady stream of them cannot starve the fork. A reader holds it only for
+ * one BLAS call and takes no other lock meanwhile, so the fork's wait is bounded by the calls
+ * in flight. (Own mutex + condition variable rather than glibc's rwlock kinds: portable.) */
+static pthread_mutex_t blas_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t blas_cv = PTHREAD_COND_INITIALIZER;
+static int blas_readers = 0, blas_writer = 0, blas_writers_waiting = 0;
+
+void bcml_blas_enter(void) {
+    bcml_atfork_install();
+    pthread_mutex_lock(&blas_mu);
+    while (blas_writer || blas_writers_waiting) pthread_cond_wait(&blas_cv, &blas_mu);
+    blas_readers++;
+    pthread_mutex_unlock(&blas_mu);
+}
+
+void bcml_blas_leave(void) {
+    pthread_mutex_lock(&blas_mu);
+    if (--blas_readers == 0 && blas_writers_waiting) pthread_cond_broadcast(&blas_cv);
+    pthread_mutex_unlock(&blas_mu);
+}
+
+/* Lock order: the BLAS lock, then the allocator cache's mutex (a thread inside BLAS never
+ * takes the cache mutex, and one holding the cache mutex takes nothing else). */
+static void fork_prepare(void) {
+    pthread_mutex_lock(&blas_mu);
+    blas_writers_waiting++;
+    while (blas_readers || blas_writer) pthread_cond_wait(&blas_cv, &blas_mu);
+    blas_writers_waiting--;
+    blas_writer = 1;
+    pthread_mutex_unlock(&blas_mu);
+    bcml_alloc_fork_lock();
+}
+
+static void fork_parent(void) {
+    bcml_alloc_fork_unlock();
+    pthread_mutex_lock(&blas_mu);
+    blas_writer = 0;
+    pthread_cond_broadcast(&blas_cv);
+    pthread_mutex_unlock(&blas_mu);
+}
+
+/* In a child made by fork() only the forking thread exists: the pool threads, and any thread
+ * that was waiting on these locks, are gone. Locks and condition variables are made afresh
+ * (a condition variable that had waiters cannot be reused), and the pool runs serially until
  * bcml_set_num_threads is called again there. */
-static void after_fork_child(void) {
+static void fork_child(void) {
+    bcml_alloc_fork_unlock();
+    pthread_mutex_init(&blas_mu, NULL);
+    pthread_cond_init(&blas_cv, NULL);
+    blas_readers = blas_writer = blas_writers_waiting = 0;
     pthread_mutex_init(&busy, NULL);
     pthread_mutex_init(&wake_lock, NULL);
     pthread_cond_init(&wake_cond, NULL);
@@ -81,10 +131,13 @@ static void after_fork_child(void) {
 }
 
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
-static void register_atfork(void) { pthread_atfork(NULL, NULL, after_fork_child); }
+static void register_atfork(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
+
+/* The one registration of bcml's fork handlers. */
+void bcml_atfork_install(void) { pthread_once(&atfork_once, register_atfork); }
 
 void bcml_set_num_threads(int n) {
-    pthread_once(&atfork_once, register_atfork);
+    bcml_atfork_install();
     if (n < 1) n = 1;
     if (n > MAX_POOL + 1) n = MAX_POOL + 1;
     pthread_mutex_lock(&busy);
