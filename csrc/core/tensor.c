@@ -148,15 +148,23 @@ void bcml_release_cached_memory(void) {
     pthread_mutex_unlock(&cache_lock);
 }
 
+/* The largest tensor bcml_check_shape accepts: physical memory, or less when the build sets
+ * BCML_TENSOR_BYTES_MAX (the fuzzing harnesses do, so that a shape that is merely too big
+ * fails at once instead of allocating gigabytes). */
 static uint64_t physical_memory(void) {
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
-    if (pages <= 0 || size <= 0) return (uint64_t)1 << 40;
-    return (uint64_t)pages * (uint64_t)size;
+    uint64_t m = pages <= 0 || size <= 0 ? (uint64_t)1 << 40 : (uint64_t)pages * (uint64_t)size;
+#ifdef BCML_TENSOR_BYTES_MAX
+    if (m > (uint64_t)(BCML_TENSOR_BYTES_MAX)) m = (uint64_t)(BCML_TENSOR_BYTES_MAX);
+#endif
+    return m;
 }
 
 bcml_status bcml_check_shape(int ndim, const int64_t *shape, bcml_dtype dt, int64_t *numel,
                              const char *argname, bcml_err *err) {
     if (!argname) argname = "shape";
+    if (dt != BCML_FLOAT32 && dt != BCML_INT64 && dt != BCML_BOOL)
+        return bcml_fail(err, BCML_ETYPE, "%s: unknown dtype %d", argname, (int)dt);
     if (ndim < 0 || ndim > BCML_MAX_DIMS)
         return bcml_fail(err, BCML_EVALUE, "%s: bcml tensors have at most %d dimensions, got %d",
                          argname, BCML_MAX_DIMS, ndim);
@@ -247,9 +255,15 @@ bcml_status bcml_tensor_alias(bcml_tensor **out, const bcml_tensor *t, int ndim,
     int64_t numel;
     bcml_status st = bcml_check_shape(ndim, shape, t->dtype, &numel, "shape", err);
     if (st) return st;
-    if (offset + (size_t)numel * bcml_dtype_size(t->dtype) > t->storage->nbytes)
-        return bcml_fail(err, BCML_EVALUE, "view of %lld elements does not fit the storage",
-                         (long long)numel);
+    size_t isz = bcml_dtype_size(t->dtype), nbytes = t->storage->nbytes;
+    /* offset > nbytes first: offset + size could wrap around */
+    if (offset > nbytes || (size_t)numel * isz > nbytes - offset)
+        return bcml_fail(err, BCML_EVALUE,
+                         "view of %lld elements at byte offset %zu does not fit the storage of %zu bytes",
+                         (long long)numel, offset, nbytes);
+    if (offset % isz)
+        return bcml_fail(err, BCML_EVALUE, "view at byte offset %zu is not aligned to its %s elements",
+                         offset, bcml_dtype_name(t->dtype));
     bcml_tensor *a = header_new(t->dtype, ndim, shape, numel);
     if (!a) return bcml_fail(err, BCML_ENOMEM, "out of memory creating a view");
     atomic_fetch_add(&t->storage->refcount, 1);
