@@ -118,12 +118,19 @@ static bcml_status conv_setup(const bcml_node *n, conv_geom *g, bcml_err *err) {
     g->C = x->shape[off]; g->H = x->shape[off + 1]; g->W = x->shape[off + 2];
     g->OC = w->shape[0]; g->Cg = w->shape[1]; g->KH = w->shape[2]; g->KW = w->shape[3];
     g->sh = a[0]; g->sw = a[1]; g->ph = a[2]; g->pw = a[3]; g->dh = a[4]; g->dw = a[5]; g->G = a[6];
-    if (g->Cg * g->G != g->C)
+    int64_t want_c; /* Cg * groups, which overflows for a huge groups */
+    if (__builtin_mul_overflow(g->Cg, g->G, &want_c))
+        return bcml_fail(err, BCML_EVALUE,
+                         "conv2d: given groups=%lld and weight of shape %s, expected input of shape %s to have "
+                         "more than 2^63 channels, but got %lld channels instead",
+                         (long long)g->G, bcml_shape_str(w, bw, sizeof bw), bcml_shape_str(x, bx, sizeof bx),
+                         (long long)g->C);
+    if (want_c != g->C)
         return bcml_fail(err, BCML_EVALUE,
                          "conv2d: given groups=%lld and weight of shape %s, expected input of shape %s to have "
                          "%lld channels, but got %lld channels instead",
                          (long long)g->G, bcml_shape_str(w, bw, sizeof bw), bcml_shape_str(x, bx, sizeof bx),
-                         (long long)(g->Cg * g->G), (long long)g->C);
+                         (long long)want_c, (long long)g->C);
     if (g->OC < 1)
         return bcml_fail(err, BCML_EVALUE, "conv2d: expected weight to be at least 1 at dimension 0, but got weight "
                          "of shape %s", bcml_shape_str(w, bw, sizeof bw));

@@ -165,10 +165,10 @@ static void pool_task(void *arg, int64_t k, int64_t n) {
 
 /* Runs j->fn over every plane: the tasks (and so the chunks) follow from P and the work per
  * plane only, never from the thread count; each plane is computed alike in any chunk. */
-static bcml_status run_planes(pool_job *j, int64_t work_per_plane, const char *op, bcml_err *err) {
+static bcml_status run_planes(pool_job *j, double work_per_plane, const char *op, bcml_err *err) {
     int64_t P = j->g->P;
     if (P <= 0) return BCML_OK;
-    double work = (double)P * (double)(work_per_plane > 0 ? work_per_plane : 1);
+    double work = (double)P * (work_per_plane > 0 ? work_per_plane : 1);
     int64_t ntasks = (int64_t)(work / PLANE_GRAIN);
     if (ntasks > PLANE_MAX_TASKS) ntasks = PLANE_MAX_TASKS;
     if (ntasks > P) ntasks = P;
@@ -185,6 +185,14 @@ static bcml_status run_planes(pool_job *j, int64_t work_per_plane, const char *o
     bcml_free(j->scratch);
     j->scratch = NULL;
     return BCML_OK;
+}
+
+/* Work per plane of a windowed pooling: a pass over the plane plus the taps of every window
+ * (at most the plane's extent: windows are clipped to it). In double: kernel sizes up to 2^31
+ * would overflow int64. */
+static double pool_work(const pool_geom *g) {
+    double kh = (double)(g->kh < g->H ? g->kh : g->H), kw = (double)(g->kw < g->W ? g->kw : g->W);
+    return (double)g->H * (double)g->W + (double)g->OH * (double)g->OW * kh * kw / 2;
 }
 
 /* A plane with padding (or ceil_mode's clipped windows) is copied into a (Hp, Wp) scratch plane
@@ -510,7 +518,7 @@ bcml_status bcml_max_pool2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **o
     j.split = g.d == 1 && g.kh == 3 && g.kw == 3 && g.sw == 2;
     padded_size(&g, j.split, &j.Hp, &j.Wp);
     j.split = j.split && j.Hp > 0;
-    if ((st = run_planes(&j, g.H * g.W + g.OH * g.OW * g.kh * g.kw / 2, "max_pool2d", err))) {
+    if ((st = run_planes(&j, pool_work(&g), "max_pool2d", err))) {
         bcml_tensor_unref(idx);
         return st;
     }
@@ -540,7 +548,7 @@ bcml_status bcml_max_pool2d_backward(bcml_node *n, const bcml_tensor *dout, bcml
                    .OH = dout->shape[dout->ndim - 2], .OW = dout->shape[dout->ndim - 1]};
     pool_job j = {.g = &g, .fn = max_bw_planes, .dx = bcml_f32(din[0]), .dout = bcml_f32(dout),
                   .cidx = bcml_i64(n->saved[0])};
-    return run_planes(&j, g.H * g.W / 4 + g.OH * g.OW, "max_pool2d backward", err);
+    return run_planes(&j, (double)g.H * g.W / 4 + (double)g.OH * g.OW, "max_pool2d backward", err);
 }
 
 /* ---- avg_pool2d -------------------------------------------------------------------------- */
@@ -685,7 +693,7 @@ static bcml_status avg_run(pool_job *j, const pool_geom *g, const char *op, bcml
     if (j->Hp > 0 && !(div = avg_divisors(g)))
         return bcml_fail(err, BCML_ENOMEM, "%s: out of memory for the divisors", op);
     j->div = div;
-    bcml_status st = run_planes(j, g->H * g->W + g->OH * g->OW * g->kh * g->kw / 2, op, err);
+    bcml_status st = run_planes(j, pool_work(g), op, err);
     bcml_free(div);
     return st;
 }
@@ -797,7 +805,7 @@ static bcml_status adaptive_run(pool_job *j, const char *op, bcml_err *err) {
         }
     }
     j->bounds = b;
-    bcml_status st = run_planes(j, g->H * g->W + g->OH * g->OW, op, err);
+    bcml_status st = run_planes(j, (double)g->H * g->W + (double)g->OH * g->OW, op, err);
     bcml_free(b);
     return st;
 }

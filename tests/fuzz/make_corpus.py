@@ -169,6 +169,24 @@ def ops_corpus():
         step("max_pool2d", [R(2)], i=(2, 2, 1, 1, 0, 0, 0, 1)),
         step("reshape", [R(3)], i=(2, 8, 0, 0, 2)),
         step("cross_entropy", [R(4), T(I64, (2,), RANGE, 8)], i=(2, -100))], backward=1)
+    # extreme arguments, refused without overflow (a mutation away from more of the same)
+    x4 = T(F32, (2, 3, 6, 6), grad=True)
+    c["x_conv2d_huge_groups"] = program([step("conv2d", [T(F32, (2, 4, 6, 6)), T(F32, (4, 4, 3, 3), grad=True)],
+                                              i=(1, 1, 1, 1, 1, 1, 2**62))])
+    c["x_max_pool2d_huge_kernel"] = program([step("max_pool2d", [x4], i=(2**31, 2**31, 1, 1, 2**30, 2**30, 0, 1))])
+    c["x_avg_pool2d_huge_stride"] = program([step("avg_pool2d", [x4], i=(2, 2, 2**63 - 1, 2**62, 0, 0, 1, 0))])
+    c["x_adaptive_huge_out"] = program([step("adaptive_avg_pool2d", [x4], i=(2**30, 2**62))])
+    c["x_reshape_huge"] = program([step("reshape", [T(F32, (2, 6), grad=True)], i=(2**62, 2**62, -1, 0, 3))])
+    c["x_cat_dim_min"] = program([step("cat", [T(F32, (2, 3), grad=True), T(F32, (2, 3))], i=(-2**63,))])
+    c["x_transpose_dims"] = program([step("transpose", [T(F32, (2, 3), grad=True)], i=(2**63 - 1, -2**63))])
+    c["x_sum_dim_min"] = program([step("sum", [T(F32, (2, 3), grad=True)], i=(-2**63, 1, 0))])
+    c["x_index_select_special_idx"] = program([step("index_select", [T(F32, (5, 3), grad=True), T(I64, (4,), SPECIAL)],
+                                                    i=(0,))])
+    c["x_nll_ignore_min"] = program([step("nll_loss", [T(F32, (4, 5), grad=True), T(I64, (4,), SPECIAL)],
+                                          i=(1, -2**63))])
+    c["x_dropout_p_nan"] = program([step("dropout", [T(F32, (4, 5), grad=True)], i=(1,), f=("nan",))], gen=True)
+    c["x_batch_norm_eps_inf"] = program([step("batch_norm", [T(F32, (4, 3), grad=True), NONE, NONE, T(F32, (3,)),
+                                                             T(F32, (3,), UNIF)], i=(1,), f=(1e39, "inf"))])
     return c
 
 
