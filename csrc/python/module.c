@@ -724,6 +724,7 @@ static PyMethodDef module_methods[] = {
     {"set_thread_limit", py_set_thread_limit, METH_O, "cap the calling thread's kernel threads (0: none)"},
     BCML_PY_OPTIM_METHODS
     BCML_PY_SCORES_METHODS
+    BCML_PY_SAFETENSORS_METHODS
     {NULL, NULL, 0, NULL},
 };
 
