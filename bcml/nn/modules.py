@@ -195,6 +195,8 @@ class Module:
                     if hasattr(src, "detach") and hasattr(src, "numpy"):
                         src = src.detach().cpu().numpy()
                     src = from_numpy(np.array(src, order="C"))
+                if len(dst.shape) == 0 and tuple(src.shape) == (1,):
+                    src = src.reshape(())  # as PyTorch: files written with shape [1] for 0-d still load
                 if src.shape != dst.shape:
                     raise ValueError("load_state_dict: size mismatch for %s: copying a param with shape %s, "
                                      "the shape in current model is %s" % (k, src.shape, dst.shape))
