@@ -321,10 +321,18 @@ static int parse_uints(parser *ps, bcml_st_str name, const char *field, int64_t 
         }
         if (!is_uint) {
             char qt[96];
-            size_t n = ps->p > tok ? (size_t)(ps->p - tok) : (size_t)(ps->end - tok);
-            bcml_st_str t = {(const char *)tok, n > 24 ? 24 : n};
+            const char *kind = NULL;
+            if (ps->p == tok) {  /* not a number: say what it is */
+                unsigned c = tok < ps->end ? *tok : 0;
+                kind = c == '"' ? "a string" : c == '[' ? "a list" : c == '{' ? "an object" :
+                       c == 't' || c == 'f' ? "a bool" : c == 'n' ? "null" : "an invalid value";
+            } else {
+                size_t n = (size_t)(ps->p - tok);
+                bcml_st_str t = {(const char *)tok, n > 24 ? 24 : n};
+                kind = quote(qt, sizeof qt, t);
+            }
             return FAIL(ps, "%s of tensor %s must hold non-negative integers below 2**63, got %s", field,
-                        quote(qb, sizeof qb, name), quote(qt, sizeof qt, t));
+                        quote(qb, sizeof qb, name), kind);
         }
         if (grow(ps, (void **)&ps->dims, &ps->cap_dims, ps->n_dims + 1, sizeof *ps->dims)) return -1;
         ps->dims[ps->n_dims++] = (int64_t)u;
@@ -555,7 +563,7 @@ static int check_entries(parser *ps, uint64_t data_size) {
     for (int64_t i = 0; i < ps->n_ent && !rc; i++) {
         const bcml_st_entry *e = v[i];
         if (e->begin < pos)
-            rc = FAIL(ps, "data ranges overlap: tensor %s [%llu, %llu] and tensor %s [%llu, %llu]",
+            rc = FAIL(ps, "data ranges overlap: tensor %s [%llu, %llu) and tensor %s [%llu, %llu)",
                       quote(qa, sizeof qa, v[i - 1]->name), (unsigned long long)v[i - 1]->begin,
                       (unsigned long long)v[i - 1]->end, quote(qb, sizeof qb, e->name),
                       (unsigned long long)e->begin, (unsigned long long)e->end);
