@@ -4,7 +4,7 @@ of N bytes, then the raw little-endian data. Loading never runs code. Files are 
 
 Reading checks every rule of the format in the C core (csrc/core/safetensors.c), before any
 data is touched: header at most 100,000,000 bytes and starting with ``{``; strict JSON nested
-at most 3 levels deep; no duplicate keys; a known dtype, a shape of non-negative integers and
+at most 3 levels deep; no duplicate tensor name, metadata key or entry field; a known dtype, a shape of non-negative integers and
 ``data_offsets`` [begin, end) with begin <= end and end - begin = size of the shape; ranges that
 tile the data buffer exactly (no overlap, no hole, no trailing byte, nothing past the end of the
 file); ``__metadata__`` a map of strings to strings. Any violation raises ValueError naming the

@@ -9,7 +9,8 @@
  * is wrong; the caller adds the file's name):
  *   - N <= 100,000,000 (the format's limit) and 8 + N <= the file's size;
  *   - strict JSON (RFC 8259, UTF-8 without surrogates), nested at most 3 levels deep (the
- *     format needs object -> entry -> shape), no duplicate keys at any level;
+ *     format needs object -> entry -> shape); no duplicate tensor name, metadata key or entry
+ *     field;
  *   - every entry has a known dtype, a shape of non-negative integers and two integer offsets
  *     with BEGIN <= END and END - BEGIN = product(shape) * itemsize (no overflow);
  *   - the ranges, sorted by BEGIN, tile the data buffer exactly: no overlap, no hole, no
