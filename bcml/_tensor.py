@@ -504,6 +504,7 @@ class Tensor(_core.TensorBase):
         if isinstance(value, _core.TensorBase):
             value = Tensor(value).numpy()
         arr[key] = value
+        self._bump_version()
 
     def _check_inplace(self):
         if self.requires_grad and _core.is_grad_enabled():

@@ -141,7 +141,14 @@ bcml_status bcml_batch_norm_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **o
         }
     }
     bn_transform(bcml_f32(out[0]), bcml_f32(x), mu, is, w ? bcml_f32(w) : NULL, b ? bcml_f32(b) : NULL, d);
-    if (training && nbt) bcml_i64(nbt)[0] += 1;
+    if (training && nbt) {
+        bcml_i64(nbt)[0] += 1;
+        bcml_tensor_bump_version(nbt);
+    }
+    if (training && rm && M > 0) { /* in-place writes, as any other */
+        bcml_tensor_bump_version(rm);
+        bcml_tensor_bump_version(rv);
+    }
     if (n->recording) {
         n->saved[0] = mean;
         n->saved[1] = invstd;

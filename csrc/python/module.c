@@ -131,14 +131,14 @@ static int tensor_set_requires_grad(PyTensor *self, PyObject *v, void *c) {
 }
 static PyObject *tensor_get_grad(PyTensor *self, void *c) {
     (void)c;
-    if (!self->t->grad) Py_RETURN_NONE;
-    return bcml_py_wrap(bcml_tensor_ref(self->t->grad));
+    bcml_tensor *g = bcml_grad_get(self->t);
+    if (!g) Py_RETURN_NONE;
+    return bcml_py_wrap(g);
 }
 static int tensor_set_grad(PyTensor *self, PyObject *v, void *c) {
     (void)c;
     if (!v || v == Py_None) {
-        bcml_tensor_unref(self->t->grad);
-        self->t->grad = NULL;
+        bcml_grad_set(self->t, NULL);
         return 0;
     }
     if (!bcml_py_is_tensor(v)) { PyErr_SetString(PyExc_TypeError, "grad must be a bcml tensor or None"); return -1; }
@@ -147,9 +147,7 @@ static int tensor_set_grad(PyTensor *self, PyObject *v, void *c) {
         PyErr_SetString(PyExc_ValueError, "grad: assigned grad must be float32 with the tensor's shape");
         return -1;
     }
-    bcml_tensor_ref(g);
-    bcml_tensor_unref(self->t->grad);
-    self->t->grad = g;
+    bcml_grad_set(self->t, g);
     return 0;
 }
 static PyObject *tensor_get_grad_fn(PyTensor *self, void *c) {
@@ -165,6 +163,10 @@ static PyObject *tensor_get_data_ptr(PyTensor *self, void *c) {
     (void)c;
     return PyLong_FromVoidPtr(bcml_data(self->t));
 }
+static PyObject *tensor_get_version(PyTensor *self, void *c) {
+    (void)c;
+    return PyLong_FromLongLong(bcml_tensor_version(self->t));
+}
 
 static PyGetSetDef tensor_getset[] = {
     {"shape", (getter)tensor_get_shape, NULL, "the shape, a tuple", NULL},
@@ -176,6 +178,8 @@ static PyGetSetDef tensor_getset[] = {
     {"_grad_fn_name", (getter)tensor_get_grad_fn, NULL, NULL, NULL},
     {"is_leaf", (getter)tensor_get_is_leaf, NULL, NULL, NULL},
     {"_data_ptr", (getter)tensor_get_data_ptr, NULL, NULL, NULL},
+    {"_version", (getter)tensor_get_version, NULL,
+     "the version counter of the tensor's storage (shared by its views), bumped by in-place writes", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -197,13 +201,20 @@ static PyObject *tensor_numpy(PyTensor *self, PyObject *noargs) {
                         "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.");
         return NULL;
     }
+    /* the array's base is a snapshot of this tensor: it keeps the storage alive even if the
+     * tensor's .data is replaced later */
+    bcml_tensor *pin = NULL;
+    bcml_err err;
+    bcml_status st = bcml_tensor_alias(&pin, self->t, self->t->ndim, self->t->shape, self->t->offset, &err);
+    if (st) return bcml_py_raise(st, &err);
+    PyObject *owner = (PyObject *)bcml_PyTensor_Type.tp_alloc(&bcml_PyTensor_Type, 0);
+    if (!owner) { bcml_tensor_unref(pin); return NULL; }
+    ((PyTensor *)owner)->t = pin;
     npy_intp dims[BCML_MAX_DIMS];
-    for (int d = 0; d < self->t->ndim; d++) dims[d] = (npy_intp)self->t->shape[d];
-    PyObject *arr = PyArray_SimpleNewFromData(self->t->ndim, dims, dtype_to_npy(self->t->dtype),
-                                              bcml_data(self->t));
-    if (!arr) return NULL;
-    Py_INCREF(self);
-    if (PyArray_SetBaseObject((PyArrayObject *)arr, (PyObject *)self) < 0) {
+    for (int d = 0; d < pin->ndim; d++) dims[d] = (npy_intp)pin->shape[d];
+    PyObject *arr = PyArray_SimpleNewFromData(pin->ndim, dims, dtype_to_npy(pin->dtype), bcml_data(pin));
+    if (!arr) { Py_DECREF(owner); return NULL; }
+    if (PyArray_SetBaseObject((PyArrayObject *)arr, owner) < 0) {
         Py_DECREF(arr);
         return NULL;
     }
@@ -211,23 +222,39 @@ static PyObject *tensor_numpy(PyTensor *self, PyObject *noargs) {
 }
 
 static PyObject *tensor_backward_m(PyTensor *self, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"gradient", NULL};
-    PyObject *g = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:backward", kwlist, &g)) return NULL;
-    bcml_tensor *gt = NULL;
-    if (g != Py_None) {
-        if (!bcml_py_is_tensor(g)) {
-            PyErr_SetString(PyExc_TypeError, "backward: gradient must be a bcml tensor or None");
-            return NULL;
-        }
-        gt = ((PyTensor *)g)->t;
+    static char *kwlist[] = {"gradient", "retain_graph", "create_graph", NULL};
+    PyObject *g = Py_None, *retain = Py_None, *create = Py_False;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOO:backward", kwlist, &g, &retain, &create)) return NULL;
+    if (g != Py_None && !bcml_py_is_tensor(g)) {
+        PyErr_Format(PyExc_TypeError, "backward: gradient must be a bcml tensor or None, got %s", Py_TYPE(g)->tp_name);
+        return NULL;
+    }
+    if (!PyBool_Check(create)) {
+        PyErr_Format(PyExc_TypeError, "backward: create_graph must be a bool, got %s", Py_TYPE(create)->tp_name);
+        return NULL;
+    }
+    if (create == Py_True) {
+        PyErr_SetString(PyExc_ValueError, "backward: create_graph=True (higher-order gradients) is not supported by bcml");
+        return NULL;
+    }
+    if (retain != Py_None && !PyBool_Check(retain)) {
+        PyErr_Format(PyExc_TypeError, "backward: retain_graph must be a bool or None, got %s", Py_TYPE(retain)->tp_name);
+        return NULL;
     }
     bcml_py_record_taint("it calls backward() inside the step");
+    /* backward runs with the GIL released: it works on snapshots of the root and the seed, so
+     * another thread assigning their .data cannot pull storage from under it */
+    bcml_tensor *root = NULL, *gt = NULL;
     bcml_err err;
-    bcml_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = bcml_backward(self->t, gt, &err);
-    Py_END_ALLOW_THREADS
+    bcml_status st = bcml_tensor_pin(&root, self->t, &err);
+    if (!st && g != Py_None) st = bcml_tensor_pin(&gt, ((PyTensor *)g)->t, &err);
+    if (!st) {
+        Py_BEGIN_ALLOW_THREADS
+        st = bcml_backward(root, gt, retain == Py_True, &err);
+        Py_END_ALLOW_THREADS
+    }
+    bcml_tensor_unref(root);
+    bcml_tensor_unref(gt);
     if (st) return bcml_py_raise(st, &err);
     Py_RETURN_NONE;
 }
@@ -265,6 +292,7 @@ static PyObject *tensor_copy_from(PyTensor *self, PyObject *src) {
         return NULL;
     }
     if (bcml_data(s) != bcml_data(d)) memmove(bcml_data(d), bcml_data(s), bcml_nbytes(d));
+    bcml_tensor_bump_version(d);
     Py_INCREF(self);
     return (PyObject *)self;
 }
@@ -276,25 +304,16 @@ static PyObject *tensor_set_data(PyTensor *self, PyObject *src) {
         PyErr_SetString(PyExc_TypeError, "data must be a bcml tensor");
         return NULL;
     }
-    bcml_tensor *s = ((PyTensor *)src)->t, *d = self->t;
-    if (s->dtype != d->dtype) {
-        PyErr_SetString(PyExc_TypeError, "data: assigned tensor must have the same dtype");
-        return NULL;
-    }
     bcml_err err;
-    bcml_tensor *a = NULL;
-    bcml_status st = bcml_tensor_alias(&a, s, s->ndim, s->shape, s->offset, &err);
+    bcml_status st = bcml_tensor_set_data(self->t, ((PyTensor *)src)->t, &err);
     if (st) return bcml_py_raise(st, &err);
-    /* keep identity: move the new view's storage and shape into this header */
-    bcml_storage *old = d->storage;
-    d->storage = a->storage;
-    d->offset = a->offset;
-    d->ndim = a->ndim;
-    memcpy(d->shape, a->shape, sizeof d->shape);
-    d->numel = a->numel;
-    a->storage = old;
-    bcml_tensor_unref(a);
-    if (d->grad && !bcml_same_shape(d->grad, d)) { bcml_tensor_unref(d->grad); d->grad = NULL; }
+    Py_RETURN_NONE;
+}
+
+/* _bump_version(): records an in-place write made outside the ops (e.g. through numpy()). */
+static PyObject *tensor_bump_version(PyTensor *self, PyObject *noargs) {
+    (void)noargs;
+    bcml_tensor_bump_version(self->t);
     Py_RETURN_NONE;
 }
 
@@ -305,6 +324,7 @@ static PyMethodDef tensor_methods[] = {
     {"item", (PyCFunction)tensor_item, METH_NOARGS, "the single value as a Python number"},
     {"_copy_from", (PyCFunction)tensor_copy_from, METH_O, NULL},
     {"_set_data", (PyCFunction)tensor_set_data, METH_O, NULL},
+    {"_bump_version", (PyCFunction)tensor_bump_version, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -588,9 +608,18 @@ static PyObject *py_apply(PyObject *self, PyObject *const *args, Py_ssize_t narg
     int64_t work = 0;
     for (Py_ssize_t k = 0; k < n_in; k++) if (in[k]) work += in[k]->numel;
     if (work > 16384) {
-        Py_BEGIN_ALLOW_THREADS
-        st = bcml_apply(&ctx, (int)op, &a, in, (int)n_in, out, &err);
-        Py_END_ALLOW_THREADS
+        /* the kernels run without the GIL on snapshots of the inputs, made while it is held */
+        bcml_tensor *pins[BCML_MAX_IN] = {0};
+        st = BCML_OK;
+        for (Py_ssize_t k = 0; k < n_in && !st; k++)
+            if (in[k]) st = bcml_tensor_pin(&pins[k], in[k], &err);
+        if (!st) {
+            ctx.pinned = 1;
+            Py_BEGIN_ALLOW_THREADS
+            st = bcml_apply(&ctx, (int)op, &a, pins, (int)n_in, out, &err);
+            Py_END_ALLOW_THREADS
+        }
+        for (Py_ssize_t k = 0; k < n_in; k++) bcml_tensor_unref(pins[k]);
     } else {
         st = bcml_apply(&ctx, (int)op, &a, in, (int)n_in, out, &err);
     }
@@ -650,6 +679,7 @@ static PyObject *py_fill(PyObject *self, PyObject *args) {
     else if (t->dtype == BCML_FLOAT32) for (int64_t i = 0; i < t->numel; i++) bcml_f32(t)[i] = (float)a;
     else if (t->dtype == BCML_INT64) for (int64_t i = 0; i < t->numel; i++) bcml_i64(t)[i] = (int64_t)a;
     else for (int64_t i = 0; i < t->numel; i++) bcml_u8(t)[i] = a != 0.0;
+    bcml_tensor_bump_version(t);
     Py_INCREF(to);
     return to;
 }
