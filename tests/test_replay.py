@@ -109,8 +109,9 @@ def test_replay_matches_eager(replay_flag, name, make, kind, opt_cls, opt_kw, co
         replayed, lr_, calls_r = _train(True, make, kind, opt_cls, opt_kw, compat)
     nb = -(-203 // 32)
     assert calls_e == 3 * nb
-    # record + check of the full batches in epoch 1, of the partial last batch in epochs 1 and 2
-    assert calls_r == 4, calls_r
+    # record + check of the full batches in epoch 1, of the partial last batch in epochs 1 and 2,
+    # and the check of the first batch of epochs 2 and 3
+    assert calls_r == 6, calls_r
     assert set(eager) == set(replayed)
     for k in eager:
         np.testing.assert_allclose(replayed[k], eager[k], rtol=1e-5, atol=1e-7, err_msg=k)
@@ -200,47 +201,56 @@ def test_predict_replay_matches_eager(replay_flag, train_mode):
 
 
 def test_epoch_is_one_c_call_without_python(replay_flag):
-    """During the replayed part of an epoch no Python function runs (sys.setprofile sees only
-    the C call), and other Python threads run meanwhile (the GIL is released)."""
+    """After the check of its first batch, the rest of an epoch is one C call during which no
+    Python function runs (sys.setprofile sees only the C call), and other Python threads run
+    meanwhile (the GIL is released)."""
     _engine.REPLAY = True
     x, y = _data("mnist", n=64 * 12)
     bcml.manual_seed(0)
     m = ConvNet()
     opt = bcml.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
     data = _engine.as_dataset(DataLoader(x, y, batch_size=64, shuffle=True, seed=0))
-    step = lambda xb, yb, h: F.nll_loss(m(xb)[2], yb)  # noqa: E731
+    step = CountingStep(lambda xb, yb, h: F.nll_loss(m(xb)[2], yb))
     s = _engine.Session()
     _engine.train_epoch(step, data, opt, session=s)  # records and checks
+    assert step.calls == 2
 
-    events, counter, stop = [], [0], threading.Event()
     real = _core.plan_train
-    during = {}
-
-    def spin():
-        while not stop.is_set():
-            counter[0] += 1
+    calls = []
 
     def traced(*args):
+        events, counter, stop = [], [0], threading.Event()
+
+        def spin():
+            while not stop.is_set():
+                counter[0] += 1
+
         t = threading.Thread(target=spin)
         t.start()
         before = counter[0]
         sys.setprofile(lambda frame, event, arg: events.append((event, getattr(arg, "__name__", frame.f_code.co_name))))
         try:
-            return real(*args)
+            nxt = real(*args)
         finally:
             sys.setprofile(None)
-            during["spins"] = counter[0] - before
+            spins = counter[0] - before
             stop.set()
             t.join()
+        names = [n for e, n in events if e in ("call", "c_call") and n != "setprofile"]
+        calls.append(dict(start=args[4], next=nxt, names=names, spins=spins))
+        return nxt
 
     _core.plan_train = traced
     try:
         _engine.train_epoch(step, data, opt, session=s)
     finally:
         _core.plan_train = real
-    names = [n for e, n in events if e in ("call", "c_call") and n != "setprofile"]
-    assert names == ["plan_train"], names[:10]
-    assert during["spins"] > 1000  # the spinning thread ran while the epoch trained
+    # the first batch: replayed once for the check (then run eagerly); then batches 1..11 in C
+    assert step.calls == 3
+    assert [(c["start"], c["next"]) for c in calls] == [(0, 1), (1, 12)], calls
+    for c in calls:
+        assert c["names"] == ["plan_train"], c["names"][:10]
+    assert calls[1]["spins"] > 1000  # the spinning thread ran while the epoch trained
 
 
 def test_data_dependent_forward_falls_back_with_warning(replay_flag):
@@ -364,3 +374,4 @@ def test_recording_taints_on_data_reads():
     _core.record_pause(prev)
     rec = _core.record_end()
     assert rec.tainted is None and rec.n_calls == 0
+
