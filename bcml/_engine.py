@@ -544,10 +544,11 @@ class _Plans:
 
     def recheck(self, inputs):
         """The plan of these inputs is checked against eager again when next seen (the first
-        batch of every epoch)."""
+        batch of every epoch). True when there is such a plan."""
         e = self.entries.get(self.key(inputs))
         if e is not None:
             e[1] = False
+        return e is not None
 
     def begin(self, record, check=None):
         """Before an eager step: record it (record) or check it against a plan (check: the
@@ -693,12 +694,11 @@ def train_epoch(step, data, optimizer, cache=None, session=None, epoch=None, wat
     plans.step, plans.watch = step, tuple(watch)
     if plans.on and _optimizer_groups(optimizer) is None:
         plans.disable("%s is not a bcml.optim.SGD or Adam" % type(optimizer).__name__)
-    if plans.on and nb > 0 and plans.entries:
-        plans.recheck(data.batch(full, order, bounds, 0)[1])
+    first_check = plans.on and nb > 0 and plans.entries and plans.recheck(data.batch(full, order, bounds, 0)[1])
 
     b = 0
     while b < nb:
-        if plans.on and plans.verified():
+        if plans.on and plans.verified() and not (b == 0 and first_check):
             optimizer.zero_grad()
             b = _core.plan_train(plans.verified(), full, order, bounds, b, _optimizer_groups(optimizer), losses)
             if b >= nb:
