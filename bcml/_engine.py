@@ -8,7 +8,9 @@ rows are numbered 0..n-1 (the concatenation order of a batch list, the row order
 optimizer.step()`` on every batch; :func:`predict` runs a model over a data set under no_grad and
 returns its outputs in row order (the h1 cache of the compatibility losses is such a
 prediction). Both record the first step and replay it in C for the remaining batches when the
-model can be recorded (see bcml/_replay.py); otherwise they run the same loop eagerly.
+model can be recorded (csrc/python/replay_py.c, csrc/core/plan.c); otherwise they run the same
+loop eagerly. A step with a Python side effect that a replay would skip (PyState, _Guard below)
+is run eagerly too, and the first batch of every epoch is checked against eager.
 """
 import functools
 import random
