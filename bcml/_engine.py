@@ -432,7 +432,7 @@ class _Guard:
                 if c is not None:
                     parents.setdefault(id(c), []).append(o)
             ts = list(d.get("_parameters", {}).values()) + list(d.get("_buffers", {}).values())
-            if any(t is not None and t._data_ptr in ptrs for t in ts):
+            if any(getattr(t, "_data_ptr", None) in ptrs for t in ts):
                 used[id(o)] = o
         todo = list(used.values())
         while todo:   # parents of a module the plan reads from
