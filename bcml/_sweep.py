@@ -188,7 +188,7 @@ def run_job(spec):
                     raise SweepCancelled()
                 epoch = None if spec["start_epoch"] is None else spec["start_epoch"] + e
                 _engine.train_epoch(step, spec["train_data"], optimizer, cache=cache, session=session,
-                                    epoch=epoch)
+                                    epoch=epoch, watch=(loss,))
             h2.eval()
             evals = []
             for data, h1_out, name in ((spec["train_data"], spec["train_h1"], "train"),
@@ -596,4 +596,4 @@ def _replay_problem(spec):
     opt = spec["OptimizerClass"](h2.parameters(), **spec["optimizer_kwargs"])
     loss = spec["LossClass"](spec["h1"], h2, spec["lambda_c"], **spec["loss_kwargs"])
     return _engine.replay_problem(lambda x, y, h: loss(x, y, h1_output=h), spec["train_data"], opt,
-                                  spec["train_h1"][0])
+                                  spec["train_h1"][0], watch=(loss,))

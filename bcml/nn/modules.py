@@ -2,6 +2,7 @@
 import collections
 import math
 import numbers
+import weakref
 
 from .. import _core
 from .._autograd import no_grad
@@ -11,8 +12,27 @@ from . import init
 from .parameter import Parameter
 
 
+_live = {}  # id -> weakref of every Module alive (record and replay checks them, bcml/_engine.py)
+
+
+def live_modules():
+    """Every Module alive now (those made by copy.deepcopy and pickle included)."""
+    return [m for m in (r() for r in list(_live.values())) if m is not None]
+
+
 class Module:
     """Base class of layers and models (as torch.nn.Module)."""
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        key = id(self)
+
+        def gone(r, key=key):
+            if _live.get(key) is r:
+                _live.pop(key, None)
+
+        _live[key] = weakref.ref(self, gone)
+        return self
 
     def __init__(self):
         object.__setattr__(self, "_parameters", collections.OrderedDict())
