@@ -1073,15 +1073,24 @@ def ones(*size, dtype=None, requires_grad=False, device=None):
     return t
 
 
+def _like(t, fname):
+    if not isinstance(t, _core.TensorBase):
+        raise TypeError("%s(): argument 'input' must be a bcml tensor, not %s" % (fname, type(t).__name__))
+    return t
+
+
 def zeros_like(t, dtype=None, requires_grad=False):
+    t = _like(t, "zeros_like")
     return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False):
+    t = _like(t, "ones_like")
     return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
 
 
 def empty_like(t, dtype=None):
+    t = _like(t, "empty_like")
     return empty(t.shape, dtype=dtype or t.dtype)
 
 
@@ -1089,6 +1098,11 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     check_device(device)
     if end is None:
         start, end = 0, start
+    for name, v in (("start", start), ("end", end), ("step", step)):
+        if isinstance(v, _core.TensorBase) and v._numel == 1:
+            v = v.item()
+        if not _scalar(v) or isinstance(v, numbers.Complex) and not isinstance(v, numbers.Real):
+            raise TypeError("arange(): argument '%s' must be a real number, not %s" % (name, type(v).__name__))
     if step == 0:
         raise ValueError("arange: step must be nonzero")
     isfloat = any(isinstance(v, float) for v in (start, end, step))

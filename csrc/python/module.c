@@ -838,10 +838,20 @@ static PyObject *py_derive_seed(PyObject *self, PyObject *args) {
     return PyLong_FromUnsignedLongLong(bcml_gen_derive(seed, idx));
 }
 
+/* A thread count: an int, huge ones capped at 1024 (the pool's cap is lower still). */
+static int arg_threads(PyObject *arg, long *n) {
+    int overflow = 0;
+    *n = PyLong_Check(arg) ? PyLong_AsLongAndOverflow(arg, &overflow) : PyLong_AsLong(arg);
+    if (*n == -1 && PyErr_Occurred()) return -1;
+    if (overflow < 0) *n = -1;
+    if (overflow > 0 || *n > 1024) *n = 1024;
+    return 0;
+}
+
 static PyObject *py_set_blas_threads(PyObject *self, PyObject *arg) {
     (void)self;
-    long n = PyLong_AsLong(arg);
-    if (n == -1 && PyErr_Occurred()) return NULL;
+    long n;
+    if (arg_threads(arg, &n) < 0) return NULL;
     if (n < 1) { PyErr_SetString(PyExc_ValueError, "set_num_threads: n must be >= 1"); return NULL; }
     /* bcml splits its own kernels over n threads; OpenBLAS stays single-threaded (no nesting) */
     bcml_openblas_set_num_threads(1);
@@ -853,8 +863,8 @@ static PyObject *py_set_blas_threads(PyObject *self, PyObject *arg) {
 /* set_thread_limit(n): caps bcml's kernel threads for the calling thread (0: no cap). */
 static PyObject *py_set_thread_limit(PyObject *self, PyObject *arg) {
     (void)self;
-    long n = PyLong_AsLong(arg);
-    if (n == -1 && PyErr_Occurred()) return NULL;
+    long n;
+    if (arg_threads(arg, &n) < 0) return NULL;
     if (n < 0) {
         PyErr_SetString(PyExc_ValueError, "set_thread_limit: n must be >= 0");
         return NULL;
