@@ -15,7 +15,7 @@ def _check(name, value, low=0.0, allow_equal=True, argname=None, fname=None):
     update computes in float32: 1e39 would become inf and train on inf/NaN). The message
     names the optimizer (fname) and the argument (argname, default name)."""
     pre = "%s: " % fname if fname else ""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or math.isnan(value):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or value != value:  # NaN
         raise ValueError("%sInvalid %s value: %r (%s must be a number)" % (pre, name, value, argname or name))
     if value < low or (not allow_equal and value == low):
         raise ValueError("%sInvalid %s value: %r (%s must be >= %r)" % (pre, name, value, argname or name, low))
