@@ -230,6 +230,13 @@ def test_core_refuses_float_settings_beyond_float32():
     for mom, eps in ((0.1, 1e39), (1e39, 1e-5), (math.nan, 1e-5)):
         raises(ValueError, _core.apply, ops["batch_norm"], (x, None, None, bcml.zeros(3), bcml.ones(3)), (1,),
                (mom, eps), words=("batch_norm",))
+    p = nn.Parameter(bcml.zeros(2))
+    p.grad = bcml.ones(2)
+    for args in ((1e39, 0.0, 0.0, 0.0), (0.1, math.inf, 0.0, 0.0), (0.1, 0.9, math.nan, 0.0), (-0.1, 0.0, 0.0, 0.0)):
+        raises(ValueError, _core.sgd_step, [p], [None], *args, words=("sgd",))
+    for args in ((1e39, 0.9, 0.999, 1e-8, 0.0), (0.1, 1.0, 0.999, 1e-8, 0.0), (0.1, 0.9, 0.999, 1e39, 0.0)):
+        raises(ValueError, _core.adam_step, [p], [None], [None], [None], [0], *args, words=("adam",))
+    assert p.tolist() == [0.0, 0.0]  # refused before any update
     # a legal large lambda_c still trains on finite numbers
     loss = bcml.loss.BCNLLLoss(lambda x: (x, x.softmax(1), x.log_softmax(1)), lambda x: (x, x.softmax(1),
                                x.log_softmax(1)), 3e38)
