@@ -998,7 +998,7 @@ def _check_python_ints(data, arr):
     """Python ints beyond int64 in data: NumPy turns them into uint64, float64 or object arrays
     (silently rounding [2**63, -1] to floats); PyTorch refuses them, so does bcml."""
     kind = arr.dtype.kind
-    if kind == "O" or (kind == "f" and arr.size and not np.all(np.abs(arr) < 2.0 ** 63)):
+    if kind == "O" or (kind == "f" and arr.size and (np.abs(arr) >= 2.0 ** 63).any()):  # NaN: no scan
         for x in _flat_items(data):
             if isinstance(x, numbers.Integral) and not _values.INT64_MIN <= int(x) <= _values.INT64_MAX:
                 raise _overflow(int(x))
