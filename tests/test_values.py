@@ -313,6 +313,12 @@ def test_seeds_as_torch_takes_them(torch):
         raises(ValueError, bcml.Generator, s, words=("Generator", "seed"))
         torch_raises(lambda: torch.Generator().manual_seed(s))
     raises(TypeError, bcml.Generator().manual_seed, 1.5, words=("manual_seed", "seed"))
+    # the sweep's job seeds: no silent masking of a seed beyond 64 bits
+    raises(ValueError, _core.derive_seed, 2 ** 64, 1, words=("derive_seed", "seed"))
+    raises(ValueError, _core.derive_seed, 1, 2 ** 64, words=("derive_seed", "index"))
+    from bcml import _sweep
+    raises(ValueError, _sweep._nonnegative_seed, 2 ** 64, words=("seed",))
+    assert _sweep._nonnegative_seed(2 ** 64 - 1) == 2 ** 64 - 1
 
 
 def test_requires_grad_must_be_a_bool(torch):

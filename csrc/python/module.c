@@ -480,9 +480,9 @@ static PyObject *py_empty(PyObject *self, PyObject *args) {
 
 /* ---- generator ---------------------------------------------------------------------- */
 /* A seed as PyTorch takes one: an int in [-2^63, 2^64) (negative seeds wrap modulo 2^64). */
-static int parse_seed(PyObject *o, const char *fname, unsigned long long *seed) {
+static int parse_u64(PyObject *o, const char *fname, const char *argname, unsigned long long *seed) {
     if (!PyLong_Check(o)) {
-        PyErr_Format(PyExc_TypeError, "%s(): argument 'seed' must be an int, not %s", fname, Py_TYPE(o)->tp_name);
+        PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be an int, not %s", fname, argname, Py_TYPE(o)->tp_name);
         return -1;
     }
     int overflow = 0;
@@ -501,9 +501,12 @@ static int parse_seed(PyObject *o, const char *fname, unsigned long long *seed) 
         PyErr_Clear();
     }
     PyErr_Format(PyExc_ValueError,
-                 "%s(): argument 'seed' must lie in [-2**63, 2**64): value cannot be converted to type "
-                 "uint64 without overflow (got %R)", fname, o);
+                 "%s(): argument '%s' must lie in [-2**63, 2**64): value cannot be converted to type "
+                 "uint64 without overflow (got %R)", fname, argname, o);
     return -1;
+}
+static int parse_seed(PyObject *o, const char *fname, unsigned long long *seed) {
+    return parse_u64(o, fname, "seed", seed);
 }
 
 static int gen_init(PyGenerator *self, PyObject *args, PyObject *kw) {
@@ -616,9 +619,11 @@ static PyObject *py_apply(PyObject *self, PyObject *const *args, Py_ssize_t narg
     bcml_args a;
     memset(&a, 0, sizeof a);
     for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(ia); k++) {
-        PyObject *o = PyTuple_GET_ITEM(ia, k);
+        PyObject *o = PyTuple_GET_ITEM(ia, k), *idx = PyNumber_Index(o); /* ints, NumPy ints */
+        if (!idx) return NULL;
         int overflow = 0;
-        a.i[k] = PyLong_Check(o) ? PyLong_AsLongLongAndOverflow(o, &overflow) : PyLong_AsLongLong(o);
+        a.i[k] = PyLong_AsLongLongAndOverflow(idx, &overflow);
+        Py_DECREF(idx);
         if (overflow) {
             PyErr_Format(PyExc_ValueError,
                          "%s: integer argument %zd: value cannot be converted to type int64 without overflow "
@@ -833,8 +838,11 @@ static PyObject *py_randperm(PyObject *self, PyObject *args) {
 
 static PyObject *py_derive_seed(PyObject *self, PyObject *args) {
     (void)self;
+    PyObject *so, *io;
     unsigned long long seed, idx;
-    if (!PyArg_ParseTuple(args, "KK:derive_seed", &seed, &idx)) return NULL;
+    if (!PyArg_ParseTuple(args, "OO:derive_seed", &so, &io) || parse_u64(so, "derive_seed", "seed", &seed) < 0 ||
+        parse_u64(io, "derive_seed", "index", &idx) < 0)
+        return NULL;
     return PyLong_FromUnsignedLongLong(bcml_gen_derive(seed, idx));
 }
 
