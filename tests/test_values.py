@@ -196,7 +196,11 @@ def _h(x):
     (lambda: nn.Dropout("0.5"), TypeError, ("dropout", "'p'")),
     (lambda: nn.init.uniform_(bcml.zeros(2), -1e39, 1e39), ValueError, ("uniform_", "'a'", FLOAT_OVERFLOW)),
     (lambda: nn.init.normal_(bcml.zeros(2), 0.0, 1e39), ValueError, ("normal_", "'std'", FLOAT_OVERFLOW)),
-    (lambda: nn.init.constant_(bcml.zeros(2), -1e39), ValueError, ("fill_", "'value'", FLOAT_OVERFLOW)),
+    (lambda: nn.init.constant_(bcml.zeros(2), -1e39), ValueError, ("constant_", "'val'", FLOAT_OVERFLOW)),
+    (lambda: nn.init.constant_(bcml.zeros(2, dtype=bcml.int64), 2 ** 64), ValueError, ("constant_", "'val'", INT64_OVERFLOW)),
+    (lambda: nn.init.uniform_(bcml.zeros(2), 0.0, 2 ** 1100), ValueError, ("uniform_", "'b'", "double without overflow")),
+    (lambda: nn.init.normal_(bcml.zeros(2), "a"), TypeError, ("normal_", "'mean'", "real number")),
+    (lambda: nn.init.normal_(np.zeros(2)), TypeError, ("normal_", "'tensor'")),
 ])
 def test_settings_beyond_float32_are_refused(make, exc, words):
     raises(exc, make, words=words)
