@@ -457,16 +457,12 @@ def _optimizer_groups(optimizer):
     """The optimizer's parameter groups in plan_train's form, or None when its step is not one
     bcml can run in C (any optimizer other than bcml.optim.SGD / Adam, or a subclass that
     overrides step). Settings are read now, at every call: changes between epochs apply."""
-    from .optim import SGD, Adam, _check
+    from .optim import SGD, Adam
     t = type(optimizer)
     if isinstance(optimizer, SGD) and t.step is SGD.step:
-        return [(0, (_check("learning rate", g["lr"]), float(g["momentum"]), float(g["dampening"]),
-                     float(g["weight_decay"]), bool(g["nesterov"]), bool(g["maximize"])),
-                 g["params"], g["_bufs"], None, None, None) for g in optimizer.param_groups]
+        return [(0, SGD._opts(g), g["params"], g["_bufs"], None, None, None) for g in optimizer.param_groups]
     if isinstance(optimizer, Adam) and t.step is Adam.step:
-        return [(1, (_check("learning rate", g["lr"]), float(g["betas"][0]), float(g["betas"][1]),
-                     float(g["eps"]), float(g["weight_decay"]), bool(g["amsgrad"]), bool(g["maximize"])),
-                 g["params"], g["_m"], g["_v"], g["_vmax"], g["_steps"]) for g in optimizer.param_groups]
+        return [(1, Adam._opts(g), g["params"], g["_m"], g["_v"], g["_vmax"], g["_steps"]) for g in optimizer.param_groups]
     return None
 
 

@@ -230,8 +230,8 @@ def _check_kwargs(value, name):
 def _nonnegative_seed(seed):
     if seed is None:
         return int(default_generator._next_u64() >> 1)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError("seed must be a non-negative int or None, got %r" % (seed,))
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2 ** 64:
+        raise ValueError("seed must be a non-negative int below 2**64 or None, got %r" % (seed,))
     return int(seed)
 
 

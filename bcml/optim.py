@@ -7,14 +7,40 @@ import numpy as np
 
 from . import _core
 from ._tensor import Tensor, from_numpy
+from ._values import FLT_MAX
+
+_PLAIN = (float, int)  # bool excluded: type(True) is bool
 
 
-def _check(name, value, low=0.0, allow_equal=True):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or math.isnan(value):
-        raise ValueError("Invalid %s value: %r" % (name, value))
+def _check(name, value, low=0.0, allow_equal=True, argname=None, fname=None):
+    """A setting as float: a real number >= low, finite and within float32's range (the C
+    update computes in float32: 1e39 would become inf and train on inf/NaN). The message
+    names the optimizer (fname) and the argument (argname, default name)."""
+    pre = "%s: " % fname if fname else ""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or value != value:  # NaN
+        raise ValueError("%sInvalid %s value: %r (%s must be a number)" % (pre, name, value, argname or name))
     if value < low or (not allow_equal and value == low):
-        raise ValueError("Invalid %s value: %r" % (name, value))
-    return float(value)
+        raise ValueError("%sInvalid %s value: %r (%s must be >= %r)" % (pre, name, value, argname or name, low))
+    try:
+        f = float(value)
+    except OverflowError:
+        f = math.inf
+    if not abs(f) <= FLT_MAX:
+        raise ValueError("%sInvalid %s value: %r (%s must be finite and within float32's range, "
+                         "|value| <= %g)" % (pre, name, value, argname or name, FLT_MAX))
+    return f
+
+
+def _check_betas(betas, fname):
+    if (not isinstance(betas, (tuple, list)) or len(betas) != 2 or
+            not all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in betas)):
+        raise ValueError("%s: Invalid beta parameters: %r (betas must be a pair of numbers in [0, 1))"
+                         % (fname, betas))
+    for i, b in enumerate(betas):
+        if not 0.0 <= b < 1.0:
+            raise ValueError("%s: Invalid beta parameters: %r (betas: index %d must lie in [0, 1), got %r)"
+                             % (fname, tuple(betas), i, b))
+    return float(betas[0]), float(betas[1])
 
 
 class Optimizer:
@@ -223,10 +249,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
                  maximize=False):
-        _check("learning rate", lr)
-        _check("momentum", momentum)
-        _check("weight_decay", weight_decay)
-        _check("dampening", dampening, low=-math.inf)
+        self._opts(dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize))
         if nesterov and (momentum <= 0 or dampening != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
@@ -234,15 +258,28 @@ class SGD(Optimizer):
 
     _STATE = {"momentum_buffer": "_bufs"}
 
+    @classmethod
+    def _opts(cls, g):
+        """(lr, momentum, dampening, weight_decay, nesterov, maximize) of a group, checked (read
+        at every step, so edits of param_groups are checked too). Plain in-range numbers take
+        a path with no Python call (a step costs a constant number of calls)."""
+        lr, mom, damp, wd = g["lr"], g["momentum"], g["dampening"], g["weight_decay"]
+        if (type(lr) in _PLAIN and type(mom) in _PLAIN and type(damp) in _PLAIN and type(wd) in _PLAIN and
+                0.0 <= lr <= FLT_MAX and 0.0 <= mom <= FLT_MAX and -FLT_MAX <= damp <= FLT_MAX and
+                0.0 <= wd <= FLT_MAX):
+            return float(lr), float(mom), float(damp), float(wd), bool(g["nesterov"]), bool(g["maximize"])
+        f = cls.__name__
+        return (_check("learning rate", lr, argname="lr", fname=f), _check("momentum", mom, fname=f),
+                _check("dampening", damp, low=-math.inf, fname=f),
+                _check("weight_decay", wd, fname=f), bool(g["nesterov"]), bool(g["maximize"]))
+
     def _init_group_state(self, group):
         group["_bufs"] = [None] * len(group["params"])
 
     def step(self, closure=None):
         loss = self._closure(closure)
         for g in self.param_groups:
-            _core.sgd_step(g["params"], g["_bufs"], _check("learning rate", g["lr"]), float(g["momentum"]),
-                           float(g["dampening"]), float(g["weight_decay"]), bool(g["nesterov"]),
-                           bool(g["maximize"]))
+            _core.sgd_step(g["params"], g["_bufs"], *self._opts(g))
         return loss
 
     @property
@@ -256,11 +293,8 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False,
                  maximize=False):
-        _check("learning rate", lr)
-        _check("epsilon", eps)
-        _check("weight_decay", weight_decay)
-        if len(betas) != 2 or not all(isinstance(b, numbers.Real) and 0.0 <= b < 1.0 for b in betas):
-            raise ValueError("Invalid beta parameters: %r" % (betas,))
+        self._opts(dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                        maximize=maximize))
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad, maximize=maximize))
 
@@ -277,11 +311,25 @@ class Adam(Optimizer):
     def step(self, closure=None):
         loss = self._closure(closure)
         for g in self.param_groups:
-            b1, b2 = g["betas"]
-            _core.adam_step(g["params"], g["_m"], g["_v"], g["_vmax"], g["_steps"], _check("learning rate", g["lr"]),
-                            float(b1), float(b2), float(g["eps"]), float(g["weight_decay"]),
-                            bool(g["amsgrad"]), bool(g["maximize"]))
+            _core.adam_step(g["params"], g["_m"], g["_v"], g["_vmax"], g["_steps"], *self._opts(g))
         return loss
+
+    @classmethod
+    def _opts(cls, g):
+        """(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize) of a group, checked (plain
+        in-range numbers: no Python call, as in SGD._opts)."""
+        lr, betas, eps, wd = g["lr"], g["betas"], g["eps"], g["weight_decay"]
+        if (type(lr) in _PLAIN and type(eps) in _PLAIN and type(wd) in _PLAIN and type(betas) is tuple and
+                len(betas) == 2 and type(betas[0]) in _PLAIN and type(betas[1]) in _PLAIN and
+                0.0 <= lr <= FLT_MAX and 0.0 <= eps <= FLT_MAX and 0.0 <= wd <= FLT_MAX and
+                0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            return (float(lr), float(betas[0]), float(betas[1]), float(eps), float(wd), bool(g["amsgrad"]),
+                    bool(g["maximize"]))
+        f = cls.__name__
+        b1, b2 = _check_betas(betas, f)
+        return (_check("learning rate", lr, argname="lr", fname=f), b1, b2,
+                _check("epsilon", eps, argname="eps", fname=f),
+                _check("weight_decay", wd, fname=f), bool(g["amsgrad"]), bool(g["maximize"]))
 
     @property
     def state(self):

@@ -1,10 +1,11 @@
 """Module and the layers of bcml.nn, with PyTorch's names, defaults and state-dict keys."""
 import collections
+import collections.abc
 import math
 import numbers
 import weakref
 
-from .. import _core
+from .. import _core, _values
 from .._autograd import no_grad
 from .._tensor import Tensor, empty, ones, zeros
 from . import functional as F
@@ -200,6 +201,9 @@ class Module:
         Accepts bcml tensors, NumPy arrays and anything with .numpy() (PyTorch tensors)."""
         import numpy as np
         from .._tensor import from_numpy
+        if not isinstance(state_dict, collections.abc.Mapping):  # PyTorch: "Expected state_dict to be dict-like"
+            raise TypeError("load_state_dict(): argument 'state_dict' must be dict-like (names to tensors), got %s"
+                            % type(state_dict).__name__)
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -438,7 +442,7 @@ class Flatten(Module):
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, input):
-        return input.flatten(self.start_dim, self.end_dim)
+        return F._tensor(input, "input", "Flatten").flatten(self.start_dim, self.end_dim)
 
 
 class _BatchNorm(Module):
@@ -447,7 +451,9 @@ class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         super().__init__()
         self.num_features = _positive_int(num_features, "num_features")
-        self.eps, self.momentum = float(eps), momentum
+        name = type(self).__name__
+        self.eps = _values.setting(eps, name, "eps", low=0.0)
+        self.momentum = momentum if momentum is None else _values.setting(momentum, name, "momentum")
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
             self.weight = Parameter(ones(num_features))
@@ -465,6 +471,7 @@ class _BatchNorm(Module):
             self.register_buffer("num_batches_tracked", None)
 
     def forward(self, input):
+        F._tensor(input, "input", type(self).__name__)
         if input.ndim not in self._ranks:
             raise ValueError("%s: expected %s input, got %dD input"
                              % (type(self).__name__, " or ".join("%dD" % r for r in self._ranks), input.ndim))

@@ -173,7 +173,8 @@ typedef enum {
     BCML_OP_SUB,           /* a - b (broadcast) */
     BCML_OP_MUL,           /* a * b (broadcast) */
     BCML_OP_DIV,           /* a / b (broadcast) */
-    BCML_OP_ADD_SCALAR,    /* a * f[1] + f[0]: covers x + s, x - s, s - x, -x, x * s */
+    BCML_OP_ADD_SCALAR,    /* a * f[1] + f[0]: covers x + s, x - s, s - x, -x, x * s;
+                              i[0] = 1: int64 a * i[2] + i[1], exact */
     BCML_OP_RDIV_SCALAR,   /* f[0] / a */
     BCML_OP_POW_SCALAR,    /* a ** f[0] */
     BCML_OP_EXP,
@@ -199,7 +200,7 @@ typedef enum {
     BCML_OP_CAT,           /* concatenate in[0..n) along dim i[0] */
     BCML_OP_CAST,          /* to dtype i[0] */
     BCML_OP_CMP,           /* bool out: a ? b, broadcast; i[0]: 0 eq 1 ne 2 lt 3 le 4 gt 5 ge */
-    BCML_OP_CMP_SCALAR,    /* bool out: a ? f[0]; i[0] as CMP */
+    BCML_OP_CMP_SCALAR,    /* bool out: a ? f[0]; i[0] as CMP; i[1] = 1: a ? i[2] (int64, exact) */
     BCML_OP_WHERE,         /* where(cond in[0], a in[1], b in[2]) */
     BCML_OP_DROPOUT,       /* p = f[0]; i[0] = training; uses the generator */
     BCML_OP_BATCH_NORM,    /* in: x (N,C[,L]) or (N,C,H,W), weight, bias, running_mean, running_var,
@@ -269,7 +270,9 @@ typedef struct bcml_opdef {
     bcml_backward_fn backward;   /* NULL: not differentiable */
 } bcml_opdef;
 
-extern const bcml_opdef bcml_ops[BCML_OP_COUNT];
+extern const bcml_opdef bcml_ops[];   /* BCML_OP_COUNT entries (ops.c checks the count) */
+/* Checks that every op has a complete table entry (called once at import). */
+bcml_status bcml_ops_check(bcml_err *err);
 
 /* Runs op on inputs; out[0..n_out) receive new references. Records a node on out[0] when
  * ctx->grad_enabled, the op is differentiable and an input requires grad. The op's kernels read

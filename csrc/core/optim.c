@@ -1,8 +1,17 @@
 /* optim.c: SGD and Adam updates, in place, following torch.optim's single-tensor formulas. */
 #include "bcml.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
+
+/* A setting the update uses as float32: in [lo, hi] and within float32's range (NaN fails too). */
+static bcml_status check_setting(double v, double lo, double hi, const char *opt, const char *name, bcml_err *err) {
+    if (!(v >= lo && v <= hi && fabs(v) <= FLT_MAX))
+        return bcml_fail(err, BCML_EVALUE, "%s: %s must be finite, within float32's range and in [%g, %g], got %g",
+                         opt, name, lo, hi, v);
+    return BCML_OK;
+}
 
 static bcml_status state_like(bcml_tensor **slot, const bcml_tensor *p, bcml_err *err) {
     if (*slot) {
@@ -36,6 +45,11 @@ static bcml_status adam_one(bcml_tensor *p, const bcml_tensor *grad, bcml_tensor
 bcml_status bcml_sgd_step(bcml_tensor **params, bcml_tensor **bufs, int64_t n,
                           const bcml_sgd_opts *o, bcml_err *err) {
     bcml_status st;
+    if ((st = check_setting(o->lr, 0.0, FLT_MAX, "sgd", "lr", err)) ||
+        (st = check_setting(o->momentum, 0.0, FLT_MAX, "sgd", "momentum", err)) ||
+        (st = check_setting(o->dampening, -FLT_MAX, FLT_MAX, "sgd", "dampening", err)) ||
+        (st = check_setting(o->weight_decay, 0.0, FLT_MAX, "sgd", "weight_decay", err)))
+        return st;
     for (int64_t k = 0; k < n; k++) {
         bcml_tensor *p = params[k], *gref = NULL;
         if ((st = check_param(p, k, &gref, err))) return st;
@@ -80,6 +94,12 @@ bcml_status bcml_adam_step(bcml_tensor **params, bcml_tensor **m, bcml_tensor **
                            bcml_tensor **vmax, int64_t *steps, int64_t n,
                            const bcml_adam_opts *o, bcml_err *err) {
     bcml_status st;
+    if ((st = check_setting(o->lr, 0.0, FLT_MAX, "adam", "lr", err)) ||
+        (st = check_setting(o->beta1, 0.0, nextafter(1.0, 0.0), "adam", "beta1", err)) ||
+        (st = check_setting(o->beta2, 0.0, nextafter(1.0, 0.0), "adam", "beta2", err)) ||
+        (st = check_setting(o->eps, 0.0, FLT_MAX, "adam", "eps", err)) ||
+        (st = check_setting(o->weight_decay, 0.0, FLT_MAX, "adam", "weight_decay", err)))
+        return st;
     for (int64_t k = 0; k < n; k++) {
         bcml_tensor *p = params[k], *gref = NULL;
         if ((st = check_param(p, k, &gref, err))) return st;
