@@ -69,6 +69,9 @@ def make_context():
     c.fwd_plan = _core.plan_build(_core.record_end(), (x,), None, (out,))
     c.outs = (bcml.from_numpy(np.zeros((4, 2), np.float32)),)
     c.threads = _core.get_num_threads()
+    head = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
+    head += b" " * (-len(head) % 8)
+    c.st_file = len(head).to_bytes(8, "little") + head + b"\0\0\x80\x3f"
     return c
 
 
@@ -88,7 +91,13 @@ def _backward(c):
     core, ops, w = c.core, c.ops, c.w
 
     def call():
-        core.apply(ops["sum"], (core.apply(ops["mul"], (w, c.b), (), ()),), (0, 0, 1), ()).backward()
+        loss = core.apply(ops["sum"], (core.apply(ops["mul"], (w, c.b), (), ()),), (0, 0, 1), ())
+        loss.backward(retain_graph=True)
+        loss.backward()
+        _fails(loss.backward, errors=(RuntimeError,))           # the graph was freed
+        loss = core.apply(ops["sum"], (core.apply(ops["mul"], (w, c.b), (), ()),), (0, 0, 1), ())
+        c.b._bump_version()
+        _fails(loss.backward, errors=(RuntimeError,))           # a saved input changed in place
         w.grad = None
     return call
 
@@ -103,11 +112,11 @@ def _record(c):
     return call
 
 
-def _fails(f, *args):
-    """Calls f(*args), which must raise TypeError or ValueError: error paths must not leak either."""
+def _fails(f, *args, errors=(TypeError, ValueError)):
+    """Calls f(*args), which must raise one of errors: error paths must not leak either."""
     try:
         f(*args)
-    except (TypeError, ValueError):
+    except errors:
         return
     raise AssertionError("%s%r did not raise" % (getattr(f, "__name__", f), args))
 
@@ -147,6 +156,8 @@ CALLS = {
     "set_grad_enabled": lambda c: lambda: c.core.set_grad_enabled(True),
     "set_num_threads": lambda c: lambda: c.core.set_num_threads(c.threads),
     "set_thread_limit": lambda c: lambda: c.core.set_thread_limit(0),
+    "safetensors_header": lambda c: lambda: (c.core.safetensors_header(c.st_file),
+                                             _fails(c.core.safetensors_header, c.st_file[:12])),
     "sgd_step": lambda c: lambda: c.core.sgd_step([c.p], [None], 1e-3, 0.9, 0.0, 0.0),
     # Generator
     "Generator()": lambda c: lambda: c.core.Generator(5),
@@ -158,6 +169,8 @@ CALLS = {
     # TensorBase (and, through it, bcml.Tensor)
     "TensorBase()": lambda c: lambda: c.core.TensorBase(c.a),
     "TensorBase._copy_from": lambda c: lambda: c.a._copy_from(c.b),
+    "TensorBase._bump_version": lambda c: c.a._bump_version,
+    "TensorBase._version": lambda c: lambda: c.a._version,
     "TensorBase._set_data": lambda c: lambda: c.a._set_data(c.b),
     "TensorBase.backward": _backward,
     "TensorBase.item": lambda c: c.p.sum().item,
