@@ -64,29 +64,27 @@ bcml_status bcml_sgd_step(bcml_tensor **params, bcml_tensor **bufs, int64_t n,
 static bcml_status sgd_one(bcml_tensor *p, const bcml_tensor *grad, bcml_tensor **buf,
                            const bcml_sgd_opts *o, bcml_err *err) {
     bcml_status st;
-    {
-        float *w = bcml_f32(p);
-        const float *g0 = bcml_f32(grad);
-        int64_t N = p->numel;
-        float lr = (float)o->lr, wd = (float)o->weight_decay, mom = (float)o->momentum;
-        /* 1 - dampening in double, then rounded (as torch's Python-float argument): 1.0f - (float)d
-         * can differ from (float)(1 - d) by an ulp of d, e.g. 1e-5 relative for 1 - 0.999 */
-        float omdamp = (float)(1.0 - o->dampening), sign = o->maximize ? -1.0f : 1.0f;
-        if (mom != 0.0f) {
-            int first = *buf == NULL;
-            if ((st = state_like(buf, p, err))) return st;
-            float *b = bcml_f32(*buf);
-            for (int64_t i = 0; i < N; i++) {
-                float g = sign * g0[i] + wd * w[i];
-                b[i] = first ? g : mom * b[i] + omdamp * g;
-                float d = o->nesterov ? g + mom * b[i] : b[i];
-                w[i] -= lr * d;
-            }
-        } else {
-            for (int64_t i = 0; i < N; i++) w[i] -= lr * (sign * g0[i] + wd * w[i]);
+    float *w = bcml_f32(p);
+    const float *g0 = bcml_f32(grad);
+    int64_t N = p->numel;
+    float lr = (float)o->lr, wd = (float)o->weight_decay, mom = (float)o->momentum;
+    /* 1 - dampening in double, then rounded (as torch's Python-float argument): 1.0f - (float)d
+     * can differ from (float)(1 - d) by an ulp of d, e.g. 1e-5 relative for 1 - 0.999 */
+    float omdamp = (float)(1.0 - o->dampening), sign = o->maximize ? -1.0f : 1.0f;
+    if (mom != 0.0f) {
+        int first = *buf == NULL;
+        if ((st = state_like(buf, p, err))) return st;
+        float *b = bcml_f32(*buf);
+        for (int64_t i = 0; i < N; i++) {
+            float g = sign * g0[i] + wd * w[i];
+            b[i] = first ? g : mom * b[i] + omdamp * g;
+            float d = o->nesterov ? g + mom * b[i] : b[i];
+            w[i] -= lr * d;
         }
-        bcml_tensor_bump_version(p);
+    } else {
+        for (int64_t i = 0; i < N; i++) w[i] -= lr * (sign * g0[i] + wd * w[i]);
     }
+    bcml_tensor_bump_version(p);
     return BCML_OK;
 }
 
@@ -114,29 +112,27 @@ bcml_status bcml_adam_step(bcml_tensor **params, bcml_tensor **m, bcml_tensor **
 static bcml_status adam_one(bcml_tensor *p, const bcml_tensor *grad, bcml_tensor **m, bcml_tensor **v,
                             bcml_tensor **vmax, int64_t *steps, const bcml_adam_opts *o, bcml_err *err) {
     bcml_status st;
-    {
-        if ((st = state_like(m, p, err)) || (st = state_like(v, p, err))) return st;
-        if (o->amsgrad && (st = state_like(vmax, p, err))) return st;
-        int64_t t = ++*steps;
-        float *w = bcml_f32(p), *mk = bcml_f32(*m), *vk = bcml_f32(*v);
-        float *vm = o->amsgrad ? bcml_f32(*vmax) : NULL;
-        const float *g0 = bcml_f32(grad);
-        /* 1 - beta in double, then rounded, as torch passes them (see bcml_sgd_step) */
-        float omb1 = (float)(1.0 - o->beta1), b2 = (float)o->beta2, omb2 = (float)(1.0 - o->beta2);
-        float wd = (float)o->weight_decay;
-        double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
-        float step_size = (float)(o->lr / bc1), bc2_sqrt = (float)sqrt(bc2), eps = (float)o->eps;
-        float sign = o->maximize ? -1.0f : 1.0f;
-        for (int64_t i = 0; i < p->numel; i++) {
-            float g = sign * g0[i] + wd * w[i];
-            mk[i] += (g - mk[i]) * omb1;
-            vk[i] = b2 * vk[i] + omb2 * g * g;
-            float vv = vk[i];
-            if (vm) { if (vm[i] < vv) vm[i] = vv; vv = vm[i]; }
-            float denom = sqrtf(vv) / bc2_sqrt + eps;
-            w[i] -= step_size * mk[i] / denom;
-        }
-        bcml_tensor_bump_version(p);
+    if ((st = state_like(m, p, err)) || (st = state_like(v, p, err))) return st;
+    if (o->amsgrad && (st = state_like(vmax, p, err))) return st;
+    int64_t t = ++*steps;
+    float *w = bcml_f32(p), *mk = bcml_f32(*m), *vk = bcml_f32(*v);
+    float *vm = o->amsgrad ? bcml_f32(*vmax) : NULL;
+    const float *g0 = bcml_f32(grad);
+    /* 1 - beta in double, then rounded, as torch passes them (see bcml_sgd_step) */
+    float omb1 = (float)(1.0 - o->beta1), b2 = (float)o->beta2, omb2 = (float)(1.0 - o->beta2);
+    float wd = (float)o->weight_decay;
+    double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
+    float step_size = (float)(o->lr / bc1), bc2_sqrt = (float)sqrt(bc2), eps = (float)o->eps;
+    float sign = o->maximize ? -1.0f : 1.0f;
+    for (int64_t i = 0; i < p->numel; i++) {
+        float g = sign * g0[i] + wd * w[i];
+        mk[i] += (g - mk[i]) * omb1;
+        vk[i] = b2 * vk[i] + omb2 * g * g;
+        float vv = vk[i];
+        if (vm) { if (vm[i] < vv) vm[i] = vv; vv = vm[i]; }
+        float denom = sqrtf(vv) / bc2_sqrt + eps;
+        w[i] -= step_size * mk[i] / denom;
     }
+    bcml_tensor_bump_version(p);
     return BCML_OK;
 }
