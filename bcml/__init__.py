@@ -58,6 +58,9 @@ def randperm(n, generator=None):
     from ._random import gen
     if not isinstance(n, int) or n < 0:
         raise ValueError("randperm: n must be a non-negative int, got %r" % (n,))
+    if n > 2 ** 63 - 1:
+        raise ValueError("randperm(): argument 'n': value cannot be converted to type int64 without overflow "
+                         "(got %d)" % n)
     return _core.randperm(n, gen(generator))
 
 

@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from ._autograd import no_grad
-from ._engine import as_dataset, split_output
+from ._engine import PyState, as_dataset, split_output
 
 
 def check_device(device):
@@ -71,19 +71,25 @@ def training_modes(model):
 
 def probe(model, data, who):
     """Runs model on the first batch of data (a checked Dataset) under no_grad and in eval mode
-    (so no dropout mask is drawn and no batch-norm statistic changes: a probe leaves the
-    generator and the model as they were). Returns (binary, width). Raises when the output is
-    not a model output or has a row count other than the batch's."""
+    (so no dropout mask is drawn and no batch-norm statistic changes), drawing from a throwaway
+    generator, then puts back what a forward with Python side effects changed: the attributes
+    of model and its submodules (shallowly: each attribute, the contents of list/dict/set
+    attributes, generators kept as attributes) and the states of Python's and NumPy's global
+    generators. So the probe is not a training call: a training loop after it sees the model
+    as it was. Returns (binary, width). Raises when the output is not a model output or has a
+    row count other than the batch's."""
+    from ._random import Generator, default_for_thread
     rows, _ids, x, y = next(iter(data.epoch(shuffle=False)))
     modes = training_modes(model)
+    mods = list(model.modules()) if callable(getattr(model, "modules", None)) else []
+    state = PyState(mods + [model], contents=True)
     for m, _ in modes:
         object.__setattr__(m, "training", False)
     try:
-        with no_grad():
+        with no_grad(), default_for_thread(Generator(0)):
             out = model(x)
     finally:
-        for m, mode in modes:
-            object.__setattr__(m, "training", mode)
+        state.restore()
     binary, width, n = output_kind(out, who)
     if n != len(rows):
         raise ValueError("%s returned %d outputs for the first batch of %s, which has %d samples "

@@ -8,8 +8,13 @@ rows are numbered 0..n-1 (the concatenation order of a batch list, the row order
 optimizer.step()`` on every batch; :func:`predict` runs a model over a data set under no_grad and
 returns its outputs in row order (the h1 cache of the compatibility losses is such a
 prediction). Both record the first step and replay it in C for the remaining batches when the
-model can be recorded (see bcml/_replay.py); otherwise they run the same loop eagerly.
+model can be recorded (csrc/python/replay_py.c, csrc/core/plan.c); otherwise they run the same
+loop eagerly. A step with a Python side effect that a replay would skip (PyState, _Guard below)
+is run eagerly too, and the first batch of every epoch is checked against eager.
 """
+import functools
+import random
+import types
 import warnings
 
 import numpy as np
@@ -207,6 +212,243 @@ class ReplayWarning(UserWarning):
     """A step could not be recorded or replayed; the loop ran eagerly instead."""
 
 
+# ---- Python side effects -----------------------------------------------------------------------
+# A plan replays the ops of a step, nothing else: Python state that the step changes (a counter
+# on the model, a list it appends to, a draw from Python's or NumPy's random generator) would
+# change in eager training only. PyState takes what is needed to see (and, for probes, undo)
+# such changes; a step that makes one is run eagerly.
+_CONTAINERS = (list, dict, set)
+_MODULE_DICTS = ("_parameters", "_buffers", "_modules")
+
+
+def _rng_state(v, bcml_generators=False):
+    """The state of a random generator object (Python's, NumPy's, bcml's when asked), or None."""
+    if isinstance(v, random.Random):
+        return v.getstate()
+    if isinstance(v, np.random.Generator):
+        return v.bit_generator.state
+    if isinstance(v, np.random.BitGenerator):
+        return v.state
+    if isinstance(v, np.random.RandomState):
+        return v.get_state()
+    if bcml_generators and isinstance(v, _core.Generator):
+        return v.get_state()
+    return None
+
+
+def _set_rng_state(v, st):
+    if isinstance(v, random.Random):
+        v.setstate(st)
+    elif isinstance(v, np.random.Generator):
+        v.bit_generator.state = st
+    elif isinstance(v, np.random.BitGenerator):
+        v.state = st
+    elif isinstance(v, np.random.RandomState):
+        v.set_state(st)
+    else:
+        v.set_state(st)
+
+
+def _same(a, b):
+    """Equality of generator states (nested tuples, dicts and arrays)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and np.array_equal(a, b)
+    if isinstance(a, (tuple, list)):
+        return isinstance(b, (tuple, list)) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def _take(o, contents):
+    """An object's attributes: {name: (value, length or None, copy or None, generator state)};
+    copies of list/dict/set values when contents (to put them back), and always of a Module's
+    _parameters/_buffers/_modules (whose entries are compared one by one)."""
+    d = getattr(o, "__dict__", None)
+    if not isinstance(d, dict):
+        return None
+    out = {}
+    for k, v in dict(d).items():
+        n = c = st = None
+        if isinstance(v, _CONTAINERS):
+            n = len(v)
+            if contents or k in _MODULE_DICTS:
+                c = dict(v) if isinstance(v, dict) else (list(v) if isinstance(v, list) else set(v))
+        else:
+            st = _rng_state(v, contents)
+        out[k] = (v, n, c, st)
+    return out
+
+
+def _diff(o, saved):
+    """The first change of o's attributes since saved, as a phrase, or None."""
+    d = getattr(o, "__dict__", {})
+    name = type(o).__name__
+    now = dict(d)
+    for k, (v, n, c, st) in saved.items():
+        if k not in now:
+            return "it deletes %s.%s" % (name, k)
+        w = now[k]
+        if w is not v:
+            return "it rebinds %s.%s" % (name, k)
+        if n is not None and len(w) != n:
+            return "it changes the length of %s.%s (%d, then %d)" % (name, k, n, len(w))
+        if k in _MODULE_DICTS and c is not None and any(w.get(j) is not x for j, x in c.items()):
+            return "it rebinds an entry of %s.%s" % (name, k)
+        if st is not None and not _same(st, _rng_state(w, True)):
+            return "it draws from the random generator %s.%s" % (name, k)
+    for k in now:
+        if k not in saved:
+            return "it adds the attribute %s.%s" % (name, k)
+    return None
+
+
+def _put_back(o, saved):
+    d = getattr(o, "__dict__", None)
+    if not isinstance(d, dict):
+        return
+    for k in [k for k in d if k not in saved]:
+        d.pop(k, None)
+    for k, (v, n, c, st) in saved.items():
+        d[k] = v
+        if c is not None:
+            if isinstance(v, list):
+                v[:] = c
+            else:
+                v.clear()
+                v.update(c)
+        if st is not None:
+            _set_rng_state(v, st)
+
+
+class PyState:
+    """Python state that a step can change and a plan does not replay: the global generators of
+    Python's random module and NumPy, and the attributes of the given objects, compared
+    shallowly (identity of every attribute, length of list/dict/set attributes, entries of a
+    Module's parameter/buffer/submodule dicts, state of generators kept as attributes).
+    contents=True also keeps copies of list/dict/set attributes and bcml generators' states,
+    so that restore() undoes such changes (probes)."""
+
+    def __init__(self, objs, contents=False):
+        self.py = random.getstate()
+        self.np = np.random.get_state()
+        self.saved = {}
+        for o in objs:
+            if id(o) not in self.saved:
+                s = _take(o, contents)
+                if s is not None:
+                    self.saved[id(o)] = (o, s)
+
+    def changes(self, ids=None):
+        """What changed since the snapshot, as a phrase ("it rebinds Net.calls"), or None.
+        ids: the ids of the objects to compare (default all)."""
+        if random.getstate() != self.py:
+            return "it draws from Python's random module"
+        if not _same(np.random.get_state(), self.np):
+            return "it draws from NumPy's global random generator"
+        for key, (o, s) in self.saved.items():
+            if ids is None or key in ids:
+                why = _diff(o, s)
+                if why is not None:
+                    return why
+        return None
+
+    def restore(self, ids=None):
+        """Puts the random generators and the objects (those of ids, default all) back."""
+        random.setstate(self.py)
+        np.random.set_state(self.np)
+        for key, (o, s) in self.saved.items():
+            if ids is None or key in ids:
+                _put_back(o, s)
+
+
+_SCALARS = (int, float, complex, str, bytes)
+
+
+def _step_modules(objs, depth=4):
+    """The Modules a step reaches through closures, bound methods, partials and the attributes
+    of callable objects (a few levels deep), and the Modules among its functions' globals."""
+    from .nn.modules import Module
+    found, seen = [], set()
+    stack = [(o, 0) for o in objs]
+    while stack:
+        o, d = stack.pop()
+        if o is None or id(o) in seen or isinstance(o, (type, types.ModuleType) + _SCALARS):
+            continue
+        seen.add(id(o))
+        if isinstance(o, Module):
+            found.append(o)
+            continue
+        if d >= depth:
+            continue
+        nxt = []
+        if isinstance(o, types.MethodType):
+            nxt = [o.__self__, o.__func__]
+        elif isinstance(o, types.FunctionType):
+            for cell in o.__closure__ or ():
+                try:
+                    nxt.append(cell.cell_contents)
+                except ValueError:   # an empty cell
+                    pass
+            g = o.__globals__
+            nxt += [g[n] for n in o.__code__.co_names if isinstance(g.get(n), Module)]
+            nxt += list(o.__defaults__ or ())
+        elif isinstance(o, functools.partial):
+            nxt = [o.func, *o.args, *o.keywords.values()]
+        elif isinstance(o, (list, tuple)):
+            nxt = list(o) if len(o) <= 64 else []
+        elif isinstance(o, dict):
+            nxt = list(o.values()) if len(o) <= 64 else []
+        elif isinstance(getattr(o, "__dict__", None), dict) and not isinstance(o, _core.TensorBase):
+            nxt = list(o.__dict__.values())
+        stack.extend((x, d + 1) for x in nxt)
+    return found
+
+
+class _Guard:
+    """Watches one eager step of a loop that replays: before the step it takes the Python state
+    of every live Module and of the objects watched; after it, problem(plan) says what the step
+    changed among the Modules it used (those owning one of the plan's constants, their parents
+    and children, the Modules the step reaches, the objects watched), or None."""
+
+    def __init__(self, step, watch, contents=False):
+        from .nn.modules import live_modules
+        self.watch = tuple(watch)
+        self.roots = _step_modules((step,) + self.watch)
+        self.state = PyState(live_modules() + self.roots + list(self.watch), contents)
+
+    def used(self, plan):
+        from .nn.modules import Module
+        ptrs = set()
+        if plan is not None:
+            ptrs = {c._data_ptr for c in plan.constants()}
+            ptrs.discard(0)
+        parents, used = {}, {}
+        for o, _s in self.state.saved.values():
+            if not isinstance(o, Module):
+                continue
+            d = o.__dict__
+            for c in list(d.get("_modules", {}).values()):
+                if c is not None:
+                    parents.setdefault(id(c), []).append(o)
+            ts = list(d.get("_parameters", {}).values()) + list(d.get("_buffers", {}).values())
+            if any(getattr(t, "_data_ptr", None) in ptrs for t in ts):
+                used[id(o)] = o
+        todo = list(used.values())
+        while todo:   # parents of a module the plan reads from
+            for p in parents.get(id(todo.pop()), ()):
+                if id(p) not in used:
+                    used[id(p)] = p
+                    todo.append(p)
+        ids = {id(o) for o in self.watch}
+        for m in list(used.values()) + self.roots:
+            ids.update(id(s) for s in m.modules())
+        return ids
+
+    def problem(self, plan):
+        return self.state.changes(self.used(plan))
+
+
 def _warn(what, why):
     warnings.warn("%s runs eagerly (one Python step per batch): %s" % (what, why), ReplayWarning, stacklevel=3)
 
@@ -215,16 +457,12 @@ def _optimizer_groups(optimizer):
     """The optimizer's parameter groups in plan_train's form, or None when its step is not one
     bcml can run in C (any optimizer other than bcml.optim.SGD / Adam, or a subclass that
     overrides step). Settings are read now, at every call: changes between epochs apply."""
-    from .optim import SGD, Adam, _check
+    from .optim import SGD, Adam
     t = type(optimizer)
     if isinstance(optimizer, SGD) and t.step is SGD.step:
-        return [(0, (_check("learning rate", g["lr"]), float(g["momentum"]), float(g["dampening"]),
-                     float(g["weight_decay"]), bool(g["nesterov"]), bool(g["maximize"])),
-                 g["params"], g["_bufs"], None, None, None) for g in optimizer.param_groups]
+        return [(0, SGD._opts(g), g["params"], g["_bufs"], None, None, None) for g in optimizer.param_groups]
     if isinstance(optimizer, Adam) and t.step is Adam.step:
-        return [(1, (_check("learning rate", g["lr"]), float(g["betas"][0]), float(g["betas"][1]),
-                     float(g["eps"]), float(g["weight_decay"]), bool(g["amsgrad"]), bool(g["maximize"])),
-                 g["params"], g["_m"], g["_v"], g["_vmax"], g["_steps"]) for g in optimizer.param_groups]
+        return [(1, Adam._opts(g), g["params"], g["_m"], g["_v"], g["_vmax"], g["_steps"]) for g in optimizer.param_groups]
     return None
 
 
@@ -273,13 +511,19 @@ def _close(a, b):
 
 
 class _Plans:
-    """Plans of one loop by input signature (shapes and dtypes): recorded, then verified."""
+    """Plans of one loop by input signature (shapes and dtypes): recorded, then verified.
+
+    Every step the loop runs eagerly while replay is on (the recorded one, and the ones that
+    check a plan against eager) is watched (_Guard): a step with a Python side effect that a
+    replay would skip turns replay off."""
 
     def __init__(self, what):
         self.what = what
         self.entries = {}       # signature -> [plan, verified]
         self.on = REPLAY
         self.recording = False
+        self.guard = None
+        self.step, self.watch = None, ()
 
     @staticmethod
     def key(inputs):
@@ -296,27 +540,49 @@ class _Plans:
             self.on = False
             _warn(self.what, why)
 
-    def begin(self, record):
+    def recheck(self, inputs):
+        """The plan of these inputs is checked against eager again when next seen (the first
+        batch of every epoch). True when there is such a plan."""
+        e = self.entries.get(self.key(inputs))
+        if e is not None:
+            e[1] = False
+        return e is not None
+
+    def begin(self, record, check=None):
+        """Before an eager step: record it (record) or check it against a plan (check: the
+        pending entry); both are watched for Python side effects."""
         self.recording = record
+        self.guard = _Guard(self.step, self.watch) if (record or check is not None) and self.on else None
         if record:
             _core.record_begin()
 
-    def end(self, inputs, loss, outputs):
-        if not self.recording:
-            return
-        self.recording = False
-        rec = _core.record_end()
-        if rec.tainted:
-            self.disable("the step cannot be recorded: %s" % rec.tainted)
-            return
-        try:
-            plan = _core.plan_build(rec, inputs, loss, outputs)
-        except (ValueError, TypeError) as e:
-            self.disable("the step cannot be recorded: %s" % e)
-            return
-        self.entries[self.key(inputs)] = [plan, False]
+    def end(self, inputs, loss, outputs, check=None):
+        """After the eager step: builds the recorded plan, or refuses it (or the checked one)
+        when the step had a Python side effect."""
+        guard, self.guard = self.guard, None
+        if self.recording:
+            self.recording = False
+            rec = _core.record_end()
+            if rec.tainted:
+                self.disable("the step cannot be recorded: %s" % rec.tainted)
+                return
+            try:
+                plan = _core.plan_build(rec, inputs, loss, outputs)
+            except (ValueError, TypeError) as e:
+                self.disable("the step cannot be recorded: %s" % e)
+                return
+            why = guard.problem(plan) if guard is not None else None
+            if why is not None:
+                self.disable("the step has a Python side effect that a replay would skip: %s" % why)
+                return
+            self.entries[self.key(inputs)] = [plan, False]
+        elif guard is not None:
+            why = guard.problem(check[0] if check is not None else None)
+            if why is not None:
+                self.disable("the step has a Python side effect that a replay would skip: %s" % why)
 
     def abort(self):
+        self.guard = None
         if self.recording:
             self.recording = False
             _core.record_end()
@@ -339,6 +605,7 @@ def predict(model, data, who="model"):
     xfull = (full[0],)
     nb = len(bounds) - 1
     plans = _Plans("predict(%s)" % who)
+    plans.step = model
     outs, binary, b = None, None, 0
     with no_grad():
         while b < nb:
@@ -353,15 +620,14 @@ def predict(model, data, who="model"):
                 _, ro = pend[0].run((x,))
                 replayed = [t.numpy().copy() for t in ro]
                 _restore(snap)
-            record = plans.should_record((x,))
-            plans.begin(record)
+            plans.begin(plans.should_record((x,)), pend)
             try:
                 out = model(x)
                 parts, bflag = split_output(out, who)
             except BaseException:
                 plans.abort()
                 raise
-            plans.end((x,), None, tuple(parts))
+            plans.end((x,), None, tuple(parts), pend)
             if outs is None:
                 binary = bflag
                 outs = tuple(from_numpy(np.empty((data.n,) + tuple(p.shape[1:]), np.float32)) for p in parts)
@@ -402,7 +668,7 @@ def _h1_of(inputs, cache):
     return inputs[2] if cache.binary else tuple(inputs[2:5])
 
 
-def train_epoch(step, data, optimizer, cache=None, session=None, epoch=None):
+def train_epoch(step, data, optimizer, cache=None, session=None, epoch=None, watch=()):
     """One epoch: for every batch ``optimizer.zero_grad(); loss = step(x, y, h1);
     loss.backward(); optimizer.step()``, where h1 is the cache's outputs for the batch's rows
     (None without a cache). Returns the batches' loss values (floats). ``session``: a
@@ -410,22 +676,27 @@ def train_epoch(step, data, optimizer, cache=None, session=None, epoch=None):
     loader's epoch whose order to use (default: its next one, advancing its counter).
 
     The first batch of each input shape runs eagerly and is recorded; the next one of that
-    shape is replayed and checked against eager (state saved and restored around the check);
-    after that, batches run in C, an epoch's worth per call with the GIL released. A step that
-    cannot be recorded, an optimizer bcml cannot step in C or a failed check makes the loop
-    eager (with a ReplayWarning)."""
+    shape is replayed and checked against eager (state saved and restored around the check),
+    and so is the first batch of every later epoch; the other batches run in C, an epoch's
+    worth per call with the GIL released. A step that cannot be recorded (it reads tensor data
+    in Python, or has a Python side effect: it rebinds an attribute of a Module it uses or of
+    an object of ``watch``, changes the length of a list/dict/set attribute, draws from
+    Python's or NumPy's global random generator), an optimizer bcml cannot step in C or a
+    failed check makes the loop eager (with a ReplayWarning)."""
     data = as_dataset(data)
     order, bounds = data.schedule(shuffle=True, epoch=epoch)
     full = _with_cache(data.full(), cache)
     nb = len(bounds) - 1
     losses = np.full(nb, np.nan, np.float32)
     plans = session.plans if session is not None else _Plans("training")
+    plans.step, plans.watch = step, tuple(watch)
     if plans.on and _optimizer_groups(optimizer) is None:
         plans.disable("%s is not a bcml.optim.SGD or Adam" % type(optimizer).__name__)
+    first_check = plans.on and nb > 0 and plans.entries and plans.recheck(data.batch(full, order, bounds, 0)[1])
 
     b = 0
     while b < nb:
-        if plans.on and plans.verified():
+        if plans.on and plans.verified() and not (b == 0 and first_check):
             optimizer.zero_grad()
             b = _core.plan_train(plans.verified(), full, order, bounds, b, _optimizer_groups(optimizer), losses)
             if b >= nb:
@@ -441,13 +712,13 @@ def train_epoch(step, data, optimizer, cache=None, session=None, epoch=None):
             replayed = [c.detach().numpy().copy() for c, _ in snap["consts"]]
             _restore(snap)
         optimizer.zero_grad()
-        plans.begin(plans.should_record(inputs))
+        plans.begin(plans.should_record(inputs), pend)
         try:
             loss = step(inputs[0], inputs[1], _h1_of(inputs, cache))
         except BaseException:
             plans.abort()
             raise
-        plans.end(inputs, loss, ())
+        plans.end(inputs, loss, (), pend)
         loss.backward()
         optimizer.step()
         losses[b] = loss.item()
@@ -462,19 +733,34 @@ def train_epoch(step, data, optimizer, cache=None, session=None, epoch=None):
     return [float(v) for v in losses]
 
 
-def replay_problem(step, data, optimizer, cache=None):
+def replay_problem(step, data, optimizer, cache=None, watch=()):
     """Why ``step`` cannot be replayed (a string), or None: records it once on the first batch
-    (forward only, nothing is updated; random draws come from a throwaway generator)."""
+    (forward only, nothing is updated; random draws come from a throwaway generator, and the
+    Python state of the Modules it uses and of Python's and NumPy's generators is put back)."""
     from ._random import Generator, default_for_thread
     data = as_dataset(data)
     if _optimizer_groups(optimizer) is None:
         return "%s is not a bcml.optim.SGD or Adam" % type(optimizer).__name__
     order, bounds = data.schedule(shuffle=False)
     _rows, inputs = data.batch(_with_cache(data.full(), cache), order, bounds, 0)
-    with default_for_thread(Generator(0)):
-        _core.record_begin()
-        try:
-            step(inputs[0], inputs[1], _h1_of(inputs, cache))
-        finally:
-            rec = _core.record_end()
-    return rec.tainted
+    guard = _Guard(step, watch, contents=True)
+    plan = None
+    try:
+        with default_for_thread(Generator(0)):
+            _core.record_begin()
+            try:
+                loss = step(inputs[0], inputs[1], _h1_of(inputs, cache))
+            finally:
+                rec = _core.record_end()
+        why = rec.tainted
+        if why is None:
+            try:
+                plan = _core.plan_build(rec, inputs, loss, ())
+            except (ValueError, TypeError) as e:
+                return str(e)
+            why = guard.problem(plan)
+            if why is not None:
+                why = "the step has a Python side effect that a replay would skip: %s" % why
+        return why
+    finally:
+        guard.state.restore(guard.used(plan))

@@ -147,7 +147,9 @@ def _hash_data(h, data):
         h.update(a.tobytes())
     if data.loader is not None:
         ld = data.loader
-        h.update(("loader|%d|%d|%d|%d|%d" % (ld.batch_size, ld.shuffle, ld.drop_last, ld.seed, ld.epoch)).encode())
+        h.update(("loader|%d|%d|%d" % (ld.batch_size, ld.shuffle, ld.drop_last)).encode())
+        if ld.shuffle:  # an unshuffled loader's seed and epoch change nothing
+            h.update(("|%d|%d" % (ld.seed, ld.epoch)).encode())
     else:
         h.update(np.ascontiguousarray(data.offsets).tobytes())
 
@@ -186,7 +188,7 @@ def run_job(spec):
                     raise SweepCancelled()
                 epoch = None if spec["start_epoch"] is None else spec["start_epoch"] + e
                 _engine.train_epoch(step, spec["train_data"], optimizer, cache=cache, session=session,
-                                    epoch=epoch)
+                                    epoch=epoch, watch=(loss,))
             h2.eval()
             evals = []
             for data, h1_out, name in ((spec["train_data"], spec["train_h1"], "train"),
@@ -228,9 +230,23 @@ def _check_kwargs(value, name):
 def _nonnegative_seed(seed):
     if seed is None:
         return int(default_generator._next_u64() >> 1)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError("seed must be a non-negative int or None, got %r" % (seed,))
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2 ** 64:
+        raise ValueError("seed must be a non-negative int below 2**64 or None, got %r" % (seed,))
     return int(seed)
+
+
+def _resume_hint(seed_drawn, *datasets):
+    """Why a rerun can never match: seeds drawn afresh on every run."""
+    hints = []
+    for data in datasets:
+        ld = data.loader
+        if ld is not None and ld.shuffle and getattr(ld, "_seed_drawn", False):
+            hints.append("%s is a shuffled DataLoader built without seed=, so every run draws another "
+                         "shuffle seed: pass seed= to the DataLoader to make the sweep resumable" % data.name)
+    if seed_drawn:
+        hints.append("compatibility_sweep was called without seed=, so every run draws another seed: "
+                     "pass seed= to make the sweep resumable")
+    return "".join("; " + h for h in hints)
 
 
 def _check_n_jobs(n_jobs):
@@ -352,6 +368,7 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
                         "Client.get_executor()) or apply_async() (a multiprocessing or Ray Pool), got %s"
                         % type(executor).__name__)
     n_jobs = _check_n_jobs(n_jobs)
+    seed_drawn = seed is None
     seed = _nonnegative_seed(seed)
     T._check_class(OptimizerClass, "OptimizerClass", "optimizer")
     T._check_class(NewErrorLossClass, "NewErrorLossClass", "loss")
@@ -413,7 +430,8 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
         if old != fp:
             if not overwrite:
                 raise ValueError("sweeps_folder_path %r holds a sweep with other settings (or of unknown "
-                                 "settings); pass overwrite=True to replace it, or use another folder" % folder)
+                                 "settings); pass overwrite=True to replace it, or use another folder%s"
+                                 % (folder, _resume_hint(seed_drawn, train_data, test_data)))
             for n in existing:
                 os.remove(os.path.join(folder, n))
         else:
@@ -578,4 +596,4 @@ def _replay_problem(spec):
     opt = spec["OptimizerClass"](h2.parameters(), **spec["optimizer_kwargs"])
     loss = spec["LossClass"](spec["h1"], h2, spec["lambda_c"], **spec["loss_kwargs"])
     return _engine.replay_problem(lambda x, y, h: loss(x, y, h1_output=h), spec["train_data"], opt,
-                                  spec["train_h1"][0])
+                                  spec["train_h1"][0], watch=(loss,))

@@ -4,11 +4,14 @@ Storage, autograd and every op live in the C core (`bcml._core`); this module on
 Python calls into `_core.apply(op, inputs, int_args, float_args)` calls and checks arguments.
 """
 import collections
+import collections.abc
+import math
 import numbers
 
 import numpy as np
 
 from . import _core
+from . import _values
 
 OPS = _core.op_ids()
 _apply = _core.apply
@@ -130,39 +133,63 @@ def _promote(a, b):
     return a, b
 
 
-def as_tensor_arg(x, argname="other", like=None):
+def as_tensor_arg(x, argname="other", like=None, fname=None):
+    """x as a tensor: tensors as they are, numbers as 0-d tensors (float32 when x is not an
+    integer or like is float32, else bool or int64), lists and arrays through tensor()."""
     if isinstance(x, _core.TensorBase):
         return x
+    fname = fname or "tensor"
     if _scalar(x):
-        dt = np.float32 if (isinstance(x, float) or (like is not None and like._dtype_name == "float32")) else (
-            np.bool_ if isinstance(x, bool) else np.int64)
-        return _core.from_numpy(np.array(x, dtype=dt))
+        _values.number(x, fname, argname)
+        if not isinstance(x, numbers.Integral) or (like is not None and like._dtype_name == "float32"):
+            v = _values.to_float(x, fname, argname)
+            with np.errstate(over="ignore"):  # beyond float32: inf, as PyTorch's arithmetic gives
+                return _core.from_numpy(np.array(v, dtype=np.float32))
+        if _values._is_bool(x):
+            return _core.from_numpy(np.array(bool(x), dtype=np.bool_))
+        return _core.from_numpy(np.array(_values.int64(x, fname, argname), dtype=np.int64))
     if isinstance(x, (list, tuple, np.ndarray)):
         return tensor(x)
-    raise TypeError("%s must be a bcml tensor or a number, got %s" % (argname, type(x).__name__))
+    raise TypeError("%s(): argument '%s' must be a bcml tensor or a number, not %s"
+                    % (fname, argname, type(x).__name__))
 
 
 def _binary(op, a, b):
-    b = as_tensor_arg(b, like=a)
+    b = as_tensor_arg(b, like=a, fname=op)
     a, b = _promote(a, b)
     return _apply(OPS[op], (a, b), (), ())
 
 
-def _add_scalar(a, add, mul):
+def _add_scalar(a, add, mul, fname="add", other=None):
+    """a * mul + add for scalars add and mul; other: the user's scalar operand they come from
+    (checked, and named in messages). An int64 (or bool) tensor with integer scalars gives an
+    exact int64 result (wrapping around as PyTorch's int64 arithmetic does); a scalar beyond
+    int64 raises ValueError. Otherwise the result is float32."""
+    if other is not None:
+        _values.number(other, fname, "other")
     if a._dtype_name != "float32":
-        # int64/bool with integer scalars gives int64, as in PyTorch; otherwise float32
-        ints = isinstance(add, numbers.Integral) and isinstance(mul, numbers.Integral)
-        if not ints:
-            a = _apply(OPS["cast"], (a,), (0,), ())
-        elif a._dtype_name == "bool":
-            a = _apply(OPS["cast"], (a,), (1,), ())
-    return _apply(OPS["add_scalar"], (a,), (), (float(add), float(mul)))
+        if isinstance(add, numbers.Integral) and isinstance(mul, numbers.Integral):
+            if other is not None:
+                _values.int64(other, fname, "other")
+            if a._dtype_name == "bool":
+                a = _apply(OPS["cast"], (a,), (1,), ())
+            return _apply(OPS["add_scalar"], (a,), (1, _values.wrap64(add), _values.wrap64(mul)), ())
+        a = _apply(OPS["cast"], (a,), (0,), ())
+    return _apply(OPS["add_scalar"], (a,), (),
+                  (_values.to_float(add, fname, "other"), _values.to_float(mul, fname, "other")))
 
 
 def _cmp(a, b, kind):
     if _scalar(b):
-        return _apply(OPS["cmp_scalar"], (a,), (CMP[kind],), (float(b),))
-    b = as_tensor_arg(b, like=a)
+        _values.number(b, kind, "other")
+        if a._dtype_name != "float32" and isinstance(b, numbers.Integral):
+            b = int(b)
+            if _values.INT64_MIN <= b <= _values.INT64_MAX:  # exact, also beyond 2**53
+                return _apply(OPS["cmp_scalar"], (a,), (CMP[kind], 1, b), ())
+            # beyond int64 every element compares the same way: only the sign matters
+            return _apply(OPS["cmp_scalar"], (a,), (CMP[kind],), (math.inf if b > 0 else -math.inf,))
+        return _apply(OPS["cmp_scalar"], (a,), (CMP[kind],), (_values.to_float(b, kind, "other"),))
+    b = as_tensor_arg(b, like=a, fname=kind)
     a, b = _promote(a, b)
     return _apply(OPS["cmp"], (a, b), (CMP[kind],), ())
 
@@ -359,17 +386,17 @@ class Tensor(_core.TensorBase):
         return self
 
     def fill_(self, value):
-        _core.fill_(self, 2, float(value), 0.0)
+        _core.fill_(self, 2, _fill_value(value, self._dtype_name, "fill_", "value"), 0.0)
         return self
 
     def uniform_(self, a=0.0, b=1.0, generator=None):
         from . import _random
-        _core.fill_(self, 0, float(a), float(b), _random.gen(generator))
+        _core.fill_(self, 0, a, b, _random.gen(generator))
         return self
 
     def normal_(self, mean=0.0, std=1.0, generator=None):
         from . import _random
-        _core.fill_(self, 1, float(mean), float(std), _random.gen(generator))
+        _core.fill_(self, 1, mean, std, _random.gen(generator))
         return self
 
     def copy_(self, src):
@@ -504,6 +531,7 @@ class Tensor(_core.TensorBase):
         if isinstance(value, _core.TensorBase):
             value = Tensor(value).numpy()
         arr[key] = value
+        self._bump_version()
 
     def _check_inplace(self):
         if self.requires_grad and _core.is_grad_enabled():
@@ -514,40 +542,42 @@ class Tensor(_core.TensorBase):
     # ---- arithmetic -----------------------------------------------------------------------
     def __add__(self, other):
         if _scalar(other):
-            return _add_scalar(self, other, 1)
+            return _add_scalar(self, other, 1, "add", other)
         return _binary("add", self, other)
 
     __radd__ = __add__
 
     def __sub__(self, other):
         if _scalar(other):
-            return _add_scalar(self, -other, 1)
+            _values.number(other, "sub", "other")
+            return _add_scalar(self, -other, 1, "sub", other)
         return _binary("sub", self, other)
 
     def __rsub__(self, other):
         if _scalar(other):
-            return _add_scalar(self, other, -1)
-        return _binary("sub", as_tensor_arg(other, like=self), self)
+            return _add_scalar(self, other, -1, "rsub", other)
+        return _binary("sub", as_tensor_arg(other, like=self, fname="rsub"), self)
 
     def __mul__(self, other):
         if _scalar(other):
-            return _add_scalar(self, 0, other)
+            return _add_scalar(self, 0, other, "mul", other)
         return _binary("mul", self, other)
 
     __rmul__ = __mul__
 
     def __truediv__(self, other):
-        if _scalar(other):
-            a = self if self._dtype_name == "float32" else self.float()
-            return _binary("div", a, _core.from_numpy(np.array(other, dtype=np.float32)))
         a = self if self._dtype_name == "float32" else self.float()
+        if _scalar(other):
+            v = _values.to_float(other, "div", "other")
+            with np.errstate(over="ignore"):
+                return _binary("div", a, _core.from_numpy(np.array(v, dtype=np.float32)))
         return _binary("div", a, other)
 
     def __rtruediv__(self, other):
         a = self if self._dtype_name == "float32" else self.float()
         if _scalar(other):
-            return _apply(OPS["rdiv_scalar"], (a,), (), (float(other),))
-        return _binary("div", as_tensor_arg(other, like=a), a)
+            return _apply(OPS["rdiv_scalar"], (a,), (), (_values.to_float(other, "rdiv", "other"),))
+        return _binary("div", as_tensor_arg(other, like=a, fname="rdiv"), a)
 
     def __neg__(self):
         return _add_scalar(self, 0, -1)
@@ -557,15 +587,16 @@ class Tensor(_core.TensorBase):
 
     def __pow__(self, other):
         if not _scalar(other):
-            raise TypeError("bcml supports tensor ** number only")
+            raise TypeError("pow(): argument 'exponent' must be a number (bcml supports tensor ** number "
+                            "only), not %s" % type(other).__name__)
         a = self if self._dtype_name == "float32" else self.float()
-        return _apply(OPS["pow_scalar"], (a,), (), (float(other),))
+        return _apply(OPS["pow_scalar"], (a,), (), (_values.to_float(other, "pow", "exponent"),))
 
     def __matmul__(self, other):
-        return _apply(OPS["matmul"], (self, as_tensor_arg(other)), (), ())
+        return _apply(OPS["matmul"], (self, _matmul_arg(other, "other")), (), ())
 
     def __rmatmul__(self, other):
-        return _apply(OPS["matmul"], (as_tensor_arg(other), self), (), ())
+        return _apply(OPS["matmul"], (_matmul_arg(other, "input"), self), (), ())
 
     def _inplace(self, result):
         self._check_inplace()
@@ -640,8 +671,10 @@ class Tensor(_core.TensorBase):
     def clamp(self, min=None, max=None):
         if min is None and max is None:
             raise ValueError("clamp: at least one of min or max must not be None")
+        lo = 0.0 if min is None else _clamp_bound(min, "min")
+        hi = 0.0 if max is None else _clamp_bound(max, "max")
         flags = (1 if min is not None else 0) | (2 if max is not None else 0)
-        return _apply(OPS["clamp"], (self._f(),), (flags,), (float(min or 0.0), float(max or 0.0)))
+        return _apply(OPS["clamp"], (self._f(),), (flags,), (lo, hi))
 
     clip = clamp
 
@@ -755,6 +788,53 @@ class Tensor(_core.TensorBase):
         return tensor(bool(np.any(Tensor(self).numpy())))
 
 
+def _matmul_arg(x, argname):
+    """The other operand of @: a tensor, or a list/array made one; a number is a TypeError
+    (as in PyTorch: use * to multiply by a number)."""
+    if isinstance(x, _core.TensorBase):
+        return x
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return tensor(x)
+    raise TypeError("matmul(): argument '%s' must be a tensor, not %s%s"
+                    % (argname, type(x).__name__, " (use * to multiply by a number)" if _scalar(x) else ""))
+
+
+def _clamp_bound(v, argname):
+    """A clamp bound as float: a number or a one-element tensor, within float32's range
+    (PyTorch's rule: a finite value beyond it is refused; inf and NaN pass)."""
+    if isinstance(v, _core.TensorBase):
+        if v._numel != 1:
+            raise TypeError("clamp(): argument '%s' must be a number or a one-element tensor, got a tensor "
+                            "of shape %s" % (argname, tuple(v.shape)))
+        v = v.item()
+    if not _scalar(v):
+        raise TypeError("clamp(): argument '%s' must be a number, not %s" % (argname, type(v).__name__))
+    return _values.float32(v, "clamp", argname)
+
+
+def _fill_value(v, dtname, fname, argname):
+    """A constant for a tensor of dtype dtname: a number or a one-element tensor, checked as
+    PyTorch checks it (int64: any int64, or a finite float in range, truncated; float32: within
+    float32's range or inf/NaN; bool: anything)."""
+    if isinstance(v, _core.TensorBase):
+        if v._numel != 1:
+            raise ValueError("%s(): argument '%s' must be a number or a one-element tensor, got a tensor of "
+                             "shape %s" % (fname, argname, tuple(v.shape)))
+        v = v.item()
+    _values.number(v, fname, argname)
+    if dtname == "int64":
+        if isinstance(v, numbers.Integral):
+            return _values.int64(v, fname, argname)
+        f = _values.to_float(v, fname, argname)
+        if not -2.0 ** 63 <= f < 2.0 ** 63:  # NaN and inf too
+            raise ValueError("%s(): argument '%s': value cannot be converted to type int64 without overflow "
+                             "(got %r)" % (fname, argname, f))
+        return f
+    if dtname == "float32":
+        return _values.float32(v, fname, argname)
+    return bool(v)
+
+
 class Size(tuple):
     """The shape of a tensor (a tuple, as torch.Size)."""
 
@@ -804,6 +884,7 @@ def _index_dim(t, dim, key):
         start, stop, step = key.indices(n)
         if step <= 0:
             raise ValueError("step must be greater than zero")
+        step = min(step, max(n, 1))  # same elements (at most one), and fits in int64
         if start == 0 and stop == n and step == 1:
             return t, True
         return _apply(OPS["slice"], (t,), (dim, start, max(stop, start), step), ()), True
@@ -878,16 +959,63 @@ def tensor(data, dtype=None, device=None, requires_grad=False):
             arr = np.asarray(data)
         except (ValueError, TypeError) as e:
             raise ValueError("tensor(): data is not a regular array: %s" % e) from None
-        if arr.dtype == object or arr.dtype.kind in "USVOMm":
-            raise TypeError("tensor(): data of dtype %s cannot become a tensor" % arr.dtype)
-    if dtype is not None:
-        arr = arr.astype(_NP[_as_dtype(dtype).name])
-    elif arr.dtype.kind == "f" or arr.dtype.kind == "c":
-        arr = arr.astype(np.float32)
+        if not isinstance(data, np.ndarray):
+            _check_python_ints(data, arr)
+        if arr.dtype == object or arr.dtype.kind in "USVOMmc":
+            raise TypeError("tensor(): data of dtype %s cannot become a tensor%s"
+                            % (arr.dtype, " (bcml has no complex dtype)" if arr.dtype.kind == "c" else ""))
+    target = (_as_dtype(dtype).name if dtype is not None else
+              "float32" if arr.dtype.kind == "f" else "bool" if arr.dtype.kind == "b" else "int64")
+    if target == "int64":
+        _check_int64_range(arr)
+    if arr.dtype.kind == "f" and target == "float32":
+        with np.errstate(over="ignore"):  # beyond float32: inf, as torch.tensor gives
+            arr = arr.astype(np.float32)
+    else:
+        arr = arr.astype(_NP[target])
     t = _core.from_numpy(np.array(arr, copy=True, order="C"))
     if requires_grad:
         t.requires_grad = True
     return t
+
+
+def _overflow(what):
+    return ValueError("tensor(): argument 'data': value cannot be converted to type int64 without overflow "
+                      "(got %s)" % (what,))
+
+
+def _flat_items(data):
+    """The leaves of nested lists/tuples (numbers, arrays, ...)."""
+    stack = [data]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, (list, tuple)):
+            stack.extend(x)
+        else:
+            yield x
+
+
+def _check_python_ints(data, arr):
+    """Python ints beyond int64 in data: NumPy turns them into uint64, float64 or object arrays
+    (silently rounding [2**63, -1] to floats); PyTorch refuses them, so does bcml."""
+    kind = arr.dtype.kind
+    if kind == "O" or (kind == "f" and arr.size and (np.abs(arr) >= 2.0 ** 63).any()):  # NaN: no scan
+        for x in _flat_items(data):
+            if isinstance(x, numbers.Integral) and not _values.INT64_MIN <= int(x) <= _values.INT64_MAX:
+                raise _overflow(int(x))
+
+
+def _check_int64_range(arr):
+    """Values of arr that an int64 cannot hold (uint64 above 2**63 - 1; NaN, inf and floats
+    beyond int64): ValueError, as PyTorch, instead of INT64_MIN."""
+    if not arr.size:
+        return
+    if arr.dtype.kind == "u" and arr.dtype.itemsize >= 8 and arr.max() > _values.INT64_MAX:
+        raise _overflow(int(arr.max()))
+    if arr.dtype.kind == "f":
+        ok = (arr >= -2.0 ** 63) & (arr < 2.0 ** 63)  # False for NaN
+        if not ok.all():
+            raise _overflow(arr[~ok].flat[0])
 
 
 def _size_args(size, argname="size"):
@@ -920,10 +1048,19 @@ def zeros(*size, dtype=None, requires_grad=False, device=None):
 
 
 def full(size, fill_value, dtype=None, requires_grad=False, device=None):
-    dt = dtype if dtype is not None else (float32 if isinstance(fill_value, float) else
-                                          bool_ if isinstance(fill_value, bool) else int64)
-    t = empty(*_size_args((size,) if isinstance(size, numbers.Integral) else tuple(size)), dtype=dt, device=device)
-    t.fill_(fill_value)
+    if isinstance(fill_value, _core.TensorBase) and fill_value._numel == 1:
+        fill_value = fill_value.item()
+    if not isinstance(fill_value, _core.TensorBase):
+        _values.number(fill_value, "full", "fill_value")
+    dt = _as_dtype(dtype) if dtype is not None else (bool_ if _values._is_bool(fill_value) else
+                                                     int64 if isinstance(fill_value, numbers.Integral) else float32)
+    value = _fill_value(fill_value, dt.name, "full", "fill_value")
+    if isinstance(size, numbers.Integral):
+        size = (size,)
+    elif not isinstance(size, (tuple, list, Size)):
+        raise TypeError("full(): argument 'size' must be a tuple of ints, not %s" % type(size).__name__)
+    t = empty(*_size_args(tuple(size)), dtype=dt, device=device)
+    _core.fill_(t, 2, value, 0.0)
     if requires_grad:
         t.requires_grad = True
     return t
@@ -937,15 +1074,24 @@ def ones(*size, dtype=None, requires_grad=False, device=None):
     return t
 
 
+def _like(t, fname):
+    if not isinstance(t, _core.TensorBase):
+        raise TypeError("%s(): argument 'input' must be a bcml tensor, not %s" % (fname, type(t).__name__))
+    return t
+
+
 def zeros_like(t, dtype=None, requires_grad=False):
+    t = _like(t, "zeros_like")
     return zeros(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
 
 
 def ones_like(t, dtype=None, requires_grad=False):
+    t = _like(t, "ones_like")
     return ones(t.shape, dtype=dtype or t.dtype, requires_grad=requires_grad)
 
 
 def empty_like(t, dtype=None):
+    t = _like(t, "empty_like")
     return empty(t.shape, dtype=dtype or t.dtype)
 
 
@@ -953,6 +1099,11 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
     check_device(device)
     if end is None:
         start, end = 0, start
+    for name, v in (("start", start), ("end", end), ("step", step)):
+        if isinstance(v, _core.TensorBase) and v._numel == 1:
+            v = v.item()
+        if not _scalar(v) or isinstance(v, numbers.Complex) and not isinstance(v, numbers.Real):
+            raise TypeError("arange(): argument '%s' must be a real number, not %s" % (name, type(v).__name__))
     if step == 0:
         raise ValueError("arange: step must be nonzero")
     isfloat = any(isinstance(v, float) for v in (start, end, step))
@@ -965,12 +1116,15 @@ def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False
 
 
 def cat(tensors, dim=0):
+    if isinstance(tensors, _core.TensorBase) or not isinstance(tensors, collections.abc.Iterable):
+        raise TypeError("cat(): argument 'tensors' must be a sequence of tensors, not %s" % type(tensors).__name__)
     tensors = list(tensors)
     if not tensors:
-        raise ValueError("cat: tensors must be a non-empty sequence")
+        raise ValueError("cat(): argument 'tensors' must be a non-empty sequence")
     for i, x in enumerate(tensors):
         if not isinstance(x, _core.TensorBase):
-            raise TypeError("cat: tensors[%d] must be a tensor, got %s" % (i, type(x).__name__))
+            raise TypeError("cat(): argument 'tensors': expected a tensor as element %d, got %s"
+                            % (i, type(x).__name__))
     d = _norm_dim(dim, tensors[0].ndim)
     if len(tensors) == 1:
         return _apply(OPS["cat"], (tensors[0],), (d,), ())
@@ -982,8 +1136,14 @@ def cat(tensors, dim=0):
 
 
 def stack(tensors, dim=0):
+    if isinstance(tensors, _core.TensorBase) or not isinstance(tensors, collections.abc.Iterable):
+        raise TypeError("stack(): argument 'tensors' must be a sequence of tensors, not %s" % type(tensors).__name__)
     tensors = list(tensors)
     if not tensors:
-        raise ValueError("stack: tensors must be a non-empty sequence")
+        raise ValueError("stack(): argument 'tensors' must be a non-empty sequence")
+    for i, x in enumerate(tensors):
+        if not isinstance(x, _core.TensorBase):
+            raise TypeError("stack(): argument 'tensors': expected a tensor as element %d, got %s"
+                            % (i, type(x).__name__))
     d = _norm_dim(dim, tensors[0].ndim + 1)
     return cat([t.unsqueeze(d) for t in tensors], dim=d)

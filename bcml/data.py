@@ -172,6 +172,7 @@ class DataLoader:
         self.drop_last = bool(drop_last)
         self.return_ids = bool(return_ids)
         self.seed = seed if seed is not None else _default_seed()
+        self._seed_drawn = seed is None  # a sweep over a shuffled loader resumes only with seed=
         self.epoch = 0
 
     def __len__(self):

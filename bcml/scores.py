@@ -31,9 +31,12 @@ above ``num_classes`` raise ValueError; each message names the argument.
 Zero denominators follow scikit-learn: ``zero_division="warn"`` returns 0.0 and emits an
 :class:`UndefinedMetricWarning`; 0.0, 1.0 or nan return that value silently.
 """
+import collections.abc
 import math
 import numbers
 import warnings
+
+import numpy as np
 
 from . import _core
 
@@ -229,17 +232,30 @@ def compatibility_report(h1_labels, h2_labels, y, num_classes=None, class_names=
     zd = _zero_division(zero_division, fname)
     names = None
     if class_names is not None:
-        if isinstance(class_names, (str, bytes)):
-            raise TypeError("%s: class_names must be a sequence of names, got a string" % fname)
+        if isinstance(class_names, (str, bytes)) or not isinstance(class_names, collections.abc.Iterable):
+            raise TypeError("%s: class_names must be a sequence of names, got %s"
+                            % (fname, "a string" if isinstance(class_names, (str, bytes))
+                               else type(class_names).__name__))
         names = [str(n) for n in class_names]
-        if num_classes is None:
-            num_classes = len(names)
-            if num_classes == 0:
-                raise ValueError("%s: class_names is empty" % fname)
-        elif len(names) != num_classes:
+        if num_classes is None and not names:
+            raise ValueError("%s: class_names is empty" % fname)
+        if num_classes is not None and len(names) != num_classes:
             raise ValueError("%s: class_names has %d names but num_classes is %d"
                              % (fname, len(names), num_classes))
-    table = _core.count_table(h1_labels, h2_labels, y, num_classes, name=fname)
+    if names is not None and num_classes is None:
+        # the class count comes from class_names: a label beyond it is class_names' fault
+        table = _core.count_table(h1_labels, h2_labels, y, None, name=fname)
+        if table.shape[0] > len(names):
+            try:  # the count pass with that class count names the label, its argument and index
+                _core.count_table(h1_labels, h2_labels, y, len(names), name=fname)
+                detail = "the labels go up to %d" % (table.shape[0] - 1)
+            except ValueError as e:
+                detail = str(e).split(": ", 1)[-1]
+            raise ValueError("%s: class_names has %d names (one per class), but %s"
+                             % (fname, len(names), detail))
+        table = np.concatenate([table, np.zeros((len(names) - table.shape[0], table.shape[1]), table.dtype)])
+    else:
+        table = _core.count_table(h1_labels, h2_labels, y, num_classes, name=fname)
     C = table.shape[0]
     undefined = []
     totals = [int(v) for v in table.sum(axis=0)]

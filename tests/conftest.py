@@ -94,6 +94,28 @@ def check_grad(bcml_fn, arrays, eps=1e-2, rtol=1e-2, atol=1e-3, wrt=None, seed=0
     grad_check(bcml_fn, arrays, wrt, eps, rtol, atol, seed)
 
 
+def run_python(code, timeout=120, env=None):
+    """Runs code in a fresh interpreter that imports the bcml under test; returns its stdout.
+    A crash (signal), a hang (timeout) or a non-zero exit fails the calling test with the child's
+    output, so a reproducer that used to crash the interpreter fails cleanly here."""
+    import subprocess
+    import sys
+    root = str(Path(__file__).resolve().parents[1])
+    import bcml
+    bcml_root = str(Path(bcml.__file__).resolve().parents[1])
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join([bcml_root, root] + [p for p in [full_env.get("PYTHONPATH")] if p])
+    full_env.update(env or {})
+    try:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
+                           env=full_env)
+    except subprocess.TimeoutExpired as e:
+        pytest.fail("child timed out after %s s; output:\n%s\n%s" % (timeout, e.stdout, e.stderr))
+    if r.returncode != 0:
+        pytest.fail("child exited with %d; output:\n%s\n%s" % (r.returncode, r.stdout, r.stderr[-4000:]))
+    return r.stdout
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass

@@ -475,9 +475,9 @@ def test_helpers_run_through_the_engine(monkeypatch):
     calls = {"train_epoch": [], "predict": []}
     real_train_epoch, real_predict = _engine.train_epoch, _engine.predict
 
-    def train_epoch(step, data, optimizer, cache=None, session=None):
+    def train_epoch(step, data, optimizer, cache=None, session=None, **kw):
         calls["train_epoch"].append(cache is not None)
-        return real_train_epoch(step, data, optimizer, cache, session=session)
+        return real_train_epoch(step, data, optimizer, cache, session=session, **kw)
 
     def predict(model, data, who="model"):
         calls["predict"].append(who)

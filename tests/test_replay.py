@@ -2,6 +2,8 @@
 eager loop's weights (here bitwise, the contract asks 1e-5 relative), with shuffling, the last
 partial batch, dropout, batch norm, SGD/Adam and a learning-rate change between epochs; models
 that cannot be recorded fall back to the eager loop with a warning."""
+import random
+import re
 import sys
 import threading
 import warnings
@@ -109,8 +111,9 @@ def test_replay_matches_eager(replay_flag, name, make, kind, opt_cls, opt_kw, co
         replayed, lr_, calls_r = _train(True, make, kind, opt_cls, opt_kw, compat)
     nb = -(-203 // 32)
     assert calls_e == 3 * nb
-    # record + check of the full batches in epoch 1, of the partial last batch in epochs 1 and 2
-    assert calls_r == 4, calls_r
+    # record + check of the full batches in epoch 1, of the partial last batch in epochs 1 and 2,
+    # and the check of the first batch of epochs 2 and 3
+    assert calls_r == 6, calls_r
     assert set(eager) == set(replayed)
     for k in eager:
         np.testing.assert_allclose(replayed[k], eager[k], rtol=1e-5, atol=1e-7, err_msg=k)
@@ -200,47 +203,56 @@ def test_predict_replay_matches_eager(replay_flag, train_mode):
 
 
 def test_epoch_is_one_c_call_without_python(replay_flag):
-    """During the replayed part of an epoch no Python function runs (sys.setprofile sees only
-    the C call), and other Python threads run meanwhile (the GIL is released)."""
+    """After the check of its first batch, the rest of an epoch is one C call during which no
+    Python function runs (sys.setprofile sees only the C call), and other Python threads run
+    meanwhile (the GIL is released)."""
     _engine.REPLAY = True
     x, y = _data("mnist", n=64 * 12)
     bcml.manual_seed(0)
     m = ConvNet()
     opt = bcml.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
     data = _engine.as_dataset(DataLoader(x, y, batch_size=64, shuffle=True, seed=0))
-    step = lambda xb, yb, h: F.nll_loss(m(xb)[2], yb)  # noqa: E731
+    step = CountingStep(lambda xb, yb, h: F.nll_loss(m(xb)[2], yb))
     s = _engine.Session()
     _engine.train_epoch(step, data, opt, session=s)  # records and checks
+    assert step.calls == 2
 
-    events, counter, stop = [], [0], threading.Event()
     real = _core.plan_train
-    during = {}
-
-    def spin():
-        while not stop.is_set():
-            counter[0] += 1
+    calls = []
 
     def traced(*args):
+        events, counter, stop = [], [0], threading.Event()
+
+        def spin():
+            while not stop.is_set():
+                counter[0] += 1
+
         t = threading.Thread(target=spin)
         t.start()
         before = counter[0]
         sys.setprofile(lambda frame, event, arg: events.append((event, getattr(arg, "__name__", frame.f_code.co_name))))
         try:
-            return real(*args)
+            nxt = real(*args)
         finally:
             sys.setprofile(None)
-            during["spins"] = counter[0] - before
+            spins = counter[0] - before
             stop.set()
             t.join()
+        names = [n for e, n in events if e in ("call", "c_call") and n != "setprofile"]
+        calls.append(dict(start=args[4], next=nxt, names=names, spins=spins))
+        return nxt
 
     _core.plan_train = traced
     try:
         _engine.train_epoch(step, data, opt, session=s)
     finally:
         _core.plan_train = real
-    names = [n for e, n in events if e in ("call", "c_call") and n != "setprofile"]
-    assert names == ["plan_train"], names[:10]
-    assert during["spins"] > 1000  # the spinning thread ran while the epoch trained
+    # the first batch: replayed once for the check (then run eagerly); then batches 1..11 in C
+    assert step.calls == 3
+    assert [(c["start"], c["next"]) for c in calls] == [(0, 1), (1, 12)], calls
+    for c in calls:
+        assert c["names"] == ["plan_train"], c["names"][:10]
+    assert calls[1]["spins"] > 1000  # the spinning thread ran while the epoch trained
 
 
 def test_data_dependent_forward_falls_back_with_warning(replay_flag):
@@ -364,3 +376,323 @@ def test_recording_taints_on_data_reads():
     _core.record_pause(prev)
     rec = _core.record_end()
     assert rec.tainted is None and rec.n_calls == 0
+
+
+# ---- Python side effects of a step (issue 9): replay is refused, the result is the eager loop's --
+class CounterNet(nn.Module):
+    """Counts its calls and branches on the count (% 5 and % 3)."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(7, 3), nn.Linear(7, 3)
+        self.calls = 0
+
+    def effects(self):
+        return self.calls
+
+    def forward(self, x):
+        self.calls += 1
+        o = self.a(x) if self.calls % 5 else self.b(x)
+        if self.calls % 3 == 0:
+            o = o * 0.5
+        return o, F.softmax(o, dim=1), F.log_softmax(o, dim=1)
+
+
+class PyRandomNet(nn.Module):
+    """Scales its output by a draw from Python's random module."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(7, 3)
+
+    def effects(self):
+        return random.random()   # the next draw: equal iff the draws made so far are
+
+    def forward(self, x):
+        o = self.a(x) * (0.5 + random.random())
+        return o, F.softmax(o, dim=1), F.log_softmax(o, dim=1)
+
+
+class NpRandomNet(PyRandomNet):
+    """Scales its output by a draw from NumPy's global generator."""
+
+    def effects(self):
+        return float(np.random.random())
+
+    def forward(self, x):
+        o = self.a(x) * (0.5 + float(np.random.random()))
+        return o, F.softmax(o, dim=1), F.log_softmax(o, dim=1)
+
+
+class OwnRngNet(PyRandomNet):
+    """Draws from a NumPy Generator it keeps as an attribute."""
+
+    def __init__(self):
+        super().__init__()
+        self.rng = np.random.default_rng(3)
+
+    def effects(self):
+        return float(self.rng.random())
+
+    def forward(self, x):
+        o = self.a(x) * (0.5 + float(self.rng.random()))
+        return o, F.softmax(o, dim=1), F.log_softmax(o, dim=1)
+
+
+class ListNet(nn.Module):
+    """Appends to a list on self and branches on its length."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(7, 3), nn.Linear(7, 3)
+        self.seen = []
+
+    def effects(self):
+        return list(self.seen)
+
+    def forward(self, x):
+        self.seen.append(int(x.shape[0]))
+        o = self.a(x) if len(self.seen) % 4 else self.b(x)
+        return o, F.softmax(o, dim=1), F.log_softmax(o, dim=1)
+
+
+class Wrapper(nn.Module):
+    """A counter on a module that owns no parameter, around a child that does."""
+
+    def __init__(self):
+        super().__init__()
+        self.inner = CounterNet()
+        self.calls = 0
+
+    def effects(self):
+        return self.calls, self.inner.calls
+
+    def forward(self, x):
+        self.calls += 1
+        o = self.inner(x)[0] * (2.0 if self.calls % 2 else 1.0)
+        return o, F.softmax(o, dim=1), F.log_softmax(o, dim=1)
+
+
+EFFECTS = [(CounterNet, "rebinds CounterNet.calls"), (PyRandomNet, "Python's random module"),
+           (NpRandomNet, "NumPy's global random generator"), (OwnRngNet, "random generator OwnRngNet.rng"),
+           (ListNet, "length of ListNet.seen"), (Wrapper, "rebinds (Wrapper|CounterNet).calls")]
+
+
+def _side_data(nb=10, bs=16, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((nb * bs, 7)).astype(np.float32)
+    y = rng.integers(0, 3, nb * bs).astype(np.int64)
+    return [(bcml.from_numpy(x[i:i + bs].copy()), bcml.from_numpy(y[i:i + bs].copy())) for i in range(0, nb * bs, bs)]
+
+
+def _fresh(make):
+    random.seed(11)
+    np.random.seed(12)
+    bcml.manual_seed(5)
+    return make(), bcml.optim.SGD  # the model, and the optimizer class
+
+
+def _plain_loop(make, epochs, compat=False):
+    """The reference: a hand-written eager loop (no bcml helper, no replay)."""
+    model, opt_cls = _fresh(make)
+    h1 = LogisticRegression(7, 3).eval() if compat else None
+    opt = opt_cls(model.parameters(), lr=0.1, momentum=0.9)
+    loss_fn = BCCrossEntropyLoss(h1, model, 0.7) if compat else None
+    data = _side_data()
+    for _ in range(epochs):
+        for xb, yb in data:
+            opt.zero_grad()
+            loss = loss_fn(xb, yb) if compat else F.nll_loss(model(xb)[2], yb)
+            loss.backward()
+            opt.step()
+    return model
+
+
+def _result(model):
+    state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    return state, model.effects()
+
+
+def _assert_same(got, want):
+    (s1, e1), (s2, e2) = got, want
+    assert e1 == e2   # the same number of forward calls / the same random draws
+    assert set(s1) == set(s2)
+    for k in s1:
+        np.testing.assert_allclose(s1[k], s2[k], rtol=1e-5, atol=1e-7, err_msg=k)
+
+
+def _engine_loop(make, epochs):
+    model, opt_cls = _fresh(make)
+    opt = opt_cls(model.parameters(), lr=0.1, momentum=0.9)
+    data = _engine.as_dataset(_side_data())
+    session = _engine.Session()
+    step = lambda xb, yb, h: F.nll_loss(model(xb)[2], yb)  # noqa: E731
+    for _ in range(epochs):
+        _engine.train_epoch(step, data, opt, session=session)
+    return model
+
+
+def _helper_loop(make, epochs):
+    from bcml.helpers.training import train_epoch
+    model, opt_cls = _fresh(make)
+    opt = opt_cls(model.parameters(), lr=0.1, momentum=0.9)
+    data = _side_data()
+    for e in range(1, epochs + 1):   # each call probes the model's output first
+        train_epoch(e, model, opt, F.nll_loss, data, 16)
+    return model
+
+
+def _helper_compat_loop(make, epochs):
+    from bcml.helpers.training import train_compatibility_epoch
+    model, opt_cls = _fresh(make)
+    h1 = LogisticRegression(7, 3).eval()
+    opt = opt_cls(model.parameters(), lr=0.1, momentum=0.9)
+    loss_fn = BCCrossEntropyLoss(h1, model, 0.7)
+    data = _side_data()
+    for e in range(1, epochs + 1):   # probes h1 and h2, caches h1's outputs, then trains
+        train_compatibility_epoch(e, model, opt, loss_fn, data, 16)
+    return model
+
+
+LOOPS = {"engine": (_engine_loop, False), "helper": (_helper_loop, False),
+         "helper-compat": (_helper_compat_loop, True)}
+
+
+@pytest.mark.parametrize("loop", list(LOOPS))
+@pytest.mark.parametrize("make,cause", EFFECTS, ids=[c[0].__name__ for c in EFFECTS])
+def test_side_effects_refuse_replay(replay_flag, loop, make, cause):
+    run, compat = LOOPS[loop]
+    want = _result(_plain_loop(make, 3, compat))
+    _engine.REPLAY = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", _engine.ReplayWarning)
+        eager = _result(run(make, 3))
+    _assert_same(eager, want)
+    _engine.REPLAY = True
+    with pytest.warns(_engine.ReplayWarning, match="side effect.*" + cause) as rec:
+        got = _result(run(make, 3))
+    _assert_same(got, want)
+    assert len([w for w in rec if issubclass(w.category, _engine.ReplayWarning)]) == (1 if loop == "engine" else 3)
+
+
+def test_side_effect_replay_would_have_differed(replay_flag, monkeypatch):
+    """The guard is what makes the counter model right: without it, the replay differs."""
+    want = _result(_plain_loop(CounterNet, 3))
+    _engine.REPLAY = True
+    monkeypatch.setattr(_engine._Guard, "problem", lambda self, plan: None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _engine.ReplayWarning)  # the per-epoch check sees some of it
+        got = _result(_engine_loop(CounterNet, 3))
+    assert got[1] < want[1]   # forward ran fewer times ...
+    assert max(np.abs(got[0][k] - want[0][k]).max() for k in want[0]) > 1e-3  # ... and the weights differ
+
+
+@pytest.mark.parametrize("make", [CounterNet, PyRandomNet, NpRandomNet, OwnRngNet, ListNet, Wrapper],
+                         ids=lambda c: c.__name__)
+def test_probe_leaves_no_trace(make):
+    from bcml import _checks
+    model, _ = _fresh(make)
+    model.train()
+    ref, _ = _fresh(make)
+    data = _engine.as_dataset(_side_data())
+    py, npst, bst = random.getstate(), np.random.get_state(), bcml.get_rng_state()
+    assert _checks.probe(model, data, "model") == (False, 3)
+    assert random.getstate() == py
+    assert np.array_equal(np.random.get_state()[1], npst[1]) and np.random.get_state()[2] == npst[2]
+    assert bcml.get_rng_state() == bst
+    assert all(m.training for m in model.modules())
+    random.seed(11)
+    np.random.seed(12)
+    e1 = model.effects()
+    random.seed(11)
+    np.random.seed(12)
+    assert e1 == ref.effects()
+
+
+def test_predict_with_side_effects_runs_eagerly(replay_flag):
+    data = _engine.as_dataset(_side_data())
+    model, _ = _fresh(CounterNet)
+    _engine.REPLAY = True
+    with pytest.warns(_engine.ReplayWarning, match="CounterNet.calls"):
+        out, _, _ = _engine.predict(model, data)
+    assert model.calls == 10
+    ref, _ = _fresh(CounterNet)
+    with bcml.no_grad():
+        want = np.concatenate([ref(xb)[0].numpy() for xb, _ in _side_data()])
+    np.testing.assert_allclose(out.parts[0], want, rtol=1e-6, atol=1e-7)
+
+
+def test_replay_problem_names_the_side_effect_and_undoes_it():
+    data = _engine.as_dataset(_side_data())
+    for make, cause in EFFECTS:
+        model, _ = _fresh(make)
+        opt = bcml.optim.SGD(model.parameters(), lr=0.1)
+        ref, _ = _fresh(make)
+        why = _engine.replay_problem(lambda xb, yb, h: F.nll_loss(model(xb)[2], yb), data, opt)
+        assert why is not None and re.search(cause, why), (make, why)
+        random.seed(11)
+        np.random.seed(12)
+        e1 = model.effects()
+        random.seed(11)
+        np.random.seed(12)
+        assert e1 == ref.effects(), make
+    model, _ = _fresh(lambda: LogisticRegression(7, 3))
+    opt = bcml.optim.SGD(model.parameters(), lr=0.1)
+    assert _engine.replay_problem(lambda xb, yb, h: F.nll_loss(model(xb)[2], yb), data, opt) is None
+
+
+def test_watched_object_side_effect(replay_flag):
+    """An object passed as watch= (the helpers pass their loss) is watched too."""
+    class Loss:
+        def __init__(self, model):
+            self.model, self.n = model, 0
+
+        def __call__(self, xb, yb):
+            self.n += 1
+            return F.nll_loss(self.model(xb)[2], yb)
+
+    _engine.REPLAY = True
+    model = LogisticRegression(7, 3)
+    loss = Loss(model)
+    opt = bcml.optim.SGD(model.parameters(), lr=0.1)
+    data = _engine.as_dataset(_side_data())
+    with pytest.warns(_engine.ReplayWarning, match="Loss.n"):
+        _engine.train_epoch(lambda xb, yb, h: loss(xb, yb), data, opt, watch=(loss,))
+    assert loss.n == 10
+
+
+def test_first_batch_of_every_epoch_is_checked(replay_flag):
+    """A change the step cannot see while it is recorded (the user sets an attribute between
+    epochs) is caught by the check of the first batch of the next epoch; the epoch is then
+    run eagerly and the weights are the eager loop's."""
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(7, 3)
+            self.scale = 1.0
+
+        def forward(self, x):
+            o = self.a(x) * self.scale
+            return o, F.softmax(o, dim=1), F.log_softmax(o, dim=1)
+
+    def run(replay):
+        _engine.REPLAY = replay
+        bcml.manual_seed(2)
+        model = Scaled()
+        opt = bcml.optim.SGD(model.parameters(), lr=0.1)
+        data = _engine.as_dataset(_side_data())
+        step = CountingStep(lambda xb, yb, h: F.nll_loss(model(xb)[2], yb))
+        session = _engine.Session()
+        for e in range(3):
+            _engine.train_epoch(step, data, opt, session=session)
+            if e == 1:
+                model.scale = 3.0
+        return [p.detach().numpy().copy() for p in model.parameters()], step.calls
+
+    eager, calls_e = run(False)
+    with pytest.warns(_engine.ReplayWarning, match="differs from the eager one"):
+        replayed, calls_r = run(True)
+    # epoch 1: record + check; epoch 2: check; epoch 3: the check fails, all 10 batches eager
+    assert (calls_e, calls_r) == (30, 2 + 1 + 10)
+    for a, b in zip(eager, replayed):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)

@@ -173,7 +173,7 @@ def _train_epoch(epoch, network, optimizer, loss_function, data, binary, session
     def step(x, y, _h1):
         return loss_function(_element(network(x), binary), _target(y, binary))
 
-    return _log(_engine.train_epoch(step, data, optimizer, session=session), data, epoch)
+    return _log(_engine.train_epoch(step, data, optimizer, session=session, watch=(loss_function,)), data, epoch)
 
 
 def _test(network, loss_function, data):
@@ -264,7 +264,8 @@ def _compat_epoch(epoch, h2, optimizer, loss_function, data, cache, session=None
     else:
         def step(x, y, _h1):
             return loss_function(x, y)
-    return _log(_engine.train_epoch(step, data, optimizer, cache=cache, session=session), data, epoch)
+    return _log(_engine.train_epoch(step, data, optimizer, cache=cache, session=session,
+                                    watch=(loss_function,)), data, epoch)
 
 
 def _test_compat(h2, loss_function, data, h1_outputs=None):

@@ -14,10 +14,12 @@ discriminant pivot is honoured (keyword `discriminant_pivot`, BCML's misspelt
 `discriminant_pivit` accepted too); h2 is run once instead of twice.
 """
 import math
+import numbers
 
 from .. import _core
 from .._autograd import no_grad
 from .._tensor import OPS, as_tensor_arg
+from .._values import FLT_MAX
 
 __all__ = ["BCNLLLoss", "BCCrossEntropyLoss", "BCBinaryCrossEntropyLoss", "BCKLDivergenceLoss",
            "StrictImitationNLLLoss", "StrictImitationCrossEntropyLoss",
@@ -29,15 +31,35 @@ _ELEMENT_NAME = {_NLL: "log_softmax", _CE: "logits", _KL: "log_softmax"}
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
 
-def _check_lambda(lambda_c):
+def _check_lambda(lambda_c, fname="loss"):
     if isinstance(lambda_c, bool):
-        raise TypeError("lambda_c must be a real number, got bool")
+        raise TypeError("%s: lambda_c must be a real number, got bool" % fname)
     try:
         v = float(lambda_c)
     except (TypeError, ValueError):
-        raise TypeError("lambda_c must be a real number, got %s" % type(lambda_c).__name__) from None
+        raise TypeError("%s: lambda_c must be a real number, got %s" % (fname, type(lambda_c).__name__)) from None
+    except OverflowError:
+        v = math.inf
     if not math.isfinite(v) or v < 0:
-        raise ValueError("lambda_c must be finite and >= 0, got %r" % (lambda_c,))
+        raise ValueError("%s: lambda_c must be finite and >= 0, got %r" % (fname, lambda_c))
+    if v > FLT_MAX:  # the C loss computes in float32: 1e39 would become inf
+        raise ValueError("%s: lambda_c must be finite, >= 0 and within float32's range (<= %g), got %r"
+                         % (fname, FLT_MAX, lambda_c))
+    return v
+
+
+def _check_pivot(pivot, fname):
+    if isinstance(pivot, bool) or not isinstance(pivot, numbers.Real):
+        raise TypeError("%s: discriminant_pivot must be a real number, got %s" % (fname, type(pivot).__name__))
+    try:
+        v = float(pivot)
+    except OverflowError:
+        v = math.inf
+    if not math.isfinite(v):
+        raise ValueError("%s: discriminant_pivot must be finite, got %r" % (fname, pivot))
+    if abs(v) > FLT_MAX:  # compared in float32 by the C loss
+        raise ValueError("%s: discriminant_pivot must be finite within float32's range (|value| <= %g), got %r"
+                         % (fname, FLT_MAX, pivot))
     return v
 
 
@@ -52,17 +74,14 @@ class _CompatibilityLoss:
             raise TypeError("h2 must be a callable model, got %s" % type(h2).__name__)
         self.h1 = h1
         self.h2 = h2
-        self.lambda_c = _check_lambda(lambda_c)
+        self.lambda_c = _check_lambda(lambda_c, type(self).__name__)
         self.discriminant_pivot = 0.5
         self.num_classes = None
         if self._kind == _BCE:
             if "discriminant_pivot" in kwargs and "discriminant_pivit" in kwargs:
                 raise TypeError("give discriminant_pivot or discriminant_pivit, not both")
             pivot = kwargs.pop("discriminant_pivot", kwargs.pop("discriminant_pivit", 0.5))
-            pivot = float(pivot)
-            if not math.isfinite(pivot):
-                raise ValueError("discriminant_pivot must be finite, got %r" % pivot)
-            self.discriminant_pivot = pivot
+            self.discriminant_pivot = _check_pivot(pivot, type(self).__name__)
         if self._kind == _KL:
             nc = kwargs.pop("num_classes", None)
             if nc is not None:

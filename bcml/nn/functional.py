@@ -2,7 +2,7 @@
 import numbers
 import warnings
 
-from .. import _core
+from .. import _core, _values
 from .._random import gen as _gen
 from .._tensor import OPS, REDUCTIONS, Tensor, _apply, _norm_dim, as_tensor_arg
 
@@ -12,9 +12,10 @@ __all__ = ["linear", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "dropo
            "dropout2d"]
 
 
-def _tensor(x, argname):
+def _tensor(x, argname, fname=None):
     if not isinstance(x, _core.TensorBase):
-        raise TypeError("%s must be a bcml tensor, got %s" % (argname, type(x).__name__))
+        raise TypeError("%s%s must be a bcml tensor, got %s"
+                        % ("%s(): " % fname if fname else "", argname, type(x).__name__))
     return x
 
 
@@ -26,23 +27,23 @@ def _reduction(reduction, allowed=("none", "mean", "sum")):
 
 def linear(input, weight, bias=None):
     """input @ weight.T + bias."""
-    _tensor(input, "input")
-    _tensor(weight, "weight")
+    _tensor(input, "input", "linear")
+    _tensor(weight, "weight", "linear")
     if bias is None:
         return _apply(OPS["linear"], (input, weight), (), ())
-    return _apply(OPS["linear"], (input, weight, _tensor(bias, "bias")), (), ())
+    return _apply(OPS["linear"], (input, weight, _tensor(bias, "bias", "linear")), (), ())
 
 
 def relu(input, inplace=False):
-    return _apply(OPS["relu"], (_tensor(input, "input"),), (), ())
+    return _apply(OPS["relu"], (_tensor(input, "input", "relu"),), (), ())
 
 
 def sigmoid(input):
-    return _apply(OPS["sigmoid"], (_tensor(input, "input"),), (), ())
+    return _apply(OPS["sigmoid"], (_tensor(input, "input", "sigmoid"),), (), ())
 
 
 def tanh(input):
-    return _apply(OPS["tanh"], (_tensor(input, "input"),), (), ())
+    return _apply(OPS["tanh"], (_tensor(input, "input", "tanh"),), (), ())
 
 
 def _softmax_dim(input, dim):
@@ -52,24 +53,28 @@ def _softmax_dim(input, dim):
 
 
 def softmax(input, dim=None, dtype=None):
-    _tensor(input, "input")
+    _tensor(input, "input", "softmax")
     return _apply(OPS["softmax"], (input,), (_softmax_dim(input, dim),), ())
 
 
 def log_softmax(input, dim=None, dtype=None):
-    _tensor(input, "input")
+    _tensor(input, "input", "log_softmax")
     return _apply(OPS["log_softmax"], (input,), (_softmax_dim(input, dim),), ())
 
 
-def _check_p(p):
-    if not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
-        raise ValueError("dropout probability has to be between 0 and 1, but got %r" % (p,))
+def _check_p(p, fname="dropout"):
+    if not isinstance(p, numbers.Real):
+        raise TypeError("%s(): argument 'p' must be a number (a dropout probability), got %s"
+                        % (fname, type(p).__name__))
+    if not 0.0 <= p <= 1.0:
+        raise ValueError("%s(): argument 'p': dropout probability has to be between 0 and 1, but got %r"
+                         % (fname, p))
     return float(p)
 
 
 def dropout(input, p=0.5, training=True, inplace=False, generator=None):
     """Zeroes each element with probability p and scales the rest by 1/(1-p) when training."""
-    _tensor(input, "input")
+    _tensor(input, "input", "dropout")
     p = _check_p(p)
     if not training or p == 0.0:
         return input
@@ -80,78 +85,99 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                momentum=0.1, eps=1e-5, _num_batches_tracked=None):
     """Batch normalisation over dim 1 of (N, C), (N, C, L) or (N, C, H, W); in training mode
     the running statistics (when given) are updated in place."""
-    _tensor(input, "input")
+    _tensor(input, "input", "batch_norm")
     if not training and (running_mean is None or running_var is None):
         raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
     if momentum is None:
         raise ValueError("batch_norm: momentum=None (cumulative average) is not supported; pass a float")
+    momentum = _values.setting(momentum, "batch_norm", "momentum")
+    eps = _values.setting(eps, "batch_norm", "eps", low=0.0)
     ins = (input, weight, bias, running_mean, running_var)
     if _num_batches_tracked is not None:  # incremented by the op in training mode (BatchNorm modules)
         ins += (_num_batches_tracked,)
     for name, t in zip(("weight", "bias", "running_mean", "running_var"), ins[1:5]):
         if t is not None:
-            _tensor(t, name)
-    return _apply(OPS["batch_norm"], ins, (int(bool(training)),), (float(momentum), float(eps)))
+            _tensor(t, name, "batch_norm")
+    return _apply(OPS["batch_norm"], ins, (int(bool(training)),), (momentum, eps))
 
 
-def _target(target, argname="target"):
-    return as_tensor_arg(target, argname)
+def _target(target, fname, argname="target"):
+    return as_tensor_arg(target, argname, fname=fname)
 
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """Negative log-likelihood of log-probabilities input (B, C) at integer targets (B,)."""
-    _tensor(input, "input")
-    target = _target(target)
-    ins = (input, target) if weight is None else (input, target, _tensor(weight, "weight"))
+    _tensor(input, "input", "nll_loss")
+    target = _target(target, "nll_loss")
+    ins = (input, target) if weight is None else (input, target, _tensor(weight, "weight", "nll_loss"))
     return _apply(OPS["nll_loss"], ins, (_reduction(reduction), int(ignore_index)), ())
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean"):
     """log_softmax + nll_loss in one op (logits input (B, C), integer targets (B,))."""
-    _tensor(input, "input")
-    target = _target(target)
-    ins = (input, target) if weight is None else (input, target, _tensor(weight, "weight"))
+    _tensor(input, "input", "cross_entropy")
+    target = _target(target, "cross_entropy")
+    ins = (input, target) if weight is None else (input, target, _tensor(weight, "weight", "cross_entropy"))
     return _apply(OPS["cross_entropy"], ins, (_reduction(reduction), int(ignore_index)), ())
 
 
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     """-[t log p + (1 - t) log(1 - p)], logs clamped at -100 as in PyTorch."""
-    _tensor(input, "input")
-    target = _target(target)
+    _tensor(input, "input", "binary_cross_entropy")
+    target = _target(target, "binary_cross_entropy")
     if target._dtype_name != "float32":
         target = target.float()
-    ins = (input, target) if weight is None else (input, target, _tensor(weight, "weight"))
+    ins = (input, target) if weight is None else (input, target, _tensor(weight, "weight", "binary_cross_entropy"))
     return _apply(OPS["binary_cross_entropy"], ins, (_reduction(reduction),), ())
 
 
 def kl_div(input, target, reduction="mean", log_target=False):
     """KL divergence with input given as log-probabilities: sum target * (log target - input)."""
-    _tensor(input, "input")
-    target = _target(target)
+    _tensor(input, "input", "kl_div")
+    target = _target(target, "kl_div")
     r = _reduction(reduction, ("none", "mean", "sum", "batchmean"))
     return _apply(OPS["kl_div"], (input, target), (r, int(bool(log_target))), ())
 
 
 def mse_loss(input, target, reduction="mean"):
+    _tensor(input, "input", "mse_loss")
+    target = _target(target, "mse_loss")
+    r = _reduction(reduction)
     d = input - target
     sq = d * d
-    r = _reduction(reduction)
     return sq if r == 0 else (sq.mean() if r == 1 else sq.sum())
 
 
 def one_hot(tensor, num_classes=-1):
+    """(..., num_classes) int64 with a 1 at each label; num_classes=-1: largest label + 1 (an
+    empty tensor then has no classes to infer: ValueError, as PyTorch's RuntimeError)."""
     import numpy as np
-    from .._tensor import from_numpy
-    _tensor(tensor, "tensor")
+    from .._tensor import zeros
+    _tensor(tensor, "tensor", "one_hot")
     if tensor._dtype_name != "int64":
-        raise TypeError("one_hot is only applicable to index tensor (int64)")
+        raise TypeError("one_hot(): argument 'tensor': one_hot is only applicable to index tensor (int64), got %s"
+                        % tensor._dtype_name)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
+        raise TypeError("one_hot(): argument 'num_classes' must be an int, got %s" % type(num_classes).__name__)
     arr = Tensor(tensor).numpy()
     if arr.size and arr.min() < 0:
-        raise ValueError("one_hot: class values must be non-negative")
-    n = int(arr.max()) + 1 if num_classes == -1 else int(num_classes)
-    if arr.size and arr.max() >= n:
-        raise ValueError("one_hot: class values must be smaller than num_classes")
-    return from_numpy(np.eye(n, dtype=np.int64)[arr])
+        raise ValueError("one_hot(): argument 'tensor': class values must be non-negative")
+    if num_classes == -1:
+        if not arr.size:
+            raise ValueError("one_hot(): argument 'num_classes': can not infer total number of classes from "
+                             "empty tensor (pass num_classes)")
+        n = int(arr.max()) + 1
+    elif num_classes < 0:
+        raise ValueError("one_hot(): argument 'num_classes' must be -1 (infer) or >= 0, got %d" % num_classes)
+    else:
+        n = int(num_classes)
+        if arr.size and arr.max() >= n:
+            raise ValueError("one_hot(): argument 'tensor': class values must be smaller than num_classes=%d" % n)
+    out = zeros(tuple(arr.shape) + (n,), dtype="int64")  # checks rank and size against memory
+    if arr.size:
+        flat = out.numpy().reshape(-1, n)
+        flat[np.arange(arr.size), arr.reshape(-1)] = 1
+    return out
 
 
 def _pair(v, name, minimum=0):
@@ -173,8 +199,8 @@ def _pair(v, name, minimum=0):
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation, as PyTorch) of input (N, C, H, W) with weight
     (OC, C/groups, KH, KW); padding is an int, a pair, or "valid"/"same"."""
-    _tensor(input, "input")
-    _tensor(weight, "weight")
+    _tensor(input, "input", "conv2d")
+    _tensor(weight, "weight", "conv2d")
     sh, sw = _pair(stride, "stride", 1)
     dh, dw = _pair(dilation, "dilation", 1)
     if isinstance(padding, str):
@@ -193,7 +219,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         ph, pw = _pair(padding, "padding", 0)
     if not isinstance(groups, numbers.Integral) or groups < 1:
         raise ValueError("groups must be a positive int, got %r" % (groups,))
-    ins = (input, weight) if bias is None else (input, weight, _tensor(bias, "bias"))
+    ins = (input, weight) if bias is None else (input, weight, _tensor(bias, "bias", "conv2d"))
     return _apply(OPS["conv2d"], ins, (sh, sw, ph, pw, dh, dw, int(groups)), ())
 
 
@@ -210,7 +236,7 @@ def _pool_args(kernel_size, stride, padding):
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
                return_indices=False):
     """Max pooling over (N, C, H, W) or (C, H, W) input; stride defaults to kernel_size."""
-    _tensor(input, "input")
+    _tensor(input, "input", "max_pool2d")
     if return_indices:
         raise ValueError("max_pool2d: return_indices=True is not supported by bcml")
     d = _pair(dilation, "dilation", 1)
@@ -223,7 +249,7 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """Average pooling over (N, C, H, W) or (C, H, W) input; stride defaults to kernel_size."""
-    _tensor(input, "input")
+    _tensor(input, "input", "avg_pool2d")
     if divisor_override is not None:
         raise ValueError("avg_pool2d: divisor_override is not supported by bcml")
     kh, kw, sh, sw, ph, pw = _pool_args(kernel_size, stride, padding)
@@ -233,7 +259,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed output size (oh, ow) (None keeps the input's size)."""
-    _tensor(input, "input")
+    _tensor(input, "input", "adaptive_avg_pool2d")
     if isinstance(output_size, (tuple, list)):
         if len(output_size) != 2:
             raise ValueError("output_size must be an int or a pair, got %r" % (output_size,))
@@ -250,8 +276,8 @@ def dropout2d(input, p=0.5, training=True, inplace=False, generator=None):
     """Zeroes whole channels (each (n, c) plane) with probability p, scaling the rest by 1/(1-p).
     As PyTorch 2, a 3-D input is taken as (N, C, L) (each row of L dropped as a whole) with a
     warning, and other ranks than 3 or 4 are deprecated (a warning)."""
-    _tensor(input, "input")
-    p = _check_p(p)
+    _tensor(input, "input", "dropout2d")
+    p = _check_p(p, "dropout2d")
     if input.ndim not in (3, 4):
         warnings.warn("dropout2d: received a %d-D input to dropout2d, which is deprecated (as in PyTorch); "
                       "dropout2d is meant for (N, C, H, W) or (C, H, W) input" % input.ndim, stacklevel=2)

@@ -15,18 +15,27 @@ def calculate_fan_in_and_fan_out(tensor):
     return fan_in * receptive, fan_out * receptive
 
 
+def _t(tensor, fname):
+    if not isinstance(tensor, _core.TensorBase):
+        raise TypeError("%s(): argument 'tensor' must be a bcml tensor, got %s" % (fname, type(tensor).__name__))
+    return tensor
+
+
 def uniform_(tensor, a=0.0, b=1.0, generator=None):
-    _core.fill_(tensor, 0, float(a), float(b), _gen(generator))
+    # the core checks the values (and names them): finite, a <= b, within float32's range
+    _core.fill_(_t(tensor, "uniform_"), 0, a, b, _gen(generator))
     return tensor
 
 
 def normal_(tensor, mean=0.0, std=1.0, generator=None):
-    _core.fill_(tensor, 1, float(mean), float(std), _gen(generator))
+    _core.fill_(_t(tensor, "normal_"), 1, mean, std, _gen(generator))
     return tensor
 
 
 def constant_(tensor, val):
-    _core.fill_(tensor, 2, float(val), 0.0)
+    from .._tensor import _fill_value
+    _t(tensor, "constant_")
+    _core.fill_(tensor, 2, _fill_value(val, tensor._dtype_name, "constant_", "val"), 0.0)
     return tensor
 
 

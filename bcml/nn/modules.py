@@ -1,9 +1,11 @@
 """Module and the layers of bcml.nn, with PyTorch's names, defaults and state-dict keys."""
 import collections
+import collections.abc
 import math
 import numbers
+import weakref
 
-from .. import _core
+from .. import _core, _values
 from .._autograd import no_grad
 from .._tensor import Tensor, empty, ones, zeros
 from . import functional as F
@@ -11,8 +13,27 @@ from . import init
 from .parameter import Parameter
 
 
+_live = {}  # id -> weakref of every Module alive (record and replay checks them, bcml/_engine.py)
+
+
+def live_modules():
+    """Every Module alive now (those made by copy.deepcopy and pickle included)."""
+    return [m for m in (r() for r in list(_live.values())) if m is not None]
+
+
 class Module:
     """Base class of layers and models (as torch.nn.Module)."""
+
+    def __new__(cls, *args, **kwargs):
+        self = super().__new__(cls)
+        key = id(self)
+
+        def gone(r, key=key):
+            if _live.get(key) is r:
+                _live.pop(key, None)
+
+        _live[key] = weakref.ref(self, gone)
+        return self
 
     def __init__(self):
         object.__setattr__(self, "_parameters", collections.OrderedDict())
@@ -180,6 +201,9 @@ class Module:
         Accepts bcml tensors, NumPy arrays and anything with .numpy() (PyTorch tensors)."""
         import numpy as np
         from .._tensor import from_numpy
+        if not isinstance(state_dict, collections.abc.Mapping):  # PyTorch: "Expected state_dict to be dict-like"
+            raise TypeError("load_state_dict(): argument 'state_dict' must be dict-like (names to tensors), got %s"
+                            % type(state_dict).__name__)
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
@@ -195,6 +219,8 @@ class Module:
                     if hasattr(src, "detach") and hasattr(src, "numpy"):
                         src = src.detach().cpu().numpy()
                     src = from_numpy(np.array(src, order="C"))
+                if len(dst.shape) == 0 and tuple(src.shape) == (1,):
+                    src = src.reshape(())  # as PyTorch: files written with shape [1] for 0-d still load
                 if src.shape != dst.shape:
                     raise ValueError("load_state_dict: size mismatch for %s: copying a param with shape %s, "
                                      "the shape in current model is %s" % (k, src.shape, dst.shape))
@@ -416,7 +442,7 @@ class Flatten(Module):
         self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, input):
-        return input.flatten(self.start_dim, self.end_dim)
+        return F._tensor(input, "input", "Flatten").flatten(self.start_dim, self.end_dim)
 
 
 class _BatchNorm(Module):
@@ -425,7 +451,9 @@ class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         super().__init__()
         self.num_features = _positive_int(num_features, "num_features")
-        self.eps, self.momentum = float(eps), momentum
+        name = type(self).__name__
+        self.eps = _values.setting(eps, name, "eps", low=0.0)
+        self.momentum = momentum if momentum is None else _values.setting(momentum, name, "momentum")
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
             self.weight = Parameter(ones(num_features))
@@ -443,6 +471,7 @@ class _BatchNorm(Module):
             self.register_buffer("num_batches_tracked", None)
 
     def forward(self, input):
+        F._tensor(input, "input", type(self).__name__)
         if input.ndim not in self._ranks:
             raise ValueError("%s: expected %s input, got %dD input"
                              % (type(self).__name__, " or ".join("%dD" % r for r in self._ranks), input.ndim))

@@ -4,12 +4,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-void bcml_node_unref(bcml_node *n) {
-    if (!n || atomic_fetch_sub(&n->refcount, 1) != 1) return;
-    for (int k = 0; k < BCML_MAX_IN; k++) bcml_tensor_unref(n->in[k]);
-    for (int k = 0; k < 4; k++) bcml_tensor_unref(n->saved[k]);
-    bcml_tensor_unref(n->grad_acc);
-    free(n);
+/* Inputs whose DATA an op's backward never reads (bit k: input k); their in-place changes do not
+ * invalidate the graph, as in PyTorch (which saves only what backward needs). Shapes are always
+ * kept. Ops not listed read every input's data, the safe default. */
+static unsigned bw_ignores(int op) {
+    switch (op) {
+    case BCML_OP_ADD: case BCML_OP_SUB: return 0x3;
+    case BCML_OP_ADD_SCALAR: case BCML_OP_SUM: case BCML_OP_MEAN: case BCML_OP_TRANSPOSE:
+    case BCML_OP_RESHAPE: case BCML_OP_SLICE: case BCML_OP_AVG_POOL2D: case BCML_OP_ADAPTIVE_AVG_POOL2D:
+    case BCML_OP_MAX_POOL2D: case BCML_OP_DROPOUT: case BCML_OP_DROPOUT2D: case BCML_OP_EXP:
+    case BCML_OP_SIGMOID: case BCML_OP_TANH: case BCML_OP_SOFTMAX: case BCML_OP_LOG_SOFTMAX:
+    case BCML_OP_MAX_DIM:
+        return 0x1;             /* backward reads saved buffers or nothing */
+    case BCML_OP_MASK_SELECT: return 0x3;    /* the selected rows are saved */
+    case BCML_OP_INDEX_SELECT: return 0x1;   /* reads the index only */
+    case BCML_OP_CAT: return 0x3f;
+    case BCML_OP_WHERE: return 0x6;          /* reads the condition only */
+    case BCML_OP_LINEAR: case BCML_OP_CONV2D: return 0x4;   /* not the bias */
+    case BCML_OP_BATCH_NORM: return 0x3c;    /* x and weight only (not bias, running stats, count) */
+    default: return 0;
+    }
 }
 
 bcml_status bcml_apply(bcml_ctx *ctx, int op, const bcml_args *args, bcml_tensor *const *in,
@@ -25,27 +39,49 @@ bcml_status bcml_apply(bcml_ctx *ctx, int op, const bcml_args *args, bcml_tensor
                          def->n_in_min, max_in, n_in);
     for (int k = 0; k < def->n_in_min; k++)
         if (!in[k]) return bcml_fail(err, BCML_EVALUE, "%s: input %d is missing", def->name, k);
+    for (int k = 0; k < n_in; k++)
+        if (in[k] && !in[k]->storage)
+            return bcml_fail(err, BCML_ERUNTIME, "%s: input %d's data was freed", def->name, k);
     bcml_node *n = calloc(1, sizeof *n);
     if (!n) return bcml_fail(err, BCML_ENOMEM, "out of memory recording %s", def->name);
     atomic_init(&n->refcount, 1);
+    atomic_init(&n->owner, 0);
     n->op = op;
     if (args) n->args = *args;
     n->n_in = n_in;
     int any = 0;
+    bcml_status st = BCML_OK;
     for (int k = 0; k < n_in; k++) {
-        n->in[k] = bcml_tensor_ref(in[k]);
-        n->needs_grad[k] = ctx->grad_enabled && def->backward && in[k] && in[k]->requires_grad;
+        if (!in[k]) continue;
+        /* the kernels read a snapshot: what another thread (or the user, through .data =) does
+         * to the caller's header cannot change the storage or shape under them */
+        if (ctx->pinned) n->in[k] = bcml_tensor_ref(in[k]);
+        else if ((st = bcml_tensor_pin(&n->in[k], in[k], err))) break;
+        n->in_version[k] = bcml_tensor_version(n->in[k]);
+        n->needs_grad[k] = ctx->grad_enabled && def->backward && in[k]->requires_grad;
         any |= n->needs_grad[k];
+    }
+    if (st) {
+        bcml_node_unref(n);
+        return st;
     }
     n->recording = any;
     for (int k = 0; k < BCML_MAX_OUT; k++) out[k] = NULL;
-    bcml_status st = def->forward(n, ctx, out, err);
+    st = def->forward(n, ctx, out, err);
     if (st) {
         for (int k = 0; k < def->n_out; k++) { bcml_tensor_unref(out[k]); out[k] = NULL; }
         bcml_node_unref(n);
         return st;
     }
     if (any) {
+        unsigned ign = bw_ignores(op);
+        for (int k = 0; k < n_in; k++)
+            if (n->in[k] && !(ign & (1u << k))) n->has_saved = 1;
+        for (int k = 0; k < 4; k++)
+            if (n->saved[k]) {
+                n->saved_version[k] = bcml_tensor_version(n->saved[k]);
+                n->has_saved = 1;
+            }
         bcml_tensor *o = out[0];
         o->requires_grad = 1;
         o->grad_fn = n;
@@ -60,17 +96,68 @@ bcml_status bcml_apply(bcml_ctx *ctx, int op, const bcml_args *args, bcml_tensor
 /* ---- backward ---------------------------------------------------------------------- */
 typedef struct { bcml_node *node; int next; } frame;
 
-static bcml_status grad_buffer(bcml_tensor **slot, const bcml_tensor *like, bcml_err *err) {
-    if (*slot) return BCML_OK;
-    return bcml_tensor_new(slot, BCML_FLOAT32, like->ndim, like->shape, 1, err);
+static atomic_long backward_ids = 1;
+
+/* Claims n for backward `id`: 1 newly claimed, 0 already ours, -1 another thread's backward
+ * is using it. */
+static int claim(bcml_node *n, long id) {
+    long expected = 0;
+    if (atomic_compare_exchange_strong(&n->owner, &expected, id)) return 1;
+    return expected == id ? 0 : -1;
 }
 
-bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, bcml_err *err) {
+static const char freed_msg[] =
+    "Trying to backward through the graph a second time (or directly access saved tensors after they have "
+    "already been freed). Saved intermediate values of the graph are freed when you call .backward(). Specify "
+    "retain_graph=True if you need to backward through the graph a second time or if you need to access saved "
+    "tensors after calling backward.";
+
+/* RuntimeError when n cannot run: its saved data was freed, or an input / buffer it reads was
+ * changed in place since it was saved. */
+static bcml_status check_saved(const bcml_node *n, bcml_err *err) {
+    if (n->freed && n->has_saved) return bcml_fail(err, BCML_ERUNTIME, "%s (in %s)", freed_msg, bcml_ops[n->op].name);
+    unsigned ign = bw_ignores(n->op);
+    for (int k = 0; k < n->n_in + 4; k++) {
+        const bcml_tensor *t;
+        int64_t want;
+        const char *what;
+        int idx;
+        if (k < n->n_in) {
+            if (ign & (1u << k)) continue;
+            t = n->in[k], want = n->in_version[k], what = "input", idx = k;
+        } else {
+            t = n->saved[k - n->n_in], want = n->saved_version[k - n->n_in], what = "saved tensor", idx = k - n->n_in;
+        }
+        if (!t || !t->storage) continue;
+        int64_t now = bcml_tensor_version(t);
+        if (now != want) {
+            char b[64];
+            return bcml_fail(err, BCML_ERUNTIME,
+                             "one of the variables needed for gradient computation has been modified by an inplace "
+                             "operation: [%s tensor of shape %s], %s %d of %s, is at version %lld; expected version "
+                             "%lld instead",
+                             bcml_dtype_name(t->dtype), bcml_shape_str(t, b, sizeof b), what, idx,
+                             bcml_ops[n->op].name, (long long)now, (long long)want);
+        }
+    }
+    return BCML_OK;
+}
+
+/* Drops what a node kept for its backward (saved buffers and the inputs' data); shapes, edges and
+ * the record of what it had stay, so a second backward fails cleanly. */
+static void free_saved(bcml_node *n) {
+    for (int k = 0; k < 4; k++) { bcml_tensor_unref(n->saved[k]); n->saved[k] = NULL; }
+    for (int k = 0; k < n->n_in; k++)
+        if (n->in[k]) bcml_tensor_drop_storage(n->in[k]);
+    n->freed = 1;
+}
+
+bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, int retain_graph, bcml_err *err) {
     if (!root->requires_grad)
         return bcml_fail(err, BCML_ERUNTIME,
                          "element 0 of tensors does not require grad and does not have a grad_fn");
     if (grad) {
-        if (grad->dtype != BCML_FLOAT32 || grad->numel != root->numel)
+        if (grad->dtype != BCML_FLOAT32 || grad->numel != root->numel || !grad->storage)
             return bcml_fail(err, BCML_EVALUE,
                              "backward: gradient must be a float32 tensor with the output's shape");
     } else if (root->numel != 1) {
@@ -83,34 +170,53 @@ bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, bcml_err *
     else for (int64_t i = 0; i < seed->numel; i++) bcml_f32(seed)[i] = 1.0f;
 
     if (!root->grad_fn) { /* a leaf */
-        st = grad_buffer(&root->grad, root, err);
+        bcml_tensor *g = NULL;
+        st = bcml_grad_acquire(bcml_grad_owner(root), root, &g, err);
         if (!st) {
-            float *g = bcml_f32(root->grad), *s = bcml_f32(seed);
-            for (int64_t i = 0; i < seed->numel; i++) g[i] += s[i];
+            float *gd = bcml_f32(g), *s = bcml_f32(seed);
+            for (int64_t i = 0; i < seed->numel; i++) gd[i] += s[i];
         }
+        bcml_tensor_unref(g);
         bcml_tensor_unref(seed);
         return st;
     }
 
-    /* Post-order DFS over nodes: each node comes after every node it consumes. */
+    /* Post-order DFS over nodes: each node comes after every node it consumes. Every node
+     * visited is claimed for this backward (another thread's backward through it fails). */
+    const long id = atomic_fetch_add(&backward_ids, 1);
     size_t cap = 64, sp = 0, norder = 0, ocap = 64;
     frame *stack = malloc(cap * sizeof *stack);
     bcml_node **order = malloc(ocap * sizeof *order);
+    bcml_tensor *held[BCML_MAX_IN] = {0};   /* leaf grad buffers referenced while a kernel runs */
+    int root_claimed = 0;
     if (!stack || !order) { st = bcml_fail(err, BCML_ENOMEM, "out of memory in backward"); goto done; }
-    root->grad_fn->topo_mark = 1;
+    if (claim(root->grad_fn, id) < 0) {
+        st = bcml_fail(err, BCML_ERUNTIME, "backward: this graph is being backpropagated by another thread");
+        goto done;
+    }
+    root_claimed = 1;
     stack[sp++] = (frame){root->grad_fn, 0};
     while (sp) {
         frame *f = &stack[sp - 1];
         if (f->next < f->node->n_in) {
             int k = f->next++;
             bcml_tensor *t = f->node->in[k];
-            if (!f->node->needs_grad[k] || !t->grad_fn || t->grad_fn->topo_mark) continue;
+            if (!f->node->needs_grad[k] || !t->grad_fn) continue;
+            int c = claim(t->grad_fn, id);
+            if (c == 0) continue;
+            if (c < 0) {
+                st = bcml_fail(err, BCML_ERUNTIME, "backward: part of this graph is being backpropagated by another thread");
+                goto done;
+            }
             if (sp == cap) {
                 frame *ns = realloc(stack, 2 * cap * sizeof *stack);
-                if (!ns) { st = bcml_fail(err, BCML_ENOMEM, "out of memory in backward"); goto done; }
+                if (!ns) {
+                    atomic_store(&t->grad_fn->owner, 0);
+                    st = bcml_fail(err, BCML_ENOMEM, "out of memory in backward");
+                    goto done;
+                }
                 stack = ns; cap *= 2;
             }
-            t->grad_fn->topo_mark = 1;
             stack[sp++] = (frame){t->grad_fn, 0};
         } else {
             if (norder == ocap) {
@@ -122,6 +228,9 @@ bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, bcml_err *
             sp--;
         }
     }
+    /* Nothing runs unless every node can: freed graphs and in-place changes fail up front. */
+    for (size_t j = 0; j < norder; j++)
+        if ((st = check_saved(order[j], err))) goto done;
     root->grad_fn->grad_acc = bcml_tensor_ref(seed);
     for (size_t j = norder; j-- > 0;) {
         bcml_node *n = order[j];
@@ -130,29 +239,37 @@ bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, bcml_err *
         for (int k = 0; k < n->n_in; k++) {
             if (!n->needs_grad[k]) continue;
             bcml_tensor *t = n->in[k];
-            bcml_tensor **slot = t->grad_fn ? &t->grad_fn->grad_acc : &t->grad;
-            if (*slot && ((*slot)->numel != t->numel || (*slot)->dtype != BCML_FLOAT32)) {
-                st = bcml_fail(err, BCML_ERUNTIME, "backward: a .grad of the wrong shape is attached to an input of %s",
-                               bcml_ops[n->op].name);
-                goto done;
+            if (t->grad_fn) {
+                bcml_tensor **slot = &t->grad_fn->grad_acc;
+                if (!*slot && (st = bcml_tensor_new(slot, BCML_FLOAT32, t->ndim, t->shape, 1, err))) goto done;
+                din[k] = *slot;
+            } else {
+                /* the same leaf may feed several inputs of n (x * x): one buffer */
+                for (int q = 0; q < k && !din[k]; q++)
+                    if (held[q] && n->in[q] && !n->in[q]->grad_fn && bcml_grad_owner(n->in[q]) == bcml_grad_owner(t))
+                        din[k] = held[q];
+                if (!din[k]) {
+                    if ((st = bcml_grad_acquire(bcml_grad_owner(t), t, &held[k], err))) goto done;
+                    din[k] = held[k];
+                }
             }
-            st = grad_buffer(slot, t, err);
-            if (st) goto done;
-            din[k] = *slot;
         }
         st = bcml_ops[n->op].backward(n, n->grad_acc, din, err);
+        for (int k = 0; k < BCML_MAX_IN; k++) { bcml_tensor_unref(held[k]); held[k] = NULL; }
         bcml_tensor_unref(n->grad_acc);
         n->grad_acc = NULL;
         if (st) goto done;
+        if (!retain_graph) free_saved(n);
     }
 done:
+    for (int k = 0; k < BCML_MAX_IN; k++) bcml_tensor_unref(held[k]);
     for (size_t j = 0; j < norder; j++) {
-        order[j]->topo_mark = 0;
         bcml_tensor_unref(order[j]->grad_acc);
         order[j]->grad_acc = NULL;
+        atomic_store(&order[j]->owner, 0);
     }
-    for (size_t j = 0; j < sp; j++) stack[j].node->topo_mark = 0;
-    if (root->grad_fn) root->grad_fn->topo_mark = 0;
+    for (size_t j = 0; j < sp; j++) atomic_store(&stack[j].node->owner, 0);
+    if (root_claimed) atomic_store(&root->grad_fn->owner, 0);
     free(stack);
     free(order);
     bcml_tensor_unref(seed);

@@ -4,6 +4,7 @@
  * is normalised over its M = N * S values. Sums are accumulated in double. */
 #include "ops.h"
 
+#include <float.h>
 #include <math.h>
 
 typedef struct { int64_t N, C, S; } bn_dims;
@@ -105,8 +106,12 @@ bcml_status bcml_batch_norm_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **o
         return bcml_fail(err, BCML_EVALUE,
                          "batch_norm: Expected more than 1 value per channel when training, got input size %s",
                          bcml_shape_str(x, bx, sizeof bx));
-    if (!(eps >= 0.0))
-        return bcml_fail(err, BCML_EVALUE, "batch_norm: eps must be non-negative, got %g", eps);
+    if (!(eps >= 0.0 && eps <= FLT_MAX))
+        return bcml_fail(err, BCML_EVALUE, "batch_norm: eps must be non-negative, finite and within float32's range, got %g",
+                         eps);
+    if (!(fabs(momentum) <= FLT_MAX)) /* NaN, inf and beyond float32: the running statistics would be inf/NaN */
+        return bcml_fail(err, BCML_EVALUE, "batch_norm: momentum must be finite and within float32's range, got %g",
+                         momentum);
 
     bcml_tensor *mean = NULL, *invstd = NULL; /* (C) each */
     int64_t cshape[1] = {d.C};
@@ -141,7 +146,14 @@ bcml_status bcml_batch_norm_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **o
         }
     }
     bn_transform(bcml_f32(out[0]), bcml_f32(x), mu, is, w ? bcml_f32(w) : NULL, b ? bcml_f32(b) : NULL, d);
-    if (training && nbt) bcml_i64(nbt)[0] += 1;
+    if (training && nbt) {
+        bcml_i64(nbt)[0] += 1;
+        bcml_tensor_bump_version(nbt);
+    }
+    if (training && rm && M > 0) { /* in-place writes, as any other */
+        bcml_tensor_bump_version(rm);
+        bcml_tensor_bump_version(rv);
+    }
     if (n->recording) {
         n->saved[0] = mean;
         n->saved[1] = invstd;

@@ -43,6 +43,7 @@ const char *bcml_dtype_name(bcml_dtype dt);
 /* ---- storage ---------------------------------------------------------------------- */
 typedef struct bcml_storage {
     atomic_long refcount;
+    atomic_long version;           /* bumped by every in-place write; shared by all views */
     void *data;
     size_t nbytes;
     void *owner;                   /* external owner (e.g. a NumPy array) or NULL */
@@ -60,8 +61,13 @@ typedef struct bcml_tensor {
     bcml_storage *storage;   /* owned */
     size_t offset;           /* in bytes, into storage->data */
     int requires_grad;
-    struct bcml_tensor *grad;      /* owned, accumulated by backward for leaves */
+    struct bcml_tensor *grad;      /* owned, accumulated by backward for leaves; read and written
+                                      only through bcml_grad_get / bcml_grad_set / backward, under
+                                      the core's grad lock (threads may race on it) */
     struct bcml_node *grad_fn;     /* owned, NULL for leaves */
+    struct bcml_tensor *base;      /* owned: for a pinned snapshot of a leaf that requires grad,
+                                      the tensor whose .grad receives its gradient; else NULL */
+    struct bcml_tensor *next_free; /* tensor.c's release list (no recursion on deep graphs) */
 } bcml_tensor;
 
 static inline void *bcml_data(const bcml_tensor *t) {
@@ -89,7 +95,40 @@ bcml_status bcml_tensor_wrap(bcml_tensor **out, void *data, bcml_dtype dt, int n
 bcml_status bcml_tensor_alias(bcml_tensor **out, const bcml_tensor *t, int ndim,
                               const int64_t *shape, size_t offset, bcml_err *err);
 bcml_tensor *bcml_tensor_ref(bcml_tensor *t);
-void bcml_tensor_unref(bcml_tensor *t);   /* NULL is fine */
+/* NULL is fine. Frees iteratively: dropping the last reference to a graph of any depth uses
+ * constant C stack. */
+void bcml_tensor_unref(bcml_tensor *t);
+/* A pinned snapshot of t: a new header sharing t's storage (referenced), with t's dtype, shape,
+ * offset, requires_grad and grad_fn, and base = the tensor whose .grad receives gradients for a
+ * leaf that requires grad. A snapshot never changes, whatever is later done to t (.data =), so
+ * kernels that run without the caller's lock (the binding's GIL) and autograd nodes read
+ * snapshots, never the caller's headers. */
+bcml_status bcml_tensor_pin(bcml_tensor **out, const bcml_tensor *t, bcml_err *err);
+/* Releases t's storage (t keeps its shape; its data must never be read again): what a node
+ * keeps of its inputs after a backward without retain_graph. For the core's own snapshots only. */
+void bcml_tensor_drop_storage(bcml_tensor *t);
+/* The tensor whose .grad a leaf's gradient goes to (t->base for a snapshot, else t). */
+static inline bcml_tensor *bcml_grad_owner(bcml_tensor *t) { return t->base ? t->base : t; }
+/* Version counter of t's storage (shared by every view of it), and its bump after an in-place
+ * write. Backward refuses to use a saved tensor whose version moved. */
+static inline int64_t bcml_tensor_version(const bcml_tensor *t) {
+    return (int64_t)atomic_load_explicit(&t->storage->version, memory_order_acquire);
+}
+static inline void bcml_tensor_bump_version(bcml_tensor *t) {
+    if (t && t->storage) atomic_fetch_add_explicit(&t->storage->version, 1, memory_order_acq_rel);
+}
+/* Makes t view src's storage with src's shape and offset (the `.data =` assignment; same dtype
+ * required). t's old storage has its version bumped first, so graphs that saved it refuse to
+ * backpropagate; t's .grad is dropped when its shape no longer matches. The caller serialises
+ * this with every other use of the header t (the binding: the GIL; GIL-free calls use pins). */
+bcml_status bcml_tensor_set_data(bcml_tensor *t, const bcml_tensor *src, bcml_err *err);
+/* t's .grad as a new reference (NULL if none), and its replacement (g may be NULL; a new
+ * reference to g is taken). Thread-safe against backward and other callers. */
+bcml_tensor *bcml_grad_get(bcml_tensor *t);
+void bcml_grad_set(bcml_tensor *t, bcml_tensor *g);
+/* t's .grad, created zeroed with like's shape when absent, as a new reference (ERUNTIME when an
+ * attached .grad does not match like). */
+bcml_status bcml_grad_acquire(bcml_tensor *t, const bcml_tensor *like, bcml_tensor **out, bcml_err *err);
 int bcml_same_shape(const bcml_tensor *a, const bcml_tensor *b);
 size_t bcml_nbytes(const bcml_tensor *t);
 /* Writes "(2, 3)" into buf. */
@@ -145,7 +184,8 @@ typedef enum {
     BCML_OP_SUB,           /* a - b (broadcast) */
     BCML_OP_MUL,           /* a * b (broadcast) */
     BCML_OP_DIV,           /* a / b (broadcast) */
-    BCML_OP_ADD_SCALAR,    /* a * f[1] + f[0]: covers x + s, x - s, s - x, -x, x * s */
+    BCML_OP_ADD_SCALAR,    /* a * f[1] + f[0]: covers x + s, x - s, s - x, -x, x * s;
+                              i[0] = 1: int64 a * i[2] + i[1], exact */
     BCML_OP_RDIV_SCALAR,   /* f[0] / a */
     BCML_OP_POW_SCALAR,    /* a ** f[0] */
     BCML_OP_EXP,
@@ -171,7 +211,7 @@ typedef enum {
     BCML_OP_CAT,           /* concatenate in[0..n) along dim i[0] */
     BCML_OP_CAST,          /* to dtype i[0] */
     BCML_OP_CMP,           /* bool out: a ? b, broadcast; i[0]: 0 eq 1 ne 2 lt 3 le 4 gt 5 ge */
-    BCML_OP_CMP_SCALAR,    /* bool out: a ? f[0]; i[0] as CMP */
+    BCML_OP_CMP_SCALAR,    /* bool out: a ? f[0]; i[0] as CMP; i[1] = 1: a ? i[2] (int64, exact) */
     BCML_OP_WHERE,         /* where(cond in[0], a in[1], b in[2]) */
     BCML_OP_DROPOUT,       /* p = f[0]; i[0] = training; uses the generator */
     BCML_OP_BATCH_NORM,    /* in: x (N,C[,L]) or (N,C,H,W), weight, bias, running_mean, running_var,
@@ -203,6 +243,7 @@ typedef struct bcml_args {
 typedef struct bcml_ctx {
     int grad_enabled;
     bcml_generator *gen;   /* may be NULL for ops that draw nothing */
+    int pinned;            /* 1: the inputs are private snapshots (bcml_tensor_pin) already */
 } bcml_ctx;
 
 typedef struct bcml_node {
@@ -217,7 +258,12 @@ typedef struct bcml_node {
     int out_ndim;
     bcml_tensor *grad_acc;            /* owned, only during backward */
     int recording;                    /* forward: 1 when the node will be kept (save what backward needs) */
-    int topo_mark;                    /* engine bookkeeping */
+    atomic_long owner;                /* engine bookkeeping: id of the backward visiting the node */
+    int64_t in_version[BCML_MAX_IN];  /* version of each input when the node was made */
+    int64_t saved_version[4];         /* version of each saved buffer after the forward */
+    int freed;                        /* saved data released by a backward without retain_graph */
+    int has_saved;                    /* backward reads saved data (inputs or buffers) */
+    struct bcml_node *next_free;      /* tensor.c's release list */
 } bcml_node;
 
 typedef bcml_status (*bcml_forward_fn)(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out,
@@ -235,14 +281,24 @@ typedef struct bcml_opdef {
     bcml_backward_fn backward;   /* NULL: not differentiable */
 } bcml_opdef;
 
-extern const bcml_opdef bcml_ops[BCML_OP_COUNT];
+extern const bcml_opdef bcml_ops[];   /* BCML_OP_COUNT entries (ops.c checks the count) */
+/* Checks that every op has a complete table entry (called once at import). */
+bcml_status bcml_ops_check(bcml_err *err);
 
 /* Runs op on inputs; out[0..n_out) receive new references. Records a node on out[0] when
- * ctx->grad_enabled, the op is differentiable and an input requires grad. */
+ * ctx->grad_enabled, the op is differentiable and an input requires grad. The op's kernels read
+ * pinned snapshots of the inputs (bcml_tensor_pin), made here unless ctx->pinned says the
+ * caller passes snapshots already. */
 bcml_status bcml_apply(bcml_ctx *ctx, int op, const bcml_args *args, bcml_tensor *const *in,
                        int n_in, bcml_tensor **out, bcml_err *err);
-/* Backpropagates from root with seed gradient grad (NULL: ones, root must have 1 element). */
-bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, bcml_err *err);
+/* Backpropagates from root with seed gradient grad (NULL: ones, root must have 1 element).
+ * Before any kernel runs, every saved tensor's version is checked (ERUNTIME naming the op and
+ * the tensor's shape when an in-place write moved it). Without retain_graph the saved data of
+ * every node it ran is released, and a later backward through a node that needed it fails
+ * with ERUNTIME. Two threads backpropagating through the same node at once: the second gets
+ * ERUNTIME. Leaf gradients are accumulated under the grad lock into buffers it holds
+ * references to, so another thread's zero_grad cannot free them mid-kernel. */
+bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, int retain_graph, bcml_err *err);
 void bcml_node_unref(bcml_node *n);
 
 /* Helpers for op implementations. */
@@ -347,6 +403,11 @@ bcml_status bcml_plan_build(bcml_plan **out, const bcml_recorder *r, bcml_tensor
                             int n_inputs, bcml_tensor *loss, bcml_tensor *const *outputs,
                             int n_outputs, bcml_err *err);
 void bcml_plan_free(bcml_plan *p);
+/* A shallow copy of p whose constants are pinned snapshots (bcml_tensor_pin) of p's: made while
+ * the caller holds its lock (the GIL), it can be replayed without it whatever other threads do to
+ * the constants' headers. Freed with bcml_plan_unpin (never bcml_plan_free). */
+bcml_status bcml_plan_pin(const bcml_plan *p, bcml_plan **out, bcml_err *err);
+void bcml_plan_unpin(bcml_plan *pinned);
 /* 1 when inputs have the shapes and dtypes the plan was recorded with (an input no step reads
  * may be NULL). */
 int bcml_plan_matches(const bcml_plan *p, bcml_tensor *const *inputs, int n_inputs);

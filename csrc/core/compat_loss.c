@@ -17,6 +17,7 @@
  * flows to in[0] only. */
 #include "ops.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -63,8 +64,12 @@ static bcml_status cl_check(const bcml_node *n, cl_args *a, bcml_err *err) {
     a->red = (int)n->args.i[2];
     a->dis_only = n->args.i[3] != 0;
     double lam = n->args.f[0];
-    if (!isfinite(lam) || lam < 0.0)
-        return bcml_fail(err, BCML_EVALUE, "%s: lambda_c must be finite and >= 0, got %g", op, lam);
+    if (!isfinite(lam) || lam < 0.0 || lam > FLT_MAX) /* beyond float32, (float)lam would be inf */
+        return bcml_fail(err, BCML_EVALUE, "%s: lambda_c must be finite, >= 0 and within float32's range, got %g",
+                         op, lam);
+    if (!(fabs(n->args.f[1]) <= FLT_MAX))
+        return bcml_fail(err, BCML_EVALUE, "%s: discriminant_pivot must be finite and within float32's range, got %g",
+                         op, n->args.f[1]);
     a->lambda = (float)lam;
     a->pivot = (float)n->args.f[1];
     if ((st = bcml_require_dtype(x2, BCML_FLOAT32, op, "h2 output", err))) return st;

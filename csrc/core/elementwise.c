@@ -325,19 +325,29 @@ static int is_int64_value(double v) {
     return v == floor(v) && v >= -0x1p63 && v < 0x1p63;
 }
 
-/* out = input * f[1] + f[0]; input float32, or int64 with integer f[0], f[1] (int64 out). */
+/* out = input * f[1] + f[0]; input float32, or int64 with integer f[0], f[1] (int64 out).
+ * i[0] = 1: int64 input with exact int64 scalars, out = input * i[2] + i[1] (Python ints beyond
+ * 2^53 lose nothing on the way through a double). int64 arithmetic wraps around, as in PyTorch. */
 bcml_status bcml_add_scalar_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
     (void)ctx;
     const bcml_tensor *a = n->in[0];
     const double add = n->args.f[0], mul = n->args.f[1];
+    const int exact = n->args.i[0] == 1;
     bcml_status st;
+    if (n->args.i[0] != 0 && !exact)
+        return bcml_fail(err, BCML_EVALUE, "add_scalar: i[0] must be 0 (float scalars) or 1 (int64 scalars), got %lld",
+                         (long long)n->args.i[0]);
+    if (exact && a->dtype != BCML_INT64)
+        return bcml_fail(err, BCML_ETYPE, "add_scalar: int64 scalars need an int64 input, got %s",
+                         bcml_dtype_name(a->dtype));
     if (a->dtype == BCML_INT64) {
-        if (!is_int64_value(add) || !is_int64_value(mul))
+        if (!exact && (!is_int64_value(add) || !is_int64_value(mul)))
             return bcml_fail(err, BCML_EVALUE,
                              "add_scalar: an int64 input needs integer scalars, got add %g and mul %g",
                              add, mul);
         if ((st = bcml_tensor_new_like(&out[0], a, BCML_INT64, 0, err))) return st;
-        const uint64_t c = (uint64_t)(int64_t)add, m = (uint64_t)(int64_t)mul;
+        const uint64_t c = exact ? (uint64_t)n->args.i[1] : (uint64_t)(int64_t)add;
+        const uint64_t m = exact ? (uint64_t)n->args.i[2] : (uint64_t)(int64_t)mul;
         const int64_t *x = bcml_i64(a); /* (numel) */
         int64_t *y = bcml_i64(out[0]);  /* (numel) */
         for (int64_t i = 0; i < a->numel; i++) y[i] = (int64_t)((uint64_t)x[i] * m + c);
@@ -520,7 +530,7 @@ bcml_status bcml_abs_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor
 }
 
 /* clamp(input, f[0], f[1]); i[0] bit0: has min, bit1: has max. NaN stays NaN; with
- * min > max every element becomes max (PyTorch). */
+ * min > max every element becomes max; a NaN bound makes every element NaN (PyTorch). */
 bcml_status bcml_clamp_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
     (void)ctx;
     const int64_t flags = n->args.i[0];
@@ -532,6 +542,10 @@ bcml_status bcml_clamp_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, b
     const float hi = (flags & 2) ? (float)n->args.f[1] : INFINITY;
     const float *x = bcml_f32(n->in[0]);
     float *y = bcml_f32(out[0]);
+    if (lo != lo || hi != hi) {
+        for (int64_t i = 0; i < out[0]->numel; i++) y[i] = NAN;
+        return BCML_OK;
+    }
     for (int64_t i = 0; i < out[0]->numel; i++) {
         float v = x[i] < lo ? lo : x[i];
         y[i] = v > hi ? hi : v;
@@ -694,7 +708,8 @@ static int int_cmp_threshold(int64_t *kind, double c, int64_t *t) {
 }
 
 /* bool out = input ? f[0]; float32 inputs compare with f[0] rounded to float32 (as PyTorch),
- * int64 and bool (0/1) inputs compare exactly with the real f[0]. */
+ * int64 and bool (0/1) inputs compare exactly with the real f[0]. i[1] = 1: the scalar is the
+ * int64 i[2] instead (exact for Python ints beyond 2^53). */
 bcml_status bcml_cmp_scalar_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
     (void)ctx;
     const bcml_tensor *a = n->in[0];
@@ -704,13 +719,14 @@ bcml_status bcml_cmp_scalar_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **o
     if ((st = bcml_tensor_new_like(&out[0], a, BCML_BOOL, 0, err))) return st;
     uint8_t *o = bcml_u8(out[0]); /* (numel) */
     const int64_t N = a->numel;
+    const int exact = n->args.i[1] == 1;
     if (a->dtype == BCML_FLOAT32) {
-        const float *x = bcml_f32(a), c = (float)n->args.f[0];
+        const float *x = bcml_f32(a), c = exact ? (float)n->args.i[2] : (float)n->args.f[0];
         CMP_SCALAR_LOOPS(kind, N, x[i], c)
         return BCML_OK;
     }
-    int64_t t = 0;
-    int cst = int_cmp_threshold(&kind, n->args.f[0], &t);
+    int64_t t = n->args.i[2];
+    int cst = exact ? -1 : int_cmp_threshold(&kind, n->args.f[0], &t);
     if (cst >= 0) {
         if (N) memset(o, cst, (size_t)N);
         return BCML_OK;

@@ -1,9 +1,14 @@
 /* ops.c: the op table. One entry per bcml_op, in enum order. */
 #include "ops.h"
 
+#include <string.h>
+
 #define OP(e, nm, lo, hi, nout, fw, bw) [BCML_OP_##e] = {nm, lo, hi, nout, fw, bw}
 
-const bcml_opdef bcml_ops[BCML_OP_COUNT] = {
+/* Declared without a size, so that the count check below can fail: the table has as many
+ * entries as its last designated index + 1. A hole before the last entry is caught at import
+ * by bcml_ops_check. */
+const bcml_opdef bcml_ops[] = {
     OP(ADD, "add", 2, 2, 1, bcml_add_forward, bcml_add_backward),
     OP(SUB, "sub", 2, 2, 1, bcml_sub_forward, bcml_sub_backward),
     OP(MUL, "mul", 2, 2, 1, bcml_mul_forward, bcml_mul_backward),
@@ -51,3 +56,19 @@ const bcml_opdef bcml_ops[BCML_OP_COUNT] = {
 };
 
 _Static_assert(sizeof bcml_ops / sizeof bcml_ops[0] == BCML_OP_COUNT, "one table entry per op");
+
+bcml_status bcml_ops_check(bcml_err *err) {
+    for (int k = 0; k < BCML_OP_COUNT; k++) {
+        const bcml_opdef *d = &bcml_ops[k];
+        if (!d->name || !d->forward)
+            return bcml_fail(err, BCML_ERUNTIME, "bcml_ops: op %d has no table entry (name or forward missing)", k);
+        if (d->n_out < 1 || d->n_out > BCML_MAX_OUT || d->n_in_min < 0 || d->n_in_min > BCML_MAX_IN ||
+            (d->n_in_max != -1 && (d->n_in_max < d->n_in_min || d->n_in_max > BCML_MAX_IN)))
+            return bcml_fail(err, BCML_ERUNTIME, "bcml_ops: op %d (%s) has invalid input or output counts", k,
+                             d->name);
+        for (int j = 0; j < k; j++)
+            if (!strcmp(bcml_ops[j].name, d->name))
+                return bcml_fail(err, BCML_ERUNTIME, "bcml_ops: ops %d and %d share the name %s", j, k, d->name);
+    }
+    return BCML_OK;
+}

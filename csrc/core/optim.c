@@ -1,8 +1,17 @@
 /* optim.c: SGD and Adam updates, in place, following torch.optim's single-tensor formulas. */
 #include "bcml.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
+
+/* A setting the update uses as float32: in [lo, hi] and within float32's range (NaN fails too). */
+static bcml_status check_setting(double v, double lo, double hi, const char *opt, const char *name, bcml_err *err) {
+    if (!(v >= lo && v <= hi && fabs(v) <= FLT_MAX))
+        return bcml_fail(err, BCML_EVALUE, "%s: %s must be finite, within float32's range and in [%g, %g], got %g",
+                         opt, name, lo, hi, v);
+    return BCML_OK;
+}
 
 static bcml_status state_like(bcml_tensor **slot, const bcml_tensor *p, bcml_err *err) {
     if (*slot) {
@@ -13,42 +22,69 @@ static bcml_status state_like(bcml_tensor **slot, const bcml_tensor *p, bcml_err
     return bcml_tensor_new(slot, BCML_FLOAT32, p->ndim, p->shape, 1, err);
 }
 
-static bcml_status check_param(const bcml_tensor *p, int64_t k, bcml_err *err) {
+/* *g: a reference to p's gradient (NULL when it has none), held while the update reads it: a
+ * zero_grad in another thread cannot free it mid-update. */
+static bcml_status check_param(bcml_tensor *p, int64_t k, bcml_tensor **g, bcml_err *err) {
+    *g = NULL;
     if (p->dtype != BCML_FLOAT32)
         return bcml_fail(err, BCML_ETYPE, "params[%lld]: optimizers update float32 tensors only", (long long)k);
-    if (p->grad && p->grad->numel != p->numel)
+    bcml_tensor *gr = bcml_grad_get(bcml_grad_owner(p));
+    if (gr && (gr->numel != p->numel || gr->dtype != BCML_FLOAT32)) {
+        bcml_tensor_unref(gr);
         return bcml_fail(err, BCML_EVALUE, "params[%lld]: grad does not match the parameter's shape", (long long)k);
+    }
+    *g = gr;
     return BCML_OK;
 }
+
+static bcml_status sgd_one(bcml_tensor *p, const bcml_tensor *grad, bcml_tensor **buf,
+                           const bcml_sgd_opts *o, bcml_err *err);
+static bcml_status adam_one(bcml_tensor *p, const bcml_tensor *grad, bcml_tensor **m, bcml_tensor **v,
+                            bcml_tensor **vmax, int64_t *steps, const bcml_adam_opts *o, bcml_err *err);
 
 bcml_status bcml_sgd_step(bcml_tensor **params, bcml_tensor **bufs, int64_t n,
                           const bcml_sgd_opts *o, bcml_err *err) {
     bcml_status st;
+    if ((st = check_setting(o->lr, 0.0, FLT_MAX, "sgd", "lr", err)) ||
+        (st = check_setting(o->momentum, 0.0, FLT_MAX, "sgd", "momentum", err)) ||
+        (st = check_setting(o->dampening, -FLT_MAX, FLT_MAX, "sgd", "dampening", err)) ||
+        (st = check_setting(o->weight_decay, 0.0, FLT_MAX, "sgd", "weight_decay", err)))
+        return st;
     for (int64_t k = 0; k < n; k++) {
-        bcml_tensor *p = params[k];
-        if ((st = check_param(p, k, err))) return st;
-        if (!p->grad) continue;
-        float *w = bcml_f32(p);
-        const float *g0 = bcml_f32(p->grad);
-        int64_t N = p->numel;
-        float lr = (float)o->lr, wd = (float)o->weight_decay, mom = (float)o->momentum;
-        /* 1 - dampening in double, then rounded (as torch's Python-float argument): 1.0f - (float)d
-         * can differ from (float)(1 - d) by an ulp of d, e.g. 1e-5 relative for 1 - 0.999 */
-        float omdamp = (float)(1.0 - o->dampening), sign = o->maximize ? -1.0f : 1.0f;
-        if (mom != 0.0f) {
-            int first = bufs[k] == NULL;
-            if ((st = state_like(&bufs[k], p, err))) return st;
-            float *b = bcml_f32(bufs[k]);
-            for (int64_t i = 0; i < N; i++) {
-                float g = sign * g0[i] + wd * w[i];
-                b[i] = first ? g : mom * b[i] + omdamp * g;
-                float d = o->nesterov ? g + mom * b[i] : b[i];
-                w[i] -= lr * d;
-            }
-        } else {
-            for (int64_t i = 0; i < N; i++) w[i] -= lr * (sign * g0[i] + wd * w[i]);
-        }
+        bcml_tensor *p = params[k], *gref = NULL;
+        if ((st = check_param(p, k, &gref, err))) return st;
+        if (!gref) continue;
+        st = sgd_one(p, gref, &bufs[k], o, err);
+        bcml_tensor_unref(gref);
+        if (st) return st;
     }
+    return BCML_OK;
+}
+
+static bcml_status sgd_one(bcml_tensor *p, const bcml_tensor *grad, bcml_tensor **buf,
+                           const bcml_sgd_opts *o, bcml_err *err) {
+    bcml_status st;
+    float *w = bcml_f32(p);
+    const float *g0 = bcml_f32(grad);
+    int64_t N = p->numel;
+    float lr = (float)o->lr, wd = (float)o->weight_decay, mom = (float)o->momentum;
+    /* 1 - dampening in double, then rounded (as torch's Python-float argument): 1.0f - (float)d
+     * can differ from (float)(1 - d) by an ulp of d, e.g. 1e-5 relative for 1 - 0.999 */
+    float omdamp = (float)(1.0 - o->dampening), sign = o->maximize ? -1.0f : 1.0f;
+    if (mom != 0.0f) {
+        int first = *buf == NULL;
+        if ((st = state_like(buf, p, err))) return st;
+        float *b = bcml_f32(*buf);
+        for (int64_t i = 0; i < N; i++) {
+            float g = sign * g0[i] + wd * w[i];
+            b[i] = first ? g : mom * b[i] + omdamp * g;
+            float d = o->nesterov ? g + mom * b[i] : b[i];
+            w[i] -= lr * d;
+        }
+    } else {
+        for (int64_t i = 0; i < N; i++) w[i] -= lr * (sign * g0[i] + wd * w[i]);
+    }
+    bcml_tensor_bump_version(p);
     return BCML_OK;
 }
 
@@ -56,31 +92,47 @@ bcml_status bcml_adam_step(bcml_tensor **params, bcml_tensor **m, bcml_tensor **
                            bcml_tensor **vmax, int64_t *steps, int64_t n,
                            const bcml_adam_opts *o, bcml_err *err) {
     bcml_status st;
+    if ((st = check_setting(o->lr, 0.0, FLT_MAX, "adam", "lr", err)) ||
+        (st = check_setting(o->beta1, 0.0, nextafter(1.0, 0.0), "adam", "beta1", err)) ||
+        (st = check_setting(o->beta2, 0.0, nextafter(1.0, 0.0), "adam", "beta2", err)) ||
+        (st = check_setting(o->eps, 0.0, FLT_MAX, "adam", "eps", err)) ||
+        (st = check_setting(o->weight_decay, 0.0, FLT_MAX, "adam", "weight_decay", err)))
+        return st;
     for (int64_t k = 0; k < n; k++) {
-        bcml_tensor *p = params[k];
-        if ((st = check_param(p, k, err))) return st;
-        if (!p->grad) continue;
-        if ((st = state_like(&m[k], p, err)) || (st = state_like(&v[k], p, err))) return st;
-        if (o->amsgrad && (st = state_like(&vmax[k], p, err))) return st;
-        int64_t t = ++steps[k];
-        float *w = bcml_f32(p), *mk = bcml_f32(m[k]), *vk = bcml_f32(v[k]);
-        float *vm = o->amsgrad ? bcml_f32(vmax[k]) : NULL;
-        const float *g0 = bcml_f32(p->grad);
-        /* 1 - beta in double, then rounded, as torch passes them (see bcml_sgd_step) */
-        float omb1 = (float)(1.0 - o->beta1), b2 = (float)o->beta2, omb2 = (float)(1.0 - o->beta2);
-        float wd = (float)o->weight_decay;
-        double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
-        float step_size = (float)(o->lr / bc1), bc2_sqrt = (float)sqrt(bc2), eps = (float)o->eps;
-        float sign = o->maximize ? -1.0f : 1.0f;
-        for (int64_t i = 0; i < p->numel; i++) {
-            float g = sign * g0[i] + wd * w[i];
-            mk[i] += (g - mk[i]) * omb1;
-            vk[i] = b2 * vk[i] + omb2 * g * g;
-            float vv = vk[i];
-            if (vm) { if (vm[i] < vv) vm[i] = vv; vv = vm[i]; }
-            float denom = sqrtf(vv) / bc2_sqrt + eps;
-            w[i] -= step_size * mk[i] / denom;
-        }
+        bcml_tensor *p = params[k], *gref = NULL;
+        if ((st = check_param(p, k, &gref, err))) return st;
+        if (!gref) continue;
+        st = adam_one(p, gref, &m[k], &v[k], &vmax[k], &steps[k], o, err);
+        bcml_tensor_unref(gref);
+        if (st) return st;
     }
+    return BCML_OK;
+}
+
+static bcml_status adam_one(bcml_tensor *p, const bcml_tensor *grad, bcml_tensor **m, bcml_tensor **v,
+                            bcml_tensor **vmax, int64_t *steps, const bcml_adam_opts *o, bcml_err *err) {
+    bcml_status st;
+    if ((st = state_like(m, p, err)) || (st = state_like(v, p, err))) return st;
+    if (o->amsgrad && (st = state_like(vmax, p, err))) return st;
+    int64_t t = ++*steps;
+    float *w = bcml_f32(p), *mk = bcml_f32(*m), *vk = bcml_f32(*v);
+    float *vm = o->amsgrad ? bcml_f32(*vmax) : NULL;
+    const float *g0 = bcml_f32(grad);
+    /* 1 - beta in double, then rounded, as torch passes them (see bcml_sgd_step) */
+    float omb1 = (float)(1.0 - o->beta1), b2 = (float)o->beta2, omb2 = (float)(1.0 - o->beta2);
+    float wd = (float)o->weight_decay;
+    double bc1 = 1.0 - pow(o->beta1, (double)t), bc2 = 1.0 - pow(o->beta2, (double)t);
+    float step_size = (float)(o->lr / bc1), bc2_sqrt = (float)sqrt(bc2), eps = (float)o->eps;
+    float sign = o->maximize ? -1.0f : 1.0f;
+    for (int64_t i = 0; i < p->numel; i++) {
+        float g = sign * g0[i] + wd * w[i];
+        mk[i] += (g - mk[i]) * omb1;
+        vk[i] = b2 * vk[i] + omb2 * g * g;
+        float vv = vk[i];
+        if (vm) { if (vm[i] < vv) vm[i] = vv; vv = vm[i]; }
+        float denom = sqrtf(vv) / bc2_sqrt + eps;
+        w[i] -= step_size * mk[i] / denom;
+    }
+    bcml_tensor_bump_version(p);
     return BCML_OK;
 }

@@ -234,6 +234,37 @@ int bcml_plan_matches(const bcml_plan *p, bcml_tensor *const *inputs, int n_inpu
     return 1;
 }
 
+/* ---- pinned copies ------------------------------------------------------------------------------ */
+bcml_status bcml_plan_pin(const bcml_plan *p, bcml_plan **out, bcml_err *err) {
+    *out = NULL;
+    bcml_plan *c = malloc(sizeof *c);
+    bcml_tensor **consts = calloc((size_t)p->n_slots + 1, sizeof *consts);
+    if (!c || !consts) {
+        free(c);
+        free(consts);
+        return bcml_fail(err, BCML_ENOMEM, "out of memory pinning a plan");
+    }
+    *c = *p;
+    c->consts = consts;
+    for (int32_t s = 0; s < p->n_slots; s++) {
+        if (!p->consts[s]) continue;
+        bcml_status st = bcml_tensor_pin(&consts[s], p->consts[s], err);
+        if (st) {
+            bcml_plan_unpin(c);
+            return st;
+        }
+    }
+    *out = c;
+    return BCML_OK;
+}
+
+void bcml_plan_unpin(bcml_plan *c) {
+    if (!c) return;
+    for (int32_t s = 0; s < c->n_slots; s++) bcml_tensor_unref(c->consts[s]);
+    free(c->consts);
+    free(c);
+}
+
 /* ---- replay ------------------------------------------------------------------------------------ */
 bcml_status bcml_plan_run(const bcml_plan *p, bcml_tensor *const *inputs, bcml_tensor **loss,
                           bcml_tensor **outputs, bcml_err *err) {
@@ -375,11 +406,7 @@ static bcml_status optim_step(bcml_optim_group *groups, int n_groups, bcml_err *
         else st = bcml_adam_step(G->params, G->s0, G->s1, G->s2, G->steps, G->n, &G->adam, err);
     }
     for (int g = 0; g < n_groups; g++)
-        for (int64_t k = 0; k < groups[g].n; k++) {
-            bcml_tensor *p = groups[g].params[k];
-            bcml_tensor_unref(p->grad);
-            p->grad = NULL;
-        }
+        for (int64_t k = 0; k < groups[g].n; k++) bcml_grad_set(bcml_grad_owner(groups[g].params[k]), NULL);
     return st;
 }
 
@@ -406,7 +433,7 @@ bcml_status bcml_plan_train(bcml_plan *const *plans, int n_plans, const bcml_bat
                 st = bcml_fail(err, BCML_EVALUE, "replay: the loss must be a float32 scalar");
             else {
                 losses[b] = bcml_f32(loss)[0];
-                st = bcml_backward(loss, NULL, err);
+                st = bcml_backward(loss, NULL, 0, err);
             }
         }
         bcml_tensor_unref(loss);

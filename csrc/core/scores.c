@@ -10,7 +10,14 @@
  *   2. a histogram of the codes into 4 copies of the table, used round robin, so consecutive
  *      samples of one class do not wait on each other's increment (store-to-load forwarding).
  * Only a block that fails the check is scanned again, to find its first bad label (or, without
- * a class count, to grow the table for a larger y label). Threads claim chunks of CT_CHUNK
+ * a class count, to grow the table for a larger y label).
+ * The per-thread tables are bounded: together they hold at most as many bytes as the input
+ * (64 bytes per class, 24 per sample), or CT_DENSE_MAX classes (4 MiB) each when that is more.
+ * The codes of samples whose true class lies beyond (rare: labels are class indices, and huge
+ * ones would otherwise grow each thread's table to (largest label + 1) x 64 bytes, 16 GiB near
+ * 2^28, before any check) are kept in a per-thread list instead, at most 4 bytes per sample,
+ * and counted into the result at the end, once its size (the class count) has been checked
+ * against memory. Threads claim chunks of CT_CHUNK
  * samples from a shared counter (one that starts late, e.g. on a CPU that first has to wake
  * up, just takes fewer), each with its own tables, summed at the end (integer sums: the result
  * does not depend on the thread count or the scheduling). The pass is memory-bound for large inputs: 10 million samples (240 MB of
@@ -32,6 +39,7 @@
 #define CT_MIN_PER_THREAD ((int64_t)1 << 18) /* a thread costs ~50 us to start and join */
 #define CT_MAX_THREADS 64
 #define CT_INITIAL_CAP 16               /* classes of a table that grows (no class count given) */
+#define CT_DENSE_MAX ((int64_t)1 << 16) /* classes a per-thread table may always hold (4 MiB) */
 
 #if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__)) && \
     !defined(BCML_NO_DISPATCH)
@@ -54,8 +62,11 @@ typedef struct ct_job {
     int64_t given;               /* class count, or -1: discover */
     uint64_t limit;              /* largest valid label */
     int64_t cap;                 /* classes the table holds */
+    int64_t dense_max;           /* classes the table may grow to (larger ones are spilled) */
     int copies;                  /* 4 or 1 */
     int64_t *table;              /* (copies, cap, CT_SLOTS) */
+    uint32_t *spill;             /* (nspill) codes of samples whose y label is >= cap */
+    int64_t nspill, spill_cap;
     int avx2;
     uint64_t hmax, ymax;         /* largest h1/h2 label and y label seen */
     int bad;                     /* CT_BAD_*: the first bad label of this chunk */
@@ -145,22 +156,54 @@ static int ct_find_bad(ct_job *jb, int64_t i0, int64_t m) {
 }
 
 /* ---- one chunk ------------------------------------------------------------------------------ */
-/* One block [i, i + m) in plain C: codes, label check (and table growth), histogram.
+/* Appends a code to the spill list (growing it). 0 on success. */
+static int ct_spill(ct_job *jb, uint32_t code) {
+    if (jb->nspill == jb->spill_cap) {
+        int64_t cap = jb->spill_cap ? jb->spill_cap * 2 : 1024;
+        uint32_t *sp = bcml_alloc((size_t)cap * sizeof *sp);
+        if (!sp) return -1;
+        if (jb->nspill) memcpy(sp, jb->spill, (size_t)jb->nspill * sizeof *sp);
+        bcml_free(jb->spill);
+        jb->spill = sp;
+        jb->spill_cap = cap;
+    }
+    jb->spill[jb->nspill++] = code;
+    return 0;
+}
+
+static int ct_nomem(ct_job *jb, int64_t i, uint64_t ymax) {
+    jb->bad = CT_BAD_NOMEM;
+    jb->bad_arg = 2;
+    jb->bad_index = i;
+    jb->bad_value = (int64_t)ymax;
+    return 1;
+}
+
+/* One block [i, i + m) in plain C: codes, label check (and table growth, up to CT_DENSE_MAX
+ * classes), histogram (samples of larger classes go to the spill list).
  * Returns 1 when the chunk must stop (a bad label, or no memory), else 0. */
 static int ct_block(ct_job *jb, int64_t i, int64_t m, uint32_t *codes /* (CT_BLOCK) */) {
     uint64_t hmax, ymax;
     ct_codes_body(codes, &hmax, &ymax, jb->h1 + i, jb->h2 + i, jb->y + i, m);
     if (hmax > jb->limit || ymax >= (uint64_t)jb->cap) {
         if ((hmax > jb->limit || ymax > jb->limit) && ct_find_bad(jb, i, m)) return 1;
-        /* only without a class count: a y label needs a larger table */
-        int64_t cap = jb->cap * 2 > (int64_t)ymax + 1 ? jb->cap * 2 : (int64_t)ymax + 1;
-        if (cap > BCML_CT_MAX_CLASSES) cap = BCML_CT_MAX_CLASSES;
-        if (ct_table_resize(jb, cap)) {
-            jb->bad = CT_BAD_NOMEM;
-            jb->bad_arg = 2;
-            jb->bad_index = i;
-            jb->bad_value = (int64_t)ymax;
-            return 1;
+        /* a y label beyond the table: grow it while it is below the bound (no class count
+         * given, or a class count above the bound) */
+        if (ymax >= (uint64_t)jb->cap && jb->cap < jb->dense_max) {
+            int64_t cap = jb->cap * 2 > (int64_t)ymax + 1 ? jb->cap * 2 : (int64_t)ymax + 1;
+            if (cap > jb->dense_max) cap = jb->dense_max;
+            if (jb->given >= 0 && cap > jb->given) cap = jb->given;
+            if (ct_table_resize(jb, cap)) return ct_nomem(jb, i, ymax);
+        }
+        if (ymax >= (uint64_t)jb->cap) { /* still beyond: those samples are spilled */
+            if (hmax > jb->hmax) jb->hmax = hmax;
+            if (ymax > jb->ymax) jb->ymax = ymax;
+            const int64_t *y = jb->y + i;
+            for (int64_t j = 0; j < m; j++) {
+                if ((uint64_t)y[j] < (uint64_t)jb->cap) jb->table[codes[j]]++;
+                else if (ct_spill(jb, codes[j])) return ct_nomem(jb, i + j, (uint64_t)y[j]);
+            }
+            return 0;
         }
     }
     if (hmax > jb->hmax) jb->hmax = hmax;
@@ -294,20 +337,41 @@ static bcml_status ct_report_bad(const ct_job *jb, const char *fname, bcml_err *
                          fname, arg, v, i, (long long)BCML_CT_MAX_CLASSES);
     default:
         return bcml_fail(err, BCML_ENOMEM,
-                         "%s: out of memory allocating a count table for label %lld of y", fname,
-                         v);
+                         "%s: out of memory counting label %lld of y at index %lld", fname, v, i);
     }
 }
 
-/* Fails unless a (classes, 13) int64 table (the tables plus the result) fits in memory. */
+/* Fails unless a (classes, 13) int64 table (the result, with room to spare) fits in memory. */
+static int ct_classes_fit(int64_t classes) {
+    int64_t shape[2] = {classes, CT_SLOTS + BCML_CT_CELLS}, numel;
+    return classes >= 1 && classes <= BCML_CT_MAX_CLASSES &&
+           bcml_check_shape(2, shape, BCML_INT64, &numel, "num_classes", NULL) == BCML_OK;
+}
+
 static bcml_status ct_check_classes(int64_t classes, const char *fname, const char *what,
                                     bcml_err *err) {
-    int64_t shape[2] = {classes, CT_SLOTS + BCML_CT_CELLS}, numel;
-    if (classes < 1 || classes > BCML_CT_MAX_CLASSES ||
-        bcml_check_shape(2, shape, BCML_INT64, &numel, what, NULL) != BCML_OK)
+    if (!ct_classes_fit(classes))
         return bcml_fail(err, BCML_EVALUE, "%s: %s must be between 1 and %lld (and fit in memory), got %lld",
                          fname, what, (long long)BCML_CT_MAX_CLASSES, (long long)classes);
     return BCML_OK;
+}
+
+/* The class count max label + 1 found without num_classes is too large: names the argument
+ * and the index holding that label. */
+static bcml_status ct_report_classes(uint64_t mx, const int64_t *const arrs[3], int64_t n,
+                                     const char *fname, bcml_err *err) {
+    int arg = 2;
+    int64_t at = 0;
+    for (int a = 0; a < 3; a++) {
+        int64_t i = 0;
+        while (i < n && (uint64_t)arrs[a][i] != mx) i++;
+        if (i < n) { arg = a; at = i; break; }
+    }
+    return bcml_fail(err, BCML_EVALUE,
+                     "%s: %s holds label %llu at index %lld: a count table of %llu classes (largest label "
+                     "+ 1) does not fit in memory (labels must be class indices 0 .. num_classes-1)",
+                     fname, ct_argnames[arg], (unsigned long long)mx, (long long)at,
+                     (unsigned long long)mx + 1);
 }
 
 bcml_status bcml_count_table(int64_t **counts, int64_t *num_classes, const int64_t *h1,
@@ -325,11 +389,17 @@ bcml_status bcml_count_table(int64_t **counts, int64_t *num_classes, const int64
     if (given >= 0 && (st = ct_check_classes(given, fname, "num_classes", err))) return st;
 
     /* threads: each must have enough samples to be worth its start and its tables */
+    /* classes a table may hold: the tables together no larger than the input (24 bytes per
+     * sample against 64 per class), or CT_DENSE_MAX each */
+    int64_t dense_max = n / 8 * 3 > CT_DENSE_MAX ? n / 8 * 3 : CT_DENSE_MAX;
+    int64_t dense = given >= 0 && given < dense_max ? given : dense_max;
     int64_t per = CT_MIN_PER_THREAD;
-    if (given >= 0 && given * CT_SLOTS * 4 > per) per = given * CT_SLOTS * 4;
+    if (given >= 0 && dense * CT_SLOTS * 4 > per) per = dense * CT_SLOTS * 4;
     int64_t T = nthreads < 1 ? 1 : nthreads;
     if (T > CT_MAX_THREADS) T = CT_MAX_THREADS;
     if (T > n / per) T = n / per > 0 ? n / per : 1;
+    dense_max = dense_max / T > CT_DENSE_MAX ? dense_max / T : CT_DENSE_MAX;
+    if (dense > dense_max) dense = dense_max;
 
     ct_job jobs[CT_MAX_THREADS];
     int avx2 = 0;
@@ -338,7 +408,7 @@ bcml_status bcml_count_table(int64_t **counts, int64_t *num_classes, const int64
 #endif
     atomic_llong next;
     atomic_init(&next, 0);
-    int64_t cap0 = given >= 0 ? given : CT_INITIAL_CAP;
+    int64_t cap0 = given >= 0 ? dense : CT_INITIAL_CAP;
     st = BCML_OK;
     int64_t njobs = 0;
     for (int64_t k = 0; k < T; k++) {
@@ -352,6 +422,7 @@ bcml_status bcml_count_table(int64_t **counts, int64_t *num_classes, const int64
         jb->given = given;
         jb->limit = given >= 0 ? (uint64_t)given - 1 : (uint64_t)BCML_CT_MAX_CLASSES - 1;
         jb->avx2 = avx2;
+        jb->dense_max = given >= 0 && given < dense_max ? given : dense_max;
         njobs++;
         if (ct_table_resize(jb, cap0)) {
             st = bcml_fail(err, BCML_ENOMEM, "%s: out of memory allocating a count table of %lld classes",
@@ -382,7 +453,10 @@ bcml_status bcml_count_table(int64_t **counts, int64_t *num_classes, const int64
             if (jobs[k].ymax > mx) mx = jobs[k].ymax;
         }
         C = (int64_t)mx + 1; /* <= BCML_CT_MAX_CLASSES: larger labels were rejected */
-        st = ct_check_classes(C, fname, "the class count (max label + 1)", err);
+        if (!ct_classes_fit(C)) {
+            const int64_t *const arrs[3] = {h1, h2, y};
+            st = ct_report_classes(mx, arrs, n, fname, err);
+        }
     }
     if (st == BCML_OK) {
         size_t nbytes = (size_t)C * BCML_CT_CELLS * sizeof(int64_t);
@@ -405,11 +479,20 @@ bcml_status bcml_count_table(int64_t **counts, int64_t *num_classes, const int64
                         }
                     }
                 }
+                for (int64_t j = 0; j < jb->nspill; j++) { /* class = code >> 3 < C */
+                    uint32_t code = jb->spill[j];
+                    int64_t *row = out + (int64_t)(code >> 3) * BCML_CT_CELLS;
+                    row[ct_cell_of[code & 7]]++;
+                    if (code & 1) row[BCML_CT_DIFF]++;
+                }
             }
             *counts = out;
             *num_classes = C;
         }
     }
-    for (int64_t k = 0; k < njobs; k++) bcml_free(jobs[k].table);
+    for (int64_t k = 0; k < njobs; k++) {
+        bcml_free(jobs[k].table);
+        bcml_free(jobs[k].spill);
+    }
     return st;
 }

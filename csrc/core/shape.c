@@ -215,7 +215,9 @@ static bcml_status slice_check(const bcml_tensor *x, bcml_args *a, slice_plan *p
         return bcml_fail(err, BCML_EINDEX,
                          "slice: stop %lld is out of range for dimension %lld of size %lld with start %lld",
                          (long long)p->stop, (long long)p->dim, (long long)p->n, (long long)p->start);
-    p->len = (p->stop - p->start + p->step - 1) / p->step;
+    /* ceil((stop - start) / step) without forming stop - start + step - 1, which overflows for
+     * a step near INT64_MAX (NumPy: arange(10)[0:5:2**63 - 1] is [0]) */
+    p->len = p->stop == p->start ? 0 : (p->stop - p->start - 1) / p->step + 1;
     p->outer = prod(x->shape, 0, (int)p->dim);
     p->inner = prod(x->shape, (int)p->dim + 1, x->ndim);
     return BCML_OK;

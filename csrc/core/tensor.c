@@ -288,12 +288,162 @@ static void storage_unref(bcml_storage *s) {
     free(s);
 }
 
-void bcml_tensor_unref(bcml_tensor *t) {
+/* ---- release without recursion ----------------------------------------------------------
+ * A graph is a chain tensor -> node -> input tensor -> node ... of any length (a loop of a
+ * million ops makes one). Freeing it recursively would use C stack in proportion to its depth,
+ * so objects whose last reference goes are pushed on this thread's release lists (linked
+ * through their own next_free fields: no allocation) and the outermost call frees them one by
+ * one; dropping their references may push more, never recurse. */
+static _Thread_local bcml_tensor *dead_tensors = NULL;
+static _Thread_local bcml_node *dead_nodes = NULL;
+static _Thread_local int releasing = 0;
+
+static void push_tensor(bcml_tensor *t) {
     if (!t || atomic_fetch_sub(&t->refcount, 1) != 1) return;
-    storage_unref(t->storage);
-    bcml_tensor_unref(t->grad);
-    bcml_node_unref(t->grad_fn);
-    free(t);
+    t->next_free = dead_tensors;
+    dead_tensors = t;
+}
+
+static void push_node(bcml_node *n) {
+    if (!n || atomic_fetch_sub(&n->refcount, 1) != 1) return;
+    n->next_free = dead_nodes;
+    dead_nodes = n;
+}
+
+static void drain(void) {
+    if (releasing) return;
+    releasing = 1;
+    for (;;) {
+        if (dead_tensors) {
+            bcml_tensor *t = dead_tensors;
+            dead_tensors = t->next_free;
+            storage_unref(t->storage);
+            push_tensor(t->grad);
+            push_tensor(t->base);
+            push_node(t->grad_fn);
+            free(t);
+        } else if (dead_nodes) {
+            bcml_node *n = dead_nodes;
+            dead_nodes = n->next_free;
+            for (int k = 0; k < BCML_MAX_IN; k++) push_tensor(n->in[k]);
+            for (int k = 0; k < 4; k++) push_tensor(n->saved[k]);
+            push_tensor(n->grad_acc);
+            free(n);
+        } else {
+            break;
+        }
+    }
+    releasing = 0;
+}
+
+void bcml_tensor_unref(bcml_tensor *t) {
+    push_tensor(t);
+    drain();
+}
+
+void bcml_node_unref(bcml_node *n) {
+    push_node(n);
+    drain();
+}
+
+void bcml_tensor_drop_storage(bcml_tensor *t) {
+    bcml_storage *s = t->storage;
+    t->storage = NULL;
+    storage_unref(s);
+}
+
+bcml_status bcml_tensor_pin(bcml_tensor **out, const bcml_tensor *t, bcml_err *err) {
+    bcml_tensor *a = header_new(t->dtype, t->ndim, t->shape, t->numel);
+    if (!a) return bcml_fail(err, BCML_ENOMEM, "out of memory pinning a tensor");
+    if (t->storage) atomic_fetch_add(&t->storage->refcount, 1);
+    a->storage = t->storage;
+    a->offset = t->offset;
+    a->requires_grad = t->requires_grad;
+    if (t->grad_fn) atomic_fetch_add(&t->grad_fn->refcount, 1);
+    a->grad_fn = t->grad_fn;
+    if (t->base) a->base = bcml_tensor_ref(t->base);
+    else if (!t->grad_fn && t->requires_grad) a->base = bcml_tensor_ref((bcml_tensor *)t);
+    *out = a;
+    return BCML_OK;
+}
+
+bcml_status bcml_tensor_set_data(bcml_tensor *t, const bcml_tensor *src, bcml_err *err) {
+    if (t->dtype != src->dtype)
+        return bcml_fail(err, BCML_ETYPE, "data: assigned tensor must have the same dtype (%s), got %s",
+                         bcml_dtype_name(t->dtype), bcml_dtype_name(src->dtype));
+    if (!src->storage)
+        return bcml_fail(err, BCML_ERUNTIME, "data: the assigned tensor's storage was freed");
+    atomic_fetch_add(&src->storage->refcount, 1);
+    bcml_tensor_bump_version(t);
+    bcml_storage *old = t->storage;
+    t->storage = src->storage;
+    t->offset = src->offset;
+    t->ndim = src->ndim;
+    memcpy(t->shape, src->shape, sizeof t->shape);
+    t->numel = src->numel;
+    storage_unref(old);
+    bcml_tensor *g = bcml_grad_get(t);
+    if (g && !bcml_same_shape(g, t)) bcml_grad_set(t, NULL);
+    bcml_tensor_unref(g);
+    return BCML_OK;
+}
+
+/* ---- .grad under a lock --------------------------------------------------------------------
+ * backward (with the GIL released) creates and fills leaves' .grad while other threads may read
+ * it or set it to None (zero_grad); every access to the pointer goes through this lock, and
+ * users of the buffer hold a reference to it, so a buffer dropped by zero_grad lives until the
+ * last user lets go. */
+static pthread_mutex_t grad_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void grad_lock_prepare(void) { pthread_mutex_lock(&grad_lock); }
+static void grad_lock_release(void) { pthread_mutex_unlock(&grad_lock); }
+static pthread_once_t grad_atfork_once = PTHREAD_ONCE_INIT;
+static void grad_register_atfork(void) {
+    pthread_atfork(grad_lock_prepare, grad_lock_release, grad_lock_release);
+}
+
+bcml_tensor *bcml_grad_get(bcml_tensor *t) {
+    pthread_once(&grad_atfork_once, grad_register_atfork);
+    pthread_mutex_lock(&grad_lock);
+    bcml_tensor *g = bcml_tensor_ref(t->grad);
+    pthread_mutex_unlock(&grad_lock);
+    return g;
+}
+
+void bcml_grad_set(bcml_tensor *t, bcml_tensor *g) {
+    pthread_once(&grad_atfork_once, grad_register_atfork);
+    bcml_tensor_ref(g);
+    pthread_mutex_lock(&grad_lock);
+    bcml_tensor *old = t->grad;
+    t->grad = g;
+    pthread_mutex_unlock(&grad_lock);
+    bcml_tensor_unref(old);
+}
+
+/* The leaf gradient buffer of t (created zeroed with t's shape when absent), as a new
+ * reference; EVALUE when an existing .grad does not match t. */
+bcml_status bcml_grad_acquire(bcml_tensor *t, const bcml_tensor *like, bcml_tensor **out, bcml_err *err) {
+    pthread_once(&grad_atfork_once, grad_register_atfork);
+    *out = NULL;
+    pthread_mutex_lock(&grad_lock);
+    bcml_tensor *g = bcml_tensor_ref(t->grad);
+    pthread_mutex_unlock(&grad_lock);
+    if (!g) {
+        bcml_tensor *fresh = NULL;
+        bcml_status st = bcml_tensor_new(&fresh, BCML_FLOAT32, like->ndim, like->shape, 1, err);
+        if (st) return st;
+        pthread_mutex_lock(&grad_lock);
+        if (!t->grad) t->grad = bcml_tensor_ref(fresh);   /* else another thread was first: use its */
+        g = bcml_tensor_ref(t->grad);
+        pthread_mutex_unlock(&grad_lock);
+        bcml_tensor_unref(fresh);
+    }
+    if (g->numel != like->numel || g->dtype != BCML_FLOAT32) {
+        bcml_tensor_unref(g);
+        return bcml_fail(err, BCML_ERUNTIME, "backward: a .grad of the wrong shape or dtype is attached to a leaf");
+    }
+    *out = g;
+    return BCML_OK;
 }
 
 int bcml_same_shape(const bcml_tensor *a, const bcml_tensor *b) {

@@ -6,6 +6,8 @@
 #define PY_ARRAY_UNIQUE_SYMBOL bcml_ARRAY_API
 #include <numpy/arrayobject.h>
 
+#include <float.h>
+#include <math.h>
 #include <string.h>
 
 #include "../core/bcml.h"
@@ -113,6 +115,10 @@ static PyObject *tensor_get_requires_grad(PyTensor *self, void *c) {
 static int tensor_set_requires_grad(PyTensor *self, PyObject *v, void *c) {
     (void)c;
     if (!v) { PyErr_SetString(PyExc_AttributeError, "cannot delete requires_grad"); return -1; }
+    if (!PyBool_Check(v) && !PyArray_IsScalar(v, Bool)) { /* PyTorch: "requires_grad must be a bool" */
+        PyErr_Format(PyExc_TypeError, "requires_grad must be a bool, not %s", Py_TYPE(v)->tp_name);
+        return -1;
+    }
     int flag = PyObject_IsTrue(v);
     if (flag < 0) return -1;
     if (self->t->grad_fn && !flag) {
@@ -131,14 +137,14 @@ static int tensor_set_requires_grad(PyTensor *self, PyObject *v, void *c) {
 }
 static PyObject *tensor_get_grad(PyTensor *self, void *c) {
     (void)c;
-    if (!self->t->grad) Py_RETURN_NONE;
-    return bcml_py_wrap(bcml_tensor_ref(self->t->grad));
+    bcml_tensor *g = bcml_grad_get(self->t);
+    if (!g) Py_RETURN_NONE;
+    return bcml_py_wrap(g);
 }
 static int tensor_set_grad(PyTensor *self, PyObject *v, void *c) {
     (void)c;
     if (!v || v == Py_None) {
-        bcml_tensor_unref(self->t->grad);
-        self->t->grad = NULL;
+        bcml_grad_set(self->t, NULL);
         return 0;
     }
     if (!bcml_py_is_tensor(v)) { PyErr_SetString(PyExc_TypeError, "grad must be a bcml tensor or None"); return -1; }
@@ -147,9 +153,7 @@ static int tensor_set_grad(PyTensor *self, PyObject *v, void *c) {
         PyErr_SetString(PyExc_ValueError, "grad: assigned grad must be float32 with the tensor's shape");
         return -1;
     }
-    bcml_tensor_ref(g);
-    bcml_tensor_unref(self->t->grad);
-    self->t->grad = g;
+    bcml_grad_set(self->t, g);
     return 0;
 }
 static PyObject *tensor_get_grad_fn(PyTensor *self, void *c) {
@@ -165,6 +169,10 @@ static PyObject *tensor_get_data_ptr(PyTensor *self, void *c) {
     (void)c;
     return PyLong_FromVoidPtr(bcml_data(self->t));
 }
+static PyObject *tensor_get_version(PyTensor *self, void *c) {
+    (void)c;
+    return PyLong_FromLongLong(bcml_tensor_version(self->t));
+}
 
 static PyGetSetDef tensor_getset[] = {
     {"shape", (getter)tensor_get_shape, NULL, "the shape, a tuple", NULL},
@@ -176,6 +184,8 @@ static PyGetSetDef tensor_getset[] = {
     {"_grad_fn_name", (getter)tensor_get_grad_fn, NULL, NULL, NULL},
     {"is_leaf", (getter)tensor_get_is_leaf, NULL, NULL, NULL},
     {"_data_ptr", (getter)tensor_get_data_ptr, NULL, NULL, NULL},
+    {"_version", (getter)tensor_get_version, NULL,
+     "the version counter of the tensor's storage (shared by its views), bumped by in-place writes", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -197,13 +207,20 @@ static PyObject *tensor_numpy(PyTensor *self, PyObject *noargs) {
                         "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.");
         return NULL;
     }
+    /* the array's base is a snapshot of this tensor: it keeps the storage alive even if the
+     * tensor's .data is replaced later */
+    bcml_tensor *pin = NULL;
+    bcml_err err;
+    bcml_status st = bcml_tensor_alias(&pin, self->t, self->t->ndim, self->t->shape, self->t->offset, &err);
+    if (st) return bcml_py_raise(st, &err);
+    PyObject *owner = (PyObject *)bcml_PyTensor_Type.tp_alloc(&bcml_PyTensor_Type, 0);
+    if (!owner) { bcml_tensor_unref(pin); return NULL; }
+    ((PyTensor *)owner)->t = pin;
     npy_intp dims[BCML_MAX_DIMS];
-    for (int d = 0; d < self->t->ndim; d++) dims[d] = (npy_intp)self->t->shape[d];
-    PyObject *arr = PyArray_SimpleNewFromData(self->t->ndim, dims, dtype_to_npy(self->t->dtype),
-                                              bcml_data(self->t));
-    if (!arr) return NULL;
-    Py_INCREF(self);
-    if (PyArray_SetBaseObject((PyArrayObject *)arr, (PyObject *)self) < 0) {
+    for (int d = 0; d < pin->ndim; d++) dims[d] = (npy_intp)pin->shape[d];
+    PyObject *arr = PyArray_SimpleNewFromData(pin->ndim, dims, dtype_to_npy(pin->dtype), bcml_data(pin));
+    if (!arr) { Py_DECREF(owner); return NULL; }
+    if (PyArray_SetBaseObject((PyArrayObject *)arr, owner) < 0) {
         Py_DECREF(arr);
         return NULL;
     }
@@ -211,23 +228,39 @@ static PyObject *tensor_numpy(PyTensor *self, PyObject *noargs) {
 }
 
 static PyObject *tensor_backward_m(PyTensor *self, PyObject *args, PyObject *kw) {
-    static char *kwlist[] = {"gradient", NULL};
-    PyObject *g = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:backward", kwlist, &g)) return NULL;
-    bcml_tensor *gt = NULL;
-    if (g != Py_None) {
-        if (!bcml_py_is_tensor(g)) {
-            PyErr_SetString(PyExc_TypeError, "backward: gradient must be a bcml tensor or None");
-            return NULL;
-        }
-        gt = ((PyTensor *)g)->t;
+    static char *kwlist[] = {"gradient", "retain_graph", "create_graph", NULL};
+    PyObject *g = Py_None, *retain = Py_None, *create = Py_False;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOO:backward", kwlist, &g, &retain, &create)) return NULL;
+    if (g != Py_None && !bcml_py_is_tensor(g)) {
+        PyErr_Format(PyExc_TypeError, "backward: gradient must be a bcml tensor or None, got %s", Py_TYPE(g)->tp_name);
+        return NULL;
+    }
+    if (!PyBool_Check(create)) {
+        PyErr_Format(PyExc_TypeError, "backward: create_graph must be a bool, got %s", Py_TYPE(create)->tp_name);
+        return NULL;
+    }
+    if (create == Py_True) {
+        PyErr_SetString(PyExc_ValueError, "backward: create_graph=True (higher-order gradients) is not supported by bcml");
+        return NULL;
+    }
+    if (retain != Py_None && !PyBool_Check(retain)) {
+        PyErr_Format(PyExc_TypeError, "backward: retain_graph must be a bool or None, got %s", Py_TYPE(retain)->tp_name);
+        return NULL;
     }
     bcml_py_record_taint("it calls backward() inside the step");
+    /* backward runs with the GIL released: it works on snapshots of the root and the seed, so
+     * another thread assigning their .data cannot pull storage from under it */
+    bcml_tensor *root = NULL, *gt = NULL;
     bcml_err err;
-    bcml_status st;
-    Py_BEGIN_ALLOW_THREADS
-    st = bcml_backward(self->t, gt, &err);
-    Py_END_ALLOW_THREADS
+    bcml_status st = bcml_tensor_pin(&root, self->t, &err);
+    if (!st && g != Py_None) st = bcml_tensor_pin(&gt, ((PyTensor *)g)->t, &err);
+    if (!st) {
+        Py_BEGIN_ALLOW_THREADS
+        st = bcml_backward(root, gt, retain == Py_True, &err);
+        Py_END_ALLOW_THREADS
+    }
+    bcml_tensor_unref(root);
+    bcml_tensor_unref(gt);
     if (st) return bcml_py_raise(st, &err);
     Py_RETURN_NONE;
 }
@@ -265,6 +298,7 @@ static PyObject *tensor_copy_from(PyTensor *self, PyObject *src) {
         return NULL;
     }
     if (bcml_data(s) != bcml_data(d)) memmove(bcml_data(d), bcml_data(s), bcml_nbytes(d));
+    bcml_tensor_bump_version(d);
     Py_INCREF(self);
     return (PyObject *)self;
 }
@@ -276,25 +310,16 @@ static PyObject *tensor_set_data(PyTensor *self, PyObject *src) {
         PyErr_SetString(PyExc_TypeError, "data must be a bcml tensor");
         return NULL;
     }
-    bcml_tensor *s = ((PyTensor *)src)->t, *d = self->t;
-    if (s->dtype != d->dtype) {
-        PyErr_SetString(PyExc_TypeError, "data: assigned tensor must have the same dtype");
-        return NULL;
-    }
     bcml_err err;
-    bcml_tensor *a = NULL;
-    bcml_status st = bcml_tensor_alias(&a, s, s->ndim, s->shape, s->offset, &err);
+    bcml_status st = bcml_tensor_set_data(self->t, ((PyTensor *)src)->t, &err);
     if (st) return bcml_py_raise(st, &err);
-    /* keep identity: move the new view's storage and shape into this header */
-    bcml_storage *old = d->storage;
-    d->storage = a->storage;
-    d->offset = a->offset;
-    d->ndim = a->ndim;
-    memcpy(d->shape, a->shape, sizeof d->shape);
-    d->numel = a->numel;
-    a->storage = old;
-    bcml_tensor_unref(a);
-    if (d->grad && !bcml_same_shape(d->grad, d)) { bcml_tensor_unref(d->grad); d->grad = NULL; }
+    Py_RETURN_NONE;
+}
+
+/* _bump_version(): records an in-place write made outside the ops (e.g. through numpy()). */
+static PyObject *tensor_bump_version(PyTensor *self, PyObject *noargs) {
+    (void)noargs;
+    bcml_tensor_bump_version(self->t);
     Py_RETURN_NONE;
 }
 
@@ -305,6 +330,7 @@ static PyMethodDef tensor_methods[] = {
     {"item", (PyCFunction)tensor_item, METH_NOARGS, "the single value as a Python number"},
     {"_copy_from", (PyCFunction)tensor_copy_from, METH_O, NULL},
     {"_set_data", (PyCFunction)tensor_set_data, METH_O, NULL},
+    {"_bump_version", (PyCFunction)tensor_bump_version, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
@@ -363,6 +389,18 @@ PyObject *bcml_py_from_numpy_obj(PyObject *obj, const char *argname) {
                      "%s: arrays of dtype %s are not supported (use float, integer or bool data)",
                      argname, PyArray_DESCR(arr)->typeobj->tp_name);
         return NULL;
+    }
+    if (PyTypeNum_ISUNSIGNED(tn) && PyArray_ITEMSIZE(arr) >= 8 && PyArray_SIZE(arr) > 0) {
+        /* uint64 values above INT64_MAX would wrap to negative int64s */
+        PyObject *mx = PyArray_Max(arr, NPY_RAVEL_AXIS, NULL), *lim = PyLong_FromLongLong(INT64_MAX);
+        int over = mx && lim ? PyObject_RichCompareBool(mx, lim, Py_GT) : -1;
+        Py_XDECREF(lim);
+        if (over == 1)
+            PyErr_Format(PyExc_ValueError,
+                         "%s: value cannot be converted to type int64 without overflow (got %S; bcml's "
+                         "integer dtype is int64)", argname, mx);
+        Py_XDECREF(mx);
+        if (over != 0) return NULL;
     }
     PyArrayObject *conv = arr;
     int zero_copy = tn == target && PyArray_IS_C_CONTIGUOUS(arr) && PyArray_ISALIGNED(arr) &&
@@ -461,25 +499,48 @@ static PyObject *py_empty(PyObject *self, PyObject *args) {
 }
 
 /* ---- generator ---------------------------------------------------------------------- */
+/* A seed as PyTorch takes one: an int in [-2^63, 2^64) (negative seeds wrap modulo 2^64). */
+static int parse_u64(PyObject *o, const char *fname, const char *argname, unsigned long long *seed) {
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be an int, not %s", fname, argname, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (!overflow) {
+        *seed = (unsigned long long)v;
+        return 0;
+    }
+    if (overflow > 0) {
+        unsigned long long u = PyLong_AsUnsignedLongLong(o);
+        if (!(u == (unsigned long long)-1 && PyErr_Occurred())) {
+            *seed = u;
+            return 0;
+        }
+        PyErr_Clear();
+    }
+    PyErr_Format(PyExc_ValueError,
+                 "%s(): argument '%s' must lie in [-2**63, 2**64): value cannot be converted to type "
+                 "uint64 without overflow (got %R)", fname, argname, o);
+    return -1;
+}
+static int parse_seed(PyObject *o, const char *fname, unsigned long long *seed) {
+    return parse_u64(o, fname, "seed", seed);
+}
+
 static int gen_init(PyGenerator *self, PyObject *args, PyObject *kw) {
     static char *kwlist[] = {"seed", NULL};
+    PyObject *so = NULL;
     unsigned long long seed = 67280421310721ULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|K:Generator", kwlist, &seed)) return -1;
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:Generator", kwlist, &so)) return -1;
+    if (so && parse_seed(so, "Generator", &seed) < 0) return -1;
     bcml_gen_seed(&self->g, seed);
     return 0;
 }
 static PyObject *gen_manual_seed(PyGenerator *self, PyObject *arg) {
     unsigned long long seed;
-    if (PyLong_Check(arg)) {
-        PyObject *masked = PyNumber_And(arg, PyLong_FromUnsignedLongLong(0xffffffffffffffffULL));
-        if (!masked) return NULL;
-        seed = PyLong_AsUnsignedLongLong(masked);
-        Py_DECREF(masked);
-        if (PyErr_Occurred()) return NULL;
-    } else {
-        PyErr_SetString(PyExc_TypeError, "manual_seed: seed must be an int");
-        return NULL;
-    }
+    if (parse_seed(arg, "manual_seed", &seed) < 0) return NULL;
     bcml_gen_seed(&self->g, seed);
     Py_INCREF(self);
     return (PyObject *)self;
@@ -494,10 +555,18 @@ static PyObject *gen_get_state(PyGenerator *self, PyObject *noargs) {
 }
 static PyObject *gen_set_state(PyGenerator *self, PyObject *arg) {
     if (!PyBytes_Check(arg) || PyBytes_GET_SIZE(arg) != (Py_ssize_t)sizeof self->g) {
-        PyErr_SetString(PyExc_ValueError, "set_state: state must be bytes from get_state()");
+        PyErr_SetString(PyExc_ValueError, "set_state(): argument 'new_state' must be bytes from get_state()");
         return NULL;
     }
-    memcpy(&self->g, PyBytes_AS_STRING(arg), sizeof self->g);
+    bcml_generator g;
+    memcpy(&g, PyBytes_AS_STRING(arg), sizeof g);
+    if ((g.s[0] | g.s[1] | g.s[2] | g.s[3]) == 0) { /* xoshiro's one fixed point: zeros forever */
+        PyErr_SetString(PyExc_ValueError,
+                        "set_state(): argument 'new_state' is invalid: an all-zero xoshiro256** state "
+                        "would give only zeros");
+        return NULL;
+    }
+    self->g = g;
     Py_INCREF(self);
     return (PyObject *)self;
 }
@@ -570,12 +639,31 @@ static PyObject *py_apply(PyObject *self, PyObject *const *args, Py_ssize_t narg
     bcml_args a;
     memset(&a, 0, sizeof a);
     for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(ia); k++) {
-        a.i[k] = PyLong_AsLongLong(PyTuple_GET_ITEM(ia, k));
+        PyObject *o = PyTuple_GET_ITEM(ia, k), *idx = PyNumber_Index(o); /* ints, NumPy ints */
+        if (!idx) return NULL;
+        int overflow = 0;
+        a.i[k] = PyLong_AsLongLongAndOverflow(idx, &overflow);
+        Py_DECREF(idx);
+        if (overflow) {
+            PyErr_Format(PyExc_ValueError,
+                         "%s: integer argument %zd: value cannot be converted to type int64 without overflow "
+                         "(got %R)", bcml_ops[op].name, k, o);
+            return NULL;
+        }
         if (a.i[k] == -1 && PyErr_Occurred()) return NULL;
     }
     for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(fa); k++) {
-        a.f[k] = PyFloat_AsDouble(PyTuple_GET_ITEM(fa, k));
-        if (a.f[k] == -1.0 && PyErr_Occurred()) return NULL;
+        PyObject *o = PyTuple_GET_ITEM(fa, k);
+        a.f[k] = PyFloat_AsDouble(o);
+        if (a.f[k] == -1.0 && PyErr_Occurred()) {
+            if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_ValueError,
+                             "%s: float argument %zd: value cannot be converted to type double without "
+                             "overflow (got %R)", bcml_ops[op].name, k, o);
+            }
+            return NULL;
+        }
     }
     bcml_ctx ctx = {.grad_enabled = !grad_disabled, .gen = NULL};
     if (nargs == 5 && args[4] != Py_None) {
@@ -588,9 +676,18 @@ static PyObject *py_apply(PyObject *self, PyObject *const *args, Py_ssize_t narg
     int64_t work = 0;
     for (Py_ssize_t k = 0; k < n_in; k++) if (in[k]) work += in[k]->numel;
     if (work > 16384) {
-        Py_BEGIN_ALLOW_THREADS
-        st = bcml_apply(&ctx, (int)op, &a, in, (int)n_in, out, &err);
-        Py_END_ALLOW_THREADS
+        /* the kernels run without the GIL on snapshots of the inputs, made while it is held */
+        bcml_tensor *pins[BCML_MAX_IN] = {0};
+        st = BCML_OK;
+        for (Py_ssize_t k = 0; k < n_in && !st; k++)
+            if (in[k]) st = bcml_tensor_pin(&pins[k], in[k], &err);
+        if (!st) {
+            ctx.pinned = 1;
+            Py_BEGIN_ALLOW_THREADS
+            st = bcml_apply(&ctx, (int)op, &a, pins, (int)n_in, out, &err);
+            Py_END_ALLOW_THREADS
+        }
+        for (Py_ssize_t k = 0; k < n_in; k++) bcml_tensor_unref(pins[k]);
     } else {
         st = bcml_apply(&ctx, (int)op, &a, in, (int)n_in, out, &err);
     }
@@ -629,18 +726,115 @@ static PyObject *py_op_names(PyObject *self, PyObject *noargs) {
     return d;
 }
 
-/* fill_(t, kind, a, b, generator): kind 0 uniform [a, b), 1 normal (mean a, std b), 2 constant a */
+/* A real number argument as a double: TypeError for anything else (str, None, complex, ...),
+ * ValueError for an int beyond a double's range. */
+static int arg_real(PyObject *o, const char *fname, const char *argname, double *out) {
+    double v = PyFloat_AsDouble(o);
+    if (v == -1.0 && PyErr_Occurred()) {
+        if (PyErr_ExceptionMatches(PyExc_OverflowError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError,
+                         "%s(): argument '%s': value cannot be converted to type double without overflow "
+                         "(got %R)", fname, argname, o);
+        } else if (PyErr_ExceptionMatches(PyExc_TypeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be a real number, not %s", fname, argname,
+                         Py_TYPE(o)->tp_name);
+        }
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* As arg_real, for a value the core keeps as float32 (PyTorch's rule: a finite value beyond
+ * float32's range is refused, inf and NaN pass). */
+static int arg_float32(PyObject *o, const char *fname, const char *argname, double *out) {
+    if (arg_real(o, fname, argname, out) < 0) return -1;
+    if (isfinite(*out) && fabs(*out) > FLT_MAX) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s(): argument '%s': value cannot be converted to type float without overflow (got %R)",
+                     fname, argname, o);
+        return -1;
+    }
+    return 0;
+}
+
+/* fill_(t, kind, a, b=None, generator=None): kind 0 uniform [a, b), 1 normal (mean a, std b),
+ * 2 constant a. Values are checked as PyTorch checks them: a constant must fit the tensor's
+ * dtype (an int64 tensor takes any int64 exactly, and a float only when it is finite and in
+ * range, truncated), uniform needs finite bounds with a <= b, normal a std >= 0. */
 static PyObject *py_fill(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *to, *go = Py_None;
+    PyObject *to, *ao, *bo = Py_None, *go = Py_None;
     int kind;
-    double a, b;
-    if (!PyArg_ParseTuple(args, "Oidd|O:fill_", &to, &kind, &a, &b, &go)) return NULL;
+    if (!PyArg_ParseTuple(args, "OiO|OO:fill_", &to, &kind, &ao, &bo, &go)) return NULL;
     if (!bcml_py_is_tensor(to)) { PyErr_SetString(PyExc_TypeError, "fill_: expected a tensor"); return NULL; }
+    if (kind < 0 || kind > 2) { PyErr_Format(PyExc_ValueError, "fill_: kind must be 0, 1 or 2, got %d", kind); return NULL; }
     bcml_tensor *t = ((PyTensor *)to)->t;
     bcml_generator *g = NULL;
+    double a = 0.0, b = 0.0;
+    int64_t ia = 0;
+    if (kind == 0) {
+        if (arg_float32(ao, "uniform_", "a", &a) < 0 || arg_float32(bo, "uniform_", "b", &b) < 0) return NULL;
+        if (!isfinite(a) || !isfinite(b)) {
+            PyErr_Format(PyExc_ValueError, "uniform_(): argument '%s' must be finite, got %R", isfinite(a) ? "b" : "a",
+                         isfinite(a) ? bo : ao);
+            return NULL;
+        }
+        if (a > b) {
+            PyErr_Format(PyExc_ValueError,
+                         "uniform_(): expects to return a [from, to) range, but found from=%R > to=%R "
+                         "(arguments 'a' and 'b')", ao, bo);
+            return NULL;
+        }
+        if (b - a > FLT_MAX) {
+            PyErr_Format(PyExc_ValueError,
+                         "uniform_(): expects to-from <= float32's largest value, but found to=%R and from=%R "
+                         "(arguments 'a' and 'b')", bo, ao);
+            return NULL;
+        }
+    } else if (kind == 1) {
+        if (arg_float32(ao, "normal_", "mean", &a) < 0 || arg_float32(bo, "normal_", "std", &b) < 0) return NULL;
+        if (!(b >= 0.0)) {
+            PyErr_Format(PyExc_ValueError, "normal_(): argument 'std': normal expects std >= 0.0, but found std %R", bo);
+            return NULL;
+        }
+    } else if (t->dtype == BCML_FLOAT32) {
+        if (arg_float32(ao, "fill_", "value", &a) < 0) return NULL;
+    } else if (t->dtype == BCML_INT64) {
+        if (PyLong_Check(ao) || PyArray_IsScalar(ao, Integer)) {
+            PyObject *idx = PyNumber_Index(ao);
+            int overflow = 0;
+            long long v = idx ? PyLong_AsLongLongAndOverflow(idx, &overflow) : -1;
+            Py_XDECREF(idx);
+            if (!idx || (v == -1 && PyErr_Occurred())) return NULL;
+            if (overflow) {
+                PyErr_Format(PyExc_ValueError,
+                             "fill_(): argument 'value': value cannot be converted to type int64 without overflow "
+                             "(got %R)", ao);
+                return NULL;
+            }
+            ia = v;
+        } else {
+            if (arg_real(ao, "fill_", "value", &a) < 0) return NULL;
+            if (!(a >= -0x1p63 && a < 0x1p63)) { /* NaN, inf and beyond int64 */
+                PyErr_Format(PyExc_ValueError,
+                             "fill_(): argument 'value': value cannot be converted to type int64 without overflow "
+                             "(got %R)", ao);
+                return NULL;
+            }
+            ia = (int64_t)a; /* truncated, as PyTorch */
+        }
+    } else {
+        if (arg_real(ao, "fill_", "value", &a) < 0) return NULL;
+    }
     if (kind != 2) {
-        if (t->dtype != BCML_FLOAT32) { PyErr_SetString(PyExc_TypeError, "random fill needs a float32 tensor"); return NULL; }
+        if (t->dtype != BCML_FLOAT32) {
+            PyErr_Format(PyExc_TypeError, "%s(): random fill needs a float32 tensor, got %s",
+                         kind ? "normal_" : "uniform_", bcml_dtype_name(t->dtype));
+            return NULL;
+        }
         g = bcml_py_generator(go, "generator");
         if (!g) return NULL;
     }
@@ -648,8 +842,9 @@ static PyObject *py_fill(PyObject *self, PyObject *args) {
     if (kind == 0) bcml_fill_uniform(bcml_f32(t), t->numel, (float)a, (float)b, g);
     else if (kind == 1) bcml_fill_normal(bcml_f32(t), t->numel, (float)a, (float)b, g);
     else if (t->dtype == BCML_FLOAT32) for (int64_t i = 0; i < t->numel; i++) bcml_f32(t)[i] = (float)a;
-    else if (t->dtype == BCML_INT64) for (int64_t i = 0; i < t->numel; i++) bcml_i64(t)[i] = (int64_t)a;
+    else if (t->dtype == BCML_INT64) for (int64_t i = 0; i < t->numel; i++) bcml_i64(t)[i] = ia;
     else for (int64_t i = 0; i < t->numel; i++) bcml_u8(t)[i] = a != 0.0;
+    bcml_tensor_bump_version(t);
     Py_INCREF(to);
     return to;
 }
@@ -673,15 +868,28 @@ static PyObject *py_randperm(PyObject *self, PyObject *args) {
 
 static PyObject *py_derive_seed(PyObject *self, PyObject *args) {
     (void)self;
+    PyObject *so, *io;
     unsigned long long seed, idx;
-    if (!PyArg_ParseTuple(args, "KK:derive_seed", &seed, &idx)) return NULL;
+    if (!PyArg_ParseTuple(args, "OO:derive_seed", &so, &io) || parse_u64(so, "derive_seed", "seed", &seed) < 0 ||
+        parse_u64(io, "derive_seed", "index", &idx) < 0)
+        return NULL;
     return PyLong_FromUnsignedLongLong(bcml_gen_derive(seed, idx));
+}
+
+/* A thread count: an int, huge ones capped at 1024 (the pool's cap is lower still). */
+static int arg_threads(PyObject *arg, long *n) {
+    int overflow = 0;
+    *n = PyLong_Check(arg) ? PyLong_AsLongAndOverflow(arg, &overflow) : PyLong_AsLong(arg);
+    if (*n == -1 && PyErr_Occurred()) return -1;
+    if (overflow < 0) *n = -1;
+    if (overflow > 0 || *n > 1024) *n = 1024;
+    return 0;
 }
 
 static PyObject *py_set_blas_threads(PyObject *self, PyObject *arg) {
     (void)self;
-    long n = PyLong_AsLong(arg);
-    if (n == -1 && PyErr_Occurred()) return NULL;
+    long n;
+    if (arg_threads(arg, &n) < 0) return NULL;
     if (n < 1) { PyErr_SetString(PyExc_ValueError, "set_num_threads: n must be >= 1"); return NULL; }
     /* bcml splits its own kernels over n threads; OpenBLAS stays single-threaded (no nesting) */
     bcml_openblas_set_num_threads(1);
@@ -693,8 +901,8 @@ static PyObject *py_set_blas_threads(PyObject *self, PyObject *arg) {
 /* set_thread_limit(n): caps bcml's kernel threads for the calling thread (0: no cap). */
 static PyObject *py_set_thread_limit(PyObject *self, PyObject *arg) {
     (void)self;
-    long n = PyLong_AsLong(arg);
-    if (n == -1 && PyErr_Occurred()) return NULL;
+    long n;
+    if (arg_threads(arg, &n) < 0) return NULL;
     if (n < 0) {
         PyErr_SetString(PyExc_ValueError, "set_thread_limit: n must be >= 0");
         return NULL;
@@ -713,7 +921,7 @@ static PyMethodDef module_methods[] = {
     {"op_ids", py_op_names, METH_NOARGS, "dict: op name -> op id"},
     {"from_numpy", py_from_numpy, METH_O, "tensor from an ndarray (zero-copy when possible)"},
     {"empty", py_empty, METH_VARARGS, "empty(shape, dtype, zero=False)"},
-    {"fill_", py_fill, METH_VARARGS, "fill_(t, kind, a, b, generator)"},
+    {"fill_", py_fill, METH_VARARGS, "fill_(t, kind, a, b=None, generator=None)"},
     {"randperm", py_randperm, METH_VARARGS, "randperm(n, generator)"},
     {"derive_seed", py_derive_seed, METH_VARARGS, "derive_seed(seed, index)"},
     {"set_grad_enabled", py_set_grad_enabled, METH_O, "set the thread's grad mode; returns the previous"},
@@ -724,11 +932,17 @@ static PyMethodDef module_methods[] = {
     {"set_thread_limit", py_set_thread_limit, METH_O, "cap the calling thread's kernel threads (0: none)"},
     BCML_PY_OPTIM_METHODS
     BCML_PY_SCORES_METHODS
+    BCML_PY_SAFETENSORS_METHODS
     {NULL, NULL, 0, NULL},
 };
 
 static int module_exec(PyObject *m) {
     if (_import_array() < 0) return -1;
+    bcml_err err;
+    if (bcml_ops_check(&err) != BCML_OK) {
+        PyErr_SetString(PyExc_ImportError, err.msg);
+        return -1;
+    }
     if (PyType_Ready(&bcml_PyTensor_Type) < 0 || PyType_Ready(&bcml_PyGenerator_Type) < 0) return -1;
     Py_INCREF(&bcml_PyTensor_Type);
     if (PyModule_AddObject(m, "TensorBase", (PyObject *)&bcml_PyTensor_Type) < 0) {

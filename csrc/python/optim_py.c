@@ -20,16 +20,18 @@ static int read_list(PyObject *list, bcml_tensor **ts, Py_ssize_t n, int allow_n
     return 0;
 }
 
-/* Stores newly created state tensors back into the Python list. */
-static int write_back(PyObject *list, bcml_tensor **ts, bcml_tensor **before, Py_ssize_t n) {
+/* Stores newly created state tensors back into the Python list. Every new tensor is either
+ * stored or released, even after a failure, so that none of them leaks: once *rc is -1 (the
+ * first error is set) the remaining ones are released. */
+static void write_back(PyObject *list, bcml_tensor **ts, bcml_tensor **before, Py_ssize_t n, int *rc) {
     for (Py_ssize_t k = 0; k < n; k++) {
-        if (ts[k] && ts[k] != before[k]) {
-            PyObject *w = bcml_py_wrap(ts[k]);
-            if (!w) return -1;
-            if (PyList_SetItem(list, k, w) < 0) return -1;
-        }
+        if (!ts[k] || ts[k] == before[k]) continue;
+        bcml_tensor *t = ts[k];
+        ts[k] = NULL;
+        if (*rc < 0) { bcml_tensor_unref(t); continue; }
+        PyObject *w = bcml_py_wrap(t); /* steals t, also on failure */
+        if (!w || PyList_SetItem(list, k, w) < 0) *rc = -1; /* SetItem steals w, also on failure */
     }
-    return 0;
 }
 
 static int check_lists(PyObject *params, PyObject **lists, int nlists, const char **names) {
@@ -64,7 +66,9 @@ PyObject *bcml_py_sgd_step(PyObject *self, PyObject *args, PyObject *kw) {
     bcml_py_record_taint("it runs an optimizer step inside the step");
     bcml_err err;
     bcml_status st = bcml_sgd_step(p, b, n, &o, &err);
-    if (write_back(bufs, b, b0, n) < 0) goto done;
+    int wr = 0;
+    write_back(bufs, b, b0, n, &wr);
+    if (wr < 0) goto done;
     if (st) { bcml_py_raise(st, &err); goto done; }
     ret = Py_None;
     Py_INCREF(ret);
@@ -104,8 +108,12 @@ PyObject *bcml_py_adam_step(PyObject *self, PyObject *args, PyObject *kw) {
     bcml_py_record_taint("it runs an optimizer step inside the step");
     bcml_err err;
     bcml_status st = bcml_adam_step(p, mm, vv, vx, st_, n, &o, &err);
-    if (write_back(m, mm, m0, n) < 0 || write_back(v, vv, v0, n) < 0 || write_back(vm, vx, x0, n) < 0)
-        goto done;
+    /* all three, whatever fails: each releases what it cannot store */
+    int wr = 0;
+    write_back(m, mm, m0, n, &wr);
+    write_back(v, vv, v0, n, &wr);
+    write_back(vm, vx, x0, n, &wr);
+    if (wr < 0) goto done;
     for (Py_ssize_t k = 0; k < n; k++) {
         PyObject *s = PyLong_FromLongLong(st_[k]);
         if (!s || PyList_SetItem(steps, k, s) < 0) goto done;

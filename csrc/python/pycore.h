@@ -33,6 +33,12 @@ PyObject *bcml_py_count_table(PyObject *self, PyObject *args, PyObject *kw);
 #define BCML_PY_SCORES_METHODS \
     {"count_table", (PyCFunction)(void (*)(void))bcml_py_count_table, METH_VARARGS | METH_KEYWORDS, NULL},
 
+/* safetensors_py.c */
+PyObject *bcml_py_safetensors_header(PyObject *self, PyObject *arg);
+#define BCML_PY_SAFETENSORS_METHODS \
+    {"safetensors_header", bcml_py_safetensors_header, METH_O, \
+     "safetensors_header(data) -> (entries, metadata, data_start): the checked header of a safetensors file"},
+
 /* replay_py.c: recording hooks (no-ops unless this thread records) and module setup. */
 int bcml_py_recording(void);
 void bcml_py_record_taint(const char *why);

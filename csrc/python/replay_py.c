@@ -190,6 +190,52 @@ static int read_tensors(PyObject *seq, bcml_tensor **ts, int max, int *n, const 
     return 0;
 }
 
+/* ---- pins for calls without the GIL ----------------------------------------------------------
+ * While the GIL is released, other threads may assign a tensor's .data (which swaps its storage)
+ * or drop it. Everything such a call reads is first replaced, with the GIL held, by pinned
+ * snapshots (bcml_tensor_pin, bcml_plan_pin) that no other thread can change. */
+static int pin_tensors(bcml_tensor **ts, int n) {
+    for (int k = 0; k < n; k++) {
+        if (!ts[k]) continue;
+        bcml_err err;
+        bcml_tensor *p = NULL;
+        bcml_status st = bcml_tensor_pin(&p, ts[k], &err);
+        if (st) {
+            for (int j = 0; j < k; j++) { bcml_tensor_unref(ts[j]); ts[j] = NULL; }
+            for (int j = k; j < n; j++) ts[j] = NULL;
+            bcml_py_raise(st, &err);
+            return -1;
+        }
+        ts[k] = p;
+    }
+    return 0;
+}
+
+static void unpin_tensors(bcml_tensor **ts, int n) {
+    for (int k = 0; k < n; k++) { bcml_tensor_unref(ts[k]); ts[k] = NULL; }
+}
+
+static int pin_plans(bcml_plan **pl, int n) {
+    for (int k = 0; k < n; k++) {
+        bcml_err err;
+        bcml_plan *c = NULL;
+        bcml_status st = bcml_plan_pin(pl[k], &c, &err);
+        if (st) {
+            for (int j = 0; j < k; j++) { bcml_plan_unpin(pl[j]); pl[j] = NULL; }
+            for (int j = k; j < n; j++) pl[j] = NULL;
+            bcml_py_raise(st, &err);
+            return -1;
+        }
+        pl[k] = c;
+    }
+    return 0;
+}
+
+static void unpin_plans(bcml_plan **pl, int n) {
+    if (!pl) return;
+    for (int k = 0; k < n; k++) { bcml_plan_unpin(pl[k]); pl[k] = NULL; }
+}
+
 /* plan.run(inputs) -> (loss or None, outputs tuple): one replayed step (tests, checks). */
 static PyObject *plan_run(PyPlan *self, PyObject *inputs) {
     bcml_tensor *in[BCML_PLAN_MAX_IO];
@@ -200,11 +246,16 @@ static PyObject *plan_run(PyPlan *self, PyObject *inputs) {
         return NULL;
     }
     bcml_tensor *loss = NULL, *outs[BCML_PLAN_MAX_IO] = {0};
+    bcml_plan *pp = self->p;
+    if (pin_tensors(in, n) < 0) return NULL;
+    if (pin_plans(&pp, 1) < 0) { unpin_tensors(in, n); return NULL; }
     bcml_err err;
     bcml_status st;
     Py_BEGIN_ALLOW_THREADS
-    st = bcml_plan_run(self->p, in, &loss, outs, &err);
+    st = bcml_plan_run(pp, in, &loss, outs, &err);
     Py_END_ALLOW_THREADS
+    unpin_plans(&pp, 1);
+    unpin_tensors(in, n);
     if (st) return bcml_py_raise(st, &err);
     PyObject *res = PyTuple_New(2), *ot = PyTuple_New(self->p->n_outputs);
     if (!res || !ot) goto fail;
@@ -337,8 +388,8 @@ typedef struct {
     PyObject *lists[3];
     PyObject *steps;
     bcml_tensor **before;   /* (3n) the state tensors on entry */
-    int refs;               /* 1 once params and entry states are referenced (kept alive while
-                               the GIL is released, whatever other threads do to the lists) */
+    int refs;               /* 1 once params and entry states are pinned (kept alive and unchanged
+                               while the GIL is released, whatever other threads do to them) */
 } group_in;
 
 static int read_group(PyObject *o, group_in *G) {
@@ -412,9 +463,9 @@ static int read_group(PyObject *o, group_in *G) {
             if (G->g.steps[k] == -1 && PyErr_Occurred()) return -1;
         }
     }
+    if (pin_tensors(G->g.params, (int)n) < 0) return -1;
+    if (pin_tensors(G->g.s0, (int)(3 * n)) < 0) { unpin_tensors(G->g.params, (int)n); return -1; }
     memcpy(G->before, G->g.s0, (size_t)(3 * n) * sizeof *G->before);
-    for (Py_ssize_t k = 0; k < n; k++) bcml_tensor_ref(G->g.params[k]);
-    for (Py_ssize_t k = 0; k < 3 * n; k++) bcml_tensor_ref(G->before[k]);
     G->refs = 1;
     return 0;
 }
@@ -430,7 +481,9 @@ static int write_group(group_in *G) {
             if (!t || t == G->before[j * n + k]) continue;
             PyObject *w = bcml_py_wrap(t);   /* steals the new reference */
             st[j][k] = NULL;
-            if (!w || !G->lists[j] || PyList_SetItem(G->lists[j], k, w) < 0) rc = -1;
+            if (!w) rc = -1;
+            else if (!G->lists[j]) { Py_DECREF(w); rc = -1; }
+            else if (PyList_SetItem(G->lists[j], k, w) < 0) rc = -1;   /* (steals w either way) */
         }
     if (G->steps)
         for (Py_ssize_t k = 0; k < n; k++) {
@@ -461,6 +514,7 @@ static PyObject *py_plan_train(PyObject *self, PyObject *args) {
     int npl = 0;
     bcml_batches d;
     PyArrayObject *oa = NULL, *ba = NULL, *la = NULL;
+    int pinned_full = 0, pinned_plans = 0;
     Py_ssize_t ng = PyList_GET_SIZE(groups);
     group_in *G = calloc((size_t)ng + 1, sizeof *G);
     bcml_optim_group *gs = calloc((size_t)ng + 1, sizeof *gs);
@@ -480,6 +534,10 @@ static PyObject *py_plan_train(PyObject *self, PyObject *args) {
         if (read_group(PyList_GET_ITEM(groups, k), &G[k]) < 0) goto done;
         gs[k] = G[k].g;
     }
+    if (pin_tensors(d.full, d.n_data) < 0) goto done;
+    pinned_full = 1;
+    if (pin_plans(pl, npl) < 0) goto done;
+    pinned_plans = 1;
     int64_t next = start;
     bcml_err err;
     bcml_status st;
@@ -493,6 +551,8 @@ static PyObject *py_plan_train(PyObject *self, PyObject *args) {
     ret = PyLong_FromLongLong(next);
 done:
     if (G) for (Py_ssize_t k = 0; k < ng; k++) free_group(&G[k]);
+    if (pinned_plans) unpin_plans(pl, npl);
+    if (pinned_full) unpin_tensors(d.full, d.n_data);
     free(G);
     free(gs);
     free(pl);
@@ -513,11 +573,18 @@ static PyObject *py_plan_predict(PyObject *self, PyObject *args) {
     bcml_batches d;
     PyArrayObject *oa = NULL, *ba = NULL;
     bcml_tensor *ot[BCML_PLAN_MAX_IO];
+    int pinned_full = 0, pinned_outs = 0, pinned_plans = 0;
     PyObject *ret = NULL;
     if (read_plans(plans, &pl, &npl) < 0) goto done;
     if (read_batches(full, order, bounds, &d, &oa, &ba) < 0) goto done;
     if (read_tensors(outs, ot, BCML_PLAN_MAX_IO, &nouts, "outs") < 0) goto done;
     if (start < 0 || start > d.nb) { PyErr_SetString(PyExc_ValueError, "start out of range"); goto done; }
+    if (pin_tensors(d.full, d.n_data) < 0) goto done;
+    pinned_full = 1;
+    if (pin_tensors(ot, nouts) < 0) goto done;
+    pinned_outs = 1;
+    if (pin_plans(pl, npl) < 0) goto done;
+    pinned_plans = 1;
     int64_t next = start;
     bcml_err err;
     bcml_status st;
@@ -527,6 +594,9 @@ static PyObject *py_plan_predict(PyObject *self, PyObject *args) {
     if (st) { bcml_py_raise(st, &err); goto done; }
     ret = PyLong_FromLongLong(next);
 done:
+    if (pinned_plans) unpin_plans(pl, npl);
+    if (pinned_outs) unpin_tensors(ot, nouts);
+    if (pinned_full) unpin_tensors(d.full, d.n_data);
     free(pl);
     Py_XDECREF(oa);
     Py_XDECREF(ba);

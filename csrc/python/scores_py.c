@@ -127,6 +127,8 @@ fail:
     return -1;
 }
 
+static void free_counts(PyObject *capsule) { bcml_free(PyCapsule_GetPointer(capsule, NULL)); }
+
 PyObject *bcml_py_count_table(PyObject *self, PyObject *args, PyObject *kw) {
     (void)self;
     static char *kwlist[] = {"h1_labels", "h2_labels", "y", "num_classes", "num_threads", "name", NULL};
@@ -177,12 +179,14 @@ PyObject *bcml_py_count_table(PyObject *self, PyObject *args, PyObject *kw) {
                           nthreads, fname, &err);
     Py_END_ALLOW_THREADS
     if (st) { bcml_py_raise(st, &err); goto done; }
+    /* the table becomes the array's memory (no copy: a large class count is checked against
+     * memory once, not needed twice); a capsule owning it frees it with the array */
     npy_intp dims[2] = {(npy_intp)num_classes, BCML_CT_CELLS};
-    result = PyArray_SimpleNew(2, dims, NPY_INT64);
-    if (result)
-        memcpy(PyArray_DATA((PyArrayObject *)result), counts,
-               (size_t)num_classes * BCML_CT_CELLS * sizeof(int64_t));
-    bcml_free(counts);
+    PyObject *owner = PyCapsule_New(counts, NULL, free_counts);
+    if (!owner) { bcml_free(counts); goto done; }
+    result = PyArray_SimpleNewFromData(2, dims, NPY_INT64, counts);
+    if (!result) { Py_DECREF(owner); goto done; }
+    if (PyArray_SetBaseObject((PyArrayObject *)result, owner) < 0) Py_CLEAR(result); /* owner: stolen */
 done:
     for (int a = 0; a < 3; a++) labels_release(&v[a]);
     return result;
