@@ -151,15 +151,16 @@ int bcml_get_num_threads(void);
 void bcml_set_thread_limit(int n);
 /* Fork safety (threads.c). Every call into the BLAS holds the BLAS lock in shared mode
  * (blas.h's wrappers call enter/leave); the fork handlers take it exclusively (writers first:
- * new callers wait while a fork waits) and then the allocator cache's mutex, so a child never
- * inherits a lock held by a thread it does not have. The handlers are registered once, on the
- * first call of bcml_atfork_install (bcml_set_num_threads, the BLAS lock and the allocator call
- * it). bcml_alloc_fork_lock/unlock (tensor.c) are for those handlers only. */
+ * new callers wait while a fork waits) and then tensor.c's locks (allocator cache, .grad), so
+ * a child never inherits a lock held by a thread it does not have. The handlers are registered
+ * once, on the first call of bcml_atfork_install (bcml_set_num_threads, the BLAS lock, the
+ * allocator and the .grad accessors call it). bcml_tensor_fork_lock/unlock (tensor.c) are for
+ * those handlers only. */
 void bcml_blas_enter(void);
 void bcml_blas_leave(void);
 void bcml_atfork_install(void);
-void bcml_alloc_fork_lock(void);
-void bcml_alloc_fork_unlock(void);
+void bcml_tensor_fork_lock(void);
+void bcml_tensor_fork_unlock(void);
 
 /* ---- random numbers ------------------------------------------------------------------ */
 /* xoshiro256** seeded through splitmix64. Never global: callers pass a generator in. */

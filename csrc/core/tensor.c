@@ -128,11 +128,6 @@ void bcml_free(void *ptr) {
     free(p);
 }
 
-/* For the fork handlers of threads.c: the cache mutex is held across fork() (so the child's
- * cache lists are consistent) and released in parent and child. */
-void bcml_alloc_fork_lock(void) { pthread_mutex_lock(&cache_lock); }
-void bcml_alloc_fork_unlock(void) { pthread_mutex_unlock(&cache_lock); }
-
 void bcml_release_cached_memory(void) {
     pthread_mutex_lock(&cache_lock);
     for (int c = 0; c < NCLASS; c++) {
@@ -395,15 +390,20 @@ bcml_status bcml_tensor_set_data(bcml_tensor *t, const bcml_tensor *src, bcml_er
  * last user lets go. */
 static pthread_mutex_t grad_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void grad_lock_prepare(void) { pthread_mutex_lock(&grad_lock); }
-static void grad_lock_release(void) { pthread_mutex_unlock(&grad_lock); }
-static pthread_once_t grad_atfork_once = PTHREAD_ONCE_INIT;
-static void grad_register_atfork(void) {
-    pthread_atfork(grad_lock_prepare, grad_lock_release, grad_lock_release);
+/* For the fork handlers of threads.c (the one registration of bcml's atfork handlers): the
+ * allocator cache's mutex and the grad lock are held across fork() and released in parent and
+ * child. Neither is held while taking the other. */
+void bcml_tensor_fork_lock(void) {
+    pthread_mutex_lock(&cache_lock);
+    pthread_mutex_lock(&grad_lock);
+}
+void bcml_tensor_fork_unlock(void) {
+    pthread_mutex_unlock(&grad_lock);
+    pthread_mutex_unlock(&cache_lock);
 }
 
 bcml_tensor *bcml_grad_get(bcml_tensor *t) {
-    pthread_once(&grad_atfork_once, grad_register_atfork);
+    bcml_atfork_install();
     pthread_mutex_lock(&grad_lock);
     bcml_tensor *g = bcml_tensor_ref(t->grad);
     pthread_mutex_unlock(&grad_lock);
@@ -411,7 +411,7 @@ bcml_tensor *bcml_grad_get(bcml_tensor *t) {
 }
 
 void bcml_grad_set(bcml_tensor *t, bcml_tensor *g) {
-    pthread_once(&grad_atfork_once, grad_register_atfork);
+    bcml_atfork_install();
     bcml_tensor_ref(g);
     pthread_mutex_lock(&grad_lock);
     bcml_tensor *old = t->grad;
@@ -423,7 +423,7 @@ void bcml_grad_set(bcml_tensor *t, bcml_tensor *g) {
 /* The leaf gradient buffer of t (created zeroed with t's shape when absent), as a new
  * reference; EVALUE when an existing .grad does not match t. */
 bcml_status bcml_grad_acquire(bcml_tensor *t, const bcml_tensor *like, bcml_tensor **out, bcml_err *err) {
-    pthread_once(&grad_atfork_once, grad_register_atfork);
+    bcml_atfork_install();
     *out = NULL;
     pthread_mutex_lock(&grad_lock);
     bcml_tensor *g = bcml_tensor_ref(t->grad);

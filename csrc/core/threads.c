@@ -94,8 +94,8 @@ void bcml_blas_leave(void) {
     pthread_mutex_unlock(&blas_mu);
 }
 
-/* Lock order: the BLAS lock, then the allocator cache's mutex (a thread inside BLAS never
- * takes the cache mutex, and one holding the cache mutex takes nothing else). */
+/* Lock order: the BLAS lock, then tensor.c's allocator cache mutex and grad lock (a thread
+ * inside BLAS takes neither, and one holding either takes nothing else). */
 static void fork_prepare(void) {
     pthread_mutex_lock(&blas_mu);
     blas_writers_waiting++;
@@ -103,11 +103,11 @@ static void fork_prepare(void) {
     blas_writers_waiting--;
     blas_writer = 1;
     pthread_mutex_unlock(&blas_mu);
-    bcml_alloc_fork_lock();
+    bcml_tensor_fork_lock();
 }
 
 static void fork_parent(void) {
-    bcml_alloc_fork_unlock();
+    bcml_tensor_fork_unlock();
     pthread_mutex_lock(&blas_mu);
     blas_writer = 0;
     pthread_cond_broadcast(&blas_cv);
@@ -119,7 +119,7 @@ static void fork_parent(void) {
  * (a condition variable that had waiters cannot be reused), and the pool runs serially until
  * bcml_set_num_threads is called again there. */
 static void fork_child(void) {
-    bcml_alloc_fork_unlock();
+    bcml_tensor_fork_unlock();
     pthread_mutex_init(&blas_mu, NULL);
     pthread_cond_init(&blas_cv, NULL);
     blas_readers = blas_writer = blas_writers_waiting = 0;
