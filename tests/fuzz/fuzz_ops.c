@@ -4,7 +4,7 @@
  *
  * One input is a short program:
  *   header   u8 flags (bit0: grad enabled, bit1: pass a generator, bit2: 2 kernel threads,
- *            bit3: a second backward), u64 generator seed
+ *            bit3: a second backward, bit4: retain_graph), u64 generator seed
  *   u8 n_steps (1 + n % 4), then per step:
  *     u8 op (< 0xF0: op % BCML_OP_COUNT; 0xF0..0xFD: BCML_OP_COUNT + k; 0xFE: -1; 0xFF: INT_MIN)
  *     u8 n_in (n % 8: 0..7, the dispatcher must refuse what the op does not take)
@@ -14,6 +14,9 @@
  *         NUMEL_CAP), u8 fill kind, u8 fill param, u8 flags (bit0 requires grad (float32),
  *         bit1 a view at an offset into a larger storage)
  *     u8 ni (% 9) then ni fz_int tags for args.i[]; u8 nf (% 5) then nf fz_double tags for args.f[]
+ *     u8 mutation after the step (% 8): 1 an in-place write to a pool tensor (its storage's version
+ *       is bumped), 2 `.data =` (bcml_tensor_set_data) of a pool tensor from another, 3 its
+ *       .grad set to None, else none; then u8 target, u8 source (pool indices)
  *   u8 backward mode (% 4): 0 none, 1 from the sum of the last output that requires grad,
  *     2 from it with a seed gradient of its shape (fill kind, param), 3 with a mismatched seed
  *
@@ -28,6 +31,7 @@
 
 typedef struct pool {
     bcml_tensor *t[POOL_MAX];
+    uint8_t swapped[POOL_MAX]; /* its data was replaced (`.data =`) */
     int n;
 } pool;
 
@@ -133,6 +137,31 @@ static void check_tensor(const bcml_tensor *t, const char *what) {
     (void)acc;
 }
 
+/* What Python may do to a tensor between ops: an in-place write, `.data =`, zero_grad. */
+static void mutate(fz *f, pool *p) {
+    uint8_t kind = fz_u8(f) % 8, a = fz_u8(f), b = fz_u8(f);
+    if (!p->n || kind == 0 || kind > 3) return;
+    bcml_tensor *t = p->t[a % p->n], *src = p->t[b % p->n];
+    if (fz_trace())
+        fprintf(stderr, "mutation %d of pool[%d] (from pool[%d])\n", kind, a % p->n, b % p->n);
+    if (kind == 1) {
+        bcml_tensor_bump_version(t);
+    } else if (kind == 2) {
+        /* KNOWN, left to the autograd engine's owner: `.data =` with another shape on a tensor an
+         * op produced (a non-leaf; Python allows it) makes backward through that op read its
+         * gradient out of bounds (tests/test_fuzz_regressions.py has the reproducer, xfail).
+         * Remove this exemption once backward refuses it. */
+        if (t->grad_fn && !bcml_same_shape(t, src)) return;
+        bcml_err err = {{0}};
+        bcml_status st = bcml_tensor_set_data(t, src, &err);
+        FZ_CHECK_STATUS(st, err, "set_data");
+        if (!st) p->swapped[a % p->n] = 1;
+        FZ_ASSERT(st != BCML_OK || (t->storage == src->storage && t->numel == src->numel), "set_data");
+    } else {
+        bcml_grad_set(t, NULL);
+    }
+}
+
 static int decode_op(uint8_t b) {
     if (b < 0xF0) return b % BCML_OP_COUNT;
     if (b == 0xFE) return -1;
@@ -140,7 +169,7 @@ static int decode_op(uint8_t b) {
     return BCML_OP_COUNT + (b - 0xF0);
 }
 
-static void run_backward(fz *f, pool *p, uint64_t *seed, int twice) {
+static void run_backward(fz *f, pool *p, uint64_t *seed, int twice, int retain) {
     uint8_t mode = fz_u8(f) % 4;
     if (!mode) return;
     bcml_tensor *root = NULL;
@@ -180,20 +209,26 @@ static void run_backward(fz *f, pool *p, uint64_t *seed, int twice) {
     }
     for (int rep = 0; rep < 1 + twice; rep++) {
         err.msg[0] = 0;
-        st = bcml_backward(root, seedt, &err);
+        st = bcml_backward(root, seedt, retain, &err);
         FZ_CHECK_STATUS(st, err, "backward");
         if (fz_trace()) fprintf(stderr, "backward (mode %d): %s\n", mode, st ? err.msg : "ok");
         if (st) break;
     }
     bcml_tensor_unref(seedt);
     for (int k = 0; k < p->n; k++) {
-        const bcml_tensor *t = p->t[k];
-        if (t->grad) {
-            check_tensor(t->grad, "grad");
-            FZ_ASSERT(t->grad->dtype == BCML_FLOAT32 && t->grad->numel == t->numel,
-                      "a grad of %lld elements for a tensor of %lld", (long long)t->grad->numel,
+        bcml_tensor *t = p->t[k], *g = bcml_grad_get(t);
+        if (g) {
+            check_tensor(g, "grad");
+            /* KNOWN, left to the autograd engine's owner: backward still accumulates into a leaf
+             * whose data was replaced by one of another shape after the forward (PyTorch raises
+             * "output with shape [4] doesn't match the broadcast shape [3, 4]"); the optimizers
+             * refuse such a .grad. Remove this exemption once backward refuses it. */
+            if (!p->swapped[k])
+            FZ_ASSERT(g->dtype == BCML_FLOAT32 && g->numel == t->numel,
+                      "a grad of %lld elements for a tensor of %lld", (long long)g->numel,
                       (long long)t->numel);
         }
+        bcml_tensor_unref(g);
     }
 }
 
@@ -236,7 +271,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                     op >= 0 && op < BCML_OP_COUNT ? bcml_ops[op].name : "bad op", n_in, st ? err.msg : "ok");
         if (st) {
             for (int k = 0; k < BCML_MAX_OUT; k++) FZ_ASSERT(!out[k], "an output after an error");
-            continue;
+            goto mutate;
         }
         const bcml_opdef *def = &bcml_ops[op];
         for (int k = 0; k < def->n_out; k++) {
@@ -244,8 +279,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (k > 0 || !def->backward) FZ_ASSERT(!out[k]->requires_grad, "%s: output %d requires grad", def->name, k);
         }
         for (int k = 0; k < def->n_out; k++) pool_add(&p, out[k]);
+    mutate:
+        mutate(&f, &p);
     }
-    run_backward(&f, &p, &seed, (flags & 8) != 0);
+    run_backward(&f, &p, &seed, (flags & 8) != 0, (flags & 16) != 0);
     for (int k = 0; k < p.n; k++) bcml_tensor_unref(p.t[k]);
     return 0;
 }

@@ -2,9 +2,10 @@
 /* fuzz_scores.c: the count table behind every compatibility score (bcml_count_table) with
  * fuzzed labels, lengths, class counts and thread counts, checked against a plain loop.
  *
- * Input: u8 flags (bit0: num_classes given, bits 1-3: nthreads 0..7, bit5: fname NULL, bits 6-7:
- *   added to n), fz_int num_classes, u8 size (< 0xF8: n = 4 size + flags >> 6; else
- *   n = 2^(13 + size - 0xF8), up to 2^20 samples, enough for several threads), u64 seed, then for each of h1, h2, y: u8 kind, u8 param (kind % 4:
+ * Input: u8 flags (bit0: num_classes given, bits 1-3: nthreads 0..7, bit4: long, bit5: fname
+ *   NULL, bits 6-7: added to n), fz_int num_classes, u8 size (< 0xF8: n = 4 size + flags >> 6;
+ *   else one of sizes[] at the block and chunk edges; 0xF8 with the long bit: 2^19 + 3 samples,
+ *   enough for two threads), u64 seed, then for each of h1, h2, y: u8 kind, u8 param (kind % 4:
  *   0 labels in [0, param], 1 a copy of y with a fraction param/256 changed, 2 labels in
  *   [0, param] + 2^k outliers, 3 labels in [-1, param]); then u8 count of overrides (% 16), each
  *   u8 array (% 3), u32 index (% n), fz_int value.
@@ -14,6 +15,7 @@
 #include "fuzz_common.h"
 
 #define TENSOR_BYTES_MAX ((int64_t)16 << 20) /* run.sh's BCML_TENSOR_BYTES_MAX */
+#define LONG_N (((int64_t)1 << 19) + 3)          /* two threads' worth of samples */
 
 static const char *const argnames[3] = {"h1_labels", "h2_labels", "y"};
 
@@ -68,18 +70,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int nthreads = (flags >> 1) & 7;
     /* mostly short inputs (fast); sizes at the block and chunk edges; two long ones, which split
      * over threads (2^18 samples each) */
-    static const int64_t sizes[8] = {((int64_t)1 << 19) + 3, ((int64_t)1 << 20) - 5, 65536, 65537,
-                                     4095, 1, 64 * 3 + 1, 1023};
+    static const int64_t sizes[8] = {LONG_N, 65536 + 7, 65536, 65537, 4095, 1, 64 * 3 + 1, 1023};
     uint8_t nb = fz_u8(&f);
     int64_t n = nb < 0xF8 ? (int64_t)nb * 4 + (flags >> 6) : sizes[nb - 0xF8];
+    int is_long = n == LONG_N && (flags & 16); /* two conditions: long inputs stay rare */
+    if (n == LONG_N && !is_long) n = 2 * 65536 + 1;
     uint64_t seed = fz_u64(&f);
     int64_t *arr[3];
+    /* a long input lives at the end of a buffer allocated once (no page faults per input; a
+     * read past its end still hits ASan's redzone); others get their own allocation */
+    static int64_t *long_buf[3];
     for (int a = 0; a < 3; a++) {
-        arr[a] = malloc((size_t)(n ? n : 1) * sizeof(int64_t));
-        if (!arr[a]) {
-            for (int b = 0; b < a; b++) free(arr[b]);
-            return 0;
+        if (is_long) {
+            if (!long_buf[a] && !(long_buf[a] = malloc((size_t)LONG_N * sizeof(int64_t)))) abort();
+            arr[a] = long_buf[a];
+            continue;
         }
+        arr[a] = malloc((size_t)(n ? n : 1) * sizeof(int64_t));
+        if (!arr[a]) abort();
     }
     uint8_t kind[3], param[3];
     for (int a = 0; a < 3; a++) { kind[a] = fz_u8(&f) % 4; param[a] = fz_u8(&f); }
@@ -139,6 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(ref);
         bcml_free(counts);
     }
-    for (int a = 0; a < 3; a++) free(arr[a]);
+    if (!is_long)
+        for (int a = 0; a < 3; a++) free(arr[a]);
     return 0;
 }

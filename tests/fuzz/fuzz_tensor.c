@@ -4,7 +4,7 @@
  * (bcml_broadcast_shape, bcml_norm_dim, bcml_shape_str), with fuzzed ndim, shapes, dtypes (also
  * values outside the enum) and byte offsets.
  *
- * An input is a list of up to 24 actions, each u8 action (% 7) followed by its fields:
+ * An input is a list of up to 24 actions, each u8 action (% 9) followed by its fields:
  *   0 check_shape  i8 ndim (-128..127), u8 dtype (raw), ndim' x fz_int dims (ndim' = ndim
  *                  clamped to 0..8)
  *   1 tensor_new   i8 ndim, u8 dtype (raw), dims as above, u8 zero
@@ -14,6 +14,8 @@
  *   4 wrap         i8 ndim, u8 dtype (raw), dims, u16 buffer bytes (the harness's own buffer)
  *   5 broadcast    u8 tensor, u8 tensor
  *   6 helpers      u8 tensor, fz_int dim, u8 buffer size for shape_str
+ *   7 pin          u8 tensor, u8 requires grad (a pinned snapshot, bcml_tensor_pin)
+ *   8 set_data     u8 tensor, u8 source (`.data =`, bcml_tensor_set_data)
  * Checked: every call returns BCML_OK or an error with a message; a tensor it returns has the
  * shape asked for, numel = the product of its dims, fits its storage and its bytes are all
  * writable; zeroed memory is zero; a wrapped buffer's release runs exactly once. */
@@ -58,6 +60,15 @@ static int shape_ok(int ndim, const int64_t *shape, int dt, int64_t *numel) {
     return 1;
 }
 
+static void check_layout(const bcml_tensor *t) {
+    FZ_ASSERT(t->offset <= t->storage->nbytes && bcml_nbytes(t) <= t->storage->nbytes - t->offset,
+              "%zu bytes at %zu in %zu", bcml_nbytes(t), t->offset, t->storage->nbytes);
+    FZ_ASSERT(t->offset % bcml_dtype_size(t->dtype) == 0, "misaligned offset %zu", t->offset);
+    uint8_t *b = bcml_data(t);
+    size_t nb = bcml_nbytes(t);
+    if (nb) { b[0] ^= 1; b[nb - 1] ^= 1; b[0] ^= 1; b[nb - 1] ^= 1; }
+}
+
 static void check_tensor(const bcml_tensor *t, int ndim, const int64_t *shape, int dt, int zero) {
     FZ_ASSERT(t && t->ndim == ndim && (int)t->dtype == dt, "header");
     for (int d = 0; d < ndim; d++) FZ_ASSERT(t->shape[d] == shape[d], "dim %d", d);
@@ -85,7 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         bcml_status st;
         int64_t shape[8], numel = -1, want = 0;
         int ndim;
-        uint8_t action = fz_u8(&f) % 7;
+        uint8_t action = fz_u8(&f) % 9;
         bcml_tensor *t = NULL;
         switch (action) {
         case 0: {
@@ -179,6 +190,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             }
             FZ_ASSERT((st == BCML_OK) == ok, "broadcast says %d, the oracle %d", (int)st, ok);
             if (!st) FZ_ASSERT(ond == nd, "broadcast ndim");
+            break;
+        }
+        case 7: {
+            uint8_t k = fz_u8(&f), rg = fz_u8(&f) & 1;
+            if (!np) break;
+            bcml_tensor *base = pool[k % np];
+            base->requires_grad = rg && base->dtype == BCML_FLOAT32;
+            st = bcml_tensor_pin(&t, base, &err);
+            FZ_CHECK_STATUS(st, err, "tensor_pin");
+            if (!st) {
+                FZ_ASSERT(t->storage == base->storage && t->offset == base->offset && t->numel == base->numel &&
+                          t->dtype == base->dtype && t->requires_grad == base->requires_grad, "pin");
+                const bcml_tensor *owner = base->base ? base->base : (base->requires_grad && !base->grad_fn) ? base : t;
+                FZ_ASSERT(bcml_grad_owner(t) == owner, "pin's gradient owner");
+            }
+            break;
+        }
+        case 8: {
+            uint8_t a = fz_u8(&f), b = fz_u8(&f);
+            if (!np) break;
+            bcml_tensor *dst = pool[a % np];
+            const bcml_tensor *src = pool[b % np];
+            bcml_storage *old = dst->storage;
+            int64_t v0 = bcml_tensor_version(dst);
+            int same_dtype = dst->dtype == src->dtype;
+            int same_storage = old == src->storage;
+            st = bcml_tensor_set_data(dst, src, &err);
+            FZ_CHECK_STATUS(st, err, "tensor_set_data");
+            FZ_ASSERT((st == BCML_OK) == same_dtype, "set_data says %d for dtypes %s and %s", (int)st,
+                      bcml_dtype_name(dst->dtype), bcml_dtype_name(src->dtype));
+            if (!st) {
+                FZ_ASSERT(dst->storage == src->storage && dst->offset == src->offset && dst->numel == src->numel &&
+                          dst->ndim == src->ndim, "set_data result");
+                if (same_storage) FZ_ASSERT(bcml_tensor_version(dst) > v0, "set_data did not bump the version");
+                check_layout(dst);
+            }
             break;
         }
         default: {
