@@ -276,3 +276,44 @@ def test_a_million_op_chain_builds_and_frees(with_backward):
     assert out.strip().endswith("freed")
     if with_backward:
         assert "grad %r" % float(2 * (1_000_000 // 3)) in out
+
+
+# ---- .data = with another shape after the graph was built (found by fuzz_ops) ------------------
+def test_non_leaf_given_another_shape_then_used_raises_like_pytorch(torch):
+    msgs = {}
+    for name, L in (("bcml", bcml), ("torch", torch)):
+        x = L.ones(3, requires_grad=True)
+        y = x * 2
+        y.data = L.ones(5)
+        z = (y * 3).sum()
+        with pytest.raises(RuntimeError) as ei:
+            z.backward()
+        msgs[name] = str(ei.value)
+        assert x.grad is None
+    for m in msgs.values():
+        assert "returned an invalid gradient at index 0" in m
+        assert "expected shape compatible with" in m
+    assert "(5,)" in msgs["bcml"] and "(3,)" in msgs["bcml"]
+
+
+def test_leaf_given_another_shape_after_the_graph_was_built_raises(torch):
+    w = bcml.ones(3, requires_grad=True)
+    loss = (w + 1).sum()                 # add_scalar does not read w's data: no version error
+    w.data = bcml.ones(2, 2)
+    with pytest.raises(RuntimeError, match=r"invalid gradient - got \(3,\) but expected shape compatible with \(2, 2\)"):
+        loss.backward()
+    assert w.grad is None                # nothing accumulated in the old shape
+    tw = torch.ones(3, requires_grad=True)
+    tloss = (tw + 1).sum()
+    tw.data = torch.ones(2, 2)
+    with pytest.raises(RuntimeError):    # PyTorch refuses too (its wording differs)
+        tloss.backward()
+
+
+def test_backward_from_a_root_given_another_shape_raises():
+    x = bcml.ones(3, requires_grad=True)
+    r = x * 2
+    r.data = bcml.ones(4)
+    with pytest.raises(RuntimeError, match="its .data was replaced"):
+        r.backward(bcml.ones(4))
+    assert x.grad is None

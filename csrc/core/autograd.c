@@ -143,6 +143,50 @@ static bcml_status check_saved(const bcml_node *n, bcml_err *err) {
     return BCML_OK;
 }
 
+static int same_dims(int na, const int64_t *a, int nb, const int64_t *b) {
+    if (na != nb) return 0;
+    for (int d = 0; d < na; d++)
+        if (a[d] != b[d]) return 0;
+    return 1;
+}
+
+static const char *dims_str(int nd, const int64_t *shape, char *buf, size_t n) {
+    bcml_tensor t = {.ndim = nd};
+    for (int d = 0; d < nd; d++) t.shape[d] = shape[d];
+    return bcml_shape_str(&t, buf, n);
+}
+
+/* RuntimeError when a gradient would land in a buffer of another shape: t (input k of n, or the
+ * root when n is NULL) was given another shape by `.data =` after its producer made it (its
+ * producer's gradient buffer has the producer's output shape), or a leaf's .data got another
+ * shape after the graph was built (its .grad has the leaf's shape now). */
+static bcml_status check_shapes(const bcml_node *n, int k, const bcml_tensor *t, bcml_err *err) {
+    char b1[64], b2[64];
+    const char *who = n ? bcml_ops[n->op].name : "backward";
+    if (t->grad_fn) {
+        const bcml_node *p = t->grad_fn;
+        if (same_dims(t->ndim, t->shape, p->out_ndim, p->out_shape)) return BCML_OK;
+        if (!n)
+            return bcml_fail(err, BCML_ERUNTIME,
+                             "backward: the tensor has shape %s, but %s computed it with shape %s (its .data was "
+                             "replaced with another shape since)", bcml_shape_str(t, b1, sizeof b1),
+                             bcml_ops[p->op].name, dims_str(p->out_ndim, p->out_shape, b2, sizeof b2));
+        return bcml_fail(err, BCML_ERUNTIME,
+                         "Function %s returned an invalid gradient at index %d - got %s but expected shape compatible "
+                         "with %s (input %d of %s was computed by %s with that shape, and its .data was replaced "
+                         "since)", who, k, bcml_shape_str(t, b1, sizeof b1),
+                         dims_str(p->out_ndim, p->out_shape, b2, sizeof b2), k, who, bcml_ops[p->op].name);
+    }
+    const bcml_tensor *o = t->base;
+    if (o && !same_dims(t->ndim, t->shape, o->ndim, o->shape))
+        return bcml_fail(err, BCML_ERUNTIME,
+                         "Function AccumulateGrad returned an invalid gradient - got %s but expected shape compatible "
+                         "with %s: input %d of %s was a leaf of that shape when the graph was built, and its .data "
+                         "was replaced with another shape since",
+                         bcml_shape_str(t, b1, sizeof b1), bcml_shape_str(o, b2, sizeof b2), k, who);
+    return BCML_OK;
+}
+
 /* Drops what a node kept for its backward (saved buffers and the inputs' data); shapes, edges and
  * the record of what it had stay, so a second backward fails cleanly. */
 static void free_saved(bcml_node *n) {
@@ -170,6 +214,10 @@ bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, int retain
     else for (int64_t i = 0; i < seed->numel; i++) bcml_f32(seed)[i] = 1.0f;
 
     if (!root->grad_fn) { /* a leaf */
+        if ((st = check_shapes(NULL, 0, root, err))) {
+            bcml_tensor_unref(seed);
+            return st;
+        }
         bcml_tensor *g = NULL;
         st = bcml_grad_acquire(bcml_grad_owner(root), root, &g, err);
         if (!st) {
@@ -228,9 +276,15 @@ bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, int retain
             sp--;
         }
     }
-    /* Nothing runs unless every node can: freed graphs and in-place changes fail up front. */
-    for (size_t j = 0; j < norder; j++)
-        if ((st = check_saved(order[j], err))) goto done;
+    /* Nothing runs unless every node can: freed graphs, in-place changes and gradients that would
+     * not fit their buffers fail up front. */
+    if ((st = check_shapes(NULL, 0, root, err))) goto done;
+    for (size_t j = 0; j < norder; j++) {
+        bcml_node *n = order[j];
+        if ((st = check_saved(n, err))) goto done;
+        for (int k = 0; k < n->n_in; k++)
+            if (n->needs_grad[k] && (st = check_shapes(n, k, n->in[k], err))) goto done;
+    }
     root->grad_fn->grad_acc = bcml_tensor_ref(seed);
     for (size_t j = norder; j-- > 0;) {
         bcml_node *n = order[j];
