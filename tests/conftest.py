@@ -94,26 +94,34 @@ def check_grad(bcml_fn, arrays, eps=1e-2, rtol=1e-2, atol=1e-3, wrt=None, seed=0
     grad_check(bcml_fn, arrays, wrt, eps, rtol, atol, seed)
 
 
-def run_python(code, timeout=120, env=None):
-    """Runs code in a fresh interpreter that imports the bcml under test; returns its stdout.
-    A crash (signal), a hang (timeout) or a non-zero exit fails the calling test with the child's
+def run_python(code, timeout=120, env=None, args=()):
+    """Runs code (Python source, dedented) in a fresh interpreter that imports the bcml under test,
+    with args as sys.argv[1:]; returns its stdout. A crash (signal), a hang (the whole process
+    group is killed at the deadline) or a non-zero exit fails the calling test with the child's
     output, so a reproducer that used to crash the interpreter fails cleanly here."""
+    import signal
     import subprocess
     import sys
+    import textwrap
     root = str(Path(__file__).resolve().parents[1])
     import bcml
     bcml_root = str(Path(bcml.__file__).resolve().parents[1])
     full_env = dict(os.environ)
     full_env["PYTHONPATH"] = os.pathsep.join([bcml_root, root] + [p for p in [full_env.get("PYTHONPATH")] if p])
     full_env.update(env or {})
+    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], env=full_env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                           env=full_env)
-    except subprocess.TimeoutExpired as e:
-        pytest.fail("child timed out after %s s; output:\n%s\n%s" % (timeout, e.stdout, e.stderr))
-    if r.returncode != 0:
-        pytest.fail("child exited with %d; output:\n%s\n%s" % (r.returncode, r.stdout, r.stderr[-4000:]))
-    return r.stdout
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, err = p.communicate()
+        pytest.fail("child did not finish within %s s (a deadlock?); output:\n%s\n%s"
+                    % (timeout, out[-4000:], err[-4000:]))
+    if p.returncode != 0:
+        how = "signal %d" % -p.returncode if p.returncode < 0 else "code %d" % p.returncode
+        pytest.fail("child exited with %s; output:\n%s\n%s" % (how, out[-4000:], err[-4000:]))
+    return out
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
