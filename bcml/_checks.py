@@ -9,6 +9,7 @@ import numpy as np
 
 from ._autograd import no_grad
 from ._engine import PyState, as_dataset, split_output
+from ._values import INT64_MAX
 
 
 def check_device(device):
@@ -29,6 +30,8 @@ def check_positive_int(value, name):
         raise TypeError("%s must be a positive int, got %s" % (name, type(value).__name__))
     if value < 1:
         raise ValueError("%s must be a positive int, got %d" % (name, value))
+    if value > INT64_MAX:  # also: 2**63 epochs would never end
+        raise ValueError("%s: value cannot be converted to type int64 without overflow (got %d)" % (name, value))
     return int(value)
 
 

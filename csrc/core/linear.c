@@ -250,7 +250,7 @@ bcml_status bcml_matmul_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
                          bcml_shape_str(a, ba, sizeof ba), bcml_shape_str(b, bb, sizeof bb));
     }
     if (K != K2)
-        return bcml_fail(err, BCML_EVALUE, "matmul: shapes %s and %s cannot be multiplied (%lld != %lld)",
+        return bcml_fail(err, BCML_EVALUE, "matmul: input of shape %s and other of shape %s cannot be multiplied (%lld != %lld)",
                          bcml_shape_str(a, ba, sizeof ba), bcml_shape_str(b, bb, sizeof bb),
                          (long long)K, (long long)K2);
     if ((st = check_blas_dims(N, K, M, "matmul", err))) return st;
