@@ -158,6 +158,7 @@ def real(v, fname, argname):
     int64."""
     if _is_bool(v) or not isinstance(v, numbers.Real):
         raise TypeError("%s must be a real number, not %s" % (_where(fname, argname), type(v).__name__))
+    f = to_float(v, fname, argname)
     if isinstance(v, numbers.Integral):
         return int64(v, fname, argname)
-    return to_float(v, fname, argname)
+    return f

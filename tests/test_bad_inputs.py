@@ -770,8 +770,62 @@ def _np_as_bcml(a):
     raise Unconvertible("array of dtype %s" % a.dtype)
 
 
+def torch_module(m, torch):
+    """The PyTorch module equal to bcml's module m: its class, settings, weights and mode (None
+    when PyTorch has no such class)."""
+    import bcml
+    nn, k = torch.nn, type(m).__name__
+    w = (lambda t: None if t is None else to_torch(t, torch))
+    makers = {
+        "Sequential": lambda: nn.Sequential(*[torch_module(c, torch) for c in m]),
+        "ModuleList": lambda: nn.ModuleList([torch_module(c, torch) for c in m]),
+        "Linear": lambda: nn.Linear(m.in_features, m.out_features, bias=m.bias is not None),
+        "Conv2d": lambda: nn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation,
+                                    m.groups, bias=m.bias is not None),
+        "MaxPool2d": lambda: nn.MaxPool2d(m.kernel_size, m.stride, m.padding, m.dilation, m.return_indices,
+                                          m.ceil_mode),
+        "AvgPool2d": lambda: nn.AvgPool2d(m.kernel_size, m.stride, m.padding, m.ceil_mode, m.count_include_pad,
+                                          m.divisor_override),
+        "AdaptiveAvgPool2d": lambda: nn.AdaptiveAvgPool2d(m.output_size),
+        "BatchNorm1d": lambda: nn.BatchNorm1d(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats),
+        "BatchNorm2d": lambda: nn.BatchNorm2d(m.num_features, m.eps, m.momentum, m.affine, m.track_running_stats),
+        "ReLU": nn.ReLU, "Sigmoid": nn.Sigmoid, "Tanh": nn.Tanh, "Identity": nn.Identity,
+        "Softmax": lambda: nn.Softmax(m.dim), "LogSoftmax": lambda: nn.LogSoftmax(m.dim),
+        "Dropout": lambda: nn.Dropout(m.p), "Dropout2d": lambda: nn.Dropout2d(m.p),
+        "Flatten": lambda: nn.Flatten(m.start_dim, m.end_dim),
+        "NLLLoss": lambda: nn.NLLLoss(w(m.weight), ignore_index=m.ignore_index, reduction=m.reduction),
+        "CrossEntropyLoss": lambda: nn.CrossEntropyLoss(w(m.weight), ignore_index=m.ignore_index,
+                                                        reduction=m.reduction),
+        "BCELoss": lambda: nn.BCELoss(w(m.weight), reduction=m.reduction),
+        "KLDivLoss": lambda: nn.KLDivLoss(reduction=m.reduction, log_target=m.log_target),
+        "MSELoss": lambda: nn.MSELoss(reduction=m.reduction),
+    }
+    if k not in makers:
+        return None
+    tm = makers[k]()
+    for name, child in m._modules.items():   # submodules added to a layer (add_module)
+        if name not in tm._modules:
+            tm.add_module(name, None if child is None else torch_module(child, torch))
+    for name, t in list(m._parameters.items()) + list(m._buffers.items()):
+        if name not in tm._parameters and name not in tm._buffers:
+            if name in m._parameters:
+                tm.register_parameter(name, None if t is None else torch.nn.Parameter(to_torch(t, torch).detach()))
+            else:
+                tm.register_buffer(name, None if t is None else to_torch(t, torch))
+    with torch.no_grad():
+        for name, t in m.state_dict().items():
+            tm.state_dict()[name].copy_(to_torch(t, torch))
+    tm.train(m.training)
+    return tm
+
+
 def to_torch(v, torch):
     import bcml
+    if isinstance(v, bcml.nn.Module):
+        tm = torch_module(v, torch)
+        if tm is None:
+            raise Unconvertible("PyTorch has no module like %s" % type(v).__name__)
+        return tm
     if isinstance(v, bcml.Tensor):
         t = torch.from_numpy(np.array(v.detach().numpy()))
         if v.requires_grad:
@@ -791,8 +845,14 @@ def to_torch(v, torch):
 
 
 def as_numpy(r):
-    """A result as nested NumPy arrays / Python values, for comparison."""
+    """A result as nested NumPy arrays / Python values, for comparison (a module: its state dict
+    and mode; a dict: its items in order)."""
     import bcml
+    if isinstance(r, bcml.nn.Module) or type(r).__module__.startswith("torch.nn"):
+        if hasattr(r, "state_dict") and hasattr(r, "training"):
+            return ["module", [[k, as_numpy(v)] for k, v in r.state_dict().items()], bool(r.training)]
+    if isinstance(r, dict):
+        return [[k, as_numpy(v)] for k, v in r.items()]
     if isinstance(r, bcml.Tensor):
         return np.array(r.detach().numpy())
     if type(r).__module__.startswith("torch") and hasattr(r, "detach"):
@@ -827,7 +887,7 @@ def same(got, want, where="result"):
         "%s: %r, reference %r" % (where, got, want)
 
 
-def torch_ref(path, method=False, inplace=False, compare=same, convert=True):
+def torch_ref(path, method=False, inplace=False, compare=same, convert=True, drop=()):
     """An oracle: the same call on PyTorch (path "torch.x.y", or a Tensor method name when
     method=True), the inputs converted as bcml documents (arrays too unless convert=False); the
     result and, for methods, the tensor itself after the call must equal PyTorch's."""
@@ -838,7 +898,7 @@ def torch_ref(path, method=False, inplace=False, compare=same, convert=True):
             (lambda v: v if isinstance(v, np.ndarray) else to_torch(v, torch))
         f = call.fresh()
         args = [conv(a) for a in f.args]
-        kwargs = {k: conv(v) for k, v in f.kwargs.items()}
+        kwargs = {k: conv(v) for k, v in f.kwargs.items() if k not in drop}
         if method:
             recv = to_torch(f.receiver, torch)
             if isinstance(recv, torch.Tensor) and recv.requires_grad and inplace:
@@ -984,6 +1044,42 @@ ORACLES = {
     "bcml.nn.functional.dropout": torch_ref("torch.nn.functional.dropout", compare=shape_only),
     "bcml.nn.functional.dropout2d": torch_ref("torch.nn.functional.dropout2d", compare=shape_only),
 }
+
+
+def shapes_only(got, want, where="result"):
+    """Modules with random weights: the same parameters and buffers (names and shapes) and mode."""
+    got, want = as_numpy(got), as_numpy(want)
+    assert got[0] == want[0] == "module", (got, want)
+    assert [(k, np.shape(v)) for k, v in got[1]] == [(k, np.shape(v)) for k, v in want[1]], (got[1], want[1])
+    assert got[2] == want[2], "training %r vs %r" % (got[2], want[2])
+
+
+def _nn_oracles():
+    """bcml.nn's layers: constructors against PyTorch's (parameter names and shapes), forward
+    against the PyTorch module with the same settings and weights, Module's methods against
+    PyTorch's on that module; bcml.nn.init against torch.nn.init."""
+    import bcml
+    out = {}
+    random_fwd = ("Dropout", "Dropout2d")
+    for k in ("Linear", "Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm1d", "BatchNorm2d", "ReLU",
+              "Sigmoid", "Tanh", "Identity", "Softmax", "LogSoftmax", "Dropout", "Dropout2d", "Flatten", "NLLLoss",
+              "CrossEntropyLoss", "BCELoss", "KLDivLoss", "MSELoss", "Sequential", "ModuleList"):
+        out["bcml.nn." + k] = torch_ref("torch.nn." + k, compare=shapes_only, drop=("generator",))
+        out["bcml.nn.%s.forward" % k] = torch_ref("__call__", method=True,
+                                                  compare=shape_only if k in random_fwd else same)
+    for attr, _owner, kind in _method_names(bcml.nn.Module):
+        if kind == "method" and attr not in ("forward", "__call__", "cuda", "extra_repr"):
+            out["bcml.nn.Module." + attr] = torch_ref(attr, method=True)
+    for k in ("append", "__getitem__", "__len__", "__iter__"):
+        for c in ("Sequential", "ModuleList"):
+            out["bcml.nn.%s.%s" % (c, k)] = torch_ref(k, method=True)
+    for k in ("calculate_fan_in_and_fan_out", "calculate_gain", "constant_", "ones_", "zeros_"):
+        out["bcml.nn.init." + k] = torch_ref("torch.nn.init." + (k if k != "calculate_fan_in_and_fan_out"
+                                                                    else "_calculate_fan_in_and_fan_out"))
+    for k in ("kaiming_normal_", "kaiming_uniform_", "normal_", "uniform_", "xavier_normal_", "xavier_uniform_"):
+        out["bcml.nn.init." + k] = torch_ref("torch.nn.init." + k, compare=shape_only)
+    out["bcml.nn.Parameter"] = _np_tensor_ref
+    return out
 
 
 def _tensor_oracles():
@@ -1265,6 +1361,7 @@ def worker(names, out_path, skip):
     targets, _ = discover()
     oracles = dict(ORACLES)
     oracles.update({k: v for k, v in _tensor_oracles().items() if k not in oracles})
+    oracles.update({k: v for k, v in _nn_oracles().items() if k not in oracles})
     tmp = tempfile.mkdtemp(prefix="bcml-matrix-")
     os.chdir(tmp)
     n = 0

@@ -86,7 +86,7 @@ def test_linear_bad_inputs():
         F.linear(x, bcml.tensor(np.zeros((1, 2, 3), np.float32)))
     with pytest.raises(ValueError, match=r"input of shape \(\)"):
         F.linear(bcml.tensor(np.float32(1.0)), w)
-    with pytest.raises(ValueError, match=r"bias must have shape \(2,\), got \(3,\)"):
+    with pytest.raises(ValueError, match=r"bias must have shape \(2,\) \(one value per row of weight\), got \(3,\)"):
         F.linear(x, w, bcml.tensor(np.zeros(3, np.float32)))
     with pytest.raises(TypeError, match=r"linear: input must be a float32"):
         F.linear(bcml.tensor(np.zeros((4, 3), np.int64)), w)
