@@ -53,8 +53,17 @@ def check_kwargs(value, name):
 
 
 def one_batch(data, target, ids=None, name="batched_evaluation_data"):
-    """A single batch (BCML's batched_evaluation_data / _target arguments) as a data set."""
-    batch = (data, target) if ids is None else (ids, data, target)
+    """A single batch (BCML's batched_evaluation_data / _target arguments) as a data set; each
+    argument checked under its own name."""
+    from ._engine import _as_ids, _as_tensor
+    x = _as_tensor(data, name)
+    y = _as_tensor(target, "batched_evaluation_target")
+    if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0]:
+        raise ValueError("%s and batched_evaluation_target must have the same number of rows, got shapes %s and %s"
+                         % (name, tuple(x.shape), tuple(y.shape)))
+    if ids is not None:
+        ids = _as_ids(ids, int(x.shape[0]), "batch_ids")
+    batch = (x, y) if ids is None else (ids, x, y)
     return as_dataset([batch], name)
 
 
@@ -91,6 +100,11 @@ def probe(model, data, who):
     try:
         with no_grad(), default_for_thread(Generator(0)):
             out = model(x)
+    except (TypeError, ValueError, IndexError) as e:
+        if type(e) not in (TypeError, ValueError, IndexError):
+            raise
+        raise type(e)("%s(x) failed on the first batch of %s (x of shape %s, dtype %s): %s"
+                      % (who, data.name, tuple(x.shape), x._dtype_name, e)) from e
     finally:
         state.restore()
     binary, width, n = output_kind(out, who)

@@ -142,14 +142,15 @@ def _memory():
 def check_size(shape, itemsize, fname, argname, dtype_name):
     """A tensor of `shape` must have rank <= 4 and fit in memory (checked before anything of
     that size is allocated or converted): ValueError naming the argument otherwise."""
+    where = _where(fname, argname) if fname else argname
     if len(shape) > 4:
-        raise ValueError("%s: bcml tensors have at most 4 dimensions, got %d" % (_where(fname, argname), len(shape)))
+        raise ValueError("%s: bcml tensors have at most 4 dimensions, got %d" % (where, len(shape)))
     n = 1
     for s in shape:
         n *= int(s)
     if n * itemsize > _memory():
-        raise ValueError("%s: a tensor of this size (%d elements of %s) does not fit in memory"
-                         % (_where(fname, argname), n, dtype_name))
+        raise ValueError("%s: a tensor of this size (%d elements%s) does not fit in memory"
+                         % (where, n, " of " + dtype_name if dtype_name else ""))
 
 
 def real(v, fname, argname):

@@ -362,7 +362,7 @@ def _a(*args, **kwargs):
 
 def _sweep_args(c):
     b = c.bcml
-    return (str(c.tmp / "sweep"), 1, c.model(), c.model(), c.data(), c.data(), 4, 4, b.optim.SGD, {"lr": 0.1},
+    return (tempfile.mkdtemp(prefix="sweep-", dir=str(c.tmp)), 1, c.model(), c.model(), c.data(), c.data(), 4, 4, b.optim.SGD, {"lr": 0.1},
             b.loss.BCCrossEntropyLoss, b.loss.StrictImitationCrossEntropyLoss)
 
 
@@ -489,10 +489,12 @@ EXAMPLES = {
     "bcml.data.DataLoader.order": lambda c: _a(0),
     "bcml.data.DataLoader.set_epoch": lambda c: _a(1),
     "bcml.data.batches": lambda c: _a(c.arr(6, 3), np.array([0, 1, 2, 1, 0, 2]), 4),
-    "bcml.datasets.Dataset": lambda c: _a(*[np.zeros((2, 1))] * 4, ("f",), ("a", "b"), "d", np.zeros((4, 1)),
-                                          np.zeros(4), np.arange(2), np.arange(2, 4)),
-    "bcml.datasets.ImageDataset": lambda c: _a(*[np.zeros((2, 1, 2, 2))] * 4, ("a", "b"), "d",
-                                               np.zeros((4, 1, 2, 2)), np.zeros(4), np.arange(2), np.arange(2, 4)),
+    "bcml.datasets.Dataset": lambda c: _a(np.zeros((2, 1)), np.zeros(2), np.zeros((2, 1)), np.zeros(2), ("f",),
+                                          ("a", "b"), "d", np.zeros((4, 1)), np.zeros(4), np.arange(2),
+                                          np.arange(2, 4)),
+    "bcml.datasets.ImageDataset": lambda c: _a(np.zeros((2, 1, 2, 2)), np.zeros(2), np.zeros((2, 1, 2, 2)),
+                                               np.zeros(2), ("a", "b"), "d", np.zeros((4, 1, 2, 2)), np.zeros(4),
+                                               np.arange(2), np.arange(2, 4)),
     "bcml.datasets.load_adult": lambda c: _a(c.tabular("adult"), cache_dir=str(c.tmp / "cache")),
     "bcml.datasets.load_compas": lambda c: _a(c.tabular("compas"), cache_dir=str(c.tmp / "cache")),
     "bcml.datasets.load_german_credit": lambda c: _a(c.tabular("german"), cache_dir=str(c.tmp / "cache")),
@@ -532,7 +534,7 @@ EXAMPLES = {
     "bcml.helpers.training.compatibility_sweep": lambda c: _a(*_sweep_args(c), lambda_c_stepsize=1.0, seed=1,
                                                               n_jobs=1),
     "bcml.helpers.utils.labels_to_probabilities": lambda c: _a(c.labels()),
-    "bcml.helpers.utils.get_class_probabilities": lambda c: _a(c.x().softmax(1)),
+    "bcml.helpers.utils.get_class_probabilities": lambda c: _a(c.labels()),
     "bcml.helpers.utils.sigmoid_to_labels": lambda c: _a(c.probs()),
     "bcml.metrics.model_accuracy": lambda c: _a(c.model(), c.data()),
     "bcml.metrics.model_accuracy_by_class": lambda c: _a(c.model(), c.data()),
@@ -556,7 +558,7 @@ EXAMPLES = {
     "bcml.models.ConvNet.forward": lambda c: _a(c.x(2, 1, 28, 28)),
     "bcml.models.LogisticRegression.forward": lambda c: _a(c.x()),
     "bcml.models.MLPClassifier.forward": lambda c: _a(c.x()),
-    "bcml.models.ResNet18.forward": lambda c: _a(c.x(1, 3, 16, 16)),
+    "bcml.models.ResNet18.forward": lambda c: _a(c.x(2, 3, 16, 16)),
     "bcml.models.SixLayerNet.forward": lambda c: _a(c.x(1, 3, 32, 32)),
     # ---- bcml.nn ------------------------------------------------------------------------------
     "bcml.nn.AdaptiveAvgPool2d": lambda c: _a(2),
@@ -1041,6 +1043,14 @@ ORACLES = {
        for k in ("linear", "relu", "sigmoid", "tanh", "softmax", "log_softmax", "batch_norm", "nll_loss",
                  "cross_entropy", "binary_cross_entropy", "kl_div", "mse_loss", "one_hot", "conv2d",
                  "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d")},
+    "bcml.helpers.utils.labels_to_probabilities": _one_hot_ref,
+    "bcml.optim.SGD": _optim_ref("SGD"),
+    "bcml.optim.Adam": _optim_ref("Adam"),
+    "bcml.optim.Optimizer": _optim_ref("Optimizer"),
+    "bcml.save": _save_ref,
+    "bcml.load": _load_ref,
+    "bcml.helpers.utils.get_class_probabilities": _class_probs_ref,
+    "bcml.helpers.utils.sigmoid_to_labels": _sigmoid_labels_ref,
     "bcml.nn.functional.dropout": torch_ref("torch.nn.functional.dropout", compare=shape_only),
     "bcml.nn.functional.dropout2d": torch_ref("torch.nn.functional.dropout2d", compare=shape_only),
 }
@@ -1082,6 +1092,117 @@ def _nn_oracles():
     return out
 
 
+def _compat_loss_ref(dissonance):
+    """A compatibility loss against SPEC's table in NumPy float64 (tests/test_bc_loss.py's
+    ref_loss), on the model outputs the loss consumes."""
+    def oracle(call):
+        from test_bc_loss import ref_loss
+        f = call.fresh()
+        loss, b = f.receiver, f.bound
+        x, y, red = b["x"], b["y"], b.get("reduction", "mean")
+        red = "mean" if red == "batchmean" else red
+        cache = b.get("h1_output") if b.get("h1_output") is not None else b.get("h1_outputs")
+        elem = (lambda o: o.reshape(-1) if o.ndim == 2 else o) if loss._kind == 2 else \
+            (lambda o: (o[{0: 2, 1: 0, 3: 2}[loss._kind]] if isinstance(o, (tuple, list)) else o))
+        x1 = elem(cache if cache is not None else loss.h1(x)).detach().numpy()
+        x2 = elem(loss.h2(x)).detach().numpy()
+        yn = np.asarray(y.numpy() if hasattr(y, "numpy") else y)
+        want = ref_loss(loss._kind, loss._strict, x2, yn, x1, loss.lambda_c, red, loss.discriminant_pivot,
+                        dis_only=dissonance)
+        same(call.result, np.asarray(want, np.float32))
+    return oracle
+
+
+def _labels_ref(a):
+    a = np.asarray(a.detach().numpy() if hasattr(a, "detach") else a)
+    if a.ndim == 2 and a.shape[1] == 1:
+        a = a.reshape(-1)
+    assert a.ndim == 1 and (a.dtype.kind in "iu" or a.size == 0), "labels of %s %s accepted" % (a.dtype, a.shape)
+    return a.astype(np.int64)
+
+
+def _one_hot_ref(call):
+    """labels_to_probabilities: NumPy's one-hot rows (np.eye)."""
+    b = call.fresh().bound
+    y = _labels_ref(b["batch_class_labels"])
+    c = b.get("num_classes") or (int(y.max()) + 1 if y.size else 0)
+    same(call.result, np.eye(c, dtype=np.float32)[y] if c else np.zeros((len(y), 0), np.float32))
+
+
+def _class_probs_ref(call):
+    """get_class_probabilities: np.bincount divided by the number of labels."""
+    y = _labels_ref(call.fresh().bound["batch_label_tensor"])
+    same(call.result, (np.bincount(y) / max(len(y), 1)).astype(np.float32))
+
+
+def _sigmoid_labels_ref(call):
+    """sigmoid_to_labels: NumPy's p >= pivot as int64."""
+    b = call.fresh().bound
+    p = b["batch_sigmoids"]
+    p = np.asarray(p.detach().numpy() if hasattr(p, "detach") else p, dtype=np.float64)
+    same(call.result, (p >= b.get("discriminant_pivot", 0.5)).astype(np.int64))
+
+
+def _optim_ref(name):
+    """An optimizer against PyTorch's made with the same parameters and settings: it must
+    accept them too, and every setting of every group must agree."""
+    def oracle(call):
+        import torch
+        f = call.fresh()
+        b = dict(f.bound)
+        params = list(b.pop("params"))
+        tparams = [torch.nn.Parameter(to_torch(p, torch).detach()) for p in params]
+        kwargs = {k: to_torch(v, torch) for k, v in b.items()}
+        try:
+            topt = getattr(torch.optim, name)(tparams, **kwargs)
+        except Exception as e:
+            raise AssertionError("succeeded where PyTorch raises %s: %s" % (type(e).__name__, str(e)[:200]))
+        for g, tg in zip(call.result.param_groups, topt.param_groups):
+            for k in tg:
+                if k in g and k != "params" and not k.startswith("_"):
+                    same(g[k], tg[k], "param_groups[%r]" % k)
+    return oracle
+
+
+def _safetensors_dict(obj):
+    import bcml
+    if isinstance(obj, bcml.Tensor):
+        return {"": obj}
+    if not isinstance(obj, dict) and hasattr(obj, "state_dict"):
+        return obj.state_dict()
+    return obj
+
+
+def _save_ref(call):
+    """save: the file read back by the safetensors package holds obj's tensors and metadata."""
+    from safetensors import safe_open
+    f = call.fresh()
+    b = f.bound
+    path = os.fsdecode(b["f"])
+    want = _safetensors_dict(b["obj"])
+    with safe_open(path, "np") as fh:
+        got = {k: fh.get_tensor(k) for k in fh.keys()}
+        meta = fh.metadata() or {}
+    same(sorted(got), sorted(want), "keys")
+    for k in want:
+        same(got[k], want[k], k)
+    same(sorted(meta.items()), sorted((b.get("metadata") or {}).items()), "metadata")
+
+
+def _load_ref(call):
+    """load: the tensors (and metadata) the safetensors package reads from the file."""
+    from safetensors import safe_open
+    b = call.fresh().bound
+    with safe_open(os.fsdecode(b["f"]), "np") as fh:
+        want = {k: fh.get_tensor(k) for k in fh.keys()}
+        meta = fh.metadata() or {}
+    result = call.result
+    if b.get("return_metadata"):
+        result, got_meta = result
+        same(sorted(got_meta.items()), sorted(meta.items()), "metadata")
+    same(sorted(_safetensors_dict(result).items()), sorted(want.items()))
+
+
 def _tensor_oracles():
     """Every Tensor method has PyTorch's method of the same name as its reference (random and
     in-place ones compared as such)."""
@@ -1119,6 +1240,11 @@ ALLOWLIST = [
     ("bcml.Tensor.backward", "self", ("t.requires_grad", "t.nonleaf"), "RuntimeError",
      "backward() of a non-scalar needs gradient=: PyTorch's RuntimeError of the autograd engine"),
     ("bcml.Tensor.cuda", "self", "*", "ValueError", "cuda() always raises: bcml runs on the CPU only"),
+    # ---- bcml.loss
+    ("bcml.loss.*", ("h1", "h2"), "lambda", "ok",
+     "any callable is a model (SPEC section 2: a model is called model(x)); what it returns is checked per call"),
+    ("bcml.loss.*", "lambda_c", ("int2^63", "int2^64", "np.u64scalar"), "ok",
+     "lambda_c is a float setting: any real number >= 0 that float32 holds is valid (values above 1 too, SPEC 3)"),
 ]
 
 
@@ -1362,6 +1488,9 @@ def worker(names, out_path, skip):
     oracles = dict(ORACLES)
     oracles.update({k: v for k, v in _tensor_oracles().items() if k not in oracles})
     oracles.update({k: v for k, v in _nn_oracles().items() if k not in oracles})
+    for k in targets:
+        if k.startswith("bcml.loss.") and k.endswith((".__call__", ".dissonance")):
+            oracles.setdefault(k, _compat_loss_ref(k.endswith(".dissonance")))
     tmp = tempfile.mkdtemp(prefix="bcml-matrix-")
     os.chdir(tmp)
     n = 0

@@ -486,12 +486,8 @@ def _predict_pair(h1, h2, data, h1_outputs=None):
     return o1.labels(), o2.labels(), y, ids, _checks.num_classes(binary, width)
 
 
-def _zero_division(value):
-    if value == "warn" or (isinstance(value, float) and (value in (0.0, 1.0) or math.isnan(value))):
-        return value
-    if value in (0, 1) and not isinstance(value, bool):
-        return float(value)
-    raise ValueError('zero_division must be "warn", 0.0, 1.0 or nan, got %r' % (value,))
+def _zero_division(value, fname="compatibility_scores"):
+    return _scores._zero_division(value, fname)
 
 
 def compatibility_scores(h1, h2, dataset, device="cpu", zero_division="warn"):
