@@ -12,6 +12,18 @@ from ._engine import PyState, as_dataset, split_output
 from ._values import INT64_MAX
 
 
+def call_user(fn, argname, *args, **kwargs):
+    """fn(*args, **kwargs) for a function the user passed as argument argname: a TypeError,
+    ValueError or IndexError raised inside it (of exactly that type) is raised again naming the
+    argument, e.g. "loss_function(output, target) raised TypeError: ...", chained to the original."""
+    try:
+        return fn(*args, **kwargs)
+    except (TypeError, ValueError, IndexError) as e:
+        if type(e) not in (TypeError, ValueError, IndexError):
+            raise
+        raise type(e)("%s raised %s: %s" % (argname, type(e).__name__, e)) from e
+
+
 def check_device(device):
     """bcml computes on the CPU: device must be "cpu" (or "cpu:N", or bcml.device("cpu"))."""
     s = getattr(device, "type", device)

@@ -635,7 +635,13 @@ def predict(model, data, who="model"):
                 _restore(snap)
             plans.begin(plans.should_record((x,)), pend)
             try:
-                out = model(x)
+                try:
+                    out = model(x)
+                except (TypeError, ValueError, IndexError) as e:
+                    if type(e) not in (TypeError, ValueError, IndexError):
+                        raise
+                    raise type(e)("%s(x) failed on %s (x of shape %s, dtype %s): %s"
+                                  % (who, data.name, tuple(x.shape), x._dtype_name, e)) from e
                 parts, bflag = split_output(out, who)
             except BaseException:
                 plans.abort()

@@ -437,7 +437,9 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
         try:
             cls(h1, trial, 1.0, **kw)
         except (TypeError, ValueError) as e:
-            raise type(e)("%s(h1, h2, lambda_c, **%s): %s" % (getattr(cls, "__name__", "loss"), name, e)) from e
+            raise type(e)("%s(h1, h2, lambda_c, **%s) (%s): %s" % ("NewErrorLossClass" if cls is NewErrorLossClass
+                                                                    else "StrictImitationLossClass", name,
+                                                                    getattr(cls, "__name__", "?"), e)) from e
     h1.eval()
     binary, width = _checks.probe_pair(h1, h2, train_data)
     for data in (train_data, test_data):
@@ -446,7 +448,8 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
     # ---- h1 once per data set ----
     train_h1 = _engine.predict(h1, train_data, "h1")
     test_h1 = _engine.predict(h1, test_data, "h1")
-    h1_performance = float(performance_metric(h1, test_data, device))
+    h1_performance = float(_checks.call_user(performance_metric, "performance_metric(h1, test_set, device)", h1,
+                                             test_data, device))
 
     settings = {
         "lambdas": grid, "number_of_epochs": epochs, "batch_size_train": int(batch_size_train),

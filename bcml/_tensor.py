@@ -534,7 +534,9 @@ class Tensor(_core.TensorBase):
     reshape_as = view_as
 
     def flatten(self, start_dim=0, end_dim=-1):
-        if self.ndim == 0:
+        if self.ndim == 0:  # as PyTorch: dims 0 and -1 are valid for a 0-d tensor
+            _norm_dim(start_dim, 0, "start_dim")
+            _norm_dim(end_dim, 0, "end_dim")
             return self.view(1)
         s = _norm_dim(start_dim, self.ndim, "start_dim")
         e = _norm_dim(end_dim, self.ndim, "end_dim")
@@ -847,8 +849,8 @@ class Tensor(_core.TensorBase):
     def mean(self, dim=None, keepdim=False):
         keepdim = _values.flag(keepdim, "mean", "keepdim")
         if self._dtype_name != "float32":
-            raise TypeError("mean(): could not infer output dtype. Input dtype must be float, got %s"
-                            % self._dtype_name)
+            raise TypeError("mean(): could not infer output dtype. Input dtype must be float, got %s (argument "
+                            "'input')" % self._dtype_name)
         if dim is None:
             return _apply(OPS["mean"], (self,), (0, int(keepdim), 1), ())
         return _apply(OPS["mean"], (self,), (_norm_dim(dim, self.ndim), int(keepdim), 0), ())
@@ -1163,9 +1165,10 @@ def from_numpy(arr):
 def tensor(data, dtype=None, device=None, requires_grad=False):
     """A new tensor holding a copy of data (lists, numbers, arrays, tensors)."""
     check_device(device)
+    requires_grad = _values.flag(requires_grad, "tensor", "requires_grad")
     t = _convert(data, "tensor", "data", dtype)
     if requires_grad:
-        t.requires_grad = _values.flag(requires_grad, "tensor", "requires_grad")
+        t.requires_grad = True
     return t
 
 

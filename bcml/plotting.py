@@ -94,8 +94,10 @@ def plot_tradeoff(summary_or_folder, ax=None, *, kinds=KINDS, splits=SPLITS, ann
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     else:
         from matplotlib.axes import Axes
-        axes = list(ax) if isinstance(ax, (list, tuple)) or (hasattr(ax, "shape") and hasattr(ax, "__iter__")
-                                                              and not isinstance(ax, Axes)) else None
+        try:
+            axes = list(ax) if not isinstance(ax, Axes) else None
+        except TypeError:
+            axes = None
         if axes is None or len(axes) != 2 or not all(isinstance(a, Axes) for a in axes):
             raise TypeError("plot_tradeoff(): argument 'ax' must be two matplotlib Axes (BTC, BEC) or None, got %s"
                             % type(ax).__name__)

@@ -263,7 +263,8 @@ def compatibility_report(h1_labels, h2_labels, y, num_classes=None, class_names=
     num_classes = _num_classes(num_classes, fname)
     names = None
     if class_names is not None:
-        if isinstance(class_names, (str, bytes)) or not isinstance(class_names, collections.abc.Iterable) \
+        if isinstance(class_names, (str, bytes, _core.TensorBase)) or \
+                not isinstance(class_names, collections.abc.Iterable) \
                 or (isinstance(class_names, np.ndarray) and class_names.ndim != 1):
             raise TypeError("%s: class_names must be a sequence of names, got %s"
                             % (fname, "a string" if isinstance(class_names, (str, bytes))

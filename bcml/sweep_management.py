@@ -353,6 +353,10 @@ class SweepManager(object):
 
     def get_instance_image(self, instance_id):
         """What ``get_instance_image_by_id(instance_id)`` returns (an image of the instance)."""
+        if isinstance(instance_id, bool) or not isinstance(instance_id, numbers.Integral):
+            raise TypeError("get_instance_image(): argument 'instance_id' must be an int (an instance id), not %s"
+                            % type(instance_id).__name__)
+        instance_id = _values.int64(instance_id, "get_instance_image", "instance_id")
         if self.get_instance_image_by_id is None:
             raise ValueError("this SweepManager has no get_instance_image_by_id: pass "
                              "get_instance_image_by_id=f, f(instance_id) returning the instance's image")

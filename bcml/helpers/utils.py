@@ -108,4 +108,4 @@ def sigmoid_to_labels(batch_sigmoids, discriminant_pivot=0.5):
     _values.to_float(discriminant_pivot, "sigmoid_to_labels", "discriminant_pivot")
     if not math.isfinite(discriminant_pivot):
         raise ValueError("discriminant_pivot must be finite, got %r" % (discriminant_pivot,))
-    return from_numpy(np.ascontiguousarray(p >= discriminant_pivot, dtype=np.int64))
+    return from_numpy(np.array(p >= discriminant_pivot, dtype=np.int64, order="C"))  # 0-d stays 0-d

@@ -199,7 +199,12 @@ class Module:
             raise TypeError("apply(): argument 'fn' must be a function of a module, not %s" % type(fn).__name__)
         for m in self.children():
             m.apply(fn)
-        fn(self)
+        try:
+            fn(self)
+        except (TypeError, ValueError, IndexError) as e:
+            if type(e) not in (TypeError, ValueError, IndexError):
+                raise
+            raise type(e)("apply(): fn(module) raised %s: %s (argument 'fn')" % (type(e).__name__, e)) from e
         return self
 
     # ---- state dicts ---------------------------------------------------------------------
@@ -210,8 +215,8 @@ class Module:
         _check_prefix(prefix, "state_dict")
         keep_vars = _values.flag(keep_vars, "state_dict", "keep_vars")
         out = collections.OrderedDict() if destination is None else destination
-        for mp, m in self.named_modules(prefix=prefix.rstrip(".")):
-            pre = mp + "." if mp else ""
+        for mp, m in self.named_modules():
+            pre = prefix + (mp + "." if mp else "")  # as PyTorch: the prefix is put before each key as given
             for name, p in m._parameters.items():
                 if p is not None:
                     out[pre + name] = p if keep_vars else p.detach()
@@ -619,16 +624,17 @@ class Sequential(Module):
 
 
 def _module_index(i, n, fname):
-    i = _values.index(i, fname + ".__getitem__", "index")
+    i = _values.index(i, fname + ".__getitem__", "idx")
     if not -n <= i < n:
-        raise IndexError("%s: index %d is out of range for %d modules" % (fname, i, n))
+        raise IndexError("%s: index %d (argument 'idx') is out of range for %d modules" % (fname, i, n))
     return i % n
 
 
 class ModuleList(Module):
     def __init__(self, modules=None):
         super().__init__()
-        if modules is not None and (isinstance(modules, (str, bytes, Module)) or
+        if modules is not None and (isinstance(modules, (str, bytes, Module, dict, Tensor)) or
+                                    hasattr(modules, "__array__") or
                                     not isinstance(modules, collections.abc.Iterable)):
             raise TypeError("ModuleList(): argument 'modules' must be an iterable of Modules, not %s"
                             % type(modules).__name__)
@@ -638,15 +644,15 @@ class ModuleList(Module):
                                 % (i, type(m).__name__))
             self.append(m)
 
-    def append(self, m):
-        self.add_module(str(len(self._modules)), m)
+    def append(self, module):
+        self.add_module(str(len(self._modules)), module)
         return self
 
-    def __getitem__(self, i):
+    def __getitem__(self, idx):
         mods = list(self._modules.values())
-        if isinstance(i, slice):
-            return ModuleList(mods[i])
-        return mods[_module_index(i, len(mods), "ModuleList")]
+        if isinstance(idx, slice):
+            return ModuleList(mods[idx])
+        return mods[_module_index(idx, len(mods), "ModuleList")]
 
     def __len__(self):
         return len(self._modules)
@@ -673,7 +679,7 @@ def _weight(weight, fname):
 class _WeightedLoss(_Loss):
     def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__(reduction)
-        self.weight = _weight(weight, type(self).__name__)
+        self.register_buffer("weight", _weight(weight, type(self).__name__))  # a buffer, as in PyTorch
         self.ignore_index = _values.index(ignore_index, type(self).__name__, "ignore_index")
 
 
@@ -690,7 +696,7 @@ class CrossEntropyLoss(_WeightedLoss):
 class BCELoss(_Loss):
     def __init__(self, weight=None, reduction="mean"):
         super().__init__(reduction)
-        self.weight = _weight(weight, "BCELoss")
+        self.register_buffer("weight", _weight(weight, "BCELoss"))  # a buffer, as in PyTorch
 
     def forward(self, input, target):
         return F.binary_cross_entropy(input, target, self.weight, self.reduction)
