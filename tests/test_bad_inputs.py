@@ -1269,8 +1269,6 @@ ALLOWLIST = [
      "keepdim=True without dim keeps every dimension with size 1 (NumPy's keepdims); PyTorch has no such call"),
     (("bcml.Tensor.argmax", "bcml.Tensor.argmin", "bcml.argmax"), ("self", "input"), "t.bool", "ok",
      "argmax/argmin of a bool tensor give the first True/False (tests/test_ops_reduce.py); PyTorch refuses bool"),
-    ("bcml.Tensor.__array__", "self", ("t.requires_grad", "t.nonleaf"), "ok",
-     "np.asarray(x) of a tensor that requires grad gives its values, as x.detach().numpy(); PyTorch refuses"),
     ("bcml.Tensor.backward", "self", ("t.requires_grad", "t.nonleaf"), "RuntimeError",
      "backward() of a non-scalar needs gradient=: PyTorch's RuntimeError of the autograd engine"),
     ("bcml.Tensor.cuda", "self", "*", "ValueError", "cuda() always raises: bcml runs on the CPU only"),
@@ -1330,8 +1328,6 @@ ALLOWLIST = [
                             "extra to install (DESIGN: optional features)"),
     (("bcml.sweep_management.SweepManager.cancel", "bcml.sweep_management.SweepManager.wait"), "timeout",
      ("inf", "1e39", "int2^63", "int2^64", "np.u64scalar"), "ok", "a timeout of any length (waits at most that long)"),
-    ("bcml.helpers.training.get_model_error_overlap", "batch_ids", "None", "ok",
-     "no ids: the rows' positions 0..B-1 are the ids (as a batch list without ids)"),
     ("bcml.models.MLPClassifier", "hidden_sizes", "list[]", "ok", "no hidden layer: one Linear layer"),
     ("bcml.models.*.forward", "x", ("t.nan", "t.requires_grad", "t.nonleaf", "t.empty(0,3)", "t.rank4"), "ok",
      "a valid input of the model's shape (NaN flows and an empty batch gives empty outputs, as in PyTorch; a "
