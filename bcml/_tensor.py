@@ -608,7 +608,8 @@ class Tensor(_core.TensorBase):
         except IndexError as e:
             raise IndexError("__setitem__(): index: %s" % e) from None
         except ValueError as e:
-            raise ValueError("__setitem__(): argument 'value' does not fit the indexed part of the tensor: %s" % e) from None
+            raise ValueError("__setitem__(): argument 'value' does not fit the indexed part of the tensor: %s"
+                             % e) from None
         self._bump_version()
 
     def _check_inplace(self):

@@ -48,7 +48,8 @@ def _as_summary(summary_or_folder):
 def _names(v, argname, allowed):
     """kinds / splits: a tuple or list of some of the allowed names (at least one)."""
     if not isinstance(v, (tuple, list)):
-        raise TypeError("plot_tradeoff(): argument '%s' must be a tuple of %r, not %s" % (argname, allowed, type(v).__name__))
+        raise TypeError("plot_tradeoff(): argument '%s' must be a tuple of %r, not %s"
+                        % (argname, allowed, type(v).__name__))
     for k in v:
         if not isinstance(k, str):
             raise TypeError("plot_tradeoff(): argument '%s' must hold str names, got %s" % (argname, type(k).__name__))

@@ -183,7 +183,8 @@ def check_record(rec, x_ndim):
     nf = getattr(rec, "numeric_features", ())
     if not isinstance(nf, (tuple, list)) or not all(isinstance(e, (int, np.integer)) and not isinstance(e, bool)
                                                       for e in nf):
-        raise TypeError("{}(): argument 'numeric_features' must be a tuple of ints, got {}".format(cls, type(nf).__name__))
+        raise TypeError("{}(): argument 'numeric_features' must be a tuple of ints, got {}".format(
+            cls, type(nf).__name__))
     groups = getattr(rec, "categorical_groups", {})
     if not isinstance(groups, dict) or not all(isinstance(k, str) and isinstance(v, (tuple, list))
                                                for k, v in groups.items()):
@@ -200,7 +201,8 @@ def check_args(fname, path=None, download=False, cache_dir=None, base_url=None, 
             raise TypeError("{}(): argument '{}' must be a folder (str or os.PathLike) or None, not {}".format(
                 fname, name, type(value).__name__))
     if base_url is not None and not isinstance(base_url, str):
-        raise TypeError("{}(): argument 'base_url' must be a str or None, not {}".format(fname, type(base_url).__name__))
+        raise TypeError("{}(): argument 'base_url' must be a str or None, not {}".format(
+            fname, type(base_url).__name__))
     flag(download, fname, "download")
     for name, value in flags.items():
         flag(value, fname, name)

@@ -31,7 +31,6 @@ Differences from BCML, on purpose:
 import copy
 import functools
 import inspect
-import math
 
 import numpy as np
 
