@@ -36,27 +36,39 @@ long = int64  # noqa: A001  (torch.long)
 __version__ = "0.1.0"
 
 
-def rand(*size, generator=None, dtype=None, requires_grad=False, device=None):
-    """Uniform [0, 1) float32 tensor from the default (or given) generator."""
+def _random_tensor(fname, size, generator, dtype, requires_grad, device):
+    from ._random import gen
+    from ._values import flag
+    g = gen(generator)
+    grad = flag(requires_grad, fname, "requires_grad")
     t = empty(*size, dtype=dtype, device=device)
-    t.uniform_(0.0, 1.0, generator=generator)
-    if requires_grad:
+    if t.dtype is not float32:
+        raise TypeError("%s(): argument 'dtype' must be a floating point dtype (bcml.float32), got %s"
+                        % (fname, t.dtype))
+    if fname == "rand":
+        t.uniform_(0.0, 1.0, generator=g)
+    else:
+        t.normal_(0.0, 1.0, generator=g)
+    if grad:
         t.requires_grad = True
     return t
+
+
+def rand(*size, generator=None, dtype=None, requires_grad=False, device=None):
+    """Uniform [0, 1) float32 tensor from the default (or given) generator."""
+    return _random_tensor("rand", size, generator, dtype, requires_grad, device)
 
 
 def randn(*size, generator=None, dtype=None, requires_grad=False, device=None):
     """Standard normal float32 tensor from the default (or given) generator."""
-    t = empty(*size, dtype=dtype, device=device)
-    t.normal_(0.0, 1.0, generator=generator)
-    if requires_grad:
-        t.requires_grad = True
-    return t
+    return _random_tensor("randn", size, generator, dtype, requires_grad, device)
 
 
 def randperm(n, generator=None):
     from ._random import gen
-    if not isinstance(n, int) or n < 0:
+    if not isinstance(n, int) or isinstance(n, _builtins.bool):
+        raise TypeError("randperm(): argument 'n' must be an int, not %s" % type(n).__name__)
+    if n < 0:
         raise ValueError("randperm: n must be a non-negative int, got %r" % (n,))
     if n > 2 ** 63 - 1:
         raise ValueError("randperm(): argument 'n': value cannot be converted to type int64 without overflow "
@@ -64,86 +76,99 @@ def randperm(n, generator=None):
     return _core.randperm(n, gen(generator))
 
 
+def _input(x, fname, argname="input"):
+    """The tensor argument of a bcml.<fname>(input, ...) function."""
+    if not isinstance(x, Tensor):
+        raise TypeError("%s(): argument '%s' must be a bcml tensor, not %s" % (fname, argname, type(x).__name__))
+    return x
+
+
 def argmax(input, dim=None, keepdim=False):
-    return input.argmax(dim, keepdim)
+    return _input(input, "argmax").argmax(dim, keepdim)
 
 
 def max(input, dim=None, keepdim=False):  # noqa: A001
-    return input.max(dim, keepdim)
+    return _input(input, "max").max(dim, keepdim)
 
 
 def sum(input, dim=None, keepdim=False):  # noqa: A001
-    return input.sum(dim, keepdim)
+    return _input(input, "sum").sum(dim, keepdim)
 
 
 def mean(input, dim=None, keepdim=False):
-    return input.mean(dim, keepdim)
+    return _input(input, "mean").mean(dim, keepdim)
 
 
 def exp(input):
-    return input.exp()
+    return _input(input, "exp").exp()
 
 
 def log(input):
-    return input.log()
+    return _input(input, "log").log()
 
 
 def sigmoid(input):
-    return input.sigmoid()
+    return _input(input, "sigmoid").sigmoid()
 
 
 def tanh(input):
-    return input.tanh()
+    return _input(input, "tanh").tanh()
 
 
 def relu(input):
-    return input.relu()
+    return _input(input, "relu").relu()
 
 
 def softmax(input, dim):
-    return input.softmax(dim)
+    return _input(input, "softmax").softmax(dim)
 
 
 def log_softmax(input, dim):
-    return input.log_softmax(dim)
+    return _input(input, "log_softmax").log_softmax(dim)
 
 
-def matmul(a, b):
-    return a @ b
+def matmul(input, other):
+    return _input(input, "matmul") @ other
 
 
 def clamp(input, min=None, max=None):  # noqa: A002
-    return input.clamp(min, max)
+    return _input(input, "clamp").clamp(min, max)
 
 
-def eq(a, b):
-    return a == b
+def eq(input, other):
+    return _input(input, "eq") == other
 
 
 def flatten(input, start_dim=0, end_dim=-1):
-    return input.flatten(start_dim, end_dim)
+    return _input(input, "flatten").flatten(start_dim, end_dim)
 
 
 def squeeze(input, dim=None):
-    return input.squeeze(dim)
+    return _input(input, "squeeze").squeeze(dim)
 
 
 def unsqueeze(input, dim):
-    return input.unsqueeze(dim)
+    return _input(input, "unsqueeze").unsqueeze(dim)
 
 
 def nonzero(input, as_tuple=False):
-    return input.nonzero(as_tuple)
+    return _input(input, "nonzero").nonzero(as_tuple)
 
 
-def where(condition, x, y):
-    from ._tensor import OPS, _apply, as_tensor_arg
-    c = as_tensor_arg(condition, "condition")
-    x = as_tensor_arg(x, "x", like=y if isinstance(y, Tensor) else None)
-    y = as_tensor_arg(y, "y", like=x)
+def where(condition, input, other):
+    """input where condition is True, other elsewhere (broadcast together); condition must be
+    a bool tensor (or a list/array of bools), as in PyTorch."""
+    from ._tensor import OPS, _apply, _scalar, as_tensor_arg
+    if _scalar(condition):
+        raise TypeError("where(): argument 'condition' must be a bool tensor, not %s" % type(condition).__name__)
+    c = as_tensor_arg(condition, "condition", fname="where")
+    if c._dtype_name != "bool":
+        raise TypeError("where(): argument 'condition' must be a bool tensor, got %s" % c._dtype_name)
+    x = as_tensor_arg(input, "input", like=other if isinstance(other, Tensor) else None, fname="where")
+    y = as_tensor_arg(other, "other", like=x, fname="where")
     if x._dtype_name != y._dtype_name:
         x, y = x.float(), y.float()
-    return _apply(OPS["where"], (c.bool(), x, y), (), ())
+    return _apply(OPS["where"], (c, x, y), (), ())
 
 
 def is_tensor(obj):
@@ -153,8 +178,13 @@ def is_tensor(obj):
 def set_num_threads(n):
     """Threads bcml's kernels split their work over (a fixed partition: same results with any
     count). OpenBLAS itself is kept single-threaded so that the two never nest."""
-    if not isinstance(n, int) or isinstance(n, _builtins.bool) or n < 1:
-        raise ValueError("set_num_threads: n must be a positive int, got %r" % (n,))
+    if not isinstance(n, int) or isinstance(n, _builtins.bool):
+        raise TypeError("set_num_threads(): argument 'n' must be an int, not %s" % type(n).__name__)
+    if n < 1:
+        raise ValueError("set_num_threads(): argument 'n' must be a positive int, got %d" % n)
+    if n > 2 ** 63 - 1:
+        raise ValueError("set_num_threads(): argument 'n': value cannot be converted to type int64 without overflow "
+                         "(got %d)" % n)
     _core.set_num_threads(n)
 
 

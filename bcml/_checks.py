@@ -9,6 +9,19 @@ import numpy as np
 
 from ._autograd import no_grad
 from ._engine import PyState, as_dataset, split_output
+from ._values import INT64_MAX
+
+
+def call_user(fn, argname, *args, **kwargs):
+    """fn(*args, **kwargs) for a function the user passed as argument argname: a TypeError,
+    ValueError or IndexError raised inside it (of exactly that type) is raised again naming the
+    argument, e.g. "loss_function(output, target) raised TypeError: ...", chained to the original."""
+    try:
+        return fn(*args, **kwargs)
+    except (TypeError, ValueError, IndexError) as e:
+        if type(e) not in (TypeError, ValueError, IndexError):
+            raise
+        raise type(e)("%s raised %s: %s" % (argname, type(e).__name__, e)) from e
 
 
 def check_device(device):
@@ -29,6 +42,8 @@ def check_positive_int(value, name):
         raise TypeError("%s must be a positive int, got %s" % (name, type(value).__name__))
     if value < 1:
         raise ValueError("%s must be a positive int, got %d" % (name, value))
+    if value > INT64_MAX:  # also: 2**63 epochs would never end
+        raise ValueError("%s: value cannot be converted to type int64 without overflow (got %d)" % (name, value))
     return int(value)
 
 
@@ -50,8 +65,17 @@ def check_kwargs(value, name):
 
 
 def one_batch(data, target, ids=None, name="batched_evaluation_data"):
-    """A single batch (BCML's batched_evaluation_data / _target arguments) as a data set."""
-    batch = (data, target) if ids is None else (ids, data, target)
+    """A single batch (BCML's batched_evaluation_data / _target arguments) as a data set; each
+    argument checked under its own name."""
+    from ._engine import _as_ids, _as_tensor
+    x = _as_tensor(data, name)
+    y = _as_tensor(target, "batched_evaluation_target")
+    if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0]:
+        raise ValueError("%s and batched_evaluation_target must have the same number of rows, got shapes %s and %s"
+                         % (name, tuple(x.shape), tuple(y.shape)))
+    if ids is not None:
+        ids = _as_ids(ids, int(x.shape[0]), "batch_ids")
+    batch = (x, y) if ids is None else (ids, x, y)
     return as_dataset([batch], name)
 
 
@@ -88,6 +112,11 @@ def probe(model, data, who):
     try:
         with no_grad(), default_for_thread(Generator(0)):
             out = model(x)
+    except (TypeError, ValueError, IndexError) as e:
+        if type(e) not in (TypeError, ValueError, IndexError):
+            raise
+        raise type(e)("%s(x) failed on the first batch of %s (x of shape %s, dtype %s): %s"
+                      % (who, data.name, tuple(x.shape), x._dtype_name, e)) from e
     finally:
         state.restore()
     binary, width, n = output_kind(out, who)

@@ -30,6 +30,9 @@ def _as_tensor(v, what):
     if isinstance(v, _core.TensorBase):
         return v
     if isinstance(v, np.ndarray):
+        if v.dtype.kind in "fiub":  # checked before a conversion allocates
+            from ._values import check_size
+            check_size(v.shape, 1 if v.dtype.kind == "b" else 8 if v.dtype.kind in "iu" else 4, "", what, "")
         if v.dtype.kind == "f":
             v = v.astype(np.float32, copy=False)
         elif v.dtype.kind in "iu":
@@ -44,11 +47,19 @@ def _as_tensor(v, what):
 
 def _as_ids(v, n, what):
     if isinstance(v, _core.TensorBase):
-        v = v.numpy()
-    a = np.asarray(v)
-    if a.dtype.kind not in "iu" or a.ndim != 1 or a.shape[0] != n:
-        raise ValueError("%s must be a 1-D integer array of %d instance ids, got %s of shape %s"
-                         % (what, n, a.dtype, a.shape))
+        v = v.detach().numpy()
+    if not isinstance(v, (np.ndarray, list, tuple, range)):
+        raise TypeError("%s must be a 1-D integer array of %d instance ids, got %s" % (what, n, type(v).__name__))
+    try:
+        a = np.asarray(v)
+    except (ValueError, TypeError) as e:
+        raise ValueError("%s must be a 1-D integer array of %d instance ids: %s" % (what, n, e)) from None
+    if a.dtype.kind not in "iu" and not (a.size == 0 and a.dtype.kind == "f"):
+        raise TypeError("%s must be a 1-D integer array of %d instance ids, got dtype %s" % (what, n, a.dtype))
+    if a.ndim != 1 or a.shape[0] != n:
+        raise ValueError("%s must be a 1-D integer array of %d instance ids, got shape %s" % (what, n, a.shape))
+    if a.dtype.kind == "u" and a.size and a.max() > np.iinfo(np.int64).max:
+        raise ValueError("%s: value cannot be converted to type int64 without overflow (got %d)" % (what, int(a.max())))
     return a.astype(np.int64)
 
 
@@ -138,6 +149,8 @@ def as_dataset(dataset, name="dataset"):
     if not isinstance(dataset, (list, tuple)):
         raise TypeError("%s must be a list of (x, y) or (ids, x, y) batches or a bcml.data.DataLoader, "
                         "got %s" % (name, type(dataset).__name__))
+    if not dataset:
+        raise ValueError("%s must hold at least one batch, got an empty %s" % (name, type(dataset).__name__))
     batches, start = [], 0
     for k, b in enumerate(dataset):
         if not isinstance(b, (list, tuple)) or len(b) not in (2, 3):
@@ -622,7 +635,13 @@ def predict(model, data, who="model"):
                 _restore(snap)
             plans.begin(plans.should_record((x,)), pend)
             try:
-                out = model(x)
+                try:
+                    out = model(x)
+                except (TypeError, ValueError, IndexError) as e:
+                    if type(e) not in (TypeError, ValueError, IndexError):
+                        raise
+                    raise type(e)("%s(x) failed on %s (x of shape %s, dtype %s): %s"
+                                  % (who, data.name, tuple(x.shape), x._dtype_name, e)) from e
                 parts, bflag = split_output(out, who)
             except BaseException:
                 plans.abort()

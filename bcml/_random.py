@@ -23,12 +23,14 @@ def gen(generator=None):
 
 
 def manual_seed(seed):
-    """Seeds the default generator; returns it."""
+    """Seeds the default generator; returns it. As PyTorch: int(seed) of anything that has one
+    (floats are truncated), in [-2**63, 2**64)."""
     if not isinstance(seed, int) or isinstance(seed, bool):
         try:
             seed = int(seed)
-        except (TypeError, ValueError):
-            raise TypeError("manual_seed: seed must be an int, got %r" % (seed,)) from None
+        except (TypeError, ValueError, OverflowError) as e:
+            exc = TypeError if isinstance(e, TypeError) else ValueError
+            raise exc("manual_seed(): argument 'seed' must be an int, got %r" % (seed,)) from None
     return default_generator.manual_seed(seed)
 
 
@@ -47,8 +49,9 @@ def get_rng_state():
     return default_generator.get_state()
 
 
-def set_rng_state(state):
-    default_generator.set_state(state)
+def set_rng_state(new_state):
+    """Restores the default generator's state (bytes from get_rng_state())."""
+    default_generator.set_state(new_state)
 
 
 @contextlib.contextmanager

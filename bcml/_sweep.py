@@ -222,7 +222,7 @@ def _check_folder(path):
 def _check_kwargs(value, name):
     if value is None:
         return {}
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
         raise TypeError("%s must be a dict of keyword arguments, got %s" % (name, type(value).__name__))
     return dict(value)
 
@@ -230,7 +230,9 @@ def _check_kwargs(value, name):
 def _nonnegative_seed(seed):
     if seed is None:
         return int(default_generator._next_u64() >> 1)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed < 2 ** 64:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError("seed must be a non-negative int below 2**64 or None, not %s" % type(seed).__name__)
+    if not 0 <= seed < 2 ** 64:
         raise ValueError("seed must be a non-negative int below 2**64 or None, got %r" % (seed,))
     return int(seed)
 
@@ -252,8 +254,10 @@ def _resume_hint(seed_drawn, *datasets):
 def _check_n_jobs(n_jobs):
     if n_jobs is None:
         return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs < 1:
-        raise ValueError("n_jobs must be a positive int or None (all local cores), got %r" % (n_jobs,))
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral):
+        raise TypeError("n_jobs must be a positive int or None (all local cores), not %s" % type(n_jobs).__name__)
+    if not 1 <= n_jobs <= 2 ** 63 - 1:
+        raise ValueError("n_jobs must be a positive int within int64 or None (all local cores), got %r" % (n_jobs,))
     return int(n_jobs)
 
 
@@ -319,6 +323,72 @@ def sweep_status(folder):
     return done / len(files) if os.path.exists(os.path.join(folder, SUMMARY)) else min(done, len(files) - 1) / len(files)
 
 
+def check_arguments(sweeps_folder_path, number_of_epochs, h1, h2, training_set, test_set, batch_size_train,
+                    batch_size_test, OptimizerClass, optimizer_kwargs, NewErrorLossClass, StrictImitationLossClass,
+                    performance_metric, lambda_c_stepsize, percent_complete_queue, new_error_loss_kwargs,
+                    strict_imitation_loss_kwargs, get_instance_metadata, device, use_ml_flow, ml_flow_run_name,
+                    seed, n_jobs, executor, overwrite, progress, cancel_event):
+    """Every argument of a sweep checked as compatibility_sweep checks it, without side effects
+    (SweepManager checks its settings with it when it is made); a dict of the normalised ones."""
+    from . import _checks, _values
+    from .helpers import training as T
+    from .metrics import model_accuracy
+    from .nn import Module
+    _checks.check_device(device)
+    grid = lambda_grid(lambda_c_stepsize)
+    if not isinstance(sweeps_folder_path, (str, os.PathLike)):
+        raise TypeError("sweeps_folder_path must be a path, got %s" % type(sweeps_folder_path).__name__)
+    epochs = _checks.check_positive_int(number_of_epochs, "number_of_epochs")
+    _checks.check_positive_int(batch_size_train, "batch_size_train")
+    _checks.check_positive_int(batch_size_test, "batch_size_test")
+    for name, m in (("h1", h1), ("h2", h2)):
+        if not isinstance(m, Module):  # a sweep copies h2, trains its parameters and fingerprints both
+            raise TypeError("%s must be a bcml.nn.Module (a sweep copies and trains h2 and fingerprints both "
+                            "models), got %s" % (name, type(m).__name__))
+    if performance_metric is None:
+        performance_metric = model_accuracy
+    if not callable(performance_metric):
+        raise TypeError("performance_metric must be a function metric(model, dataset, device), got %s"
+                        % type(performance_metric).__name__)
+    if get_instance_metadata is not None and not callable(get_instance_metadata):
+        raise TypeError("get_instance_metadata must be a function of the instance id or None")
+    if percent_complete_queue is not None and not (callable(getattr(percent_complete_queue, "put", None))
+                                                   and callable(getattr(percent_complete_queue, "get", None))
+                                                   and not isinstance(percent_complete_queue, np.ndarray)):
+        raise TypeError("percent_complete_queue must be a queue (put() and get(), e.g. a queue.Queue), got %s"
+                        % type(percent_complete_queue).__name__)
+    if executor is not None and not (callable(getattr(executor, "submit", None))
+                                     or callable(getattr(executor, "apply_async", None))):
+        raise TypeError("executor must have a submit() method (a concurrent.futures executor, Dask's "
+                        "Client.get_executor()) or apply_async() (a multiprocessing or Ray Pool), got %s"
+                        % type(executor).__name__)
+    if cancel_event is not None and not callable(getattr(cancel_event, "is_set", None)):
+        raise TypeError("cancel_event must be a threading.Event (with is_set()) or None, got %s"
+                        % type(cancel_event).__name__)
+    n_jobs = _check_n_jobs(n_jobs)
+    if seed is not None:
+        _nonnegative_seed(seed)
+    T._check_class(OptimizerClass, "OptimizerClass", "optimizer")
+    T._check_class(NewErrorLossClass, "NewErrorLossClass", "loss")
+    T._check_class(StrictImitationLossClass, "StrictImitationLossClass", "loss")
+    if optimizer_kwargs is None or not isinstance(optimizer_kwargs, dict):
+        raise TypeError("optimizer_kwargs must be a dict of the optimizer's keyword arguments (e.g. "
+                        "{'lr': 0.01}), got %s" % type(optimizer_kwargs).__name__)
+    use_ml_flow = _values.flag(use_ml_flow, "compatibility_sweep", "use_ml_flow")
+    if not isinstance(ml_flow_run_name, str):
+        raise TypeError("ml_flow_run_name must be a str, got %s" % type(ml_flow_run_name).__name__)
+    overwrite = _values.flag(overwrite, "compatibility_sweep", "overwrite")
+    if progress is not None:
+        progress = _values.flag(progress, "compatibility_sweep", "progress")
+    _engine.as_dataset(training_set, "training_set")
+    _engine.as_dataset(test_set, "test_set")
+    return {"grid": grid, "epochs": epochs, "performance_metric": performance_metric, "n_jobs": n_jobs,
+            "optimizer_kwargs": dict(optimizer_kwargs),
+            "ne_kwargs": _check_kwargs(new_error_loss_kwargs, "new_error_loss_kwargs"),
+            "si_kwargs": _check_kwargs(strict_imitation_loss_kwargs, "strict_imitation_loss_kwargs"),
+            "use_ml_flow": use_ml_flow, "overwrite": overwrite, "progress": progress}
+
+
 def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_set, test_set,
                         batch_size_train, batch_size_test, OptimizerClass, optimizer_kwargs,
                         NewErrorLossClass, StrictImitationLossClass, performance_metric=None,
@@ -341,44 +411,20 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
     """
     from . import _checks
     from .helpers import training as T
-    from .metrics import model_accuracy
 
     # ---- arguments, all before any training ----
-    _checks.check_device(device)
-    grid = lambda_grid(lambda_c_stepsize)
+    a = check_arguments(
+        sweeps_folder_path, number_of_epochs, h1, h2, training_set, test_set, batch_size_train, batch_size_test,
+        OptimizerClass, optimizer_kwargs, NewErrorLossClass, StrictImitationLossClass, performance_metric,
+        lambda_c_stepsize, percent_complete_queue, new_error_loss_kwargs, strict_imitation_loss_kwargs,
+        get_instance_metadata, device, use_ml_flow, ml_flow_run_name, seed, n_jobs, executor, overwrite, progress,
+        cancel_event)
+    grid, epochs, performance_metric, n_jobs = a["grid"], a["epochs"], a["performance_metric"], a["n_jobs"]
+    optimizer_kwargs, ne_kwargs, si_kwargs = a["optimizer_kwargs"], a["ne_kwargs"], a["si_kwargs"]
+    overwrite, use_ml_flow, progress = a["overwrite"], a["use_ml_flow"], a["progress"]
     folder = _check_folder(sweeps_folder_path)
-    epochs = _checks.check_positive_int(number_of_epochs, "number_of_epochs")
-    _checks.check_positive_int(batch_size_train, "batch_size_train")
-    _checks.check_positive_int(batch_size_test, "batch_size_test")
-    _checks.check_model(h1, "h1")
-    _checks.check_model(h2, "h2")
-    if performance_metric is None:
-        performance_metric = model_accuracy
-    if not callable(performance_metric):
-        raise TypeError("performance_metric must be a function metric(model, dataset, device), got %s"
-                        % type(performance_metric).__name__)
-    if get_instance_metadata is not None and not callable(get_instance_metadata):
-        raise TypeError("get_instance_metadata must be a function of the instance id or None")
-    if percent_complete_queue is not None and not callable(getattr(percent_complete_queue, "put", None)):
-        raise TypeError("percent_complete_queue must have a put() method (a queue.Queue), got %s"
-                        % type(percent_complete_queue).__name__)
-    if executor is not None and not (callable(getattr(executor, "submit", None))
-                                     or callable(getattr(executor, "apply_async", None))):
-        raise TypeError("executor must have a submit() method (a concurrent.futures executor, Dask's "
-                        "Client.get_executor()) or apply_async() (a multiprocessing or Ray Pool), got %s"
-                        % type(executor).__name__)
-    n_jobs = _check_n_jobs(n_jobs)
     seed_drawn = seed is None
     seed = _nonnegative_seed(seed)
-    T._check_class(OptimizerClass, "OptimizerClass", "optimizer")
-    T._check_class(NewErrorLossClass, "NewErrorLossClass", "loss")
-    T._check_class(StrictImitationLossClass, "StrictImitationLossClass", "loss")
-    if optimizer_kwargs is None or not isinstance(optimizer_kwargs, dict):
-        raise TypeError("optimizer_kwargs must be a dict of the optimizer's keyword arguments (e.g. "
-                        "{'lr': 0.01}), got %r" % (optimizer_kwargs,))
-    optimizer_kwargs = dict(optimizer_kwargs)
-    ne_kwargs = _check_kwargs(new_error_loss_kwargs, "new_error_loss_kwargs")
-    si_kwargs = _check_kwargs(strict_imitation_loss_kwargs, "strict_imitation_loss_kwargs")
     train_data = _engine.as_dataset(training_set, "training_set")
     test_data = _engine.as_dataset(test_set, "test_set")
     trial = copy.deepcopy(h2)
@@ -391,7 +437,9 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
         try:
             cls(h1, trial, 1.0, **kw)
         except (TypeError, ValueError) as e:
-            raise type(e)("%s(h1, h2, lambda_c, **%s): %s" % (getattr(cls, "__name__", "loss"), name, e)) from e
+            raise type(e)("%s(h1, h2, lambda_c, **%s) (%s): %s" % ("NewErrorLossClass" if cls is NewErrorLossClass
+                                                                    else "StrictImitationLossClass", name,
+                                                                    getattr(cls, "__name__", "?"), e)) from e
     h1.eval()
     binary, width = _checks.probe_pair(h1, h2, train_data)
     for data in (train_data, test_data):
@@ -400,7 +448,8 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
     # ---- h1 once per data set ----
     train_h1 = _engine.predict(h1, train_data, "h1")
     test_h1 = _engine.predict(h1, test_data, "h1")
-    h1_performance = float(performance_metric(h1, test_data, device))
+    h1_performance = float(_checks.call_user(performance_metric, "performance_metric(h1, test_set, device)", h1,
+                                             test_data, device))
 
     settings = {
         "lambdas": grid, "number_of_epochs": epochs, "batch_size_train": int(batch_size_train),

@@ -89,3 +89,77 @@ def setting(v, fname, argname, low=None, high=None, low_open=False, high_open=Fa
                          % (_where(fname, argname), "(" if low_open or low is None else "[", lo, hi,
                             ")" if high_open or high is None else "]", f))
     return f
+
+
+
+def scalar(v, fname, argname, float_target=False):
+    """A scalar operand as a Python bool, int or float: TypeError for anything else (complex
+    included); an int must fit int64 (ValueError otherwise), unless it meets a float32 tensor:
+    then it is computed in float, as NumPy does (it must fit a double)."""
+    number(v, fname, argname)
+    if _is_bool(v):
+        return bool(v)
+    if isinstance(v, numbers.Integral):
+        v = int(v)
+        if float_target:
+            to_float(v, fname, argname)
+            return v
+        return int64(v, fname, argname)
+    return to_float(v, fname, argname)
+
+
+def flag(v, fname, argname):
+    """A boolean switch (keepdim, training, ...): a bool, a NumPy bool or an int (its truth
+    value, as PyTorch takes 0 and 1); TypeError for anything else."""
+    if _is_bool(v):
+        return bool(v)
+    if isinstance(v, numbers.Integral):
+        if int(v) not in (0, 1):
+            raise ValueError("%s must be a bool (or 0 or 1), got %d" % (_where(fname, argname), int(v)))
+        return bool(int(v))
+    raise TypeError("%s must be a bool, not %s" % (_where(fname, argname), type(v).__name__))
+
+
+def index(v, fname, argname):
+    """An integer argument (a dimension, a count, a size) as a Python int within int64:
+    TypeError for anything that is not an integer (bools included), ValueError beyond int64."""
+    if _is_bool(v) or not isinstance(v, numbers.Integral):
+        raise TypeError("%s must be an int, not %s" % (_where(fname, argname), type(v).__name__))
+    return int64(v, fname, argname)
+
+
+def _memory():
+    """This machine's physical memory in bytes (1 TiB when it cannot be read), the bound the
+    core checks sizes against."""
+    import os
+    try:
+        n = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        n = 0
+    return n if n > 0 else 1 << 40
+
+
+def check_size(shape, itemsize, fname, argname, dtype_name):
+    """A tensor of `shape` must have rank <= 4 and fit in memory (checked before anything of
+    that size is allocated or converted): ValueError naming the argument otherwise."""
+    where = _where(fname, argname) if fname else argname
+    if len(shape) > 4:
+        raise ValueError("%s: bcml tensors have at most 4 dimensions, got %d" % (where, len(shape)))
+    n = 1
+    for s in shape:
+        n *= int(s)
+    if n * itemsize > _memory():
+        raise ValueError("%s: a tensor of this size (%d elements%s) does not fit in memory"
+                         % (where, n, " of " + dtype_name if dtype_name else ""))
+
+
+def real(v, fname, argname):
+    """A real-number argument (a bound, a mean, ...) as a float: TypeError for anything that
+    is not a real number (bools and tensors included, as PyTorch), ValueError for an int beyond
+    int64."""
+    if _is_bool(v) or not isinstance(v, numbers.Real):
+        raise TypeError("%s must be a real number, not %s" % (_where(fname, argname), type(v).__name__))
+    f = to_float(v, fname, argname)
+    if isinstance(v, numbers.Integral):
+        return int64(v, fname, argname)
+    return f

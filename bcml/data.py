@@ -77,19 +77,38 @@ def _as_array(value, name):
                          "got a 0-d array".format(name))
     if arr.dtype == object:
         raise TypeError("{} must hold numbers, got an object array".format(name))
+    if arr.dtype.kind not in "biuf":
+        raise TypeError("{} must hold numbers (bool, integer or floating), got dtype {}".format(name, arr.dtype))
+    if arr.ndim > 4:
+        raise ValueError("{} has {} dimensions; bcml tensors (its batches) have at most 4".format(name, arr.ndim))
+    n, limit = arr.size * 8, _memory()
+    if n > limit:  # its float32/int64 copy would not fit
+        raise ValueError("{}: an array of {} elements does not fit in memory".format(name, arr.size))
     return arr
 
 
-def _check_int(value, name, allow_none=False):
+def _memory():
+    try:
+        from ._values import _memory as m
+    except ImportError:
+        return 1 << 62
+    return m()
+
+
+def _check_int(value, name, allow_none=False, limit=2 ** 63):
     if value is None and allow_none:
         return None
     if isinstance(value, (bool, np.bool_)):
         raise TypeError("{} must be an int, got a bool".format(name))
     try:
-        return operator.index(value)
+        value = operator.index(value)
     except TypeError:
         raise TypeError("{} must be an int{}, got {}".format(
             name, " or None" if allow_none else "", type(value).__name__)) from None
+    if value >= limit or value < -2 ** 63:
+        raise ValueError("{}: value cannot be converted to type {} without overflow (got {})".format(
+            name, "int64" if limit == 2 ** 63 else "uint64", value))
+    return value
 
 
 class DataLoader:
@@ -139,7 +158,7 @@ class DataLoader:
         batch_size = _check_int(batch_size, "batch_size")
         if batch_size <= 0:
             raise ValueError("batch_size must be a positive int, got {}".format(batch_size))
-        seed = _check_int(seed, "seed", allow_none=True)
+        seed = _check_int(seed, "seed", allow_none=True, limit=2 ** 64)
         if seed is not None and seed < 0:
             raise ValueError("seed must be >= 0, got {}".format(seed))
         if ids is None:
@@ -191,6 +210,9 @@ class DataLoader:
     def order(self, epoch):
         """Row order of epoch ``epoch``: a permutation (int64 array) when
         shuffling, else None (rows in order)."""
+        epoch = _check_int(epoch, "epoch")
+        if epoch < 0:
+            raise ValueError("epoch must be >= 0, got {}".format(epoch))
         if not self.shuffle:
             return None
         seq = np.random.SeedSequence(self.seed, spawn_key=(int(epoch),))

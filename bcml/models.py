@@ -1,8 +1,29 @@
 """The example notebooks' models. Every classifier returns the triple
 (logits, softmax(logits), log_softmax(logits)) of shape (B, C) (SPEC section 2); a model built
 with one output returns the sigmoid probability of shape (B, 1) instead (a binary model)."""
-from . import nn
+from . import _core, _values, nn
 from .nn import functional as F
+
+
+def _size(v, model, argname):
+    """A layer size of a model: a positive int within int64 (TypeError / ValueError naming it)."""
+    v = _values.index(v, model, argname)
+    if v < 1:
+        raise ValueError("%s(): argument '%s' must be a positive int, got %d" % (model, argname, v))
+    return v
+
+
+def _input(x, model, ndim, trailing=None):
+    """The model's input x: a float32 tensor of ndim dimensions whose trailing sizes are
+    `trailing` (None: any), named in the message otherwise."""
+    if not isinstance(x, _core.TensorBase):
+        raise TypeError("%s.forward(): argument 'x' must be a bcml tensor, not %s" % (model, type(x).__name__))
+    if x._dtype_name != "float32":
+        raise TypeError("%s.forward(): argument 'x' must be a float32 tensor, got %s" % (model, x._dtype_name))
+    if x.ndim != ndim or (trailing is not None and tuple(x.shape[1:]) != tuple(trailing)):
+        want = "(B, %s)" % ", ".join(str(t) for t in trailing) if trailing is not None else "%d-D" % ndim
+        raise ValueError("%s.forward(): argument 'x' must have shape %s, got %s" % (model, want, tuple(x.shape)))
+    return x
 
 
 def _triple(logits):
@@ -16,10 +37,11 @@ class LogisticRegression(nn.Module):
 
     def __init__(self, input_dim, output_dim):
         super().__init__()
-        self.linear = nn.Linear(input_dim, output_dim)
+        self.linear = nn.Linear(_size(input_dim, "LogisticRegression", "input_dim"),
+                                _size(output_dim, "LogisticRegression", "output_dim"))
 
     def forward(self, x):
-        return _triple(self.linear(x))
+        return _triple(self.linear(_input(x, "LogisticRegression", 2, (self.linear.in_features,))))
 
 
 class MLPClassifier(nn.Module):
@@ -28,7 +50,12 @@ class MLPClassifier(nn.Module):
 
     def __init__(self, input_size, num_classes, hidden_sizes=(50, 10)):
         super().__init__()
-        sizes = [input_size] + list(hidden_sizes) + [num_classes]
+        if not isinstance(hidden_sizes, (tuple, list)):
+            raise TypeError("MLPClassifier(): argument 'hidden_sizes' must be a tuple or list of layer sizes, not %s"
+                            % type(hidden_sizes).__name__)
+        sizes = ([_size(input_size, "MLPClassifier", "input_size")]
+                 + [_size(h, "MLPClassifier", "hidden_sizes") for h in hidden_sizes]
+                 + [_size(num_classes, "MLPClassifier", "num_classes")])
         mods = []
         for i in range(len(sizes) - 1):
             mods.append(nn.Linear(sizes[i], sizes[i + 1]))
@@ -37,7 +64,7 @@ class MLPClassifier(nn.Module):
         self.layers = nn.Sequential(*mods)
 
     def forward(self, x):
-        return _triple(self.layers(x))
+        return _triple(self.layers(_input(x, "MLPClassifier", 2, (self.layers[0].in_features,))))
 
 
 class ConvNet(nn.Module):
@@ -47,6 +74,7 @@ class ConvNet(nn.Module):
 
     def __init__(self, num_classes=10):
         super().__init__()
+        num_classes = _size(num_classes, "ConvNet", "num_classes")
         self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
         self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
         self.conv2_drop = nn.Dropout2d()
@@ -54,7 +82,7 @@ class ConvNet(nn.Module):
         self.fc2 = nn.Linear(50, num_classes)
 
     def forward(self, x):
-        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv1(_input(x, "ConvNet", 4, (1, 28, 28))), 2))
         x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
         x = x.view(-1, 320)
         x = F.relu(self.fc1(x))
@@ -69,6 +97,7 @@ class SixLayerNet(nn.Module):
 
     def __init__(self, num_classes=10):
         super().__init__()
+        num_classes = _size(num_classes, "SixLayerNet", "num_classes")
         self.conv1 = nn.Conv2d(3, 18, kernel_size=3, stride=1, padding=1)
         self.fc1 = nn.Linear(18 * 32 * 32, 192)
         self.fc2 = nn.Linear(192, 192)
@@ -77,7 +106,7 @@ class SixLayerNet(nn.Module):
         self.fc5 = nn.Linear(192, num_classes)
 
     def forward(self, x):
-        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv1(_input(x, "SixLayerNet", 4, (3, 32, 32))))
         x = x.view(-1, 18 * 32 * 32)
         x = F.relu(self.fc1(x))
         x = F.relu(self.fc2(x))
@@ -94,6 +123,11 @@ class BasicBlock(nn.Module):
 
     def __init__(self, inplanes, planes, stride=1, downsample=None):
         super().__init__()
+        inplanes, planes = _size(inplanes, "BasicBlock", "inplanes"), _size(planes, "BasicBlock", "planes")
+        stride = _size(stride, "BasicBlock", "stride")
+        if downsample is not None and not isinstance(downsample, nn.Module):
+            raise TypeError("BasicBlock(): argument 'downsample' must be a Module or None, not %s"
+                            % type(downsample).__name__)
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU()
@@ -105,7 +139,10 @@ class BasicBlock(nn.Module):
             self.downsample = None
 
     def forward(self, x):
-        identity = x
+        identity = x = _input(x, "BasicBlock", 4)
+        if x.shape[1] != self.conv1.in_channels:
+            raise ValueError("BasicBlock.forward(): argument 'x' must have %d channels (dim 1), got shape %s"
+                             % (self.conv1.in_channels, tuple(x.shape)))
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         if self.downsample is not None:
@@ -120,6 +157,7 @@ class ResNet18(nn.Module):
 
     def __init__(self, num_classes=10):
         super().__init__()
+        num_classes = _size(num_classes, "ResNet18", "num_classes")
         self.inplanes = 64
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
@@ -147,6 +185,10 @@ class ResNet18(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x):
+        x = _input(x, "ResNet18", 4)
+        if x.shape[1] != 3:
+            raise ValueError("ResNet18.forward(): argument 'x' must be (B, 3, H, W) images, got shape %s"
+                             % (tuple(x.shape),))
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = self.avgpool(x).flatten(1)

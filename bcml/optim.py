@@ -17,7 +17,10 @@ def _check(name, value, low=0.0, allow_equal=True, argname=None, fname=None):
     update computes in float32: 1e39 would become inf and train on inf/NaN). The message
     names the optimizer (fname) and the argument (argname, default name)."""
     pre = "%s: " % fname if fname else ""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or value != value:  # NaN
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):  # a wrong type
+        raise TypeError("%sInvalid %s value: %s (%s must be a number)" % (pre, name, type(value).__name__,
+                                                                         argname or name))
+    if value != value:  # NaN
         raise ValueError("%sInvalid %s value: %r (%s must be a number)" % (pre, name, value, argname or name))
     if value < low or (not allow_equal and value == low):
         raise ValueError("%sInvalid %s value: %r (%s must be >= %r)" % (pre, name, value, argname or name, low))
@@ -32,7 +35,10 @@ def _check(name, value, low=0.0, allow_equal=True, argname=None, fname=None):
 
 
 def _check_betas(betas, fname):
-    if (not isinstance(betas, (tuple, list)) or len(betas) != 2 or
+    if not isinstance(betas, (tuple, list)):
+        raise TypeError("%s: Invalid beta parameters: %s (betas must be a pair of numbers in [0, 1))"
+                        % (fname, type(betas).__name__))
+    if (len(betas) != 2 or
             not all(isinstance(b, numbers.Real) and not isinstance(b, bool) for b in betas)):
         raise ValueError("%s: Invalid beta parameters: %r (betas must be a pair of numbers in [0, 1))"
                          % (fname, betas))
@@ -47,11 +53,17 @@ class Optimizer:
     """Base class: param_groups (list of dicts with 'params' and settings), zero_grad, state_dict."""
 
     def __init__(self, params, defaults):
-        if isinstance(params, Tensor):
-            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts")
+        import collections.abc
+        if isinstance(params, (Tensor, str, bytes, dict, np.ndarray)) or \
+                not isinstance(params, collections.abc.Iterable):
+            raise TypeError("params argument given to the optimizer should be an iterable of Tensors or dicts, "
+                            "not %s" % type(params).__name__)
+        if not isinstance(defaults, dict):
+            raise TypeError("%s(): argument 'defaults' must be a dict of settings, not %s"
+                            % (type(self).__name__, type(defaults).__name__))
         params = list(params)
         if not params:
-            raise ValueError("optimizer got an empty parameter list")
+            raise ValueError("optimizer got an empty parameter list (argument 'params')")
         if not isinstance(params[0], dict):
             params = [{"params": params}]
         self.defaults = dict(defaults)
@@ -60,8 +72,16 @@ class Optimizer:
             self.add_param_group(g)
 
     def add_param_group(self, group):
+        if not isinstance(group, dict):
+            raise TypeError("add_param_group(): argument 'group' must be a dict with 'params', not %s"
+                            % type(group).__name__)
         group = dict(group)
+        if "params" not in group:
+            raise ValueError("add_param_group(): argument 'group' must have the key 'params' (the parameters)")
         ps = group["params"]
+        if not isinstance(ps, Tensor) and (isinstance(ps, (str, bytes, dict)) or not hasattr(ps, "__iter__")):
+            raise TypeError("add_param_group(): group['params'] must be a tensor or an iterable of tensors, not %s"
+                            % type(ps).__name__)
         ps = [ps] if isinstance(ps, Tensor) else list(ps)
         for i, p in enumerate(ps):
             if not isinstance(p, Tensor):
@@ -78,6 +98,8 @@ class Optimizer:
         pass
 
     def zero_grad(self, set_to_none=True):
+        from ._values import flag
+        set_to_none = flag(set_to_none, "zero_grad", "set_to_none")
         for g in self.param_groups:
             for p in g["params"]:
                 if set_to_none:
@@ -230,6 +252,9 @@ class Optimizer:
     def _closure(self, closure):
         if closure is None:
             return None
+        if not callable(closure):
+            raise TypeError("step(): argument 'closure' must be a function (that recomputes the loss) or None, "
+                            "not %s" % type(closure).__name__)
         from ._autograd import enable_grad
         with enable_grad():
             return closure()
@@ -249,6 +274,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False,
                  maximize=False):
+        from ._values import flag
+        nesterov, maximize = flag(nesterov, "SGD", "nesterov"), flag(maximize, "SGD", "maximize")
         self._opts(dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                         nesterov=nesterov, maximize=maximize))
         if nesterov and (momentum <= 0 or dampening != 0):
@@ -293,6 +320,8 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False,
                  maximize=False):
+        from ._values import flag
+        amsgrad, maximize = flag(amsgrad, "Adam", "amsgrad"), flag(maximize, "Adam", "maximize")
         self._opts(dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
                         maximize=maximize))
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
@@ -340,8 +369,18 @@ class Adam(Optimizer):
 
 class lr_scheduler:  # namespace, as torch.optim.lr_scheduler
     class StepLR:
+        """Multiplies every group's lr by gamma every step_size epochs (as torch's StepLR)."""
+
         def __init__(self, optimizer, step_size, gamma=0.1):
-            self.optimizer, self.step_size, self.gamma = optimizer, int(step_size), float(gamma)
+            from . import _values
+            if not isinstance(getattr(optimizer, "param_groups", None), list):
+                raise TypeError("StepLR(): argument 'optimizer' must be an optimizer (with param_groups), not %s"
+                                % type(optimizer).__name__)
+            step_size = _values.index(step_size, "StepLR", "step_size")
+            if step_size < 1:
+                raise ValueError("StepLR(): argument 'step_size' must be a positive int, got %d" % step_size)
+            gamma = _values.setting(gamma, "StepLR", "gamma")
+            self.optimizer, self.step_size, self.gamma = optimizer, step_size, gamma
             self.last_epoch = 0
             self.base_lrs = [g["lr"] for g in optimizer.param_groups]
 

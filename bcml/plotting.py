@@ -26,14 +26,14 @@ def _as_summary(summary_or_folder):
         from .sweep_management import load_sweep_summary
         folder = os.fspath(summary_or_folder)
         if not os.path.isdir(folder):
-            raise FileNotFoundError("plot_tradeoff: %r is not a folder" % (folder,))
+            raise FileNotFoundError("plot_tradeoff(): argument 'summary_or_folder': %r is not a folder" % (folder,))
         summary = load_sweep_summary(folder)
         if summary is None:
             raise FileNotFoundError("plot_tradeoff: %r holds no sweep (no %s or sweep_settings.json)"
                                     % (folder, "sweep_summary.json"))
         return summary
     if not isinstance(summary_or_folder, dict) or not isinstance(summary_or_folder.get("data"), list):
-        raise TypeError("plot_tradeoff needs a sweep summary (a dict with a 'data' list, as returned by "
+        raise TypeError("plot_tradeoff(): argument 'summary_or_folder' must be a sweep summary (a dict with a 'data' list, as returned by "
                         "compatibility_sweep or SweepManager.get_sweep_summary) or a sweep folder, got %s"
                         % type(summary_or_folder).__name__)
     for row in summary_or_folder["data"]:
@@ -43,6 +43,21 @@ def _as_summary(summary_or_folder):
                              "('new-error' or 'strict-imitation') and a split ('training' or 'testing'), got %r"
                              % (row,))
     return summary_or_folder
+
+
+def _names(v, argname, allowed):
+    """kinds / splits: a tuple or list of some of the allowed names (at least one)."""
+    if not isinstance(v, (tuple, list)):
+        raise TypeError("plot_tradeoff(): argument '%s' must be a tuple of %r, not %s"
+                        % (argname, allowed, type(v).__name__))
+    for k in v:
+        if not isinstance(k, str):
+            raise TypeError("plot_tradeoff(): argument '%s' must hold str names, got %s" % (argname, type(k).__name__))
+        if k not in allowed:
+            raise ValueError("%s: %r is not one of %r" % (argname, k, allowed))
+    if not v:
+        raise ValueError("plot_tradeoff(): argument '%s' must name at least one of %r" % (argname, allowed))
+    return tuple(v)
 
 
 def _value(v):
@@ -69,24 +84,24 @@ def plot_tradeoff(summary_or_folder, ax=None, *, kinds=KINDS, splits=SPLITS, ann
     for a new figure. kinds, splits: the lines to draw. annotate: write each point's lambda_c
     beside it. Returns the matplotlib Figure.
     """
+    from ._values import flag
     summary = _as_summary(summary_or_folder)
-    kinds, splits = tuple(kinds), tuple(splits)
-    for k in kinds:
-        if k not in KINDS:
-            raise ValueError("kinds: %r is not one of %r" % (k, KINDS))
-    for s in splits:
-        if s not in SPLITS:
-            raise ValueError("splits: %r is not one of %r" % (s, SPLITS))
+    kinds, splits = _names(kinds, "kinds", KINDS), _names(splits, "splits", SPLITS)
+    annotate = flag(annotate, "plot_tradeoff", "annotate")
+    if title is not None and not isinstance(title, str):
+        raise TypeError("plot_tradeoff(): argument 'title' must be a str or None, not %s" % type(title).__name__)
     plt = _pyplot()
     if ax is None:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=True)
     else:
+        from matplotlib.axes import Axes
         try:
-            axes = list(ax)
+            axes = list(ax) if not isinstance(ax, Axes) else None
         except TypeError:
             axes = None
-        if axes is None or len(axes) != 2:
-            raise ValueError("ax must be two matplotlib Axes (BTC, BEC) or None")
+        if axes is None or len(axes) != 2 or not all(isinstance(a, Axes) for a in axes):
+            raise TypeError("plot_tradeoff(): argument 'ax' must be two matplotlib Axes (BTC, BEC) or None, got %s"
+                            % type(ax).__name__)
         fig = axes[0].figure
     metric = summary.get("performance_metric") or "performance"
     h1 = summary.get("h1_performance")

@@ -63,7 +63,19 @@ def count_table(h1_labels, h2_labels, y, num_classes=None):
     h1 label != h2 label. Without ``num_classes`` the class count is the largest label of
     the three arrays plus one.
     """
-    return _core.count_table(h1_labels, h2_labels, y, num_classes, name="count_table")
+    return _core.count_table(h1_labels, h2_labels, y, _num_classes(num_classes, "count_table"),
+                             name="count_table")
+
+
+def _num_classes(num_classes, fname):
+    """None or a positive int within int64 (checked here: the C count pass reads it as one)."""
+    if num_classes is None:
+        return None
+    from . import _values
+    n = _values.index(num_classes, fname, "num_classes")
+    if n < 1:
+        raise ValueError("%s(): argument 'num_classes' must be a positive int, got %d" % (fname, n))
+    return n
 
 
 def _zero_division(value, fname):
@@ -74,6 +86,8 @@ def _zero_division(value, fname):
         v = float(value)
         if v == 0.0 or v == 1.0 or math.isnan(v):
             return v
+    else:
+        raise TypeError('%s: zero_division must be "warn", 0.0, 1.0 or nan, not %s' % (fname, type(value).__name__))
     raise ValueError('%s: zero_division must be "warn", 0.0, 1.0 or nan, got %r'
                      % (fname, value))
 
@@ -114,6 +128,8 @@ def error_compatibility_score(h1_labels, h2_labels, y, normalize="h2", zero_divi
     (``normalize="h2"``, the published definition: the share of h2's mistakes that h1 also
     makes) or by h1's errors (``normalize="h1"``, what BCML's code computes)."""
     fname = "error_compatibility_score"
+    if not isinstance(normalize, str):
+        raise TypeError("%s: normalize must be 'h2' or 'h1', not %s" % (fname, type(normalize).__name__))
     if normalize not in ("h1", "h2"):
         raise ValueError("%s: normalize must be 'h2' (both wrong / h2 wrong, the published "
                          "definition) or 'h1' (both wrong / h1 wrong, BCML's), got %r"
@@ -191,7 +207,21 @@ class CompatibilityReport(dict):
     (``class`` index, ``name``, ``support`` and the same scores on that class's samples).
     """
 
+    def __init__(self, mapping=(), **kwargs):
+        if not isinstance(mapping, (dict, collections.abc.Mapping)) and not (
+                isinstance(mapping, tuple) and not mapping):
+            raise TypeError("CompatibilityReport(): argument 'mapping' must be a dict (of scores), not %s"
+                            % type(mapping).__name__)
+        super().__init__(mapping, **kwargs)
+
     def format(self, digits=4):
+        if isinstance(digits, bool) or not isinstance(digits, numbers.Integral):
+            raise TypeError("format(): argument 'digits' must be an int, not %s" % type(digits).__name__)
+        if not 0 <= digits <= 30:
+            raise ValueError("format(): argument 'digits' must lie in [0, 30], got %d" % digits)
+        for k in ("n", "num_classes", "per_class"):
+            if k not in self:
+                raise ValueError("format(): this report has no %r (only compatibility_report's reports format)" % k)
         rows = [("overall", self["n"], self)]
         rows += [(pc["name"], pc["support"], pc) for pc in self["per_class"]]
         name_w = max(len("class"), max(len(r[0]) for r in rows))
@@ -230,13 +260,19 @@ def compatibility_report(h1_labels, h2_labels, y, num_classes=None, class_names=
     """
     fname = "compatibility_report"
     zd = _zero_division(zero_division, fname)
+    num_classes = _num_classes(num_classes, fname)
     names = None
     if class_names is not None:
-        if isinstance(class_names, (str, bytes)) or not isinstance(class_names, collections.abc.Iterable):
+        if isinstance(class_names, (str, bytes, _core.TensorBase)) or \
+                not isinstance(class_names, collections.abc.Iterable) \
+                or (isinstance(class_names, np.ndarray) and class_names.ndim != 1):
             raise TypeError("%s: class_names must be a sequence of names, got %s"
                             % (fname, "a string" if isinstance(class_names, (str, bytes))
                                else type(class_names).__name__))
-        names = [str(n) for n in class_names]
+        names = list(class_names)
+        for n in names:
+            if not isinstance(n, str):
+                raise TypeError("%s: class_names must hold str names, got %s" % (fname, type(n).__name__))
         if num_classes is None and not names:
             raise ValueError("%s: class_names is empty" % fname)
         if num_classes is not None and len(names) != num_classes:

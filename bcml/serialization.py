@@ -124,12 +124,19 @@ def _check_metadata(metadata):
     return dict(metadata)
 
 
+def _check_path(f, fname):
+    if not isinstance(f, (str, bytes, os.PathLike)):
+        raise TypeError("%s(): argument 'f' must be a path (str, bytes or os.PathLike), not %s"
+                        % (fname, type(f).__name__))
+
+
 def save(obj, f, metadata=None):
     """Writes a tensor, a dict of tensors (a state dict), a Module's state dict or an
     optimizer's state dict to the path f, atomically (a temporary file, then a rename).
 
     metadata: None or a dict of str to str, stored in the header's ``__metadata__`` (read it back
     with ``load(f, return_metadata=True)``). A tensor may not be named ``__metadata__``."""
+    _check_path(f, "save")
     user_meta = _check_metadata(metadata)
     tensors, own_meta = _flatten(obj)
     if "__metadata__" in tensors:
@@ -225,9 +232,13 @@ def load(f, map_location=None, weights_only=True, return_metadata=False):
     Files that break the format's rules raise ValueError (see the module's docstring)."""
     from ._tensor import check_device
     from . import _core
+    from ._values import flag
     check_device(map_location, "map_location")
     if not isinstance(return_metadata, (bool, np.bool_)):
         raise TypeError("load: return_metadata must be a bool, got %s" % type(return_metadata).__name__)
+    if not flag(weights_only, "load", "weights_only"):  # bcml's files hold tensors only: nothing else to allow
+        pass
+    _check_path(f, "load")
     path = os.fspath(f)
     with open(path, "rb") as fh:
         data = fh.read()

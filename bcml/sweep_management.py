@@ -31,7 +31,7 @@ import os
 import queue
 import threading
 
-from . import _checks, _sweep
+from . import _checks, _sweep, _values
 from ._sweep import MANIFEST, SUMMARY, SweepCancelled
 from .helpers import training
 from .metrics import model_accuracy
@@ -52,6 +52,24 @@ def load_sweep_summary(folder):
         return _sweep.read_summary(folder)
     except FileNotFoundError:
         return None
+
+
+def _timeout(timeout, fname):
+    """None or a non-negative number of seconds (as threading's join)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError("%s(): argument 'timeout' must be a number of seconds or None, not %s"
+                        % (fname, type(timeout).__name__))
+    t = _values.to_float(timeout, fname, "timeout")
+    if not t >= 0:
+        raise ValueError("%s(): argument 'timeout' must be >= 0, got %r" % (fname, timeout))
+    return min(t, threading.TIMEOUT_MAX)
+
+
+def _read_only_settings(*settings):
+    """SweepManager.from_folder passes None for every setting of the sweep (it only reads)."""
+    return all(v is None for v in settings)
 
 
 class SweepManager(object):
@@ -95,6 +113,16 @@ class SweepManager(object):
         if get_instance_image_by_id is not None and not callable(get_instance_image_by_id):
             raise TypeError("get_instance_image_by_id must be a function of the instance id or None, got %s"
                             % type(get_instance_image_by_id).__name__)
+        if not _read_only_settings(number_of_epochs, h1, h2, training_set, test_set, batch_size_train,
+                                   batch_size_test, OptimizerClass, optimizer_kwargs, NewErrorLossClass,
+                                   StrictImitationLossClass):
+            # the sweep's settings, checked now (as compatibility_sweep checks them) rather than in the
+            # background thread; a folder name is only checked to be a path (nothing is written yet)
+            _sweep.check_arguments(
+                folder_name, number_of_epochs, h1, h2, training_set, test_set, batch_size_train, batch_size_test,
+                OptimizerClass, optimizer_kwargs, NewErrorLossClass, StrictImitationLossClass, performance_metric,
+                lambda_c_stepsize, None, new_error_loss_kwargs, strict_imitation_loss_kwargs, get_instance_metadata,
+                device, use_ml_flow, ml_flow_run_name, seed, n_jobs, executor, overwrite, progress, None)
         if use_ml_flow:
             _sweep._mlflow(True)  # ImportError naming the extra, now rather than in the thread
         if progress is True:
@@ -224,6 +252,8 @@ class SweepManager(object):
         keep their files; a later ``start_sweep()`` resumes). With wait=True (the default) returns
         once the background thread has ended (or timeout seconds have passed); returns True when
         no sweep of this manager is running any more."""
+        wait = _values.flag(wait, "cancel", "wait")
+        timeout = _timeout(timeout, "cancel")
         if not self.is_running():
             return True
         self._cancel_event.set()
@@ -234,6 +264,7 @@ class SweepManager(object):
     def wait(self, timeout=None):
         """Waits for the background sweep to end; True when it has ended (finished or cancelled),
         False when timeout seconds passed first. Re-raises the sweep's exception if it failed."""
+        timeout = _timeout(timeout, "wait")
         t = self.sweep_thread
         if t is not None:
             t.join(timeout)
@@ -315,13 +346,17 @@ class SweepManager(object):
             raise FileNotFoundError("no evaluation %d: %r holds no sweep" % (idx, folder)) from None
         count = 4 * len(grid)
         if not 0 <= idx < count:
-            raise IndexError("no evaluation %d: the sweep in %r has evaluations 0 to %d"
+            raise IndexError("no evaluation %d (argument 'evaluation_id'): the sweep in %r has evaluations 0 to %d"
                              % (idx, folder, count - 1))
         raise FileNotFoundError("evaluation %d is not on disk yet: its job (lambda_c %s, %s) has not finished"
                                 % (idx, grid[idx // 4], _sweep.KINDS[(idx % 4) // 2]))
 
     def get_instance_image(self, instance_id):
         """What ``get_instance_image_by_id(instance_id)`` returns (an image of the instance)."""
+        if isinstance(instance_id, bool) or not isinstance(instance_id, numbers.Integral):
+            raise TypeError("get_instance_image(): argument 'instance_id' must be an int (an instance id), not %s"
+                            % type(instance_id).__name__)
+        instance_id = _values.int64(instance_id, "get_instance_image", "instance_id")
         if self.get_instance_image_by_id is None:
             raise ValueError("this SweepManager has no get_instance_image_by_id: pass "
                              "get_instance_image_by_id=f, f(instance_id) returning the instance's image")

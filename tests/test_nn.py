@@ -38,7 +38,7 @@ def test_module_registration_and_names():
 def test_load_state_dict_checks_keys_and_shapes():
     m = LogisticRegression(3, 2)
     sd = m.state_dict()
-    with pytest.raises(KeyError, match="missing"):
+    with pytest.raises(ValueError, match="missing"):
         m.load_state_dict({"linear.weight": sd["linear.weight"]})
     bad = dict(sd)
     bad["linear.weight"] = bcml.zeros(2, 4)

@@ -86,7 +86,7 @@ def test_linear_bad_inputs():
         F.linear(x, bcml.tensor(np.zeros((1, 2, 3), np.float32)))
     with pytest.raises(ValueError, match=r"input of shape \(\)"):
         F.linear(bcml.tensor(np.float32(1.0)), w)
-    with pytest.raises(ValueError, match=r"bias must have shape \(2,\), got \(3,\)"):
+    with pytest.raises(ValueError, match=r"bias must have shape \(2,\) \(one value per row of weight\), got \(3,\)"):
         F.linear(x, w, bcml.tensor(np.zeros(3, np.float32)))
     with pytest.raises(TypeError, match=r"linear: input must be a float32"):
         F.linear(bcml.tensor(np.zeros((4, 3), np.int64)), w)
@@ -163,7 +163,7 @@ def test_matmul_matches_torch(torch, sa, sb):
 
 def test_matmul_bad_inputs():
     a = bcml.tensor(np.zeros((2, 4), np.float32))
-    with pytest.raises(ValueError, match=r"matmul: shapes \(2, 4\) and \(3, 5\) cannot be multiplied \(4 != 3\)"):
+    with pytest.raises(ValueError, match=r"matmul: input of shape \(2, 4\) and other of shape \(3, 5\) cannot be multiplied \(4 != 3\)"):
         a @ bcml.tensor(np.zeros((3, 5), np.float32))
     with pytest.raises(ValueError, match=r"cannot be multiplied"):
         bcml.tensor(np.zeros(3, np.float32)) @ bcml.tensor(np.zeros(4, np.float32))

@@ -165,7 +165,7 @@ def test_errors(plt, tmp_path):
     with pytest.raises(ValueError, match="splits"):
         bcml.plot_tradeoff(SYNTHETIC, splits=["test"])
     fig, a = plt.subplots()
-    with pytest.raises(ValueError, match="two matplotlib Axes"):
+    with pytest.raises(TypeError, match="two matplotlib Axes"):
         bcml.plot_tradeoff(SYNTHETIC, ax=a)
     plt.close(fig)
 

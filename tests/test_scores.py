@@ -156,10 +156,12 @@ def test_zero_division_values(case, zd, expect):
 
 @pytest.mark.parametrize("zd", [2, -1, 0.5, "nan", "zero", None, True, [0.0]])
 def test_zero_division_invalid(zd):
+    # a wrong value is a ValueError, a wrong type (None, a bool, a list) a TypeError (issue 9's rule)
+    exc = TypeError if zd is None or isinstance(zd, (bool, list)) else ValueError
     for fn in (S.trust_compatibility_score, S.error_compatibility_score, S.negative_flip_impact):
-        with pytest.raises(ValueError, match="zero_division"):
+        with pytest.raises(exc, match="zero_division"):
             fn(H1, H2, Y, zero_division=zd)
-    with pytest.raises(ValueError, match="zero_division"):
+    with pytest.raises(exc, match="zero_division"):
         S.compatibility_report(H1, H2, Y, zero_division=zd)
 
 
@@ -170,7 +172,7 @@ def test_zero_division_is_checked_even_when_not_needed():
 
 @pytest.mark.parametrize("norm", ["h3", "H2", None, 2, "both"])
 def test_normalize_invalid(norm):
-    with pytest.raises(ValueError, match="normalize"):
+    with pytest.raises(ValueError if isinstance(norm, str) else TypeError, match="normalize"):
         S.error_compatibility_score(H1, H2, Y, normalize=norm)
 
 

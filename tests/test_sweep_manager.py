@@ -329,11 +329,12 @@ def test_constructor_errors(setup, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)
     with pytest.raises(ImportError, match="pip install tqdm"):
         _manager(tmp_path, setup, progress=True)
-    # bad sweep settings surface from the background run, before any file is written
-    m = _manager(tmp_path / "s", setup, lambda_c_stepsize=0)
-    m.start_sweep()
+    # bad sweep settings are refused when the manager is made (as compatibility_sweep refuses them),
+    # before any file is written
     with pytest.raises(ValueError, match="lambda_c_stepsize"):
-        m.wait()
+        _manager(tmp_path / "s", setup, lambda_c_stepsize=0)
+    with pytest.raises(TypeError, match="number_of_epochs"):
+        _manager(tmp_path / "s", setup, number_of_epochs="3")
     assert not (tmp_path / "s").exists()
 
 

@@ -73,9 +73,9 @@ def test_concurrent_callers_get_their_own_results():
 
 def test_set_num_threads_rejects_bad_values():
     import pytest
-    with pytest.raises(ValueError, match="n must be"):
+    with pytest.raises(ValueError, match="'n' must be a positive int"):
         bcml.set_num_threads(0)
-    with pytest.raises(ValueError, match="n must be"):
+    with pytest.raises(TypeError, match="'n' must be an int"):  # a wrong type (issue 9's rule)
         bcml.set_num_threads(1.5)
 
 

@@ -125,12 +125,15 @@ def train_test_split(n_samples, test_size=0.2, seed=0):
     n_samples = _as_int(n_samples, "n_samples")
     if n_samples < 0:
         raise ValueError("n_samples must be >= 0, got {}".format(n_samples))
+    from .._values import check_size
+    check_size((n_samples,), 8, "train_test_split", "n_samples", "int64")  # the permutation it draws
+    check_split_args(test_size, seed)
     if isinstance(test_size, bool):
         raise TypeError("test_size must be a float in [0, 1) or an int, got a bool")
     if isinstance(test_size, (int, np.integer)):
         n_test = int(test_size)
     elif isinstance(test_size, (float, np.floating)):
-        if not 0.0 <= float(test_size) < 1.0:
+        if not 0.0 <= float(test_size) < 1.0:  # NaN too
             raise ValueError("test_size must be in [0, 1) when a float, got {}".format(test_size))
         n_test = int(math.ceil(float(test_size) * n_samples))
     else:
@@ -140,8 +143,24 @@ def train_test_split(n_samples, test_size=0.2, seed=0):
         raise ValueError("test_size={} leaves no training rows out of {} (or is negative)".format(
             test_size, n_samples))
     seed = _as_int(seed, "seed")
+    if not 0 <= seed < 2 ** 64:
+        raise ValueError("seed must be an int in [0, 2**64), got {}".format(seed))
     perm = np.random.Generator(np.random.PCG64(seed)).permutation(n_samples)
     return np.sort(perm[n_test:]).astype(np.int64), np.sort(perm[:n_test]).astype(np.int64)
+
+
+def check_split_args(test_size, seed):
+    """test_size (a float in [0, 1) or a non-negative int) and seed (an int in [0, 2**64)),
+    checked before a loader reads its file."""
+    if isinstance(test_size, bool) or not isinstance(test_size, (int, np.integer, float, np.floating)):
+        raise TypeError("test_size must be a float in [0, 1) or an int, got {}".format(type(test_size).__name__))
+    if isinstance(test_size, (float, np.floating)) and not 0.0 <= float(test_size) < 1.0:
+        raise ValueError("test_size must be in [0, 1) when a float, got {}".format(test_size))
+    if isinstance(test_size, (int, np.integer)) and test_size < 0:
+        raise ValueError("test_size must be >= 0 when an int, got {}".format(test_size))
+    seed = _as_int(seed, "seed")
+    if not 0 <= seed < 2 ** 64:
+        raise ValueError("seed must be an int in [0, 2**64), got {}".format(seed))
 
 
 def _as_int(value, name):

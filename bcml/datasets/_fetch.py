@@ -148,6 +148,66 @@ def fetch(url, dest, sha256=None, timeout=60.0, md5=None):
     return dest
 
 
+def check_record(rec, x_ndim):
+    """The fields of a Dataset / ImageDataset made by hand, checked as the loaders make them:
+    numeric arrays (features of x_ndim dimensions, 1-D labels, 1-D integer row indices that lie
+    in X), rows that agree, tuples of str for the names, a str description and name."""
+    import numpy as np
+    cls = type(rec).__name__
+    for k in ("X_train", "y_train", "X_test", "y_test", "X", "y", "train_index", "test_index"):
+        a = getattr(rec, k)
+        if not isinstance(a, np.ndarray):
+            raise TypeError("{}(): argument '{}' must be a NumPy array, not {}".format(cls, k, type(a).__name__))
+        if a.dtype.kind not in ("iu" if k.endswith("index") else "biuf"):
+            raise TypeError("{}(): argument '{}' must hold {}, got dtype {}".format(
+                cls, k, "integer row numbers" if k.endswith("index") else "numbers", a.dtype))
+        want = x_ndim if k.startswith("X") else 1
+        if a.ndim != want:
+            raise ValueError("{}(): argument '{}' must have {} dimensions, got shape {}".format(cls, k, want, a.shape))
+    for x, y in (("X_train", "y_train"), ("X_test", "y_test"), ("X", "y"), ("X_train", "train_index"),
+                 ("X_test", "test_index")):
+        if len(getattr(rec, x)) != len(getattr(rec, y)):
+            raise ValueError("{}(): arguments '{}' and '{}' must have the same number of rows, got {} and {}".format(
+                cls, x, y, len(getattr(rec, x)), len(getattr(rec, y))))
+    for k in ("train_index", "test_index"):
+        a = getattr(rec, k)
+        if a.size and (a.min() < 0 or a.max() >= len(rec.X)):
+            raise ValueError("{}(): argument '{}' must hold row numbers of X, in [0, {})".format(cls, k, len(rec.X)))
+    for k in ("feature_names", "class_names", "files"):
+        v = getattr(rec, k, ())
+        if not isinstance(v, (tuple, list)) or not all(isinstance(e, str) for e in v):
+            raise TypeError("{}(): argument '{}' must be a tuple of str, got {}".format(cls, k, type(v).__name__))
+    for k in ("description", "name"):
+        if not isinstance(getattr(rec, k), str):
+            raise TypeError("{}(): argument '{}' must be a str, not {}".format(cls, k, type(getattr(rec, k)).__name__))
+    nf = getattr(rec, "numeric_features", ())
+    if not isinstance(nf, (tuple, list)) or not all(isinstance(e, (int, np.integer)) and not isinstance(e, bool)
+                                                      for e in nf):
+        raise TypeError("{}(): argument 'numeric_features' must be a tuple of ints, got {}".format(
+            cls, type(nf).__name__))
+    groups = getattr(rec, "categorical_groups", {})
+    if not isinstance(groups, dict) or not all(isinstance(k, str) and isinstance(v, (tuple, list))
+                                               for k, v in groups.items()):
+        raise TypeError("{}(): argument 'categorical_groups' must be a dict of str to tuples of column numbers, "
+                        "got {}".format(cls, type(groups).__name__))
+
+
+def check_args(fname, path=None, download=False, cache_dir=None, base_url=None, **flags):
+    """The arguments every loader takes, checked before any file is read: path and cache_dir
+    None or a path (str or os.PathLike), download and the flags bools, base_url None or a str."""
+    from .._values import flag
+    for name, value in (("path", path), ("cache_dir", cache_dir)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise TypeError("{}(): argument '{}' must be a folder (str or os.PathLike) or None, not {}".format(
+                fname, name, type(value).__name__))
+    if base_url is not None and not isinstance(base_url, str):
+        raise TypeError("{}(): argument 'base_url' must be a str or None, not {}".format(
+            fname, type(base_url).__name__))
+    flag(download, fname, "download")
+    for name, value in flags.items():
+        flag(value, fname, name)
+
+
 def locate(dataset, filenames, urls, sha256s, path=None, download=False,
            cache_dir=None, base_url=None):
     """Return ``{filename: Path}`` for every file a loader needs.

@@ -38,7 +38,7 @@ from typing import Tuple
 
 import numpy as np
 
-from ._fetch import DatasetNotFoundError, default_cache_dir, fetch
+from ._fetch import DatasetNotFoundError, check_args, check_record, default_cache_dir, fetch
 
 __all__ = ["ImageDataset", "IMAGE_URLS", "IMAGE_MD5", "IMAGE_SHA256",
            "FASHION_MNIST_DIR", "load_mnist", "load_fashion_mnist", "load_cifar10"]
@@ -158,6 +158,9 @@ class ImageDataset:
     test_index: np.ndarray
     name: str = ""
     files: Tuple[str, ...] = ()
+
+    def __post_init__(self):
+        check_record(self, 4)
 
     def __repr__(self):
         return ("ImageDataset(name={!r}, X_train={}, X_test={}, dtype={}, classes={})"
@@ -380,6 +383,7 @@ def load_mnist(path=None, download=False, cache_dir=None, base_url=None, normali
     The files are looked for in ``path`` (when given), then in
     ``cache_dir/mnist``.
     """
+    check_args("load_mnist", path, download, cache_dir, base_url, normalize=normalize)
     cache = _cache(cache_dir) / "mnist"
     path = _check_path(path, "the MNIST IDX files")
     return _load_idx_dataset(
@@ -404,6 +408,7 @@ def load_fashion_mnist(path=None, download=False, cache_dir=None, base_url=None,
     Debian's ``dataset-fashion-mnist`` package installs them), then in
     ``cache_dir/fashion-mnist``.
     """
+    check_args("load_fashion_mnist", path, download, cache_dir, base_url, normalize=normalize)
     cache = _cache(cache_dir) / "fashion-mnist"
     path = _check_path(path, "the Fashion-MNIST IDX files")
     folders = [path] if path is not None else [Path(FASHION_MNIST_DIR)]
@@ -582,6 +587,11 @@ def load_cifar10(path=None, download=False, cache_dir=None, base_url=None, norma
     DownloadError (an OSError)
         The download failed.
     """
+    check_args("load_cifar10", path, download, cache_dir, base_url, normalize=normalize)
+    if records_per_file is not None and (isinstance(records_per_file, bool) or
+                                         not isinstance(records_per_file, (int, np.integer))):
+        raise TypeError("load_cifar10(): argument 'records_per_file' must be an int or None, not {}"
+                        .format(type(records_per_file).__name__))
     if records_per_file is not None:
         if isinstance(records_per_file, bool):
             raise TypeError("records_per_file must be an int or None, got a bool")

@@ -12,8 +12,8 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from ._encode import encode, train_test_split
-from ._fetch import locate
+from ._encode import check_split_args, encode, train_test_split
+from ._fetch import check_args, check_record, locate
 
 __all__ = ["Dataset", "URLS", "SHA256", "load_adult", "load_compas",
            "load_german_credit", "load_breast_cancer"]
@@ -90,6 +90,9 @@ class Dataset:
     numeric_features: Tuple[int, ...] = ()
     categorical_groups: Dict[str, Tuple[int, ...]] = field(default_factory=dict)
     name: str = ""
+
+    def __post_init__(self):
+        check_record(self, 2)
 
     def __repr__(self):
         return ("Dataset(name={!r}, X_train={}, X_test={}, n_features={}, classes={})"
@@ -218,6 +221,7 @@ def load_adult(path=None, download=False, cache_dir=None, standardize=True,
     ValueError
         A file is malformed (the message names the file and line).
     """
+    check_args("load_adult", path, download, cache_dir, base_url, standardize=standardize)
     names = ("adult.data", "adult.test")
     files = locate("adult", names, URLS, SHA256, path=path, download=download,
                    cache_dir=cache_dir, base_url=base_url)
@@ -302,6 +306,8 @@ def load_compas(path=None, download=False, cache_dir=None, test_size=0.2, seed=0
 
     Other parameters and errors are as for :func:`load_adult`.
     """
+    check_args("load_compas", path, download, cache_dir, base_url, propublica_filter=propublica_filter, standardize=standardize)
+    check_split_args(test_size, seed)
     name = "compas-scores-two-years.csv"
     files = locate("compas", (name,), URLS, SHA256, path=path, download=download,
                    cache_dir=cache_dir, base_url=base_url)
@@ -395,6 +401,8 @@ def load_german_credit(path=None, download=False, cache_dir=None, test_size=0.2,
 
     Split, ``X``/``y`` and the other parameters: as for :func:`load_compas`.
     """
+    check_args("load_german_credit", path, download, cache_dir, base_url, standardize=standardize)
+    check_split_args(test_size, seed)
     name = "german.data"
     files = locate("german_credit", (name,), URLS, SHA256, path=path, download=download,
                    cache_dir=cache_dir, base_url=base_url)
@@ -451,6 +459,8 @@ def load_breast_cancer(path=None, download=False, cache_dir=None, test_size=0.2,
 
     Split, ``X``/``y`` and the other parameters: as for :func:`load_compas`.
     """
+    check_args("load_breast_cancer", path, download, cache_dir, base_url, standardize=standardize)
+    check_split_args(test_size, seed)
     name = "breast-cancer-wisconsin.data"
     files = locate("breast_cancer", (name,), URLS, SHA256, path=path, download=download,
                    cache_dir=cache_dir, base_url=base_url)

@@ -29,8 +29,8 @@ Differences from BCML, on purpose:
 * ``device`` must be "cpu".
 """
 import copy
+import functools
 import inspect
-import math
 
 import numpy as np
 
@@ -104,8 +104,9 @@ def _summed_loss(loss_function, output, target):
     module) or its mean times the number of samples."""
     n = int(target.shape[0])
     red = getattr(loss_function, "reduction", None)
+    call = functools.partial(_checks.call_user, loss_function, "loss_function(output, target)")
     if isinstance(red, str):
-        value = loss_function(output, target)
+        value = call(output, target)
     else:
         try:
             params = inspect.signature(loss_function).parameters
@@ -113,8 +114,8 @@ def _summed_loss(loss_function, output, target):
         except (TypeError, ValueError):
             takes = True
         if takes:
-            return float(loss_function(output, target, reduction="sum").sum().item())
-        value, red = loss_function(output, target), "mean"
+            return float(call(output, target, reduction="sum").sum().item())
+        value, red = call(output, target), "mean"
     if red == "sum" or red == "none" or value.ndim > 0:
         return float(value.sum().item())
     return float(value.item()) * n
@@ -171,7 +172,8 @@ def _train_epoch(epoch, network, optimizer, loss_function, data, binary, session
     _set_train(network, True)
 
     def step(x, y, _h1):
-        return loss_function(_element(network(x), binary), _target(y, binary))
+        return _checks.call_user(loss_function, "loss_function(output, target)",
+                                 _element(network(x), binary), _target(y, binary))
 
     return _log(_engine.train_epoch(step, data, optimizer, session=session, watch=(loss_function,)), data, epoch)
 
@@ -260,10 +262,10 @@ def _compat_epoch(epoch, h2, optimizer, loss_function, data, cache, session=None
     _set_train(h2, True)
     if cache is not None:
         def step(x, y, h1_output):
-            return loss_function(x, y, h1_output=h1_output)
+            return _checks.call_user(loss_function, "loss_function(x, y)", x, y, h1_output=h1_output)
     else:
         def step(x, y, _h1):
-            return loss_function(x, y)
+            return _checks.call_user(loss_function, "loss_function(x, y)", x, y)
     return _log(_engine.train_epoch(step, data, optimizer, cache=cache, session=session,
                                     watch=(loss_function,)), data, epoch)
 
@@ -275,7 +277,8 @@ def _test_compat(h2, loss_function, data, h1_outputs=None):
         total, n = 0.0, 0
         with no_grad():
             for _rows, _ids, x, y in data.epoch(shuffle=False):
-                total += float(loss_function(x, y, reduction="sum").sum().item())
+                total += float(_checks.call_user(loss_function, "loss_function(x, y)", x, y,
+                                                 reduction="sum").sum().item())
                 n += int(y.shape[0])
         return [total / n]
     if h1_outputs is None:
@@ -369,13 +372,13 @@ def _train_with_class(h1, h2, number_of_epochs, training_set, test_set, batch_si
     try:
         loss = LossClass(h1, h2, lambda_c, **loss_kwargs)
     except (TypeError, ValueError) as e:
-        raise type(e)("%s(h1, h2, lambda_c, **%s): %s" % (getattr(LossClass, "__name__", class_name),
-                                                          kwargs_name, e)) from e
+        raise type(e)("%s(h1, h2, lambda_c, **%s) (%s): %s" % (class_name, kwargs_name,
+                                                               getattr(LossClass, "__name__", "?"), e)) from e
     try:
         optimizer = OptimizerClass(h2.parameters(), **optimizer_kwargs)
     except (TypeError, ValueError) as e:
-        raise type(e)("%s(h2.parameters(), **optimizer_kwargs): %s"
-                      % (getattr(OptimizerClass, "__name__", "OptimizerClass"), e)) from e
+        raise type(e)("OptimizerClass(h2.parameters(), **optimizer_kwargs) (%s): %s"
+                      % (getattr(OptimizerClass, "__name__", "?"), e)) from e
     _checks.check_optimizer(optimizer, "OptimizerClass(...)")
     _compat_setup(h2, loss, [train_data, test_data])
     return _train_compat_checked(epochs, h2, optimizer, loss, train_data, test_data)
@@ -486,12 +489,8 @@ def _predict_pair(h1, h2, data, h1_outputs=None):
     return o1.labels(), o2.labels(), y, ids, _checks.num_classes(binary, width)
 
 
-def _zero_division(value):
-    if value == "warn" or (isinstance(value, float) and (value in (0.0, 1.0) or math.isnan(value))):
-        return value
-    if value in (0, 1) and not isinstance(value, bool):
-        return float(value)
-    raise ValueError('zero_division must be "warn", 0.0, 1.0 or nan, got %r' % (value,))
+def _zero_division(value, fname="compatibility_scores"):
+    return _scores._zero_division(value, fname)
 
 
 def compatibility_scores(h1, h2, dataset, device="cpu", zero_division="warn"):
@@ -569,7 +568,7 @@ def evaluate_model_performance_and_compatibility_on_dataset(h1, h2, dataset, per
     if performance_metric is model_accuracy:
         h2_performance = float(np.count_nonzero(~e2)) / len(y)
     else:
-        value = performance_metric(h2, dataset, device)
+        value = _checks.call_user(performance_metric, "performance_metric(h2, dataset, device)", h2, dataset, device)
         try:
             h2_performance = float(value)
         except (TypeError, ValueError):
@@ -582,7 +581,8 @@ def evaluate_model_performance_and_compatibility_on_dataset(h1, h2, dataset, per
     either = np.flatnonzero(e1 | e2)
     error_ids = ids[either].tolist()
     if get_instance_metadata is not None:
-        metadata = [get_instance_metadata(i) for i in error_ids]
+        metadata = [_checks.call_user(get_instance_metadata, "get_instance_metadata(instance_id)", i)
+                    for i in error_ids]
     else:
         metadata = [""] * len(error_ids)
     error_instances = [

@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from .. import _core
+from .. import _core, _values
 from .._tensor import from_numpy
 
 __all__ = ["labels_to_probabilities", "get_class_probabilities", "sigmoid_to_labels"]
@@ -17,14 +17,22 @@ __all__ = ["labels_to_probabilities", "get_class_probabilities", "sigmoid_to_lab
 
 def _array(value, name):
     if isinstance(value, _core.TensorBase):
-        return value.detach().numpy()
-    if isinstance(value, np.ndarray):
-        return value
-    if hasattr(value, "numpy") and hasattr(value, "shape"):
-        return np.asarray((value.detach().cpu() if hasattr(value, "detach") else value).numpy())
-    if isinstance(value, (list, tuple)) or isinstance(value, numbers.Number):
-        return np.asarray(value)
-    raise TypeError("%s must be a bcml tensor, a NumPy array or a list, got %s" % (name, type(value).__name__))
+        a = value.detach().numpy()
+    elif isinstance(value, np.ndarray):
+        a = value
+    elif hasattr(value, "numpy") and hasattr(value, "shape"):
+        a = np.asarray((value.detach().cpu() if hasattr(value, "detach") else value).numpy())
+    elif isinstance(value, (list, tuple)) or (isinstance(value, numbers.Number) and not isinstance(value, bool)):
+        try:
+            a = np.asarray(value)
+        except (ValueError, TypeError) as e:
+            raise ValueError("%s is not a regular array of numbers: %s" % (name, e)) from None
+    else:
+        raise TypeError("%s must be a bcml tensor, a NumPy array or a list, got %s" % (name, type(value).__name__))
+    if a.dtype.kind not in "biuf":
+        raise TypeError("%s must hold probabilities or labels (numbers), got dtype %s" % (name, a.dtype))
+    _values.check_size(a.shape, 8, "", name, "")  # what is computed from it has this size
+    return a
 
 
 def _labels(value, name):
@@ -48,7 +56,7 @@ def _count(value, name, allow_none=True):
         return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError("%s must be an int, got %s" % (name, type(value).__name__))
-    return int(value)
+    return _values.int64(value, "labels_to_probabilities", name)
 
 
 def labels_to_probabilities(batch_class_labels, num_classes=None, batch_size=None):
@@ -70,6 +78,8 @@ def labels_to_probabilities(batch_class_labels, num_classes=None, batch_size=Non
         raise ValueError("batch_size is %d but batch_class_labels holds %d labels" % (B, labels.shape[0]))
     if labels.size and labels.max() >= C:
         raise ValueError("batch_class_labels must lie in [0, num_classes=%d), got %d" % (C, int(labels.max())))
+    _values.check_size((B, C), 4, "labels_to_probabilities", "batch_class_labels" if num_classes is None
+                       else "num_classes", "float32")
     probs = np.zeros((B, C), dtype=np.float32)
     probs[np.arange(B), labels] = 1.0
     return from_numpy(probs)
@@ -79,6 +89,8 @@ def get_class_probabilities(batch_label_tensor):
     """The share of each class among the labels: bincount / number of labels, a float32 tensor
     of length largest label + 1 (empty for no labels, as torch.bincount gives)."""
     labels = _labels(batch_label_tensor, "batch_label_tensor")
+    if labels.size:
+        _values.check_size((int(labels.max()) + 1,), 8, "get_class_probabilities", "batch_label_tensor", "int64")
     counts = np.bincount(labels)
     total = counts.sum()
     probs = (counts / total) if total else counts.astype(np.float64)
@@ -93,6 +105,7 @@ def sigmoid_to_labels(batch_sigmoids, discriminant_pivot=0.5):
         raise TypeError("batch_sigmoids must hold probabilities, got dtype %s" % p.dtype)
     if isinstance(discriminant_pivot, bool) or not isinstance(discriminant_pivot, numbers.Real):
         raise TypeError("discriminant_pivot must be a real number, got %s" % type(discriminant_pivot).__name__)
+    _values.to_float(discriminant_pivot, "sigmoid_to_labels", "discriminant_pivot")
     if not math.isfinite(discriminant_pivot):
         raise ValueError("discriminant_pivot must be finite, got %r" % (discriminant_pivot,))
-    return from_numpy(np.ascontiguousarray(p >= discriminant_pivot, dtype=np.int64))
+    return from_numpy(np.array(p >= discriminant_pivot, dtype=np.int64, order="C"))  # 0-d stays 0-d

@@ -16,7 +16,7 @@ discriminant pivot is honoured (keyword `discriminant_pivot`, BCML's misspelt
 import math
 import numbers
 
-from .. import _core
+from .. import _core, _values
 from .._autograd import no_grad
 from .._tensor import OPS, as_tensor_arg
 from .._values import FLT_MAX
@@ -32,12 +32,10 @@ _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
 
 def _check_lambda(lambda_c, fname="loss"):
-    if isinstance(lambda_c, bool):
-        raise TypeError("%s: lambda_c must be a real number, got bool" % fname)
+    if isinstance(lambda_c, bool) or not isinstance(lambda_c, numbers.Real):
+        raise TypeError("%s: lambda_c must be a real number, got %s" % (fname, type(lambda_c).__name__))
     try:
         v = float(lambda_c)
-    except (TypeError, ValueError):
-        raise TypeError("%s: lambda_c must be a real number, got %s" % (fname, type(lambda_c).__name__)) from None
     except OverflowError:
         v = math.inf
     if not math.isfinite(v) or v < 0:
@@ -85,9 +83,9 @@ class _CompatibilityLoss:
         if self._kind == _KL:
             nc = kwargs.pop("num_classes", None)
             if nc is not None:
-                if isinstance(nc, bool) or int(nc) != nc or int(nc) < 1:
+                nc = _values.index(nc, type(self).__name__, "num_classes")
+                if nc < 1:
                     raise ValueError("num_classes must be a positive integer, got %r" % (nc,))
-                nc = int(nc)
             self.num_classes = nc
         if kwargs:
             raise TypeError("%s got unexpected keyword argument(s): %s"
@@ -95,6 +93,8 @@ class _CompatibilityLoss:
 
     # ---- helpers ---------------------------------------------------------------------------
     def _reduction(self, reduction):
+        if not isinstance(reduction, str):
+            raise TypeError("reduction must be 'none', 'mean' or 'sum', not %s" % type(reduction).__name__)
         if self._kind == _KL and reduction == "batchmean":
             reduction = "mean"
         if reduction not in _REDUCTIONS:
@@ -103,9 +103,14 @@ class _CompatibilityLoss:
         return _REDUCTIONS[reduction]
 
     def _target(self, y, batch):
-        y = as_tensor_arg(y, "target")
+        from .._tensor import _scalar
+        fname = type(self).__name__
+        if _scalar(y):
+            raise TypeError("%s(): argument 'y' must be a tensor of labels, not %s" % (fname, type(y).__name__))
+        y = as_tensor_arg(y, "y", fname=fname)
         if y.ndim != 1 or (batch is not None and y.shape[0] != batch):
-            raise ValueError("target must have shape (B,) = (%s,), got %s" % (batch, tuple(y.shape)))
+            raise ValueError("%s(): argument 'y' (the targets) must have shape (B,) = (%s,), B the batch size of x; "
+                             "got %s" % (fname, batch, tuple(y.shape)))
         dt = y._dtype_name
         prev = _core.record_pause(True)  # a check, not part of a recorded step's computation
         try:
@@ -120,14 +125,14 @@ class _CompatibilityLoss:
         if self._kind == _BCE:
             bad = (yn != 0) & (yn != 1)
             if bad.any():
-                raise ValueError("target must hold 0/1 labels for a binary loss, got %r" % (yn[bad][0].item(),))
+                raise ValueError("y (the target) must hold 0/1 labels for a binary loss, got %r" % (yn[bad][0].item(),))
             return
         if dt != "int64":
-            raise TypeError("target must hold integer class labels (int64), got %s" % dt)
+            raise TypeError("y (the target) must hold integer class labels (int64), got %s" % dt)
         if yn.size and yn.min() < 0:
-            raise ValueError("target class labels must be >= 0, got %d" % int(yn.min()))
+            raise ValueError("y (the target): class labels must be >= 0, got %d" % int(yn.min()))
         if self.num_classes is not None and yn.size and yn.max() >= self.num_classes:
-            raise ValueError("target labels must lie in [0, num_classes=%d), got %d"
+            raise ValueError("y (the target): labels must lie in [0, num_classes=%d), got %d"
                              % (self.num_classes, int(yn.max())))
 
     def _element(self, out, who):
@@ -138,6 +143,8 @@ class _CompatibilityLoss:
                                 % (who, type(out).__name__, len(out)))
             if not isinstance(out, _core.TensorBase):
                 raise TypeError("%s must return a bcml tensor of probabilities, got %s" % (who, type(out).__name__))
+            if out._dtype_name != "float32":
+                raise TypeError("%s: probabilities must be a float32 tensor, got %s" % (who, out._dtype_name))
             if out.ndim == 2 and out.shape[1] == 1:
                 out = out.reshape(-1)
             if out.ndim != 1:
@@ -155,6 +162,8 @@ class _CompatibilityLoss:
         if not isinstance(out, _core.TensorBase):
             raise TypeError("%s's %s must be a bcml tensor, got %s"
                             % (who, _ELEMENT_NAME[self._kind], type(out).__name__))
+        if out._dtype_name != "float32":
+            raise TypeError("%s's %s must be a float32 tensor, got %s" % (who, _ELEMENT_NAME[self._kind], out._dtype_name))
         if out.ndim != 2:
             raise ValueError("%s's %s must have shape (B, C), got %s"
                              % (who, _ELEMENT_NAME[self._kind], tuple(out.shape)))
@@ -162,24 +171,37 @@ class _CompatibilityLoss:
             raise ValueError("%s's output has %d classes, num_classes is %d" % (who, out.shape[1], self.num_classes))
         return out
 
+    def _model(self, h, x, who):
+        """h(x); a TypeError/ValueError inside names the argument x it was given."""
+        try:
+            return h(x)
+        except (TypeError, ValueError, IndexError) as e:
+            if type(e) not in (TypeError, ValueError, IndexError):
+                raise
+            raise type(e)("%s(x) on argument 'x' of shape %s: %s"
+                          % (who, tuple(x.shape) if isinstance(x, _core.TensorBase) else type(x).__name__, e)) from e
+
     def _compute(self, x, y, reduction, h1_output, h1_outputs, dissonance_only):
         red = self._reduction(reduction)
         if h1_output is not None and h1_outputs is not None:
             raise TypeError("give h1_output or h1_outputs, not both")
+        cache_name = "h1_output" if h1_output is not None else "h1_outputs"
         cache = h1_output if h1_output is not None else h1_outputs
         batch = x.shape[0] if isinstance(x, _core.TensorBase) and x.ndim > 0 else None
         y = self._target(y, batch)
         if cache is not None:
-            x1 = self._element(cache, "h1_output")
+            x1 = self._element(cache, cache_name)
         else:
             with no_grad():
-                x1 = self._element(self.h1(x), "h1")
+                x1 = self._element(self._model(self.h1, x, "h1"), "h1")
         x1 = x1.detach()
         if x1.shape[0] != y.shape[0]:
-            raise ValueError("h1 output has %d samples, target has %d" % (x1.shape[0], y.shape[0]))
-        x2 = self._element(self.h2(x), "h2")
+            raise ValueError("%s has %d samples, y (the target) has %d"
+                             % (cache_name if cache is not None else "h1(x)", x1.shape[0], y.shape[0]))
+        x2 = self._element(self._model(self.h2, x, "h2"), "h2")
         if tuple(x2.shape) != tuple(x1.shape):
-            raise ValueError("h1 output shape %s differs from h2 output shape %s" % (tuple(x1.shape), tuple(x2.shape)))
+            raise ValueError("%s shape %s differs from h2 output shape %s"
+                             % (cache_name if cache is not None else "h1(x)", tuple(x1.shape), tuple(x2.shape)))
         return _core.apply(OPS["compat_loss"], (x2, y, x1),
                            (self._kind, self._strict, red, int(dissonance_only)),
                            (self.lambda_c, self.discriminant_pivot))

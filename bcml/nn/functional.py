@@ -20,9 +20,23 @@ def _tensor(x, argname, fname=None):
 
 
 def _reduction(reduction, allowed=("none", "mean", "sum")):
+    if not isinstance(reduction, str):
+        raise TypeError("reduction must be one of %s, not %s" % (", ".join(map(repr, allowed)), type(reduction).__name__))
     if reduction not in allowed:
         raise ValueError("reduction must be one of %s, got %r" % (", ".join(map(repr, allowed)), reduction))
     return REDUCTIONS[reduction]
+
+
+def _flag(v, fname, argname):
+    return _values.flag(v, fname, argname)
+
+
+def _softmax_dtype(dtype, fname):
+    """softmax's dtype: None or a floating dtype (bcml computes in float32)."""
+    if dtype is not None:
+        from .._tensor import _as_dtype
+        if not _as_dtype(dtype, "%s(): argument 'dtype'" % fname).is_floating_point:
+            raise TypeError("%s(): argument 'dtype' must be a floating point dtype, got %r" % (fname, dtype))
 
 
 def linear(input, weight, bias=None):
@@ -35,6 +49,7 @@ def linear(input, weight, bias=None):
 
 
 def relu(input, inplace=False):
+    _flag(inplace, "relu", "inplace")
     return _apply(OPS["relu"], (_tensor(input, "input", "relu"),), (), ())
 
 
@@ -54,11 +69,13 @@ def _softmax_dim(input, dim):
 
 def softmax(input, dim=None, dtype=None):
     _tensor(input, "input", "softmax")
+    _softmax_dtype(dtype, "softmax")
     return _apply(OPS["softmax"], (input,), (_softmax_dim(input, dim),), ())
 
 
 def log_softmax(input, dim=None, dtype=None):
     _tensor(input, "input", "log_softmax")
+    _softmax_dtype(dtype, "log_softmax")
     return _apply(OPS["log_softmax"], (input,), (_softmax_dim(input, dim),), ())
 
 
@@ -76,9 +93,12 @@ def dropout(input, p=0.5, training=True, inplace=False, generator=None):
     """Zeroes each element with probability p and scales the rest by 1/(1-p) when training."""
     _tensor(input, "input", "dropout")
     p = _check_p(p)
+    training = _flag(training, "dropout", "training")
+    _flag(inplace, "dropout", "inplace")
+    g = _gen(generator)
     if not training or p == 0.0:
         return input
-    return _apply(OPS["dropout"], (input,), (1,), (p,), _gen(generator))
+    return _apply(OPS["dropout"], (input,), (1,), (p,), g)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -86,6 +106,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     """Batch normalisation over dim 1 of (N, C), (N, C, L) or (N, C, H, W); in training mode
     the running statistics (when given) are updated in place."""
     _tensor(input, "input", "batch_norm")
+    training = _flag(training, "batch_norm", "training")
     if not training and (running_mean is None or running_var is None):
         raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
     if momentum is None:
@@ -102,7 +123,15 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 
 def _target(target, fname, argname="target"):
+    """A loss target: a tensor, or a list/array converted (a bare number is refused, as PyTorch)."""
+    from .._tensor import _scalar
+    if _scalar(target):
+        raise TypeError("%s(): argument '%s' must be a tensor, not %s" % (fname, argname, type(target).__name__))
     return as_tensor_arg(target, argname, fname=fname)
+
+
+def _ignore_index(v, fname):
+    return _values.index(v, fname, "ignore_index")
 
 
 def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
@@ -110,7 +139,7 @@ def nll_loss(input, target, weight=None, ignore_index=-100, reduction="mean"):
     _tensor(input, "input", "nll_loss")
     target = _target(target, "nll_loss")
     ins = (input, target) if weight is None else (input, target, _tensor(weight, "weight", "nll_loss"))
-    return _apply(OPS["nll_loss"], ins, (_reduction(reduction), int(ignore_index)), ())
+    return _apply(OPS["nll_loss"], ins, (_reduction(reduction), _ignore_index(ignore_index, "nll_loss")), ())
 
 
 def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean"):
@@ -118,7 +147,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     _tensor(input, "input", "cross_entropy")
     target = _target(target, "cross_entropy")
     ins = (input, target) if weight is None else (input, target, _tensor(weight, "weight", "cross_entropy"))
-    return _apply(OPS["cross_entropy"], ins, (_reduction(reduction), int(ignore_index)), ())
+    return _apply(OPS["cross_entropy"], ins, (_reduction(reduction), _ignore_index(ignore_index, "cross_entropy")), ())
 
 
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
@@ -136,14 +165,22 @@ def kl_div(input, target, reduction="mean", log_target=False):
     _tensor(input, "input", "kl_div")
     target = _target(target, "kl_div")
     r = _reduction(reduction, ("none", "mean", "sum", "batchmean"))
-    return _apply(OPS["kl_div"], (input, target), (r, int(bool(log_target))), ())
+    log_target = _flag(log_target, "kl_div", "log_target")
+    return _apply(OPS["kl_div"], (input, target), (r, int(log_target)), ())
 
 
 def mse_loss(input, target, reduction="mean"):
     _tensor(input, "input", "mse_loss")
     target = _target(target, "mse_loss")
     r = _reduction(reduction)
-    d = input - target
+    if input._dtype_name != "float32" or target._dtype_name != "float32":
+        raise TypeError("mse_loss(): input and target must be float32 tensors, got input %s and target %s"
+                        % (input._dtype_name, target._dtype_name))
+    try:
+        d = input - target
+    except ValueError:
+        raise ValueError("mse_loss(): input of shape %s and target of shape %s cannot be broadcast together"
+                         % (tuple(input.shape), tuple(target.shape))) from None
     sq = d * d
     return sq if r == 0 else (sq.mean() if r == 1 else sq.sum())
 
@@ -159,6 +196,7 @@ def one_hot(tensor, num_classes=-1):
                         % tensor._dtype_name)
     if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral):
         raise TypeError("one_hot(): argument 'num_classes' must be an int, got %s" % type(num_classes).__name__)
+    num_classes = _values.int64(num_classes, "one_hot", "num_classes")
     arr = Tensor(tensor).numpy()
     if arr.size and arr.min() < 0:
         raise ValueError("one_hot(): argument 'tensor': class values must be non-negative")
@@ -173,7 +211,8 @@ def one_hot(tensor, num_classes=-1):
         n = int(num_classes)
         if arr.size and arr.max() >= n:
             raise ValueError("one_hot(): argument 'tensor': class values must be smaller than num_classes=%d" % n)
-    out = zeros(tuple(arr.shape) + (n,), dtype="int64")  # checks rank and size against memory
+    _values.check_size(tuple(arr.shape) + (n,), 8, "one_hot", "num_classes", "int64")
+    out = zeros(tuple(arr.shape) + (n,), dtype="int64")
     if arr.size:
         flat = out.numpy().reshape(-1, n)
         flat[np.arange(arr.size), arr.reshape(-1)] = 1
@@ -193,6 +232,8 @@ def _pair(v, name, minimum=0):
             raise TypeError("%s must be an int or a pair of ints, got %r" % (name, v))
         if x < minimum:
             raise ValueError("%s must be >= %d, got %r" % (name, minimum, v))
+        if x > _values.INT64_MAX:
+            raise ValueError("%s: value cannot be converted to type int64 without overflow (got %d)" % (name, x))
     return int(a), int(b)
 
 
@@ -217,7 +258,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
             raise ValueError("padding must be an int, a pair, 'valid' or 'same', got %r" % padding)
     else:
         ph, pw = _pair(padding, "padding", 0)
-    if not isinstance(groups, numbers.Integral) or groups < 1:
+    groups = _values.index(groups, "conv2d", "groups")
+    if groups < 1:
         raise ValueError("groups must be a positive int, got %r" % (groups,))
     ins = (input, weight) if bias is None else (input, weight, _tensor(bias, "bias", "conv2d"))
     return _apply(OPS["conv2d"], ins, (sh, sw, ph, pw, dh, dw, int(groups)), ())
@@ -225,11 +267,12 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 def _pool_args(kernel_size, stride, padding):
     kh, kw = _pair(kernel_size, "kernel_size", 1)
-    sh, sw = _pair(stride if stride is not None and stride != () else (kh, kw), "stride", 1)
+    default = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
+    sh, sw = _pair((kh, kw) if default else stride, "stride", 1)
     ph, pw = _pair(padding, "padding", 0)
     if ph > kh // 2 or pw > kw // 2:
-        raise ValueError("pad should be at most half of effective kernel size, but got pad=%r, kernel_size=%r"
-                         % (padding, kernel_size))
+        raise ValueError("padding: pad should be at most half of effective kernel size, but got pad=%r, "
+                         "kernel_size=%r" % (padding, kernel_size))
     return kh, kw, sh, sw, ph, pw
 
 
@@ -237,7 +280,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
                return_indices=False):
     """Max pooling over (N, C, H, W) or (C, H, W) input; stride defaults to kernel_size."""
     _tensor(input, "input", "max_pool2d")
-    if return_indices:
+    ceil_mode = _flag(ceil_mode, "max_pool2d", "ceil_mode")
+    if _flag(return_indices, "max_pool2d", "return_indices"):
         raise ValueError("max_pool2d: return_indices=True is not supported by bcml")
     d = _pair(dilation, "dilation", 1)
     if d[0] != d[1]:
@@ -250,6 +294,8 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
                divisor_override=None):
     """Average pooling over (N, C, H, W) or (C, H, W) input; stride defaults to kernel_size."""
     _tensor(input, "input", "avg_pool2d")
+    ceil_mode = _flag(ceil_mode, "avg_pool2d", "ceil_mode")
+    count_include_pad = _flag(count_include_pad, "avg_pool2d", "count_include_pad")
     if divisor_override is not None:
         raise ValueError("avg_pool2d: divisor_override is not supported by bcml")
     kh, kw, sh, sw, ph, pw = _pool_args(kernel_size, stride, padding)
@@ -260,16 +306,28 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, coun
 def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed output size (oh, ow) (None keeps the input's size)."""
     _tensor(input, "input", "adaptive_avg_pool2d")
+    oh, ow = _output_size(output_size, input)
+    return _apply(OPS["adaptive_avg_pool2d"], (input,), (oh, ow), ())
+
+
+def _output_size(output_size, input):
+    """adaptive_avg_pool2d's output size: an int or a pair of ints (an element None keeps the
+    input's size; input None: only checked)."""
+    if output_size is None:
+        raise TypeError("adaptive_avg_pool2d(): argument 'output_size' must be an int or a pair (an element may "
+                        "be None), not None")
     if isinstance(output_size, (tuple, list)):
         if len(output_size) != 2:
             raise ValueError("output_size must be an int or a pair, got %r" % (output_size,))
         oh, ow = output_size
     else:
         oh = ow = output_size
-    oh = input.shape[-2] if oh is None else oh
-    ow = input.shape[-1] if ow is None else ow
-    oh, ow = _pair((oh, ow), "output_size", 1)
-    return _apply(OPS["adaptive_avg_pool2d"], (input,), (oh, ow), ())
+    if input is None:
+        _pair((1 if oh is None else oh, 1 if ow is None else ow), "output_size", 1)
+        return None
+    oh = input.shape[-2] if oh is None and input.ndim >= 2 else oh
+    ow = input.shape[-1] if ow is None and input.ndim >= 2 else ow
+    return _pair((oh, ow), "output_size", 1)
 
 
 def dropout2d(input, p=0.5, training=True, inplace=False, generator=None):
@@ -278,6 +336,9 @@ def dropout2d(input, p=0.5, training=True, inplace=False, generator=None):
     warning, and other ranks than 3 or 4 are deprecated (a warning)."""
     _tensor(input, "input", "dropout2d")
     p = _check_p(p, "dropout2d")
+    training = _flag(training, "dropout2d", "training")
+    _flag(inplace, "dropout2d", "inplace")
+    g = _gen(generator)
     if input.ndim not in (3, 4):
         warnings.warn("dropout2d: received a %d-D input to dropout2d, which is deprecated (as in PyTorch); "
                       "dropout2d is meant for (N, C, H, W) or (C, H, W) input" % input.ndim, stacklevel=2)
@@ -287,4 +348,4 @@ def dropout2d(input, p=0.5, training=True, inplace=False, generator=None):
                       "channels", stacklevel=2)
     if not training or p == 0.0:
         return input
-    return _apply(OPS["dropout2d"], (input,), (1,), (p,), _gen(generator))
+    return _apply(OPS["dropout2d"], (input,), (1,), (p,), g)

@@ -71,24 +71,33 @@ class Module:
         object.__delattr__(self, name)
 
     def register_parameter(self, name, param):
+        _check_name(name, "register_parameter")
         if param is not None and not isinstance(param, Parameter):
-            raise TypeError("register_parameter: param must be a Parameter or None")
+            raise TypeError("register_parameter(): argument 'param' must be a Parameter or None, not %s"
+                            % type(param).__name__)
         self._parameters[name] = param
 
     def register_buffer(self, name, tensor, persistent=True):
+        _check_name(name, "register_buffer")
         if tensor is not None and not isinstance(tensor, Tensor):
-            raise TypeError("register_buffer: tensor must be a bcml tensor or None")
+            raise TypeError("register_buffer(): argument 'tensor' must be a bcml tensor or None, not %s"
+                            % type(tensor).__name__)
+        persistent = _values.flag(persistent, "register_buffer", "persistent")
         self._buffers[name] = tensor
         if not persistent:
             self.__dict__.setdefault("_non_persistent", set()).add(name)
 
     def add_module(self, name, module):
+        _check_name(name, "add_module")
         if module is not None and not isinstance(module, Module):
-            raise TypeError("add_module: %s is not a Module" % type(module).__name__)
+            raise TypeError("add_module(): argument 'module' must be a Module or None, not %s" % type(module).__name__)
         self._modules[name] = module
 
     # ---- traversal -----------------------------------------------------------------------
     def named_modules(self, memo=None, prefix=""):
+        if memo is not None and not isinstance(memo, set):
+            raise TypeError("named_modules(): argument 'memo' must be a set or None, not %s" % type(memo).__name__)
+        _check_prefix(prefix, "named_modules")
         memo = set() if memo is None else memo
         if id(self) in memo:
             return
@@ -113,6 +122,8 @@ class Module:
             yield m
 
     def named_parameters(self, prefix="", recurse=True):
+        _check_prefix(prefix, "named_parameters")
+        recurse = _values.flag(recurse, "named_parameters", "recurse")
         seen = set()
         mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
         for mp, m in mods:
@@ -123,10 +134,15 @@ class Module:
                 yield mp + ("." if mp else "") + name, p
 
     def parameters(self, recurse=True):
-        for _, p in self.named_parameters(recurse=recurse):
-            yield p
+        recurse = _values.flag(recurse, "parameters", "recurse")
+        return (p for _, p in self.named_parameters(recurse=recurse))
 
     def named_buffers(self, prefix="", recurse=True):
+        _check_prefix(prefix, "named_buffers")
+        recurse = _values.flag(recurse, "named_buffers", "recurse")
+        return self._named_buffers(prefix, recurse)
+
+    def _named_buffers(self, prefix, recurse):
         mods = self.named_modules(prefix=prefix) if recurse else [(prefix, self)]
         for mp, m in mods:
             for name, b in m._buffers.items():
@@ -134,13 +150,13 @@ class Module:
                     yield mp + ("." if mp else "") + name, b
 
     def buffers(self, recurse=True):
-        for _, b in self.named_buffers(recurse=recurse):
-            yield b
+        recurse = _values.flag(recurse, "buffers", "recurse")
+        return (b for _, b in self.named_buffers(recurse=recurse))
 
     # ---- modes and grads -----------------------------------------------------------------
     def train(self, mode=True):
-        if not isinstance(mode, bool):
-            raise ValueError("training mode is expected to be boolean")
+        if not isinstance(mode, bool):  # PyTorch's ValueError; bcml's rule: a wrong type
+            raise TypeError("train(): argument 'mode' is expected to be boolean, not %s" % type(mode).__name__)
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
@@ -149,11 +165,13 @@ class Module:
         return self.train(False)
 
     def requires_grad_(self, requires_grad=True):
+        requires_grad = _values.flag(requires_grad, "requires_grad_", "requires_grad")
         for p in self.parameters():
             p.requires_grad = requires_grad
         return self
 
     def zero_grad(self, set_to_none=True):
+        set_to_none = _values.flag(set_to_none, "zero_grad", "set_to_none")
         for p in self.parameters():
             if set_to_none:
                 p.grad = None
@@ -177,16 +195,28 @@ class Module:
         return self
 
     def apply(self, fn):
+        if not callable(fn):
+            raise TypeError("apply(): argument 'fn' must be a function of a module, not %s" % type(fn).__name__)
         for m in self.children():
             m.apply(fn)
-        fn(self)
+        try:
+            fn(self)
+        except (TypeError, ValueError, IndexError) as e:
+            if type(e) not in (TypeError, ValueError, IndexError):
+                raise
+            raise type(e)("apply(): fn(module) raised %s: %s (argument 'fn')" % (type(e).__name__, e)) from e
         return self
 
     # ---- state dicts ---------------------------------------------------------------------
     def state_dict(self, destination=None, prefix="", keep_vars=False):
+        if destination is not None and not isinstance(destination, collections.abc.MutableMapping):
+            raise TypeError("state_dict(): argument 'destination' must be a dict or None, not %s"
+                            % type(destination).__name__)
+        _check_prefix(prefix, "state_dict")
+        keep_vars = _values.flag(keep_vars, "state_dict", "keep_vars")
         out = collections.OrderedDict() if destination is None else destination
-        for mp, m in self.named_modules(prefix=prefix.rstrip(".")):
-            pre = mp + "." if mp else ""
+        for mp, m in self.named_modules():
+            pre = prefix + (mp + "." if mp else "")  # as PyTorch: the prefix is put before each key as given
             for name, p in m._parameters.items():
                 if p is not None:
                     out[pre + name] = p if keep_vars else p.detach()
@@ -204,12 +234,13 @@ class Module:
         if not isinstance(state_dict, collections.abc.Mapping):  # PyTorch: "Expected state_dict to be dict-like"
             raise TypeError("load_state_dict(): argument 'state_dict' must be dict-like (names to tensors), got %s"
                             % type(state_dict).__name__)
+        strict = _values.flag(strict, "load_state_dict", "strict")
         own = self.state_dict(keep_vars=True)
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
-        if strict and (missing or unexpected):
-            raise KeyError("Error(s) in loading state_dict for %s: missing keys %s, unexpected keys %s"
-                           % (type(self).__name__, missing, unexpected))
+        if strict and (missing or unexpected):  # PyTorch's RuntimeError; bcml's rule: a wrong value
+            raise ValueError("load_state_dict(): Error(s) in loading state_dict for %s: missing keys %s, unexpected "
+                             "keys %s (argument 'state_dict')" % (type(self).__name__, missing, unexpected))
         with no_grad():
             for k, dst in own.items():
                 if k not in state_dict:
@@ -252,9 +283,35 @@ class Module:
 
 
 def _positive_int(v, name):
-    if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 0:
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+        raise TypeError("%s must be a non-negative int, not %s" % (name, type(v).__name__))
+    if v < 0:
         raise ValueError("%s must be a non-negative int, got %r" % (name, v))
+    if v > _values.INT64_MAX:
+        raise ValueError("%s: value cannot be converted to type int64 without overflow (got %d)" % (name, v))
     return int(v)
+
+
+def _fits(shape, fname, what):
+    """A parameter of this shape must fit in memory (checked before it is allocated)."""
+    n = 4
+    for d in shape:
+        n *= d
+    if n > _values._memory():
+        raise ValueError("%s(): %s give a parameter of shape %s that does not fit in memory" % (fname, what, shape))
+
+
+def _check_name(name, fname):
+    """The name of a parameter, buffer or submodule (PyTorch's rules)."""
+    if not isinstance(name, str):
+        raise TypeError("%s(): argument 'name' must be a str, not %s" % (fname, type(name).__name__))
+    if not name or "." in name:
+        raise ValueError("%s(): argument 'name' must be a non-empty str without '.', got %r" % (fname, name))
+
+
+def _check_prefix(prefix, fname):
+    if not isinstance(prefix, str):
+        raise TypeError("%s(): argument 'prefix' must be a str, not %s" % (fname, type(prefix).__name__))
 
 
 class Linear(Module):
@@ -265,6 +322,8 @@ class Linear(Module):
         super().__init__()
         self.in_features = _positive_int(in_features, "in_features")
         self.out_features = _positive_int(out_features, "out_features")
+        bias = _values.flag(bias, "Linear", "bias")
+        _fits((self.out_features, self.in_features), "Linear", "in_features and out_features")
         self.weight = Parameter(empty(self.out_features, self.in_features))
         self.bias = Parameter(empty(self.out_features)) if bias else None
         if not bias:
@@ -291,19 +350,27 @@ class Conv2d(Module):
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
                  groups=1, bias=True, padding_mode="zeros", generator=None):
         super().__init__()
+        if not isinstance(padding_mode, str):
+            raise TypeError("Conv2d(): argument 'padding_mode' must be a str, not %s" % type(padding_mode).__name__)
         if padding_mode != "zeros":
             raise ValueError("Conv2d: only padding_mode='zeros' is supported")
         self.in_channels = _positive_int(in_channels, "in_channels")
         self.out_channels = _positive_int(out_channels, "out_channels")
-        if not isinstance(groups, numbers.Integral) or groups < 1:
+        bias = _values.flag(bias, "Conv2d", "bias")
+        groups = _values.index(groups, "Conv2d", "groups")
+        if groups < 1:
             raise ValueError("groups must be a positive int, got %r" % (groups,))
         if self.in_channels % groups or self.out_channels % groups:
             raise ValueError("in_channels and out_channels must be divisible by groups")
         self.kernel_size = F._pair(kernel_size, "kernel_size", 1)
         self.stride = F._pair(stride, "stride", 1)
+        if isinstance(padding, str) and padding not in ("valid", "same"):
+            raise ValueError("padding must be an int, a pair, 'valid' or 'same', got %r" % padding)
         self.padding = padding if isinstance(padding, str) else F._pair(padding, "padding", 0)
         self.dilation = F._pair(dilation, "dilation", 1)
         self.groups = int(groups)
+        _fits((self.out_channels, self.in_channels // self.groups) + self.kernel_size, "Conv2d",
+              "in_channels, out_channels and kernel_size")
         self.weight = Parameter(empty(self.out_channels, self.in_channels // self.groups, *self.kernel_size))
         if bias:
             self.bias = Parameter(empty(self.out_channels))
@@ -333,6 +400,13 @@ class Conv2d(Module):
 class MaxPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
         super().__init__()
+        F._pool_args(kernel_size, stride, padding)  # checked now, as the layer's arguments
+        d = F._pair(dilation, "dilation", 1)
+        if d[0] != d[1]:
+            raise ValueError("MaxPool2d: bcml supports the same dilation in both directions")
+        if _values.flag(return_indices, "MaxPool2d", "return_indices"):
+            raise ValueError("MaxPool2d: return_indices=True is not supported by bcml")
+        ceil_mode = _values.flag(ceil_mode, "MaxPool2d", "ceil_mode")
         self.kernel_size, self.stride, self.padding = kernel_size, stride if stride is not None else kernel_size, padding
         self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
@@ -348,6 +422,11 @@ class AvgPool2d(Module):
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None):
         super().__init__()
+        F._pool_args(kernel_size, stride, padding)  # checked now, as the layer's arguments
+        ceil_mode = _values.flag(ceil_mode, "AvgPool2d", "ceil_mode")
+        count_include_pad = _values.flag(count_include_pad, "AvgPool2d", "count_include_pad")
+        if divisor_override is not None:
+            raise ValueError("AvgPool2d: divisor_override is not supported by bcml")
         self.kernel_size, self.stride, self.padding = kernel_size, stride if stride is not None else kernel_size, padding
         self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
 
@@ -362,6 +441,7 @@ class AvgPool2d(Module):
 class AdaptiveAvgPool2d(Module):
     def __init__(self, output_size):
         super().__init__()
+        F._output_size(output_size, None)  # checked now, as the layer's argument
         self.output_size = output_size
 
     def forward(self, input):
@@ -374,7 +454,8 @@ class AdaptiveAvgPool2d(Module):
 class Dropout2d(Module):
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
-        self.p = F._check_p(p)
+        self.p = F._check_p(p, "Dropout2d")
+        _values.flag(inplace, "Dropout2d", "inplace")
 
     def forward(self, input):
         return F.dropout2d(input, self.p, self.training)
@@ -391,6 +472,7 @@ class Identity(Module):
 class ReLU(Module):
     def __init__(self, inplace=False):
         super().__init__()
+        _values.flag(inplace, "ReLU", "inplace")
 
     def forward(self, input):
         return F.relu(input)
@@ -406,10 +488,14 @@ class Tanh(Module):
         return F.tanh(input)
 
 
+def _dim_or_none(dim, fname):
+    return dim if dim is None else _values.index(dim, fname, "dim")
+
+
 class Softmax(Module):
     def __init__(self, dim=None):
         super().__init__()
-        self.dim = dim
+        self.dim = _dim_or_none(dim, "Softmax")
 
     def forward(self, input):
         return F.softmax(input, self.dim)
@@ -418,7 +504,7 @@ class Softmax(Module):
 class LogSoftmax(Module):
     def __init__(self, dim=None):
         super().__init__()
-        self.dim = dim
+        self.dim = _dim_or_none(dim, "LogSoftmax")
 
     def forward(self, input):
         return F.log_softmax(input, self.dim)
@@ -427,7 +513,8 @@ class LogSoftmax(Module):
 class Dropout(Module):
     def __init__(self, p=0.5, inplace=False):
         super().__init__()
-        self.p = F._check_p(p)
+        self.p = F._check_p(p, "Dropout")
+        _values.flag(inplace, "Dropout", "inplace")
 
     def forward(self, input):
         return F.dropout(input, self.p, self.training)
@@ -439,7 +526,8 @@ class Dropout(Module):
 class Flatten(Module):
     def __init__(self, start_dim=1, end_dim=-1):
         super().__init__()
-        self.start_dim, self.end_dim = start_dim, end_dim
+        self.start_dim = _values.index(start_dim, "Flatten", "start_dim")
+        self.end_dim = _values.index(end_dim, "Flatten", "end_dim")
 
     def forward(self, input):
         return F._tensor(input, "input", "Flatten").flatten(self.start_dim, self.end_dim)
@@ -452,8 +540,11 @@ class _BatchNorm(Module):
         super().__init__()
         self.num_features = _positive_int(num_features, "num_features")
         name = type(self).__name__
+        _fits((self.num_features,), name, "num_features")
         self.eps = _values.setting(eps, name, "eps", low=0.0)
         self.momentum = momentum if momentum is None else _values.setting(momentum, name, "momentum")
+        affine = _values.flag(affine, name, "affine")
+        track_running_stats = _values.flag(track_running_stats, name, "track_running_stats")
         self.affine, self.track_running_stats = affine, track_running_stats
         if affine:
             self.weight = Parameter(ones(num_features))
@@ -507,7 +598,7 @@ class Sequential(Module):
         else:
             for i, m in enumerate(args):
                 if not isinstance(m, Module):
-                    raise TypeError("Sequential: argument %d is not a Module (%s)" % (i, type(m).__name__))
+                    raise TypeError("Sequential(): argument 'args' %d is not a Module (%s)" % (i, type(m).__name__))
                 self.add_module(str(i), m)
 
     def forward(self, input):
@@ -519,7 +610,7 @@ class Sequential(Module):
         mods = list(self._modules.values())
         if isinstance(idx, slice):
             return Sequential(*mods[idx])
-        return mods[idx]
+        return mods[_module_index(idx, len(mods), "Sequential")]
 
     def __len__(self):
         return len(self._modules)
@@ -532,18 +623,36 @@ class Sequential(Module):
         return self
 
 
+def _module_index(i, n, fname):
+    i = _values.index(i, fname + ".__getitem__", "idx")
+    if not -n <= i < n:
+        raise IndexError("%s: index %d (argument 'idx') is out of range for %d modules" % (fname, i, n))
+    return i % n
+
+
 class ModuleList(Module):
     def __init__(self, modules=None):
         super().__init__()
-        for m in modules or []:
+        if modules is not None and (isinstance(modules, (str, bytes, Module, dict, Tensor)) or
+                                    hasattr(modules, "__array__") or
+                                    not isinstance(modules, collections.abc.Iterable)):
+            raise TypeError("ModuleList(): argument 'modules' must be an iterable of Modules, not %s"
+                            % type(modules).__name__)
+        for i, m in enumerate(modules or []):
+            if not isinstance(m, Module):
+                raise TypeError("ModuleList(): argument 'modules': element %d is not a Module (%s)"
+                                % (i, type(m).__name__))
             self.append(m)
 
-    def append(self, m):
-        self.add_module(str(len(self._modules)), m)
+    def append(self, module):
+        self.add_module(str(len(self._modules)), module)
         return self
 
-    def __getitem__(self, i):
-        return list(self._modules.values())[i]
+    def __getitem__(self, idx):
+        mods = list(self._modules.values())
+        if isinstance(idx, slice):
+            return ModuleList(mods[idx])
+        return mods[_module_index(idx, len(mods), "ModuleList")]
 
     def __len__(self):
         return len(self._modules)
@@ -553,15 +662,25 @@ class ModuleList(Module):
 
 
 class _Loss(Module):
+    _reductions = ("none", "mean", "sum")
+
     def __init__(self, reduction="mean"):
         super().__init__()
+        F._reduction(reduction, self._reductions)  # checked now, as the layer's argument
         self.reduction = reduction
+
+
+def _weight(weight, fname):
+    if weight is not None and not isinstance(weight, Tensor):
+        raise TypeError("%s(): argument 'weight' must be a bcml tensor or None, not %s" % (fname, type(weight).__name__))
+    return weight
 
 
 class _WeightedLoss(_Loss):
     def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
         super().__init__(reduction)
-        self.weight, self.ignore_index = weight, ignore_index
+        self.register_buffer("weight", _weight(weight, type(self).__name__))  # a buffer, as in PyTorch
+        self.ignore_index = _values.index(ignore_index, type(self).__name__, "ignore_index")
 
 
 class NLLLoss(_WeightedLoss):
@@ -577,16 +696,18 @@ class CrossEntropyLoss(_WeightedLoss):
 class BCELoss(_Loss):
     def __init__(self, weight=None, reduction="mean"):
         super().__init__(reduction)
-        self.weight = weight
+        self.register_buffer("weight", _weight(weight, "BCELoss"))  # a buffer, as in PyTorch
 
     def forward(self, input, target):
         return F.binary_cross_entropy(input, target, self.weight, self.reduction)
 
 
 class KLDivLoss(_Loss):
+    _reductions = ("none", "mean", "sum", "batchmean")
+
     def __init__(self, reduction="mean", log_target=False):
         super().__init__(reduction)
-        self.log_target = log_target
+        self.log_target = _values.flag(log_target, "KLDivLoss", "log_target")
 
     def forward(self, input, target):
         return F.kl_div(input, target, reduction=self.reduction, log_target=self.log_target)

@@ -58,7 +58,8 @@ static bcml_status bn_param(const bcml_tensor *t, const char *name, int64_t C, b
     if (st) return st;
     if (t->ndim != 1 || t->shape[0] != C) {
         char b[64];
-        return bcml_fail(err, BCML_EVALUE, "batch_norm: %s must have shape (%lld,) (one value per channel), got %s",
+        return bcml_fail(err, BCML_EVALUE,
+                         "batch_norm: %s must have shape (%lld,) (one value per channel of input), got %s",
                          name, (long long)C, bcml_shape_str(t, b, sizeof b));
     }
     return BCML_OK;

@@ -180,7 +180,8 @@ bcml_status bcml_linear_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
                          bcml_shape_str(x, bx, sizeof bx), bcml_shape_str(w, bw, sizeof bw),
                          w->ndim == 2 ? (long long)w->shape[1] : -1LL);
     if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
-        return bcml_fail(err, BCML_EVALUE, "linear: bias must have shape (%lld,), got %s",
+        return bcml_fail(err, BCML_EVALUE,
+                         "linear: bias must have shape (%lld,) (one value per row of weight), got %s",
                          (long long)w->shape[0], bcml_shape_str(b, bx, sizeof bx));
     int64_t C = w->shape[1], OC = w->shape[0], R = C ? x->numel / C : 0;
     if (C == 0) { R = 1; for (int d = 0; d < x->ndim - 1; d++) R *= x->shape[d]; }
@@ -250,7 +251,8 @@ bcml_status bcml_matmul_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
                          bcml_shape_str(a, ba, sizeof ba), bcml_shape_str(b, bb, sizeof bb));
     }
     if (K != K2)
-        return bcml_fail(err, BCML_EVALUE, "matmul: shapes %s and %s cannot be multiplied (%lld != %lld)",
+        return bcml_fail(err, BCML_EVALUE,
+                         "matmul: input of shape %s and other of shape %s cannot be multiplied (%lld != %lld)",
                          bcml_shape_str(a, ba, sizeof ba), bcml_shape_str(b, bb, sizeof bb),
                          (long long)K, (long long)K2);
     if ((st = check_blas_dims(N, K, M, "matmul", err))) return st;

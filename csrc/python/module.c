@@ -149,8 +149,13 @@ static int tensor_set_grad(PyTensor *self, PyObject *v, void *c) {
     }
     if (!bcml_py_is_tensor(v)) { PyErr_SetString(PyExc_TypeError, "grad must be a bcml tensor or None"); return -1; }
     bcml_tensor *g = ((PyTensor *)v)->t;
-    if (g->dtype != BCML_FLOAT32 || !bcml_same_shape(g, self->t)) {
-        PyErr_SetString(PyExc_ValueError, "grad: assigned grad must be float32 with the tensor's shape");
+    if (g->dtype != BCML_FLOAT32 || self->t->dtype != BCML_FLOAT32) {
+        PyErr_Format(PyExc_TypeError, "grad: assigned grad has dtype %s, the tensor has dtype %s (a grad must "
+                     "be float32, of a float32 tensor)", bcml_dtype_name(g->dtype), bcml_dtype_name(self->t->dtype));
+        return -1;
+    }
+    if (!bcml_same_shape(g, self->t)) {
+        PyErr_SetString(PyExc_ValueError, "grad: assigned grad must have the tensor's shape");
         return -1;
     }
     bcml_grad_set(self->t, g);
@@ -405,6 +410,13 @@ PyObject *bcml_py_from_numpy_obj(PyObject *obj, const char *argname) {
     PyArrayObject *conv = arr;
     int zero_copy = tn == target && PyArray_IS_C_CONTIGUOUS(arr) && PyArray_ISALIGNED(arr) &&
                     PyArray_ISWRITEABLE(arr) && PyArray_ISNOTSWAPPED(arr);
+    if (!zero_copy) { /* the size is checked before the conversion allocates (a zero-stride view can be huge) */
+        int64_t dims[BCML_MAX_DIMS], numel;
+        for (int d = 0; d < nd; d++) dims[d] = (int64_t)PyArray_DIM(arr, d);
+        bcml_err err;
+        bcml_status st = bcml_check_shape(nd, dims, dt, &numel, argname, &err);
+        if (st) return bcml_py_raise(st, &err);
+    }
     if (zero_copy) {
         Py_INCREF(arr);
     } else {
@@ -429,7 +441,7 @@ PyObject *bcml_py_from_numpy_obj(PyObject *obj, const char *argname) {
 
 static PyObject *py_from_numpy(PyObject *self, PyObject *arg) {
     (void)self;
-    return bcml_py_from_numpy_obj(arg, "from_numpy");
+    return bcml_py_from_numpy_obj(arg, "from_numpy(): argument 'arr'");
 }
 
 /* ---- shapes and dtypes from Python ------------------------------------------------------ */
@@ -501,7 +513,7 @@ static PyObject *py_empty(PyObject *self, PyObject *args) {
 /* ---- generator ---------------------------------------------------------------------- */
 /* A seed as PyTorch takes one: an int in [-2^63, 2^64) (negative seeds wrap modulo 2^64). */
 static int parse_u64(PyObject *o, const char *fname, const char *argname, unsigned long long *seed) {
-    if (!PyLong_Check(o)) {
+    if (!PyLong_Check(o) || PyBool_Check(o)) { /* as torch.Generator: a bool is no seed */
         PyErr_Format(PyExc_TypeError, "%s(): argument '%s' must be an int, not %s", fname, argname, Py_TYPE(o)->tp_name);
         return -1;
     }
