@@ -94,6 +94,29 @@ def check_grad(bcml_fn, arrays, eps=1e-2, rtol=1e-2, atol=1e-3, wrt=None, seed=0
     grad_check(bcml_fn, arrays, wrt, eps, rtol, atol, seed)
 
 
+def child_env(env=None):
+    """The environment for a child interpreter that must import the bcml under test (an installed
+    copy or the in-place build): its folder first on PYTHONPATH, then the checkout (for the tests'
+    own modules). Children started with -c must also run from a neutral folder (child_cwd), since
+    Python puts the working directory first on sys.path and the checkout's bcml/ has no build when
+    bcml is installed with pip."""
+    import bcml
+    root = str(Path(__file__).resolve().parents[1])
+    bcml_root = str(Path(bcml.__file__).resolve().parents[1])
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join([bcml_root, root] + [p for p in [full_env.get("PYTHONPATH")] if p])
+    full_env.update(env or {})
+    return full_env
+
+
+def child_cwd():
+    """A neutral working directory for a child interpreter (see child_env)."""
+    import tempfile
+    d = os.path.join(tempfile.gettempdir(), "bcml-test-child")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
 def run_python(code, timeout=120, env=None, args=()):
     """Runs code (Python source, dedented) in a fresh interpreter that imports the bcml under test,
     with args as sys.argv[1:]; returns its stdout. A crash (signal), a hang (the whole process
@@ -103,14 +126,9 @@ def run_python(code, timeout=120, env=None, args=()):
     import subprocess
     import sys
     import textwrap
-    root = str(Path(__file__).resolve().parents[1])
-    import bcml
-    bcml_root = str(Path(bcml.__file__).resolve().parents[1])
-    full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = os.pathsep.join([bcml_root, root] + [p for p in [full_env.get("PYTHONPATH")] if p])
-    full_env.update(env or {})
-    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], env=full_env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    p = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code), *map(str, args)], env=child_env(env),
+                         cwd=child_cwd(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
     try:
         out, err = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -19,6 +19,7 @@ import bcml
 import bcml.nn.functional as F
 from bcml import _core, nn
 from bcml import scores as S
+from conftest import child_cwd, child_env
 
 INT64_OVERFLOW = "value cannot be converted to type int64 without overflow"
 FLOAT_OVERFLOW = "value cannot be converted to type float without overflow"
@@ -373,6 +374,7 @@ _HUGE_LABEL_SCRIPT = """
 import resource, sys
 import numpy as np
 from bcml import scores as S
+from conftest import child_cwd, child_env
 label = int(sys.argv[1])
 h1 = np.zeros(1000, np.int64); y = np.arange(1000) % 10; y[5] = label
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -393,9 +395,9 @@ def test_count_table_memory_is_bounded_by_its_result():
     per-thread tables used to grow to (largest label + 1) x 64 bytes each (268 MB, 16 GiB near
     2**28) before any check, plus a copy of the result; now the peak stays near the result's
     size. Near 2**28 the class count is checked against memory before anything is allocated."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT), BCML_NUM_THREADS="2")
+    env = child_env({"BCML_NUM_THREADS": "2"})
     label = 2 ** 22
-    r = subprocess.run([sys.executable, "-c", _HUGE_LABEL_SCRIPT, str(label)], env=env,
+    r = subprocess.run([sys.executable, "-c", _HUGE_LABEL_SCRIPT, str(label)], env=env, cwd=child_cwd(),
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     kind, peak = r.stdout.split()
@@ -560,7 +562,7 @@ def test_examples_in_the_issue_run_in_a_subprocess():
         print((bcml.tensor([0]) + (2 ** 53 + 1)).item(), bcml.arange(10)[0:5:2 ** 63 - 1].tolist(),
               bcml.tensor([1.0]).clamp(min=math.nan).tolist())
     """)
-    r = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, PYTHONPATH=str(ROOT)),
+    r = subprocess.run([sys.executable, "-c", code], env=child_env(), cwd=child_cwd(),
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
