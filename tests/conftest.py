@@ -96,15 +96,17 @@ def check_grad(bcml_fn, arrays, eps=1e-2, rtol=1e-2, atol=1e-3, wrt=None, seed=0
 
 def child_env(env=None):
     """The environment for a child interpreter that must import the bcml under test (an installed
-    copy or the in-place build): its folder first on PYTHONPATH, then the checkout (for the tests'
-    own modules). Children started with -c must also run from a neutral folder (child_cwd), since
-    Python puts the working directory first on sys.path and the checkout's bcml/ has no build when
-    bcml is installed with pip."""
+    copy or the in-place build): its folder first on PYTHONPATH, then the checkout and tests/ (for
+    the tests' own modules). Children started with -c must also run from a neutral folder
+    (child_cwd), since Python puts the working directory first on sys.path and the checkout's
+    bcml/ has no build when bcml is installed with pip."""
     import bcml
     root = str(Path(__file__).resolve().parents[1])
     bcml_root = str(Path(bcml.__file__).resolve().parents[1])
     full_env = dict(os.environ)
-    full_env["PYTHONPATH"] = os.pathsep.join([bcml_root, root] + [p for p in [full_env.get("PYTHONPATH")] if p])
+    tests = str(Path(__file__).resolve().parent)
+    full_env["PYTHONPATH"] = os.pathsep.join([bcml_root, root, tests]
+                                             + [p for p in [full_env.get("PYTHONPATH")] if p])
     full_env.update(env or {})
     return full_env
 

@@ -374,7 +374,6 @@ _HUGE_LABEL_SCRIPT = """
 import resource, sys
 import numpy as np
 from bcml import scores as S
-from conftest import child_cwd, child_env
 label = int(sys.argv[1])
 h1 = np.zeros(1000, np.int64); y = np.arange(1000) % 10; y[5] = label
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
