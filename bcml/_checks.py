@@ -8,7 +8,7 @@ import numbers
 import numpy as np
 
 from ._autograd import no_grad
-from ._engine import PyState, as_dataset, split_output
+from ._engine import PyState, as_dataset, call_model, split_output
 from ._values import INT64_MAX
 
 
@@ -111,12 +111,7 @@ def probe(model, data, who):
         object.__setattr__(m, "training", False)
     try:
         with no_grad(), default_for_thread(Generator(0)):
-            out = model(x)
-    except (TypeError, ValueError, IndexError) as e:
-        if type(e) not in (TypeError, ValueError, IndexError):
-            raise
-        raise type(e)("%s(x) failed on the first batch of %s (x of shape %s, dtype %s): %s"
-                      % (who, data.name, tuple(x.shape), x._dtype_name, e)) from e
+            out = call_model(model, x, who, "the first batch of " + data.name)
     finally:
         state.restore()
     binary, width, n = output_kind(out, who)

@@ -199,6 +199,19 @@ class Outputs:
         return np.argmax(self.parts[0], axis=1).astype(np.int64)
 
 
+def call_model(model, x, who, where):
+    """model(x); a TypeError/ValueError/IndexError it raises (exactly those types, so that a
+    subclass with its own constructor passes through) is raised again naming the model, the data
+    (`where`) and x's shape and dtype."""
+    try:
+        return model(x)
+    except (TypeError, ValueError, IndexError) as e:
+        if type(e) not in (TypeError, ValueError, IndexError):
+            raise
+        raise type(e)("%s(x) failed on %s (x of shape %s, dtype %s): %s"
+                      % (who, where, tuple(x.shape), x._dtype_name, e)) from e
+
+
 def split_output(out, who):
     """(parts, binary) of one model output: the triple's three (B, C) tensors, or the one
     probability per sample flattened to (B,)."""
@@ -635,13 +648,7 @@ def predict(model, data, who="model"):
                 _restore(snap)
             plans.begin(plans.should_record((x,)), pend)
             try:
-                try:
-                    out = model(x)
-                except (TypeError, ValueError, IndexError) as e:
-                    if type(e) not in (TypeError, ValueError, IndexError):
-                        raise
-                    raise type(e)("%s(x) failed on %s (x of shape %s, dtype %s): %s"
-                                  % (who, data.name, tuple(x.shape), x._dtype_name, e)) from e
+                out = call_model(model, x, who, data.name)
                 parts, bflag = split_output(out, who)
             except BaseException:
                 plans.abort()

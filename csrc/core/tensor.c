@@ -2,22 +2,11 @@
 #define _POSIX_C_SOURCE 200809L
 #include "bcml.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
 #include <unistd.h>
-
-bcml_status bcml_fail(bcml_err *err, bcml_status status, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
 
 size_t bcml_dtype_size(bcml_dtype dt) {
     switch (dt) {

@@ -1,30 +1,17 @@
-// sources: safetensors.c
+// sources: safetensors.c status.c
 /* fuzz_safetensors.c: libFuzzer harness for the safetensors reader (csrc/core/safetensors.c).
  * Each input is a whole file. The reader must return a status (never crash, leak or hit UB);
  * on success every entry it returns must lie inside the data buffer, and the entries must tile
  * the buffer exactly, which this harness re-checks independently.
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Icsrc/core tests/fuzz/fuzz_safetensors.c \
- *         csrc/core/safetensors.c -o /tmp/fz
+ *         csrc/core/safetensors.c csrc/core/status.c -o /tmp/fz
  *   /tmp/fz -max_total_time=60 -print_final_stats=1 tests/fuzz/corpus/safetensors */
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "safetensors.h"
-
-/* The reader's only outside dependency. tensor.c's definition (the same three lines) would
- * pull in the whole autograd, so the harness carries its own. */
-bcml_status bcml_fail(bcml_err *err, bcml_status status, const char *fmt, ...) {
-    if (err) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-        va_end(ap);
-    }
-    return status;
-}
 
 static void check(int ok) {
     if (!ok) __builtin_trap();
