@@ -135,6 +135,9 @@ MaxResult = collections.namedtuple("max", ["values", "indices"])
 
 
 def _scalar(x):
+    t = type(x)
+    if t is float or t is int or t is bool:
+        return True
     return isinstance(x, numbers.Number) and not isinstance(x, np.ndarray)
 
 
@@ -249,6 +252,8 @@ def _reshape(t, shape):
 
 
 def _norm_dim(dim, ndim, argname="dim"):
+    if type(dim) is int and -1 <= dim < ndim:  # the common case
+        return dim % max(ndim, 1)
     if not isinstance(dim, (numbers.Integral, np.integer)) or isinstance(dim, bool):
         raise TypeError("%s must be an int, got %r" % (argname, dim))
     n = max(ndim, 1)

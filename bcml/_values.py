@@ -29,7 +29,8 @@ def _is_bool(v):
 
 def number(v, fname, argname):
     """v if it is a real number (int, float, bool, NumPy scalar); TypeError otherwise."""
-    if isinstance(v, numbers.Real):
+    t = type(v)
+    if t is float or t is int or t is bool or isinstance(v, numbers.Real):
         return v
     kind = "a complex number" if isinstance(v, numbers.Complex) else type(v).__name__
     raise TypeError("%s must be a real number, not %s" % (_where(fname, argname), kind))
@@ -51,6 +52,11 @@ def wrap64(v):
 
 def to_float(v, fname, argname):
     """float(v) for a real number; ValueError for an int too large for a double."""
+    t = type(v)
+    if t is float:
+        return v
+    if t is int and INT64_MIN <= v <= INT64_MAX:
+        return float(v)
     number(v, fname, argname)
     try:
         return float(v)
@@ -96,6 +102,11 @@ def scalar(v, fname, argname, float_target=False):
     """A scalar operand as a Python bool, int or float: TypeError for anything else (complex
     included); an int must fit int64 (ValueError otherwise), unless it meets a float32 tensor:
     then it is computed in float, as NumPy does (it must fit a double)."""
+    t = type(v)  # the common cases first: this runs for every scalar operand
+    if t is float or t is bool:
+        return v
+    if t is int and INT64_MIN <= v <= INT64_MAX:
+        return v
     number(v, fname, argname)
     if _is_bool(v):
         return bool(v)
@@ -111,6 +122,8 @@ def scalar(v, fname, argname, float_target=False):
 def flag(v, fname, argname):
     """A boolean switch (keepdim, training, ...): a bool, a NumPy bool or an int (its truth
     value, as PyTorch takes 0 and 1); TypeError for anything else."""
+    if v is True or v is False:
+        return v
     if _is_bool(v):
         return bool(v)
     if isinstance(v, numbers.Integral):
@@ -123,6 +136,8 @@ def flag(v, fname, argname):
 def index(v, fname, argname):
     """An integer argument (a dimension, a count, a size) as a Python int within int64:
     TypeError for anything that is not an integer (bools included), ValueError beyond int64."""
+    if type(v) is int and INT64_MIN <= v <= INT64_MAX:
+        return v
     if _is_bool(v) or not isinstance(v, numbers.Integral):
         raise TypeError("%s must be an int, not %s" % (_where(fname, argname), type(v).__name__))
     return int64(v, fname, argname)

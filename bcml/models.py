@@ -20,7 +20,7 @@ def _input(x, model, ndim, trailing=None):
         raise TypeError("%s.forward(): argument 'x' must be a bcml tensor, not %s" % (model, type(x).__name__))
     if x._dtype_name != "float32":
         raise TypeError("%s.forward(): argument 'x' must be a float32 tensor, got %s" % (model, x._dtype_name))
-    if x.ndim != ndim or (trailing is not None and tuple(x.shape[1:]) != tuple(trailing)):
+    if x.ndim != ndim or (trailing is not None and tuple(x.shape)[1:] != tuple(trailing)):
         want = "(B, %s)" % ", ".join(str(t) for t in trailing) if trailing is not None else "%d-D" % ndim
         raise ValueError("%s.forward(): argument 'x' must have shape %s, got %s" % (model, want, tuple(x.shape)))
     return x
@@ -64,7 +64,8 @@ class MLPClassifier(nn.Module):
         self.layers = nn.Sequential(*mods)
 
     def forward(self, x):
-        return _triple(self.layers(_input(x, "MLPClassifier", 2, (self.layers[0].in_features,))))
+        first = next(iter(self.layers._modules.values()))
+        return _triple(self.layers(_input(x, "MLPClassifier", 2, (first.in_features,))))
 
 
 class ConvNet(nn.Module):

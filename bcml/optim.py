@@ -7,6 +7,7 @@ import numpy as np
 
 from . import _core
 from ._tensor import Tensor, from_numpy
+from . import _values
 from ._values import FLT_MAX
 
 _PLAIN = (float, int)  # bool excluded: type(True) is bool
@@ -98,8 +99,8 @@ class Optimizer:
         pass
 
     def zero_grad(self, set_to_none=True):
-        from ._values import flag
-        set_to_none = flag(set_to_none, "zero_grad", "set_to_none")
+        if set_to_none is not True:
+            set_to_none = _values.flag(set_to_none, "zero_grad", "set_to_none")
         for g in self.param_groups:
             for p in g["params"]:
                 if set_to_none:

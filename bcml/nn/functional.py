@@ -124,6 +124,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
 
 def _target(target, fname, argname="target"):
     """A loss target: a tensor, or a list/array converted (a bare number is refused, as PyTorch)."""
+    if isinstance(target, _core.TensorBase):
+        return target
     from .._tensor import _scalar
     if _scalar(target):
         raise TypeError("%s(): argument '%s' must be a tensor, not %s" % (fname, argname, type(target).__name__))

@@ -624,6 +624,8 @@ class Sequential(Module):
 
 
 def _module_index(i, n, fname):
+    if type(i) is int and -n <= i < n:
+        return i % n
     i = _values.index(i, fname + ".__getitem__", "idx")
     if not -n <= i < n:
         raise IndexError("%s: index %d (argument 'idx') is out of range for %d modules" % (fname, i, n))

@@ -136,11 +136,17 @@ void bcml_release_cached_memory(void) {
  * BCML_TENSOR_BYTES_MAX (the fuzzing harnesses do, so that a shape that is merely too big
  * fails at once instead of allocating gigabytes). */
 static uint64_t physical_memory(void) {
+    /* read once (sysconf(_SC_PHYS_PAGES) is a system call, and every new tensor asks): threads
+     * that race here compute and store the same value */
+    static atomic_uint_fast64_t cached = 0;
+    uint64_t m = atomic_load_explicit(&cached, memory_order_relaxed);
+    if (m) return m;
     long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGE_SIZE);
-    uint64_t m = pages <= 0 || size <= 0 ? (uint64_t)1 << 40 : (uint64_t)pages * (uint64_t)size;
+    m = pages <= 0 || size <= 0 ? (uint64_t)1 << 40 : (uint64_t)pages * (uint64_t)size;
 #ifdef BCML_TENSOR_BYTES_MAX
     if (m > (uint64_t)(BCML_TENSOR_BYTES_MAX)) m = (uint64_t)(BCML_TENSOR_BYTES_MAX);
 #endif
+    atomic_store_explicit(&cached, m, memory_order_relaxed);
     return m;
 }
 
@@ -278,56 +284,67 @@ static void storage_unref(bcml_storage *s) {
  * so objects whose last reference goes are pushed on this thread's release lists (linked
  * through their own next_free fields: no allocation) and the outermost call frees them one by
  * one; dropping their references may push more, never recurse. */
-static _Thread_local bcml_tensor *dead_tensors = NULL;
-static _Thread_local bcml_node *dead_nodes = NULL;
-static _Thread_local int releasing = 0;
+typedef struct {
+    bcml_tensor *tensors;
+    bcml_node *nodes;
+    int releasing;
+} release_lists;
+static _Thread_local release_lists dead;   /* one TLS lookup per call (bcml is a shared object) */
 
-static void push_tensor(bcml_tensor *t) {
+/* Drops one reference; the last one queues the object for drain(). */
+static void push_tensor(release_lists *r, bcml_tensor *t) {
     if (!t || atomic_fetch_sub(&t->refcount, 1) != 1) return;
-    t->next_free = dead_tensors;
-    dead_tensors = t;
+    t->next_free = r->tensors;
+    r->tensors = t;
 }
 
-static void push_node(bcml_node *n) {
+static void push_node(release_lists *r, bcml_node *n) {
     if (!n || atomic_fetch_sub(&n->refcount, 1) != 1) return;
-    n->next_free = dead_nodes;
-    dead_nodes = n;
+    n->next_free = r->nodes;
+    r->nodes = n;
 }
 
-static void drain(void) {
-    if (releasing) return;
-    releasing = 1;
+static void drain(release_lists *r) {
+    if (r->releasing) return;
+    r->releasing = 1;
     for (;;) {
-        if (dead_tensors) {
-            bcml_tensor *t = dead_tensors;
-            dead_tensors = t->next_free;
+        if (r->tensors) {
+            bcml_tensor *t = r->tensors;
+            r->tensors = t->next_free;
             storage_unref(t->storage);
-            push_tensor(t->grad);
-            push_tensor(t->base);
-            push_node(t->grad_fn);
+            push_tensor(r, t->grad);
+            push_tensor(r, t->base);
+            push_node(r, t->grad_fn);
             free(t);
-        } else if (dead_nodes) {
-            bcml_node *n = dead_nodes;
-            dead_nodes = n->next_free;
-            for (int k = 0; k < BCML_MAX_IN; k++) push_tensor(n->in[k]);
-            for (int k = 0; k < 4; k++) push_tensor(n->saved[k]);
-            push_tensor(n->grad_acc);
+        } else if (r->nodes) {
+            bcml_node *n = r->nodes;
+            r->nodes = n->next_free;
+            for (int k = 0; k < BCML_MAX_IN; k++) push_tensor(r, n->in[k]);
+            for (int k = 0; k < 4; k++) push_tensor(r, n->saved[k]);
+            push_tensor(r, n->grad_acc);
             free(n);
         } else {
             break;
         }
     }
-    releasing = 0;
+    r->releasing = 0;
 }
 
 void bcml_tensor_unref(bcml_tensor *t) {
-    push_tensor(t);
-    drain();
+    /* a reference that is not the last (the common case) touches no thread-local state */
+    if (!t || atomic_fetch_sub(&t->refcount, 1) != 1) return;
+    release_lists *r = &dead;
+    t->next_free = r->tensors;
+    r->tensors = t;
+    drain(r);
 }
 
 void bcml_node_unref(bcml_node *n) {
-    push_node(n);
-    drain();
+    if (!n || atomic_fetch_sub(&n->refcount, 1) != 1) return;
+    release_lists *r = &dead;
+    n->next_free = r->nodes;
+    r->nodes = n;
+    drain(r);
 }
 
 void bcml_tensor_drop_storage(bcml_tensor *t) {
