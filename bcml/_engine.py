@@ -192,6 +192,12 @@ class Outputs:
             return from_numpy(np.ascontiguousarray(self.parts[0][rows]))
         return tuple(from_numpy(np.ascontiguousarray(p[rows])) for p in self.parts)
 
+    def all(self):
+        """Every row's outputs as tensors sharing the arrays' memory (no copy; for reading)."""
+        if self.binary:
+            return from_numpy(np.ascontiguousarray(self.parts[0]))
+        return tuple(from_numpy(np.ascontiguousarray(p)) for p in self.parts)
+
     def labels(self, pivot=0.5):
         """Predicted labels: argmax of the logits, or p >= pivot for a binary model."""
         if self.binary:

@@ -284,15 +284,14 @@ def _test_compat(h2, loss_function, data, h1_outputs=None):
     if h1_outputs is None:
         h1_outputs = _engine.predict(loss_function.h1, data, "h1")[0]
     h2_outputs, y, _ids = _engine.predict(h2, data, "h2")
-    rows = np.arange(len(y))
-    h2_full = h2_outputs.take(rows)
+    h2_full = h2_outputs.all()
     # the loss over the whole set at once, from both models' outputs: a shallow copy of the loss
     # whose h2 returns h2's outputs (the loss runs h2 once per call)
     lf = copy.copy(loss_function)
     lf.h2 = lambda _x: h2_full
     yt = from_numpy(np.ascontiguousarray(y))
     with no_grad():
-        total = float(lf(yt, yt, reduction="sum", h1_output=h1_outputs.take(rows)).item())
+        total = float(lf(yt, yt, reduction="sum", h1_output=h1_outputs.all()).item())
     return [total / len(y)]
 
 
