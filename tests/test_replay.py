@@ -696,3 +696,24 @@ def test_first_batch_of_every_epoch_is_checked(replay_flag):
     assert (calls_e, calls_r) == (30, 2 + 1 + 10)
     for a, b in zip(eager, replayed):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
+
+
+def test_state_check_sees_every_numpy_draw_including_a_cached_gaussian():
+    """The guard compares NumPy's raw generator words first; a draw that only uses the Gaussian
+    NumPy cached (its words do not move) must still count as a draw."""
+    from bcml._engine import PyState
+    np.random.seed(3)
+    s = PyState([])
+    assert s.changes() is None
+    np.random.random()
+    assert "NumPy" in s.changes()
+    np.random.seed(3)
+    np.random.randn()                       # draws a pair, caches the second value
+    assert np.random.get_state()[3] == 1
+    s = PyState([])
+    words = np.random.get_state()[1].copy()
+    np.random.randn()                       # uses the cached value: the words stay the same
+    assert np.array_equal(np.random.get_state()[1], words)
+    assert "NumPy" in s.changes()
+    s.restore()
+    assert s.changes() is None
