@@ -182,11 +182,17 @@ def _binary(op, a, b):
     return _apply(OPS[op], (a, b), (), ())
 
 
+_PLAIN_NUMBERS = (bool, int, float)
+
+
 def _add_scalar(a, add, mul, fname="add", other=None):
     """a * mul + add for scalars add and mul; other: the user's scalar operand they come from
     (checked by the caller with _values.scalar, named in messages). An int64 (or bool) tensor
     with integer scalars gives an exact int64 result (wrapping around as PyTorch's int64
     arithmetic does). Otherwise the result is float32."""
+    if a._dtype_name == "float32" and type(add) in _PLAIN_NUMBERS and type(mul) in _PLAIN_NUMBERS:
+        # checked operands (bool, int or float that a double holds): the common case
+        return _apply(OPS["add_scalar"], (a,), (), (float(add), float(mul)))
     if a._dtype_name != "float32":
         if isinstance(add, numbers.Integral) and isinstance(mul, numbers.Integral):
             if a._dtype_name == "bool":
