@@ -9,19 +9,14 @@ import numpy as np
 
 from ._autograd import no_grad
 from ._engine import PyState, as_dataset, call_model, split_output
-from ._values import INT64_MAX
+from ._values import INT64_MAX, call_named
 
 
 def call_user(fn, argname, *args, **kwargs):
     """fn(*args, **kwargs) for a function the user passed as argument argname: a TypeError,
     ValueError or IndexError raised inside it (of exactly that type) is raised again naming the
     argument, e.g. "loss_function(output, target) raised TypeError: ...", chained to the original."""
-    try:
-        return fn(*args, **kwargs)
-    except (TypeError, ValueError, IndexError) as e:
-        if type(e) not in (TypeError, ValueError, IndexError):
-            raise
-        raise type(e)("%s raised %s: %s" % (argname, type(e).__name__, e)) from e
+    return call_named(lambda e: "%s raised %s: %s" % (argname, type(e).__name__, e), fn, *args, **kwargs)
 
 
 def check_device(device):

@@ -23,6 +23,7 @@ import numpy as np
 from . import _core
 from ._autograd import no_grad
 from ._tensor import Tensor, from_numpy
+from ._values import call_named
 
 __all__ = ["Dataset", "as_dataset", "train_epoch", "predict", "Outputs"]
 
@@ -210,13 +211,8 @@ def call_model(model, x, who, where):
     """model(x); a TypeError/ValueError/IndexError it raises (exactly those types, so that a
     subclass with its own constructor passes through) is raised again naming the model, the data
     (`where`) and x's shape and dtype."""
-    try:
-        return model(x)
-    except (TypeError, ValueError, IndexError) as e:
-        if type(e) not in (TypeError, ValueError, IndexError):
-            raise
-        raise type(e)("%s(x) failed on %s (x of shape %s, dtype %s): %s"
-                      % (who, where, tuple(x.shape), x._dtype_name, e)) from e
+    return call_named(lambda e: "%s(x) failed on %s (x of shape %s, dtype %s): %s"
+                      % (who, where, tuple(x.shape), x._dtype_name, e), model, x)
 
 
 def split_output(out, who):

@@ -14,6 +14,22 @@ INT64_MAX = (1 << 63) - 1
 FLT_MAX = 3.4028234663852886e38  # float32's largest finite value
 
 
+_NAMED_ERRORS = (TypeError, ValueError, IndexError)
+
+
+def call_named(describe, fn, *args, **kwargs):
+    """fn(*args, **kwargs); a TypeError, ValueError or IndexError raised inside it (of exactly
+    that type, so that a subclass with a constructor of its own passes through) is raised again
+    with the message describe(e), chained to the original. For calls into user code (models,
+    losses, metrics) whose errors must name the argument they came from."""
+    try:
+        return fn(*args, **kwargs)
+    except _NAMED_ERRORS as e:
+        if type(e) not in _NAMED_ERRORS:
+            raise
+        raise type(e)(describe(e)) from e
+
+
 def _where(fname, argname):
     return "%s(): argument '%s'" % (fname, argname)
 

@@ -19,7 +19,7 @@ import numbers
 from .. import _core, _values
 from .._autograd import no_grad
 from .._tensor import OPS, as_tensor_arg
-from .._values import FLT_MAX
+from .._values import FLT_MAX, call_named
 
 __all__ = ["BCNLLLoss", "BCCrossEntropyLoss", "BCBinaryCrossEntropyLoss", "BCKLDivergenceLoss",
            "StrictImitationNLLLoss", "StrictImitationCrossEntropyLoss",
@@ -31,34 +31,30 @@ _ELEMENT_NAME = {_NLL: "log_softmax", _CE: "logits", _KL: "log_softmax"}
 _REDUCTIONS = {"none": 0, "mean": 1, "sum": 2}
 
 
-def _check_lambda(lambda_c, fname="loss"):
-    if isinstance(lambda_c, bool) or not isinstance(lambda_c, numbers.Real):
-        raise TypeError("%s: lambda_c must be a real number, got %s" % (fname, type(lambda_c).__name__))
+def _loss_setting(value, fname, name, rule, range_rule, nonneg):
+    """A float setting of the C loss (which computes in float32): a real number (not a bool),
+    finite, >= 0 when nonneg, and within float32's range (1e39 would become inf)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError("%s: %s must be a real number, got %s" % (fname, name, type(value).__name__))
     try:
-        v = float(lambda_c)
+        v = float(value)
     except OverflowError:
         v = math.inf
-    if not math.isfinite(v) or v < 0:
-        raise ValueError("%s: lambda_c must be finite and >= 0, got %r" % (fname, lambda_c))
-    if v > FLT_MAX:  # the C loss computes in float32: 1e39 would become inf
-        raise ValueError("%s: lambda_c must be finite, >= 0 and within float32's range (<= %g), got %r"
-                         % (fname, FLT_MAX, lambda_c))
+    if not math.isfinite(v) or (nonneg and v < 0):
+        raise ValueError("%s: %s must be %s, got %r" % (fname, name, rule, value))
+    if abs(v) > FLT_MAX:
+        raise ValueError("%s: %s must be %s, got %r" % (fname, name, range_rule, value))
     return v
+
+
+def _check_lambda(lambda_c, fname="loss"):
+    return _loss_setting(lambda_c, fname, "lambda_c", "finite and >= 0",
+                         "finite, >= 0 and within float32's range (<= %g)" % FLT_MAX, nonneg=True)
 
 
 def _check_pivot(pivot, fname):
-    if isinstance(pivot, bool) or not isinstance(pivot, numbers.Real):
-        raise TypeError("%s: discriminant_pivot must be a real number, got %s" % (fname, type(pivot).__name__))
-    try:
-        v = float(pivot)
-    except OverflowError:
-        v = math.inf
-    if not math.isfinite(v):
-        raise ValueError("%s: discriminant_pivot must be finite, got %r" % (fname, pivot))
-    if abs(v) > FLT_MAX:  # compared in float32 by the C loss
-        raise ValueError("%s: discriminant_pivot must be finite within float32's range (|value| <= %g), got %r"
-                         % (fname, FLT_MAX, pivot))
-    return v
+    return _loss_setting(pivot, fname, "discriminant_pivot", "finite",
+                         "finite within float32's range (|value| <= %g)" % FLT_MAX, nonneg=False)
 
 
 class _CompatibilityLoss:
@@ -173,13 +169,8 @@ class _CompatibilityLoss:
 
     def _model(self, h, x, who):
         """h(x); a TypeError/ValueError inside names the argument x it was given."""
-        try:
-            return h(x)
-        except (TypeError, ValueError, IndexError) as e:
-            if type(e) not in (TypeError, ValueError, IndexError):
-                raise
-            raise type(e)("%s(x) on argument 'x' of shape %s: %s"
-                          % (who, tuple(x.shape) if isinstance(x, _core.TensorBase) else type(x).__name__, e)) from e
+        return call_named(lambda e: "%s(x) on argument 'x' of shape %s: %s"
+                          % (who, tuple(x.shape) if isinstance(x, _core.TensorBase) else type(x).__name__, e), h, x)
 
     def _compute(self, x, y, reduction, h1_output, h1_outputs, dissonance_only):
         red = self._reduction(reduction)
