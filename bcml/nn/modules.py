@@ -13,12 +13,14 @@ from . import init
 from .parameter import Parameter
 
 
-_live = {}  # id -> weakref of every Module alive (record and replay checks them, bcml/_engine.py)
+_live = weakref.WeakValueDictionary()  # id -> every Module alive (record and replay check them, bcml/_engine.py)
 
 
 def live_modules():
-    """Every Module alive now (those made by copy.deepcopy and pickle included)."""
-    return [m for m in (r() for r in list(_live.values())) if m is not None]
+    """Every Module alive now (those made by copy.deepcopy and pickle included). valuerefs()
+    copies the references in one step, so a Module made by another thread meanwhile cannot
+    break the iteration."""
+    return [m for m in (r() for r in _live.valuerefs()) if m is not None]
 
 
 class Module:
@@ -26,13 +28,7 @@ class Module:
 
     def __new__(cls, *args, **kwargs):
         self = super().__new__(cls)
-        key = id(self)
-
-        def gone(r, key=key):
-            if _live.get(key) is r:
-                _live.pop(key, None)
-
-        _live[key] = weakref.ref(self, gone)
+        _live[id(self)] = self
         return self
 
     def __init__(self):
