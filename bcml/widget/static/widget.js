@@ -859,8 +859,11 @@ function render({ model, el }) {
       h("button", { type: "button", class: "bcml-legend-btn", "data-region": k, "aria-pressed": sel.region === k ? "true" : "false",
         onclick: () => toggle(k) },
       swatch(PALETTE[k]), `${REGION_LABEL[k]} (${REGION_DESC[k]}): ${counts[k]}, ${pct(k)}`)));
+    const f = vennEl.contains(doc.activeElement) ? doc.activeElement : null;
+    const again = f && f.dataset.region ? `${f.tagName.toLowerCase() === "button" ? ".bcml-legend-btn" : ".bcml-region"}[data-region="${f.dataset.region}"]` : null;
     vennEl.replaceChildren(h("h3", { text: "Intersection between model errors" }), svg, legend,
       h("p", { class: "bcml-sr", text: `Error counts: ${REGIONS.map(desc).join("; ")}.` }));
+    if (again) { const n2 = vennEl.querySelector(again); if (n2) n2.focus(); }
   }
 
   // 6. per-class bars
