@@ -405,7 +405,11 @@ function render({ model, el }) {
   const metric = () => get("performance_metric", "performance");
   const classNames = () => get("class_names", {});
   const grid = () => lambdaGrid(get("lambdas", []), get("points", []));
-  const filters = () => ({ ...defaultFilters(grid()), ...get("filters", {}) });
+  const filters = () => { // null/missing keys fall back to "show all" on the grid
+    const f = { ...defaultFilters(grid()) };
+    for (const [k, v] of Object.entries(get("filters", {}))) if (v != null) f[k] = v;
+    return f;
+  };
   const selection = () => ({ ...EMPTY_SELECTION, ...get("selection", {}) });
   const evalIndexFor = (sel) => (kind() === "comparison" ? 0 : sel.point);
   const setTrait = (name, value) => { model.set(name, value); model.save_changes(); };
@@ -419,8 +423,11 @@ function render({ model, el }) {
   };
   function request(method, args) {
     const id = `${idPrefix}${++reqCounter}`;
+    for (const [old, e] of pending) { // a newer request of the same method supersedes an unanswered one
+      if (e.method === method) { clearTimeout(e.timer); timers.delete(e.timer); pending.delete(old); }
+    }
     return new Promise((resolve, reject) => {
-      const entry = { resolve, reject, late: false };
+      const entry = { resolve, reject, late: false, method };
       entry.timer = later(() => { entry.late = true; updateWait(); }, 1000);
       pending.set(id, entry);
       model.send({ type: "bcml:request", id, method, args });
