@@ -724,6 +724,7 @@ function render({ model, el }) {
       if (p.testing) area.append(s("circle", { cx: X, cy: Y + (p["new-error"] ? 0 : 1.5), r: on ? 2.6 : 1.8, fill: "#ffffff", "pointer-events": "none", "aria-hidden": "true" }));
     }
     kids.push(area);
+    c.tip.hidden = true; // its point is gone (no mouseleave comes); a re-focused point shows it again
     c.svg.replaceChildren(...kids);
     if (focused != null) {
       const again = c.svg.querySelector(`.bcml-point[data-index="${win.CSS.escape(focused)}"]`);
