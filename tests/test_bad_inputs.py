@@ -50,7 +50,8 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-OPTIONAL = {"bcml.plotting": "matplotlib"}   # module -> the optional dependency it needs
+# module (and its submodules) -> the optional dependency it needs
+OPTIONAL = {"bcml.plotting": "matplotlib", "bcml.widget": "anywidget", "bcml.widgets": "anywidget"}
 CHUNK_TIMEOUT = 3600                         # seconds for one child (then the call in progress is reported)
 CALL_TIMEOUT = 60                            # seconds of silence after a call started: a hang
 SEED = 20240509
@@ -68,7 +69,7 @@ def public_modules():
     for info in pkgutil.walk_packages(bcml.__path__, "bcml."):
         if not _public(info.name):
             continue
-        dep = OPTIONAL.get(info.name)
+        dep = next((d for m, d in OPTIONAL.items() if info.name == m or info.name.startswith(m + ".")), None)
         if dep and importlib.util.find_spec(dep) is None:
             skipped[info.name] = dep
             continue
@@ -633,6 +634,21 @@ EXAMPLES = {
     "bcml.sweep_management.SweepManager.from_folder": lambda c: _a(c.sweep_folder()),
     "bcml.sweep_management.SweepManager.get_evaluation": lambda c: _a(0),
     "bcml.sweep_management.SweepManager.get_instance_image": lambda c: _a(0),
+    # ---- bcml.widget (needs anywidget: the module is skipped without it) --------------------------
+    "bcml.widget.CompatibilityAnalysis": lambda c: _a(*_sweep_args(c)[:8], lambda_c_stepsize=1.0,
+                                                      OptimizerClass=c.bcml.optim.SGD, optimizer_kwargs={"lr": 0.1},
+                                                      NewErrorLossClass=c.bcml.loss.BCCrossEntropyLoss,
+                                                      StrictImitationLossClass=c.bcml.loss.StrictImitationCrossEntropyLoss,
+                                                      seed=1, n_jobs=1),
+    "bcml.widget.CompatibilityAnalysis.from_folder": lambda c: _a(c.sweep_folder()),
+    "bcml.widget.CompatibilityAnalysis.request": lambda c: _a("page", index=0, filter={"region": "common"}, page=0,
+                                                              page_size=5),
+    "bcml.widget.CompatibilityAnalysis.save_html": lambda c: _a(str(c.tmp / "report.html")),
+    "bcml.widget.ModelComparison": lambda c: _a(c.model(), c.model(), c.data()),
+    "bcml.widget.ModelComparison.request": lambda c: _a("csv", index=0, filter={"region": "regress"}),
+    "bcml.widget.ModelComparison.save_html": lambda c: _a(str(c.tmp / "report.html")),
+    "bcml.widget.save_html": lambda c: _a(str(c.tmp / "report.html"),
+                                          c.bcml.widget.CompatibilityAnalysis.from_folder(c.sweep_folder())),
 }
 
 # receivers of one method, where the class's receiver does not fit (a valid call needs another)
@@ -657,6 +673,8 @@ RECEIVERS = {
     "bcml.nn.Module": lambda c: c.bcml.nn.Linear(3, 2),
     "bcml.optim.Optimizer": lambda c: c.opt(c.model()),
     "bcml.sweep_management.SweepManager": lambda c: c.bcml.sweep_management.SweepManager.from_folder(
+        c.sweep_folder(), get_instance_image_by_id=lambda i: np.zeros((2, 2))),
+    "bcml.widget.CompatibilityAnalysis": lambda c: c.bcml.widget.CompatibilityAnalysis.from_folder(
         c.sweep_folder(), get_instance_image_by_id=lambda i: np.zeros((2, 2))),
     "bcml.scores.CompatibilityReport": lambda c: c.bcml.scores.compatibility_report([0, 1, 2, 1], [0, 1, 1, 1],
                                                                                       [0, 1, 2, 2]),
@@ -1291,7 +1309,7 @@ ALLOWLIST = [
     # ---- valid values that are not bad: the call is right to succeed (what it computes is tested elsewhere)
     ("*", FLAGS, "True", "ok", TRUE_IS_VALID),
     (("bcml.datasets.load_*", "bcml.data.*", "bcml.datasets.train_test_split", "bcml.helpers.training.*",
-      "bcml.sweep_management.*"), "seed", ("int2^63", "np.u64scalar"), "ok",
+      "bcml.sweep_management.*", "bcml.widget.CompatibilityAnalysis"), "seed", ("int2^63", "np.u64scalar"), "ok",
      "a seed is any int in [0, 2**64) (NumPy's SeedSequence / bcml's generators take 64 bits)"),
     (("bcml.datasets.load_*",), ("cache_dir", "base_url"), "str", "ok",
      "a str is a folder / an address; both are used only to download, and the files are on disk"),
@@ -1314,30 +1332,44 @@ ALLOWLIST = [
     (("bcml.helpers.training.train_new_error", "bcml.helpers.training.train_strict_imitation"), "lambda_c",
      ("int2^63", "int2^64", "np.u64scalar"), "ok",
      "lambda_c is a float setting: any real number >= 0 that float32 holds (SPEC 3)"),
-    (("bcml.helpers.training.*", "bcml.sweep_management.SweepManager"),
+    (("bcml.helpers.training.*", "bcml.sweep_management.SweepManager", "bcml.widget.CompatibilityAnalysis"),
      ("optimizer_kwargs", "new_error_loss_kwargs", "strict_imitation_loss_kwargs"), ("dict{}", "None"), "ok",
      "no keyword arguments: the classes' defaults (None is accepted as {} for every *_kwargs)"),
-    (("bcml.helpers.training.compatibility_sweep", "bcml.sweep_management.SweepManager*"),
+    (("bcml.helpers.training.compatibility_sweep", "bcml.sweep_management.SweepManager*", "bcml.widget.CompatibilityAnalysis"),
      ("sweeps_folder_path", "folder_name", "ml_flow_run_name"), "str", "ok",
      "a str is a folder name / an MLflow run name"),
     ("bcml.plot_tradeoff", "title", "str", "ok", "any str is a title"),
-    (("bcml.helpers.training.compatibility_sweep", "bcml.sweep_management.SweepManager*"),
+    (("bcml.helpers.training.compatibility_sweep", "bcml.sweep_management.SweepManager*", "bcml.widget.*"),
      ("performance_metric", "get_instance_metadata", "get_instance_image_by_id", "OptimizerClass",
       "NewErrorLossClass", "StrictImitationLossClass"), ("lambda", "None"), "ok",
      "any callable is accepted when the manager is made (it is called when the sweep runs; None: the default)"),
-    (("bcml.helpers.training.compatibility_sweep", "bcml.sweep_management.SweepManager"), ("progress", "use_ml_flow"),
+    (("bcml.helpers.training.compatibility_sweep", "bcml.sweep_management.SweepManager", "bcml.widget.CompatibilityAnalysis"), ("progress", "use_ml_flow"),
      "True", ("ImportError", "ok"), "True needs an optional dependency (tqdm, mlflow): without it an ImportError "
                                     "naming the extra to install (DESIGN: optional features), with it the sweep "
                                     "runs with a progress bar / logs to MLflow"),
-    (("bcml.sweep_management.SweepManager.cancel", "bcml.sweep_management.SweepManager.wait"), "timeout",
+    (("bcml.sweep_management.SweepManager.cancel", "bcml.sweep_management.SweepManager.wait",
+      "bcml.widget.CompatibilityAnalysis.cancel", "bcml.widget.CompatibilityAnalysis.wait"), "timeout",
      ("inf", "1e39", "int2^63", "int2^64", "np.u64scalar"), "ok", "a timeout of any length (waits at most that long)"),
     ("bcml.models.MLPClassifier", "hidden_sizes", "list[]", "ok", "no hidden layer: one Linear layer"),
     ("bcml.models.*.forward", "x", ("t.nan", "t.requires_grad", "t.nonleaf", "t.empty(0,3)", "t.rank4"), "ok",
      "a valid input of the model's shape (NaN flows and an empty batch gives empty outputs, as in PyTorch; a "
      "tensor that requires grad records a graph); the models are compared with PyTorch in tests/test_models_conv.py "
      "and tests/test_nn.py"),
+    # ---- the widgets
+    (("bcml.widget.CompatibilityAnalysis", "bcml.widget.ModelComparison"), "port", "*", "ok",
+     "port is accepted and ignored, as documented: BCML's Flask server took it, bcml's widget needs no server"),
+    ("bcml.widget.*", ("get_instance_data_by_id", "get_instance_label_by_id"), "lambda", "ok",
+     "any function of the instance id (called for the rows the instance table shows; tests/test_widget_data.py)"),
+    ("bcml.widget.*", "class_names", ("dict{}", "list[]"), "ok", "no class names: classes are shown by value"),
+    ("bcml.widget.*", "title", "str", "ok", "any str is a title"),
+    ("bcml.widget.*.request", "filter", ("None", "dict{}"), "ok",
+     "no filter: every error instance of the evaluation (the instance table without a Venn region or class bar)"),
+    (("bcml.widget.*.save_html", "bcml.widget.save_html"), "max_images", ("int2^63", "int2^64"), "ok",
+     "a bound on the thumbnails inlined: any count >= 0 (the report holds at most every error instance's)"),
+    (("bcml.widget.*.save_html", "bcml.widget.save_html"), "path", "str", "ok", "a str is a file name (written)"),
     # ---- files that are not there
-    (("bcml.load", "bcml.datasets.load_*", "bcml.plot_tradeoff"), ("f", "path", "summary_or_folder"),
+    (("bcml.load", "bcml.datasets.load_*", "bcml.plot_tradeoff", "bcml.widget.CompatibilityAnalysis.from_folder"),
+     ("f", "path", "summary_or_folder"),
      ("str", "bytes"), ("FileNotFoundError", "DatasetNotFoundError"),
      "a path that does not exist: FileNotFoundError (the data sets' subclass says where to put the files), "
      "Python's error for a missing file"),
