@@ -171,3 +171,12 @@ def server(tmp_path):
         httpd.shutdown()
         httpd.server_close()
         thread.join()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Says where the browser tests wrote their screenshots ($BCML_ARTIFACTS or a temporary
+    folder), after the run's summary."""
+    import sys
+    browser = sys.modules.get("_browser")
+    if browser is not None and browser._ARTIFACTS:
+        terminalreporter.write_line("bcml browser-test screenshots: %s" % browser._ARTIFACTS[0])

@@ -6,6 +6,7 @@ text alternatives, the palette, the CSV download, and a filter that hides the se
 Screenshots go to $BCML_ARTIFACTS (default: a temporary folder, printed)."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -159,6 +160,8 @@ def test_clicking_a_point_updates_the_table_and_the_venn_diagram(page, sweep):
         assert sorted(counts) == sorted([h1 - both, both, h2 - both])
         ids = _table_ids(page)
         assert ids == [r["instance_id"] for r in ev["error_instances"]][:PAGE_SIZE]
+    text = page.inner_text(".bcml-root")
+    assert not re.search(r"\b(null|undefined|NaN)\b", text), text  # no missing value printed as such
     page.screenshot(path=str(artifacts_dir() / "report-selected.png"), full_page=True)
 
 
@@ -173,6 +176,7 @@ def test_regress_filters_the_table_to_exactly_the_regressed_ids(page, sweep):
                                "?.includes(String(n))", arg=len(want))
         assert _all_pages(page) == want, region
     page.screenshot(path=str(artifacts_dir() / "report-regress.png"), full_page=True)
+    page.locator(".bcml-root").screenshot(path=str(artifacts_dir() / "report-regress-widget.png"))
 
 
 def test_paging_and_thumbnails(page, sweep):

@@ -5,6 +5,7 @@ clicks Start Sweep in the browser, sees the progress reach done, clicks a point 
 diagram; a second notebook renders ModelComparison. Screenshots go to $BCML_ARTIFACTS."""
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -45,8 +46,11 @@ analysis
 """
 
 COMPARISON = """
+train(3, h2, bcml.optim.SGD(h2.parameters(), lr=0.05), F.nll_loss, tr, te, 32, 64)
 from bcml.widget import ModelComparison
-ModelComparison(h1, h2, te, class_names=["benign", "malignant"])
+row = lambda i: {name: "%.2f" % v for name, v in zip(d.feature_names, d.X_test[i])}
+ModelComparison(h1, h2, te, class_names=["benign", "malignant"], get_instance_data_by_id=row,
+                get_instance_label_by_id=lambda i: {"label": int(d.y_test[i])})
 """
 
 
@@ -77,6 +81,10 @@ def server(request, tmp_path):
     _notebook(root / "analysis.ipynb", [SETUP % str(SHARED_DATA), ANALYSIS])
     _notebook(root / "comparison.ipynb", [SETUP % str(SHARED_DATA), COMPARISON])
     port, token = _free_port(), "bcml-test-%d" % os.getpid()
+    # no "get notified about news?" pop-up over the page
+    (tmp_path / "config" / "labconfig").mkdir(parents=True)
+    (tmp_path / "config" / "labconfig" / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
     env = child_env({"JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
                      "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
                      "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces")})
@@ -148,7 +156,7 @@ def test_widgets_in_the_front_end(server):
     shots = artifacts_dir()
     with sync_playwright() as pw:
         browser = launch(pw, chromium)
-        ctx = browser.new_context(viewport={"width": 1400, "height": 1200})
+        ctx = browser.new_context(viewport={"width": 1300, "height": 2600})  # the whole widget in view
         page = ctx.new_page()
         log = ConsoleLog(page)
         try:
@@ -190,10 +198,16 @@ def _drive(page, app, base, token, root, shots):
         counts = page.eval_on_selector_all(".bcml-venn .bcml-venn-count", "ts => ts.map(t => +t.textContent)")
         assert sorted(counts) == sorted([h1 - both, both, h2 - both])
         page.screenshot(path=str(shots / ("%s-compatibility-analysis.png" % app)), full_page=True)
+        page.locator(".bcml-root:visible").screenshot(path=str(shots / ("%s-compatibility-analysis-widget.png" % app)))
 
         _open(page, app, base, token, "comparison.ipynb")
         _run_all_cells(page)
         # (JupyterLab keeps the first notebook's widget in a hidden tab)
         page.wait_for_selector(".bcml-venn .bcml-region[data-region]:visible", timeout=120000)
         page.wait_for_selector(".bcml-instances tbody tr[data-id]:visible", timeout=30000)
+        data = page.inner_text(".bcml-instances tbody tr[data-id]:visible td.bcml-data >> nth=0")
+        assert "clump_thickness" in data, data  # the tabular Data column (get_instance_data_by_id)
+        text = page.inner_text(".bcml-root:visible")
+        assert not re.search(r"\b(null|undefined|NaN)\b", text), text
         page.screenshot(path=str(shots / ("%s-model-comparison.png" % app)), full_page=True)
+        page.locator(".bcml-root:visible").screenshot(path=str(shots / ("%s-model-comparison-widget.png" % app)))

@@ -164,7 +164,6 @@ class CompatibilityAnalysis(_Widget):
                 return
             for r in summary["data"]:
                 self._known[r["datapoint_index"]] = (r["performance"], r["btc"], r["bec"])
-            self._data.forget()
             self._set_summary(summary)
             if not self.lambdas:
                 self.lambdas = self._manifest_grid() or []
@@ -181,6 +180,7 @@ class CompatibilityAnalysis(_Widget):
             return False
         self.error = ""
         self._known = {}
+        self._data.forget()  # overwrite=True rewrites the evaluations a view may have cached
         started = self.sweep_manager.start_sweep()
         if started:
             self.status = "running"

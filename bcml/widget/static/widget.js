@@ -956,7 +956,7 @@ function render({ model, el }) {
       : hadFocus && hadFocus.dataset && hadFocus.dataset.view ? `.bcml-class-view[data-view="${hadFocus.dataset.view}"]` : focusKey ? `.${focusKey}` : null;
     classesEl.replaceChildren(h("h3", { text: "Classes" }),
       h("div", { class: "bcml-row", role: "group", "aria-label": "Class chart" }, viewBtn("accuracy", "Accuracy by class"), viewBtn("incompatible", "Incompatible points by class")),
-      svg, legend, pager, alt);
+      ...[svg, legend, pager, alt].filter(Boolean));
     if (focusSel) { const n2 = classesEl.querySelector(focusSel); if (n2 && !n2.disabled) n2.focus(); }
   }
 
