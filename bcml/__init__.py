@@ -212,4 +212,5 @@ from . import models  # noqa: E402,F401
 from . import scores  # noqa: E402,F401
 from . import loss  # noqa: E402,F401
 from . import metrics, helpers  # noqa: E402,F401
+from . import backends, cuda  # noqa: E402,F401  (PyTorch's queries and switches, for code written for it)
 from .plotting import plot_tradeoff  # noqa: E402,F401  (imports matplotlib only when called)

@@ -142,7 +142,7 @@ class SweepManager(object):
         self.optimizer_kwargs = optimizer_kwargs
         self.NewErrorLossClass = NewErrorLossClass
         self.StrictImitationLossClass = StrictImitationLossClass
-        self.performance_metric = performance_metric
+        self.performance_metric = model_accuracy if performance_metric is None else performance_metric
         self.lambda_c_stepsize = lambda_c_stepsize
         self.new_error_loss_kwargs = new_error_loss_kwargs
         self.strict_imitation_loss_kwargs = strict_imitation_loss_kwargs

@@ -539,6 +539,8 @@ EXAMPLES = {
     "bcml.helpers.utils.sigmoid_to_labels": lambda c: _a(c.probs()),
     "bcml.metrics.model_accuracy": lambda c: _a(c.model(), c.data()),
     "bcml.metrics.model_accuracy_by_class": lambda c: _a(c.model(), c.data()),
+    "bcml.metrics.model_balanced_accuracy": lambda c: _a(c.model(), c.data()),
+    "bcml.metrics.model_roc_auc": lambda c: _a(c.model(), c.data()),
     # ---- bcml.loss: constructors, and calls of the loss (h1, h2: LogisticRegression(3, 3), or
     # a binary model for the binary losses) ----------------------------------------------------
     **{"bcml.loss." + k: (lambda k: lambda c: _a(*((c.bmodel(), c.bmodel()) if "Binary" in k else
@@ -1355,6 +1357,8 @@ ALLOWLIST = [
      "a valid input of the model's shape (NaN flows and an empty batch gives empty outputs, as in PyTorch; a "
      "tensor that requires grad records a graph); the models are compared with PyTorch in tests/test_models_conv.py "
      "and tests/test_nn.py"),
+    (("bcml.helpers.training.evaluate_model_performance_and_compatibility*",), "performance_metric", "None", "ok",
+     "None is the documented default, model_accuracy (tests/test_dropin.py)"),
     # ---- the widgets
     (("bcml.widget.CompatibilityAnalysis", "bcml.widget.ModelComparison"), "port", "*", "ok",
      "port is accepted and ignored, as documented: BCML's Flask server took it, bcml's widget needs no server"),

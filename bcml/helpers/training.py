@@ -552,6 +552,8 @@ def evaluate_model_performance_and_compatibility_on_dataset(h1, h2, dataset, per
     _checks.check_device(device)
     _checks.check_model(h1, "h1")
     _checks.check_model(h2, "h2")
+    if performance_metric is None:  # the documented default
+        performance_metric = model_accuracy
     if not callable(performance_metric):
         raise TypeError("performance_metric must be a function metric(model, dataset, device), got %s"
                         % type(performance_metric).__name__)

@@ -10,8 +10,11 @@ or (B, 1) (flattened, never broadcast).
 Deliberate differences from BCML: every term is scaled by 1/B of the whole batch ("sum" sums,
 "none" gives the per-sample vector base_i + lambda_c [i in S] d_i); the strict-imitation KL is
 KL(p1 || p2); the strict-imitation cross-entropy imitates softmax(h1's logits); the
-discriminant pivot is honoured (keyword `discriminant_pivot`, BCML's misspelt
-`discriminant_pivit` accepted too); h2 is run once instead of twice.
+discriminant pivot is honoured (keyword `discriminant_pivot`; BCML's code's `discriminant_pivit`
+and its docs' `discriminan_pivot` are accepted too); h2 is run once instead of twice.
+
+``bcml.loss.new_error`` and ``bcml.loss.strict_imitation`` hold the same classes under BCML's
+module names.
 """
 import math
 import numbers
@@ -72,9 +75,12 @@ class _CompatibilityLoss:
         self.discriminant_pivot = 0.5
         self.num_classes = None
         if self._kind == _BCE:
-            if "discriminant_pivot" in kwargs and "discriminant_pivit" in kwargs:
-                raise TypeError("give discriminant_pivot or discriminant_pivit, not both")
-            pivot = kwargs.pop("discriminant_pivot", kwargs.pop("discriminant_pivit", 0.5))
+            # BCML's code read discriminant_pivit; its docs spell it discriminan_pivot
+            given = [k for k in ("discriminant_pivot", "discriminan_pivot", "discriminant_pivit") if k in kwargs]
+            if len(given) > 1:
+                raise TypeError("give one of discriminant_pivot / discriminan_pivot / discriminant_pivit, not %s"
+                                % " and ".join(given))
+            pivot = kwargs.pop(given[0]) if given else 0.5
             self.discriminant_pivot = _check_pivot(pivot, type(self).__name__)
         if self._kind == _KL:
             nc = kwargs.pop("num_classes", None)
@@ -249,3 +255,6 @@ class StrictImitationBinaryCrossEntropyLoss(_CompatibilityLoss):
 class StrictImitationKLDivergenceLoss(_CompatibilityLoss):
     """-logp2[y] base; on S KL(p1 || p2)."""
     _kind, _strict = _KL, 1
+
+
+from . import new_error, strict_imitation  # noqa: E402,F401  (BCML's module names)

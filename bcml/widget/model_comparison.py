@@ -28,6 +28,8 @@ class ModelComparison(_Widget):
         if _base.anywidget is None:
             raise ImportError(_base._MISSING)
         _checks.check_device(device)
+        if performance_metric is None:  # the documented default
+            performance_metric = model_accuracy
         image_fn = _base._optional_function(get_instance_image_by_id, "get_instance_image_by_id", fname)
         data_fn = _base._optional_function(get_instance_data_by_id, "get_instance_data_by_id", fname)
         label_fn = _base._optional_function(get_instance_label_by_id, "get_instance_label_by_id", fname)

@@ -1,0 +1,149 @@
+"""Drop-in for code written against BCML and PyTorch (issue 11, item 2): snippets written as
+BCML's notebooks and docs write them, run with only their imports changed
+(``backwardcompatibilityml`` -> ``bcml``, ``torch`` -> ``bcml``). Each test names the gap it
+covers. The metrics BCML's users reach for beyond accuracy are checked against independent
+NumPy float64 references (pairwise ROC AUC, per-class recall)."""
+import numpy as np
+import pytest
+
+import bcml
+import bcml.nn as nn
+from bcml.data import DataLoader
+
+
+def _pair(seed=0, classes=3, n=120):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 4)).astype(np.float32)
+    y = (X[:, 0] * 2 + rng.normal(size=n) > 0).astype(np.int64) if classes == 2 else \
+        np.digitize(X[:, 0] + 0.5 * rng.normal(size=n), [-0.5, 0.5]).astype(np.int64)
+    bcml.manual_seed(seed)
+    h1 = bcml.models.LogisticRegression(4, classes)
+    h2 = bcml.models.MLPClassifier(4, classes)
+    return h1, h2, DataLoader(X, y, batch_size=32), X, y
+
+
+def test_device_selection_as_pytorch_code_writes_it():
+    # torch.cuda / torch.backends.cudnn, as the notebooks' first cells use them
+    device = "cuda" if bcml.cuda.is_available() else "cpu"
+    assert device == "cpu" and bcml.cuda.device_count() == 0
+    bcml.backends.cudnn.enabled = False
+    bcml.backends.cudnn.deterministic = True
+    bcml.backends.cudnn.benchmark = False
+    assert bcml.backends.cudnn.deterministic is True and not bcml.backends.cudnn.is_available()
+    bcml.backends.cudnn.enabled, bcml.backends.cudnn.deterministic = True, False
+    h1, h2, data, X, y = _pair()
+    h1 = h1.to(device)  # the usual model.to(device) runs on the device picked
+    assert bcml.metrics.model_accuracy(h1, data, device) >= 0.0
+
+
+def test_loss_modules_under_bcmls_names():
+    import bcml.loss as bcloss
+    from bcml.loss.new_error import BCCrossEntropyLoss, BCNLLLoss  # noqa: F401
+    from bcml.loss.strict_imitation import StrictImitationCrossEntropyLoss  # noqa: F401
+    assert bcloss.new_error.BCCrossEntropyLoss is bcloss.BCCrossEntropyLoss
+    assert bcloss.new_error.BCKLDivergenceLoss is bcloss.BCKLDivergenceLoss
+    assert bcloss.strict_imitation.StrictImitationKLDivergenceLoss is bcloss.StrictImitationKLDivergenceLoss
+    assert set(bcloss.new_error.__all__) | set(bcloss.strict_imitation.__all__) == set(bcloss.__all__)
+    h1, h2, data, X, y = _pair()
+    ids, x, t = next(iter(data))
+    # the Adult notebooks' spelling: bcloss.new_error.BCCrossEntropyLoss
+    loss = bcloss.new_error.BCCrossEntropyLoss(h1, h2, 0.5)(x, t)
+    assert float(loss) == pytest.approx(float(bcloss.BCCrossEntropyLoss(h1, h2, 0.5)(x, t)), rel=1e-6)
+
+
+def test_discriminant_pivot_spellings():
+    from bcml.loss import BCBinaryCrossEntropyLoss
+    h1 = nn.Sequential(nn.Linear(4, 1), nn.Sigmoid())
+    h2 = nn.Sequential(nn.Linear(4, 1), nn.Sigmoid())
+    for key in ("discriminant_pivot", "discriminan_pivot", "discriminant_pivit"):
+        assert BCBinaryCrossEntropyLoss(h1, h2, 1.0, **{key: 0.7}).discriminant_pivot == pytest.approx(0.7)
+    with pytest.raises(TypeError, match="not discriminant_pivot and discriminan_pivot"):
+        BCBinaryCrossEntropyLoss(h1, h2, 1.0, discriminant_pivot=0.7, discriminan_pivot=0.6)
+    with pytest.raises(ValueError, match="discriminant_pivot"):
+        BCBinaryCrossEntropyLoss(h1, h2, 1.0, discriminan_pivot=float("nan"))
+
+
+def test_performance_metric_none_means_accuracy(tmp_path):
+    from bcml.helpers.training import (evaluate_model_performance_and_compatibility,
+                                       evaluate_model_performance_and_compatibility_on_dataset)
+    from bcml.metrics import model_accuracy
+    from bcml.sweep_management import SweepManager
+    h1, h2, data, X, y = _pair()
+    a = evaluate_model_performance_and_compatibility_on_dataset(h1, h2, data, performance_metric=None)
+    b = evaluate_model_performance_and_compatibility_on_dataset(h1, h2, data)
+    assert a == b and a["h2_performance"] == model_accuracy(h2, data)
+    both = evaluate_model_performance_and_compatibility(h1, h2, data, data, None)
+    assert both["training"] == b == both["test"]
+    m = SweepManager(str(tmp_path), 1, h1, h2, data, data, 32, 32, bcml.optim.SGD, {"lr": 0.1},
+                     bcml.loss.BCCrossEntropyLoss, bcml.loss.StrictImitationCrossEntropyLoss, lambda_c_stepsize=1.0,
+                     performance_metric=None, seed=0, n_jobs=1, progress=False)
+    assert m.performance_metric is model_accuracy
+    summary = m.start_sweep_synchronous()
+    assert summary["performance_metric"] == "model_accuracy" and summary["h1_performance"] == model_accuracy(h1, data)
+
+
+# ---- metrics beyond accuracy -----------------------------------------------------------------------
+def _auc_pairwise(score, positive):
+    pos, neg = score[positive], score[~positive]
+    return ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (pos.size * neg.size)
+
+
+def _probs(model, X):
+    with bcml.no_grad():
+        out = model(bcml.from_numpy(X))
+    return np.asarray(out[1] if isinstance(out, tuple) else out, dtype=np.float64)
+
+
+def test_roc_auc_against_pairwise_reference():
+    from bcml.metrics import model_roc_auc
+    # two classes: the softmax of class 1
+    h1, h2, data, X, y = _pair(classes=2)
+    assert model_roc_auc(h2, data) == pytest.approx(_auc_pairwise(_probs(h2, X)[:, 1], y == 1), abs=1e-12)
+    # three classes: one-vs-rest, macro average
+    h1, h2, data, X, y = _pair(classes=3)
+    p = _probs(h1, X)
+    want = np.mean([_auc_pairwise(p[:, c], y == c) for c in range(3)])
+    assert model_roc_auc(h1, data) == pytest.approx(want, abs=1e-12)
+    # a binary model (one probability per sample), with tied scores (counted as half)
+    model = nn.Sequential(nn.Linear(4, 1), nn.Sigmoid())
+    Xt = np.repeat(X[:30], 2, axis=0)
+    yt = np.tile([0, 1], 30)
+    bin_data = [(bcml.from_numpy(Xt), bcml.from_numpy(yt.astype(np.int64)))]
+    got = model_roc_auc(model, bin_data)
+    assert got == pytest.approx(_auc_pairwise(_probs(model, Xt).reshape(-1), yt == 1), abs=1e-12)
+    assert got == pytest.approx(0.5, abs=1e-12)  # every score appears once per class: all ties
+    # hand-computed: scores perfectly ordered
+    assert bcml.metrics._auc(np.array([0.1, 0.2, 0.8, 0.9]), np.array([False, False, True, True])) == 1.0
+    assert bcml.metrics._auc(np.array([0.9, 0.2, 0.8, 0.1]), np.array([False, False, True, True])) == 0.25
+    with pytest.raises(ValueError, match="single class"):
+        model_roc_auc(h1, [(bcml.from_numpy(X[:5]), bcml.tensor([1, 1, 1, 1, 1]))])
+
+
+def test_balanced_accuracy_against_per_class_recall():
+    from bcml.metrics import model_accuracy, model_balanced_accuracy
+    h1, h2, data, X, y = _pair(classes=3)
+    pred = _probs(h2, X).argmax(axis=1)
+    want = np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)])
+    assert model_balanced_accuracy(h2, data) == pytest.approx(want, abs=1e-12)
+    # a class with no samples is left out, as scikit-learn does
+    keep = y != 2
+    sub = [(bcml.from_numpy(X[keep]), bcml.from_numpy(y[keep]))]
+    want = np.mean([np.mean(pred[keep][y[keep] == c] == c) for c in (0, 1)])
+    assert model_balanced_accuracy(h2, sub) == pytest.approx(want, abs=1e-12)
+    # a constant model scores 1/C whatever the class balance (accuracy would be the majority share)
+    const = nn.Sequential(nn.Linear(4, 3))
+    with bcml.no_grad():
+        const[0].weight.fill_(0.0)
+        const[0].bias.copy_(bcml.tensor([0.0, 5.0, 0.0]))
+    model = lambda x: (lambda z: (z, z.softmax(dim=1), z.log_softmax(dim=1)))(const(x))  # noqa: E731
+    assert model_balanced_accuracy(model, data) == pytest.approx(1 / 3)
+    assert model_accuracy(model, data) == pytest.approx(np.mean(y == 1))
+
+
+def test_metrics_as_performance_metric_of_the_evaluation():
+    from bcml.helpers.training import evaluate_model_performance_and_compatibility_on_dataset as evaluate
+    from bcml.metrics import model_balanced_accuracy, model_roc_auc
+    h1, h2, data, X, y = _pair(classes=2)
+    for metric in (model_roc_auc, model_balanced_accuracy):
+        ev = evaluate(h1, h2, data, performance_metric=metric)
+        assert ev["h2_performance"] == metric(h2, data)
