@@ -526,6 +526,12 @@ EXAMPLES = {
     "bcml.helpers.training.get_model_error_overlap": lambda c: _a(c.model(), c.model(), np.arange(4), c.x(),
                                                                   c.labels()),
     "bcml.helpers.training.get_error_fraction_by_class": lambda c: _a(c.model(), c.x(), c.labels()),
+    "bcml.helpers.training.get_all_error_instance_indices": lambda c: _a(c.model(), c.model(), np.arange(4), c.x(),
+                                                                         c.labels()),
+    "bcml.helpers.training.get_error_instance_ids_by_class": lambda c: _a(c.model(), np.arange(4), c.x(), c.labels()),
+    "bcml.helpers.training.get_incompatible_instances_by_class":
+        lambda c: _a([(1, "", 0, 1, 0)], np.arange(4), np.array([0, 0, 1, 2]), {}),
+    "bcml.helpers.training.update_error_instances_by_class_dict": lambda c: _a({0: [1]}, {0: [2], 1: [3]}),
     "bcml.helpers.training.get_normalized_model_error_overlap": lambda c: _a(c.model(), c.model(), c.x(), c.labels()),
     "bcml.helpers.training.compatibility_scores": lambda c: _a(c.model(), c.model(), c.data()),
     "bcml.helpers.training.evaluate_model_performance_and_compatibility_on_dataset":
@@ -1239,7 +1245,8 @@ ORACLES = {
     "bcml.helpers.utils.labels_to_probabilities": _one_hot_ref,
     **{"bcml.helpers.training." + k: _converted_ref("batched_evaluation_data")
        for k in ("get_error_fraction_by_class", "get_error_instance_indices", "get_model_error_overlap",
-                 "get_normalized_model_error_overlap")},
+                 "get_normalized_model_error_overlap", "get_all_error_instance_indices",
+                 "get_error_instance_ids_by_class")},
     "bcml.optim.SGD": _optim_ref("SGD"),
     "bcml.optim.Adam": _optim_ref("Adam"),
     "bcml.optim.Optimizer": _optim_ref("Optimizer"),
@@ -1359,6 +1366,12 @@ ALLOWLIST = [
      "and tests/test_nn.py"),
     (("bcml.helpers.training.evaluate_model_performance_and_compatibility*",), "performance_metric", "None", "ok",
      "None is the documented default, model_accuracy (tests/test_dropin.py)"),
+    ("bcml.helpers.training.get_incompatible_instances_by_class", "all_errors", "list[]", "ok",
+     "no errors in the batch: nothing is added (tests/test_dropin.py)"),
+    (("bcml.helpers.training.get_incompatible_instances_by_class",
+      "bcml.helpers.training.update_error_instances_by_class_dict"),
+     ("class_incompatible_instance_ids", "old_error_instances_by_class_dict", "new_error_instances_by_class_dict"),
+     "dict{}", "ok", "an empty {class: ids} dict is where per-batch results start (tests/test_dropin.py)"),
     # ---- the widgets
     (("bcml.widget.CompatibilityAnalysis", "bcml.widget.ModelComparison"), "port", "*", "ok",
      "port is accepted and ignored, as documented: BCML's Flask server took it, bcml's widget needs no server"),

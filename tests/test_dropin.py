@@ -147,3 +147,42 @@ def test_metrics_as_performance_metric_of_the_evaluation():
     for metric in (model_roc_auc, model_balanced_accuracy):
         ev = evaluate(h1, h2, data, performance_metric=metric)
         assert ev["h2_performance"] == metric(h2, data)
+
+
+def test_bcmls_later_per_batch_helpers():
+    """get_all_error_instance_indices, get_incompatible_instances_by_class,
+    get_error_instance_ids_by_class and update_error_instances_by_class_dict, in the per-batch
+    loop BCML's evaluation ran, against NumPy on the two models' predictions and against the
+    data-set evaluation."""
+    from bcml.helpers.training import (evaluate_model_performance_and_compatibility_on_dataset,
+                                       get_all_error_instance_indices, get_error_instance_ids_by_class,
+                                       get_incompatible_instances_by_class, update_error_instances_by_class_dict)
+    h1, h2, data, X, y = _pair(classes=3)
+    p1, p2 = _probs(h1, X).argmax(axis=1), _probs(h2, X).argmax(axis=1)
+    all_errors, incompatible, h2_by_class = [], {}, {}
+    for batch_ids, x, t in data:  # BCML's loop over (ids, x, y) batches
+        errors = get_all_error_instance_indices(h1, h2, batch_ids, x, t, get_instance_metadata=lambda i: "id %d" % i)
+        get_incompatible_instances_by_class(errors, batch_ids, t, incompatible)
+        update_error_instances_by_class_dict(h2_by_class, get_error_instance_ids_by_class(h2, batch_ids, x, t))
+        all_errors += errors
+    wrong = np.flatnonzero((p1 != y) | (p2 != y))
+    assert all_errors == [(int(i), "id %d" % i, int(p1[i]), int(p2[i]), int(y[i])) for i in wrong]
+    want_incompatible = {c: np.flatnonzero((p1 == y) & (p2 != y) & (y == c)).tolist() for c in range(3)}
+    assert incompatible == {c: v for c, v in want_incompatible.items() if v}
+    assert h2_by_class == {c: np.flatnonzero((p2 != y) & (y == c)).tolist() for c in range(3)}
+    ev = evaluate_model_performance_and_compatibility_on_dataset(h1, h2, data)
+    assert {e["class"]: e["error_instance_ids"] for e in ev["h2_accuracy_by_class"]} == h2_by_class
+    assert {e["class"]: e["incompatibleInstanceIds"] for e in ev["h2_incompatible_instance_ids_by_class"]
+            if e["incompatibleInstanceIds"]} == incompatible
+    # bad input names the argument
+    ids, x, t = next(iter(data))
+    with pytest.raises(ValueError, match="batch_ids does not hold"):
+        get_incompatible_instances_by_class([(10 ** 6, "", 0, 1, 0)], ids, t, {})
+    with pytest.raises(TypeError, match="class_incompatible_instance_ids"):
+        get_incompatible_instances_by_class([], ids, t, [])
+    with pytest.raises(ValueError, match="all_errors"):
+        get_incompatible_instances_by_class([(1, 2)], ids, t, {})
+    with pytest.raises(TypeError, match=r"new_error_instances_by_class_dict\[0\]"):
+        update_error_instances_by_class_dict({}, {0: 5})
+    with pytest.raises(TypeError, match="get_instance_metadata"):
+        get_all_error_instance_indices(h1, h2, ids, x, t, get_instance_metadata=3)

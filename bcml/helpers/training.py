@@ -35,7 +35,7 @@ import inspect
 import numpy as np
 
 from .. import _checks
-from .. import _engine
+from .. import _core, _engine
 from .. import scores as _scores
 from .._autograd import no_grad
 from .._tensor import from_numpy
@@ -46,7 +46,9 @@ __all__ = [
     "train_epoch", "test", "train", "train_compatibility_epoch", "test_compatibility",
     "train_compatibility", "train_new_error", "train_strict_imitation",
     "get_error_instance_indices", "get_model_error_overlap", "get_error_fraction_by_class",
-    "get_normalized_model_error_overlap", "compatibility_scores", "model_accuracy",
+    "get_normalized_model_error_overlap", "get_all_error_instance_indices", "get_error_instance_ids_by_class",
+    "get_incompatible_instances_by_class", "update_error_instances_by_class_dict",
+    "compatibility_scores", "model_accuracy",
     "model_accuracy_by_class", "evaluate_model_performance_and_compatibility_on_dataset",
     "evaluate_model_performance_and_compatibility", "compatibility_sweep",
 ]
@@ -474,6 +476,102 @@ def get_error_fraction_by_class(model, batched_evaluation_data, batched_evaluati
     errors = np.bincount(y[labels != y], minlength=int(y.max()) + 1 if y.size else 0)
     total = int(errors.sum())
     return {int(c): (int(errors[c]) / total if total else 0.0) for c in np.unique(y)}
+
+
+def get_all_error_instance_indices(h1, h2, batch_ids, batched_evaluation_data, batched_evaluation_target,
+                                   get_instance_metadata=None, device="cpu"):
+    """``[(instance_id, metadata, h1_prediction, h2_prediction, ground_truth), ...]`` for every
+    sample of the batch that h1 or h2 gets wrong, in batch order (BCML's later helper; its order
+    was a set's). batch_ids gives the instance id of every row (None: the row positions);
+    metadata is ``get_instance_metadata(instance_id)`` or "" (BCML passed the row position)."""
+    _checks.check_device(device)
+    _checks.check_model(h1, "h1")
+    _checks.check_model(h2, "h2")
+    if get_instance_metadata is not None and not callable(get_instance_metadata):
+        raise TypeError("get_instance_metadata must be a function of the instance id or None, got %s"
+                        % type(get_instance_metadata).__name__)
+    data = _checks.one_batch(batched_evaluation_data, batched_evaluation_target, batch_ids)
+    o1, l1, y, ids = _batch_labels(h1, data, "h1")
+    o2, l2, _y, _ids = _batch_labels(h2, data, "h2")
+    _checks.check_pair_outputs(o1, o2)
+    out = []
+    for i in np.flatnonzero((l1 != y) | (l2 != y)):
+        iid = int(ids[i])
+        meta = "" if get_instance_metadata is None else _checks.call_user(
+            get_instance_metadata, "get_instance_metadata(%d)" % iid, iid)
+        out.append((iid, meta, int(l1[i]), int(l2[i]), int(y[i])))
+    return out
+
+
+def _check_errors_list(all_errors):
+    if not isinstance(all_errors, (list, tuple)):
+        raise TypeError("all_errors must be the list of (instance_id, metadata, h1_prediction, h2_prediction, "
+                        "ground_truth) tuples of get_all_error_instance_indices, got %s" % type(all_errors).__name__)
+    for e in all_errors:
+        if not isinstance(e, (list, tuple)) or len(e) != 5:
+            raise ValueError("all_errors must hold (instance_id, metadata, h1_prediction, h2_prediction, "
+                             "ground_truth) tuples, got %r" % (e,))
+
+
+def _check_class_dict(d, name):
+    if not isinstance(d, dict):
+        raise TypeError("%s must be a dict {class: [instance ids]}, got %s" % (name, type(d).__name__))
+    for k, v in d.items():
+        if not isinstance(v, list):
+            raise TypeError("%s[%r] must be a list of instance ids, got %s" % (name, k, type(v).__name__))
+
+
+def get_incompatible_instances_by_class(all_errors, batch_ids, batched_evaluation_target,
+                                        class_incompatible_instance_ids):
+    """Adds to ``class_incompatible_instance_ids`` ({class: [ids]}, changed in place and returned)
+    the ids of all_errors' instances that h1 gets right and h2 wrong, under their true class
+    (read from batched_evaluation_target at the row batch_ids gives for the id; BCML's helper)."""
+    _check_errors_list(all_errors)
+    _check_class_dict(class_incompatible_instance_ids, "class_incompatible_instance_ids")
+    t = _engine._as_tensor(batched_evaluation_target, "batched_evaluation_target")
+    if not (t.ndim == 1 or (t.ndim == 2 and t.shape[1] == 1)):
+        raise ValueError("batched_evaluation_target must hold one class label per row, shape (B,) or (B, 1), got %s"
+                         % (tuple(t.shape),))
+    target = t.detach().numpy().reshape(-1)
+    try:
+        n_ids = len(batch_ids) if isinstance(batch_ids, (list, tuple, range, np.ndarray, _core.TensorBase)) else None
+    except TypeError:  # a 0-d array: _as_ids says what batch_ids must be
+        n_ids = None
+    if n_ids is not None and n_ids != target.shape[0]:
+        raise ValueError("batch_ids and batched_evaluation_target must have the same number of rows, got %d and %d"
+                         % (n_ids, target.shape[0]))
+    ids = _engine._as_ids(batch_ids, int(target.shape[0]), "batch_ids")
+    row = {int(i): k for k, i in enumerate(np.asarray(ids).tolist())}
+    for iid, _meta, p1, p2, truth in all_errors:
+        if p1 == truth and p2 != truth:
+            if iid not in row:
+                raise ValueError("all_errors names instance %r, which batch_ids does not hold" % (iid,))
+            c = target[row[iid]].item()
+            class_incompatible_instance_ids.setdefault(c, []).append(iid)
+    return class_incompatible_instance_ids
+
+
+def get_error_instance_ids_by_class(model, batch_ids, batched_evaluation_data, batched_evaluation_target,
+                                    device="cpu"):
+    """``{class: [ids of the samples of that true class the model gets wrong]}`` for every class
+    present in the targets, ids in batch order (BCML's helper; it returned {} when the model made
+    no error)."""
+    _checks.check_device(device)
+    _checks.check_model(model, "model")
+    data = _checks.one_batch(batched_evaluation_data, batched_evaluation_target, batch_ids)
+    _outputs, labels, y, ids = _batch_labels(model, data, "model")
+    wrong = labels != y
+    return {int(c): ids[wrong & (y == c)].tolist() for c in np.unique(y)}
+
+
+def update_error_instances_by_class_dict(old_error_instances_by_class_dict, new_error_instances_by_class_dict):
+    """Appends each class's ids of the new dict to the old dict's (changed in place and returned),
+    as BCML's helper gathers per-batch results."""
+    _check_class_dict(old_error_instances_by_class_dict, "old_error_instances_by_class_dict")
+    _check_class_dict(new_error_instances_by_class_dict, "new_error_instances_by_class_dict")
+    for c, ids in new_error_instances_by_class_dict.items():
+        old_error_instances_by_class_dict[c] = old_error_instances_by_class_dict.get(c, []) + list(ids)
+    return old_error_instances_by_class_dict
 
 
 # ---- analysis of a data set ------------------------------------------------------------------
