@@ -14,6 +14,7 @@ errors, the share h1 makes too).
     python examples/fashion_mnist_compatibility.py --quick      # 12,000 training, 2,000 test images
 """
 import argparse
+import os
 import time
 
 import numpy as np
@@ -21,7 +22,7 @@ import numpy as np
 import bcml
 import bcml.nn.functional as F
 from bcml.data import DataLoader
-from bcml.datasets import load_fashion_mnist
+from bcml.datasets import DatasetNotFoundError, DownloadError, load_fashion_mnist
 from bcml.helpers.training import compatibility_scores, train
 from bcml.loss import BCCrossEntropyLoss
 from bcml.metrics import model_accuracy
@@ -42,7 +43,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     lambdas = [float(v) for v in args.lambdas.split(",")]
 
-    ds = load_fashion_mnist(args.data, download=args.download)
+    if args.data is not None and not os.path.isdir(args.data):
+        p.error("--data: %s is not a folder" % args.data)
+    try:
+        ds = load_fashion_mnist(args.data, download=args.download)
+    except (DatasetNotFoundError, DownloadError) as e:  # worded for --data / --download
+        p.error(e.command_line_message("--data", "--download"))
     X, y, X_test, y_test = ds.X_train, ds.y_train, ds.X_test, ds.y_test
     if args.quick:
         X, y, X_test, y_test = X[:12000], y[:12000], X_test[:2000], y_test[:2000]
