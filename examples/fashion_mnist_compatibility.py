@@ -11,7 +11,7 @@ errors, the share h1 makes too).
     python examples/fashion_mnist_compatibility.py              # Debian's dataset-fashion-mnist
     python examples/fashion_mnist_compatibility.py --data DIR   # a folder with the IDX files
     python examples/fashion_mnist_compatibility.py --download   # fetch them into ~/.cache/bcml
-    python examples/fashion_mnist_compatibility.py --quick      # 12,000 training, 2,000 test images
+    python examples/fashion_mnist_compatibility.py --quick      # 12,000 training, 2,000 test images, lr 0.05
 """
 import argparse
 import os
@@ -33,14 +33,18 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=None, help="folder with the Fashion-MNIST IDX files")
     p.add_argument("--download", action="store_true", help="download Fashion-MNIST if missing")
-    p.add_argument("--quick", action="store_true", help="12,000 training and 2,000 test images")
+    p.add_argument("--quick", action="store_true", help="12,000 training and 2,000 test images (and lr 0.05)")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--lr", type=float, default=None,
+                   help="SGD learning rate (default 0.01, BCML's; 0.05 with --quick, where h1 sees only 6,000 "
+                        "images for one epoch and would stay near chance at 0.01)")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--lambdas", default="0,1", help="comma-separated lambda_c values (default 0,1)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if args.lr is None:
+        args.lr = 0.05 if args.quick else 0.01
     lambdas = [float(v) for v in args.lambdas.split(",")]
 
     if args.data is not None and not os.path.isdir(args.data):
