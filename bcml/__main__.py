@@ -31,7 +31,7 @@ _SIZES = {
 
 def _parser():
     p = argparse.ArgumentParser(prog="python -m bcml", description="bcml's command-line tools")
-    sub = p.add_subparsers(dest="command", metavar="command")
+    sub = p.add_subparsers(dest="command", metavar="{demo}")
     sub.required = True
     d = sub.add_parser("demo", help="train h1 and h2, sweep lambda_c and write the HTML report",
                        description=__doc__.split("\n")[0].split(": ", 1)[1])
