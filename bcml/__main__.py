@@ -138,9 +138,14 @@ def demo(data="adult", out="bcml-demo-report.html", quick=False, seed=0):
 def main(argv=None):
     p = _parser()
     args = p.parse_args(argv)
+    from bcml.datasets import DatasetNotFoundError
     try:
         demo(args.data, args.out, args.quick, args.seed)
-    except FileNotFoundError as e:  # --out in a missing folder, or Fashion-MNIST not installed
+    except DatasetNotFoundError as e:  # Fashion-MNIST not installed
+        p.exit(2, "python -m bcml demo: error: --data %s: cannot find %s in %s (install Debian's "
+                  "dataset-fashion-mnist, or put the IDX files in the last folder)\n"
+               % (args.data, ", ".join(e.missing), ", ".join(str(f) for f in e.searched)))
+    except FileNotFoundError as e:  # --out in a missing folder
         p.exit(2, "python -m bcml demo: error: %s\n" % e)
     return 0
 

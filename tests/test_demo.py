@@ -119,6 +119,16 @@ def test_demo_errors(tmp_path):
     p = subprocess.run([sys.executable, "-m", "bcml"], env=child_env(), cwd=child_cwd(), capture_output=True,
                        text=True, timeout=120)
     assert p.returncode == 2 and "demo" in p.stderr
+    # Fashion-MNIST absent (Debian's folder moved away, an empty cache): a usage error naming the folders
+    code = ("import sys, bcml.datasets._images as im; im.FASHION_MNIST_DIR = sys.argv[1]\n"
+            "from bcml.__main__ import main; main(['demo', '--data', 'fashion-mnist', '--out', sys.argv[2]])")
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path / "nothing"), str(tmp_path / "f.html")],
+                       env=child_env({"XDG_CACHE_HOME": str(tmp_path / "xdg")}), cwd=child_cwd(),
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    assert "--data fashion-mnist: cannot find train-images-idx3-ubyte" in p.stderr
+    assert str(tmp_path / "nothing") in p.stderr and str(tmp_path / "xdg") in p.stderr
+    assert not (tmp_path / "xdg").exists() and not (tmp_path / "f.html").exists()
 
 
 @pytest.mark.slow
