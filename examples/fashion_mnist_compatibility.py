@@ -11,9 +11,10 @@ errors, the share h1 makes too).
     python examples/fashion_mnist_compatibility.py              # Debian's dataset-fashion-mnist
     python examples/fashion_mnist_compatibility.py --data DIR   # a folder with the IDX files
     python examples/fashion_mnist_compatibility.py --download   # fetch them into ~/.cache/bcml
-    python examples/fashion_mnist_compatibility.py --quick      # 12,000 training, 2,000 test images
+    python examples/fashion_mnist_compatibility.py --quick      # 12,000 training, 2,000 test images, lr 0.05
 """
 import argparse
+import os
 import time
 
 import numpy as np
@@ -21,7 +22,7 @@ import numpy as np
 import bcml
 import bcml.nn.functional as F
 from bcml.data import DataLoader
-from bcml.datasets import load_fashion_mnist
+from bcml.datasets import DatasetNotFoundError, DownloadError, load_fashion_mnist
 from bcml.helpers.training import compatibility_scores, train
 from bcml.loss import BCCrossEntropyLoss
 from bcml.metrics import model_accuracy
@@ -32,17 +33,26 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--data", default=None, help="folder with the Fashion-MNIST IDX files")
     p.add_argument("--download", action="store_true", help="download Fashion-MNIST if missing")
-    p.add_argument("--quick", action="store_true", help="12,000 training and 2,000 test images")
+    p.add_argument("--quick", action="store_true", help="12,000 training and 2,000 test images (and lr 0.05)")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=0.01)
+    p.add_argument("--lr", type=float, default=None,
+                   help="SGD learning rate (default 0.01, BCML's; 0.05 with --quick, where h1 sees only 6,000 "
+                        "images for one epoch and would stay near chance at 0.01)")
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--lambdas", default="0,1", help="comma-separated lambda_c values (default 0,1)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
+    if args.lr is None:
+        args.lr = 0.05 if args.quick else 0.01
     lambdas = [float(v) for v in args.lambdas.split(",")]
 
-    ds = load_fashion_mnist(args.data, download=args.download)
+    if args.data is not None and not os.path.isdir(args.data):
+        p.error("--data: %s is not a folder" % args.data)
+    try:
+        ds = load_fashion_mnist(args.data, download=args.download)
+    except (DatasetNotFoundError, DownloadError) as e:  # worded for --data / --download
+        p.error(e.command_line_message("--data", "--download"))
     X, y, X_test, y_test = ds.X_train, ds.y_train, ds.X_test, ds.y_test
     if args.quick:
         X, y, X_test, y_test = X[:12000], y[:12000], X_test[:2000], y_test[:2000]

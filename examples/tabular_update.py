@@ -5,7 +5,8 @@ h2 (the update): an MLP trained on all of it. Both use a plain PyTorch-style loo
 Then the compatibility report: BTC (does h2 stay right where h1 was right?), BEC (are h2's
 errors ones h1 made too?), flip rates and churn, overall and per class.
 
-    python examples/tabular_update.py --data ../shared/data      # a folder with adult.data/.test
+    python examples/tabular_update.py                             # the Adult copy bundled with bcml
+    python examples/tabular_update.py --data DIR                  # a folder with adult.data/.test
     python examples/tabular_update.py --download                  # fetch from UCI into the cache
 """
 import argparse
@@ -16,7 +17,7 @@ import numpy as np
 import bcml
 import bcml.nn.functional as F
 from bcml.data import DataLoader
-from bcml.datasets import load_adult
+from bcml.datasets import DatasetNotFoundError, DownloadError, load_adult
 from bcml.models import LogisticRegression, MLPClassifier
 from bcml.scores import compatibility_report
 
@@ -42,18 +43,21 @@ def predict(model, X):
 
 
 def main(argv=None):
-    here = os.path.dirname(os.path.abspath(__file__))
-    default_data = os.path.join(here, "..", "..", "shared", "data")
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", default=default_data if os.path.isdir(default_data) else None,
-                   help="folder holding adult.data and adult.test")
+    p.add_argument("--data", default=None,
+                   help="folder holding adult.data and adult.test (default: the copy bundled with bcml)")
     p.add_argument("--download", action="store_true", help="download Adult from UCI if missing")
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
     bcml.manual_seed(args.seed)
-    adult = load_adult(args.data, download=args.download)
+    if args.data is not None and not os.path.isdir(args.data):
+        p.error("--data: %s is not a folder" % args.data)
+    try:
+        adult = load_adult(args.data, download=args.download)
+    except (DatasetNotFoundError, DownloadError) as e:  # worded for --data / --download
+        p.error(e.command_line_message("--data", "--download"))
     n_features = adult.X_train.shape[1]
     rng = np.random.default_rng(args.seed)
     small = rng.choice(len(adult.y_train), size=len(adult.y_train) // 20, replace=False)

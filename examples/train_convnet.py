@@ -7,13 +7,14 @@
 Prints the test accuracy after every epoch.
 """
 import argparse
+import os
 import time
 
 import numpy as np
 
 import bcml
 import bcml.nn.functional as F
-from bcml.datasets import load_fashion_mnist
+from bcml.datasets import DatasetNotFoundError, DownloadError, load_fashion_mnist
 from bcml.models import ConvNet
 
 
@@ -56,7 +57,12 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     bcml.manual_seed(args.seed)
-    ds = load_fashion_mnist(args.data, download=args.download)
+    if args.data is not None and not os.path.isdir(args.data):
+        p.error("--data: %s is not a folder" % args.data)
+    try:
+        ds = load_fashion_mnist(args.data, download=args.download)
+    except (DatasetNotFoundError, DownloadError) as e:  # worded for --data / --download
+        p.error(e.command_line_message("--data", "--download"))
     X, y = ds.X_train, ds.y_train
     if args.limit:
         X, y = X[:args.limit], y[:args.limit]

@@ -655,6 +655,7 @@ EXAMPLES = {
     "bcml.widget.ModelComparison": lambda c: _a(c.model(), c.model(), c.data()),
     "bcml.widget.ModelComparison.request": lambda c: _a("csv", index=0, filter={"region": "regress"}),
     "bcml.widget.ModelComparison.save_html": lambda c: _a(str(c.tmp / "report.html")),
+    "bcml.widget.save_sweep_report": lambda c: _a(c.sweep_folder(), str(c.tmp / "report.html")),
     "bcml.widget.save_html": lambda c: _a(str(c.tmp / "report.html"),
                                           c.bcml.widget.CompatibilityAnalysis.from_folder(c.sweep_folder())),
 }
@@ -1381,12 +1382,14 @@ ALLOWLIST = [
     ("bcml.widget.*", "title", "str", "ok", "any str is a title"),
     ("bcml.widget.*.request", "filter", ("None", "dict{}"), "ok",
      "no filter: every error instance of the evaluation (the instance table without a Venn region or class bar)"),
-    (("bcml.widget.*.save_html", "bcml.widget.save_html"), "max_images", ("int2^63", "int2^64"), "ok",
+    (("bcml.widget.*.save_html", "bcml.widget.save_html", "bcml.widget.save_sweep_report"), "max_images",
+     ("int2^63", "int2^64"), "ok",
      "a bound on the thumbnails inlined: any count >= 0 (the report holds at most every error instance's)"),
-    (("bcml.widget.*.save_html", "bcml.widget.save_html"), "path", "str", "ok", "a str is a file name (written)"),
+    (("bcml.widget.*.save_html", "bcml.widget.save_html", "bcml.widget.save_sweep_report"), "path", "str", "ok",
+     "a str is a file name (written)"),
     # ---- files that are not there
-    (("bcml.load", "bcml.datasets.load_*", "bcml.plot_tradeoff", "bcml.widget.CompatibilityAnalysis.from_folder"),
-     ("f", "path", "summary_or_folder"),
+    (("bcml.load", "bcml.datasets.load_*", "bcml.plot_tradeoff", "bcml.widget.CompatibilityAnalysis.from_folder",
+      "bcml.widget.save_sweep_report"), ("f", "path", "summary_or_folder", "folder"),
      ("str", "bytes"), ("FileNotFoundError", "DatasetNotFoundError"),
      "a path that does not exist: FileNotFoundError (the data sets' subclass says where to put the files), "
      "Python's error for a missing file"),

@@ -27,11 +27,18 @@ files under their original names), then in the cache folder
 (``cache_dir``, default ``$XDG_CACHE_HOME/bcml`` or ``~/.cache/bcml``).
 With ``download=True`` a missing file is fetched from its official address
 (:data:`URLS`, or ``base_url=``) into the cache folder and its SHA-256
-checked against :data:`SHA256`. A missing file raises
+checked against :data:`SHA256`. With neither ``path`` nor ``download``,
+Adult, German credit and breast-cancer Wisconsin fall back on the gzipped
+copies of their original files shipped with bcml (``bcml/datasets/data``,
+CC BY 4.0; see ``LICENSE.md`` there), so ``load_adult()`` works offline on
+a fresh install; COMPAS (no licence stated) is not bundled. A missing file raises
 :class:`DatasetNotFoundError` (a FileNotFoundError), a failed download
 :class:`DownloadError` (an OSError), a checksum mismatch
 :class:`ChecksumError` (a ValueError); each message says where to put the
-files.
+files. An offline ``download=True`` tries every missing file, names each in
+one DownloadError and leaves no empty cache folder behind. Both errors carry
+``missing`` (the file names) and ``command_line_message(path_option,
+download_option)``, the message worded for a script's own options.
 
 Image data sets, each read from its original files (:mod:`._images`):
 

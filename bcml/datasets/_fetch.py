@@ -22,8 +22,14 @@ __all__ = [
     "ChecksumError",
     "default_cache_dir",
     "fetch",
+    "fetch_all",
     "locate",
+    "BUNDLED_DIR",
 ]
+
+#: Folder of the gzipped copies of the small UCI data sets shipped with bcml
+#: (Adult, German credit, breast-cancer Wisconsin; CC BY 4.0, see LICENSE.md there).
+BUNDLED_DIR = Path(__file__).resolve().parent / "data"
 
 _CHUNK = 1 << 20
 
@@ -32,18 +38,59 @@ class DatasetNotFoundError(FileNotFoundError):
     """A data file is not on disk and ``download=True`` was not given.
 
     ``errno`` is ENOENT and ``filename`` the first missing file; ``str()``
-    is the message alone.
+    is the message alone. ``missing`` holds the names of every missing
+    file, ``searched`` the folders looked in, ``sources`` the download
+    addresses and ``cache`` the cache folder (a Path, or None).
     """
 
-    def __init__(self, message, filename=None):
+    def __init__(self, message, filename=None, *, dataset="", missing=(), searched=(),
+                 sources=(), cache=None):
         super().__init__(errno.ENOENT, message, filename)
+        self.dataset, self.missing, self.searched = dataset, tuple(missing), tuple(searched)
+        self.sources, self.cache = tuple(sources), cache
 
     def __str__(self):
         return self.strerror
 
+    def command_line_message(self, path_option="--data", download_option="--download"):
+        """The message for a command-line tool whose options ``path_option`` (a folder of
+        the files) and ``download_option`` stand for the loader's ``path=`` and
+        ``download=True``."""
+        if not self.missing:
+            return str(self)
+        return ("{}cannot find {} in {}. Pass {} FOLDER (a folder holding {} under these "
+                "names), or {} to fetch {} into {}.".format(
+                    self.dataset + ": " if self.dataset else "", ", ".join(self.missing),
+                    ", ".join(str(f) for f in self.searched) or "any folder",
+                    path_option, ", ".join(self.missing), download_option,
+                    ", ".join(self.sources) or "them", self.cache))
+
 
 class DownloadError(OSError):
-    """A download failed (no network, unreachable host, HTTP error, ...)."""
+    """A download failed (no network, unreachable host, HTTP error, ...).
+
+    ``missing`` holds the names of every file that could not be downloaded,
+    ``sources`` their addresses, ``reasons`` why each failed and ``cache``
+    the folder they were to go to (empty / None when not known).
+    """
+
+    def __init__(self, *args, dataset="", missing=(), sources=(), reasons=(), cache=None):
+        super().__init__(*args)
+        self.dataset, self.missing, self.sources = dataset, tuple(missing), tuple(sources)
+        self.reasons, self.cache = tuple(reasons), cache
+
+    def command_line_message(self, path_option="--data", download_option="--download"):
+        """The message for a command-line tool whose options ``path_option`` and
+        ``download_option`` stand for the loader's ``path=`` and ``download=True``."""
+        if not self.missing:
+            return str(self)
+        return ("{}{} failed: could not download {}. If this machine is offline, fetch "
+                "the file(s) elsewhere and pass {} FOLDER (a folder holding {} under these "
+                "names), or put them in {}.".format(
+                    self.dataset + ": " if self.dataset else "", download_option,
+                    ", ".join("{} from {} ({})".format(n, u, r) for n, u, r in
+                              zip(self.missing, self.sources, self.reasons)),
+                    path_option, ", ".join(self.missing), self.cache))
 
 
 class ChecksumError(ValueError):
@@ -126,8 +173,9 @@ def fetch(url, dest, sha256=None, timeout=60.0, md5=None):
             raise DownloadError(
                 "could not download {} ({}). If this machine is offline, fetch "
                 "the file elsewhere and put it at {}, or pass path= to a folder "
-                "that holds {}.".format(url, reason, dest, dest.name)
-            ) from exc
+                "that holds {}.".format(url, reason, dest, dest.name),
+                missing=(dest.name,), sources=(url,), reasons=(str(reason),),
+                cache=dest.parent) from exc
         checks = [("sha256", sha256, h)] + ([("md5", md5, h_md5)] if md5 is not None else [])
         for algo, expected, hasher in checks:
             if expected is None:
@@ -146,6 +194,56 @@ def fetch(url, dest, sha256=None, timeout=60.0, md5=None):
             pass
         raise
     return dest
+
+
+def _new_folders(folder):
+    """The folders from ``folder`` up that do not exist yet, deepest first."""
+    out, f = [], Path(folder).absolute()
+    while not f.exists() and f != f.parent:
+        out.append(f)
+        f = f.parent
+    return out
+
+
+def _remove_empty(folders):
+    for f in sorted(set(folders), key=lambda p: len(p.parts), reverse=True):
+        try:
+            f.rmdir()  # only an empty folder goes
+        except OSError:
+            pass
+
+
+def fetch_all(dataset, jobs):
+    """Download every ``(name, url, dest, sha256, md5)`` of ``jobs`` with
+    :func:`fetch` and return ``{name: Path}``.
+
+    A failed download does not stop the others. When any failed, one
+    :class:`DownloadError` names every file that could not be downloaded,
+    with its address and the reason; files that did arrive stay (they
+    were verified). Folders this call created and left empty are removed,
+    so an offline attempt leaves no empty cache folder behind.
+    """
+    made = [f for job in jobs for f in _new_folders(Path(job[2]).parent)]
+    found, failed = {}, []
+    try:
+        for name, url, dest, sha256, md5 in jobs:
+            try:
+                found[name] = fetch(url, dest, sha256=sha256, md5=md5)
+            except DownloadError as exc:
+                failed.append((name, url, exc.reasons[0] if exc.reasons else str(exc)))
+    finally:
+        _remove_empty(made)
+    if failed:
+        cache = Path(jobs[0][2]).parent
+        dests = {job[0]: job[2] for job in jobs}
+        raise DownloadError(
+            "{}: could not download {}. If this machine is offline, fetch the file(s) "
+            "elsewhere and put them at {}, or pass path= to a folder that holds {}.".format(
+                dataset, ", ".join("{} from {} ({})".format(*f) for f in failed),
+                ", ".join(str(dests[f[0]]) for f in failed), ", ".join(f[0] for f in failed)),
+            dataset=dataset, missing=[f[0] for f in failed], sources=[f[1] for f in failed],
+            reasons=[f[2] for f in failed], cache=cache)
+    return found
 
 
 def check_record(rec, x_ndim):
@@ -209,16 +307,19 @@ def check_args(fname, path=None, download=False, cache_dir=None, base_url=None, 
 
 
 def locate(dataset, filenames, urls, sha256s, path=None, download=False,
-           cache_dir=None, base_url=None):
+           cache_dir=None, base_url=None, bundled=False):
     """Return ``{filename: Path}`` for every file a loader needs.
 
     Each file is looked for in ``path`` (when given) and then in the cache
     folder (``cache_dir`` or :func:`default_cache_dir`). A file found in
     neither is downloaded into the cache folder when ``download`` is true,
     from ``base_url + "/" + filename`` when ``base_url`` is given, else from
-    ``urls[filename]``; ``sha256s[filename]`` is checked. Otherwise a
-    :class:`DatasetNotFoundError` names every missing file and says where to
-    put them.
+    ``urls[filename]``; ``sha256s[filename]`` is checked (every missing file
+    is tried; see :func:`fetch_all`). Otherwise, with ``bundled`` true and no
+    ``path``, the gzipped copy shipped with bcml (``BUNDLED_DIR / (filename +
+    ".gz")``) is used. A file still missing raises
+    :class:`DatasetNotFoundError`, which names every missing file and says
+    where to put them.
     """
     if path is not None:
         path = Path(os.fspath(path)).expanduser()
@@ -229,18 +330,22 @@ def locate(dataset, filenames, urls, sha256s, path=None, download=False,
     cache = Path(os.fspath(cache_dir)).expanduser() if cache_dir is not None \
         else default_cache_dir()
 
+    def source(name):
+        return base_url.rstrip("/") + "/" + name if base_url else urls[name]
+
     found = {}
-    missing = []
     for name in filenames:
         candidates = ([path / name] if path is not None else []) + [cache / name]
+        if bundled and path is None and not download:
+            candidates.append(BUNDLED_DIR / (name + ".gz"))
         hit = next((c for c in candidates if c.is_file()), None)
-        if hit is None and download:
-            url = base_url.rstrip("/") + "/" + name if base_url else urls[name]
-            hit = fetch(url, cache / name, sha256=sha256s.get(name))
-        if hit is None:
-            missing.append(name)
-        else:
+        if hit is not None:
             found[name] = hit
+    missing = [n for n in filenames if n not in found]
+    if missing and download:
+        found.update(fetch_all(dataset, [(n, source(n), cache / n, sha256s.get(n), None)
+                                         for n in missing]))
+        missing = []
 
     if missing:
         where = ("{} or in the cache folder {}".format(path, cache)
@@ -250,8 +355,9 @@ def locate(dataset, filenames, urls, sha256s, path=None, download=False,
             "in a folder and pass path= to it (or put them in {}), or pass "
             "download=True to fetch them from {} into {}.".format(
                 dataset, ", ".join(missing), where, ", ".join(filenames), cache,
-                ", ".join(base_url.rstrip("/") + "/" + n if base_url else urls[n]
-                          for n in filenames),
-                cache),
-            filename=str((path if path is not None else cache) / missing[0]))
-    return found
+                ", ".join(source(n) for n in filenames), cache),
+            filename=str((path if path is not None else cache) / missing[0]),
+            dataset=dataset, missing=missing,
+            searched=([path] if path is not None else []) + [cache],
+            sources=[source(n) for n in missing], cache=cache)
+    return {n: found[n] for n in filenames}

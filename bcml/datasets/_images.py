@@ -38,7 +38,8 @@ from typing import Tuple
 
 import numpy as np
 
-from ._fetch import DatasetNotFoundError, check_args, check_record, default_cache_dir, fetch
+from ._fetch import (DatasetNotFoundError, _new_folders, _remove_empty, check_args, check_record,
+                     default_cache_dir, fetch_all)
 
 __all__ = ["ImageDataset", "IMAGE_URLS", "IMAGE_MD5", "IMAGE_SHA256",
            "FASHION_MNIST_DIR", "load_mnist", "load_fashion_mnist", "load_cifar10"]
@@ -296,15 +297,20 @@ def _locate_idx(title, key, folders, cache, download, base_url, hint=""):
                        None)
             if hit is not None:
                 break
-        if hit is None and download:
-            gz = name + ".gz"
-            url = base_url.rstrip("/") + "/" + gz if base_url else IMAGE_URLS[key][gz]
-            hit = fetch(url, cache / gz, sha256=IMAGE_SHA256[key].get(gz),
-                        md5=IMAGE_MD5[key].get(gz))
         if hit is None:
             missing.append(name)
         else:
             found[name] = hit
+
+    def url_of(name):
+        gz = name + ".gz"
+        return base_url.rstrip("/") + "/" + gz if base_url else IMAGE_URLS[key][gz]
+
+    if missing and download:
+        found.update(fetch_all(title, [(n, url_of(n), cache / (n + ".gz"),
+                                        IMAGE_SHA256[key].get(n + ".gz"),
+                                        IMAGE_MD5[key].get(n + ".gz")) for n in missing]))
+        missing = []
     if missing:
         where = ", ".join(str(f) for f in list(folders) + [cache])
         source = base_url.rstrip("/") + "/" if base_url else \
@@ -315,8 +321,10 @@ def _locate_idx(title, key, folders, cache, download, base_url, hint=""):
             "(or put them in {}), or pass download=True to fetch the .gz files from {} "
             "into {}.{}".format(title, ", ".join(missing), where, ", ".join(IDX_FILES),
                                 cache, source, cache, hint),
-            filename=str((list(folders) + [cache])[0] / missing[0]))
-    return found
+            filename=str((list(folders) + [cache])[0] / missing[0]),
+            dataset=title, missing=missing, searched=list(folders) + [cache],
+            sources=[url_of(n) for n in missing], cache=cache)
+    return {n: found[n] for n in IDX_FILES}
 
 
 def _load_idx_dataset(name, title, key, folders, cache, download, base_url, normalize,
@@ -617,13 +625,19 @@ def load_cifar10(path=None, download=False, cache_dir=None, base_url=None, norma
         elif download:
             url = (base_url.rstrip("/") + "/" + _CIFAR10_ARCHIVE if base_url
                    else IMAGE_URLS["cifar10"][_CIFAR10_ARCHIVE])
-            archive = fetch(url, cache / _CIFAR10_ARCHIVE,
-                            sha256=IMAGE_SHA256["cifar10"].get(_CIFAR10_ARCHIVE),
-                            md5=IMAGE_MD5["cifar10"].get(_CIFAR10_ARCHIVE))
+            made = _new_folders(cache)  # removed again if the download or extraction fails
             try:
-                folder = _extract_cifar(archive, cache)
-            finally:
-                archive.unlink()
+                archive = fetch_all("CIFAR-10", [(
+                    _CIFAR10_ARCHIVE, url, cache / _CIFAR10_ARCHIVE,
+                    IMAGE_SHA256["cifar10"].get(_CIFAR10_ARCHIVE),
+                    IMAGE_MD5["cifar10"].get(_CIFAR10_ARCHIVE))])[_CIFAR10_ARCHIVE]
+                try:
+                    folder = _extract_cifar(archive, cache)
+                finally:
+                    archive.unlink()
+            except BaseException:
+                _remove_empty(made)
+                raise
         else:
             first = next((f for f in folders if f.is_dir()), folders[0])
             missing = [f for f in _CIFAR10_BATCHES if not (first / f).is_file()]
@@ -636,7 +650,10 @@ def load_cifar10(path=None, download=False, cache_dir=None, base_url=None, norma
                     ", ".join(_CIFAR10_BATCHES), cache,
                     IMAGE_URLS["cifar10"][_CIFAR10_ARCHIVE] if not base_url
                     else base_url.rstrip("/") + "/" + _CIFAR10_ARCHIVE, cache),
-                filename=str(first / missing[0]))
+                filename=str(first / missing[0]), dataset="CIFAR-10", missing=missing,
+                searched=folders, sources=[IMAGE_URLS["cifar10"][_CIFAR10_ARCHIVE] if not base_url
+                                           else base_url.rstrip("/") + "/" + _CIFAR10_ARCHIVE],
+                cache=cache)
 
     files = [folder / f for f in _CIFAR10_BATCHES]
     batches = [_read_cifar_batch(f, records_per_file) for f in files]

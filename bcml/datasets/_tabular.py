@@ -7,6 +7,7 @@ Every loader reads the data set's original file(s), unmodified, and returns a
 """
 
 import csv
+import gzip
 from dataclasses import dataclass, field
 from typing import Dict, Tuple
 
@@ -115,6 +116,10 @@ def _build(name, columns, labels, train_index, test_index, vocab_rows,
 
 
 def _read_lines(path):
+    """The file's lines; a name ending in .gz (a copy bundled with bcml) is decompressed."""
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+            return f.read().splitlines()
     with open(path, "r", encoding="utf-8", newline="") as f:
         return f.read().splitlines()
 
@@ -201,10 +206,15 @@ def load_adult(path=None, download=False, cache_dir=None, standardize=True,
     ----------
     path : str or PathLike, optional
         Folder holding ``adult.data`` and ``adult.test`` under these names.
-        Files not found there are looked for in the cache folder.
+        Files not found there are looked for in the cache folder. With no
+        ``path`` (and no ``download``), files not in the cache folder are
+        read from the gzipped copies bundled with bcml
+        (``bcml/datasets/data/adult.data.gz``, ``adult.test.gz``; CC BY 4.0),
+        which decompress to the original files byte for byte.
     download : bool
-        Fetch missing files from the UCI repository (:data:`URLS`) into the
-        cache folder, checking their SHA-256 (:data:`SHA256`).
+        Fetch files missing from ``path`` and the cache folder from the UCI
+        repository (:data:`URLS`) into the cache folder, checking their
+        SHA-256 (:data:`SHA256`); the bundled copies are not used then.
     cache_dir : str or PathLike, optional
         Cache folder; default ``$XDG_CACHE_HOME/bcml``, else ``~/.cache/bcml``.
     standardize : bool
@@ -215,7 +225,8 @@ def load_adult(path=None, download=False, cache_dir=None, standardize=True,
     Raises
     ------
     DatasetNotFoundError (a FileNotFoundError)
-        A file is missing and ``download`` is False.
+        A file is missing from ``path`` and the cache folder, and
+        ``download`` is False.
     DownloadError (an OSError), ChecksumError (a ValueError)
         The download failed or gave a different file.
     ValueError
@@ -224,7 +235,7 @@ def load_adult(path=None, download=False, cache_dir=None, standardize=True,
     check_args("load_adult", path, download, cache_dir, base_url, standardize=standardize)
     names = ("adult.data", "adult.test")
     files = locate("adult", names, URLS, SHA256, path=path, download=download,
-                   cache_dir=cache_dir, base_url=base_url)
+                   cache_dir=cache_dir, base_url=base_url, bundled=True)
     train_rows, train_lines = _split_rows(files["adult.data"],
                                           _read_lines(files["adult.data"]), ",", 15)
     test_lines = _read_lines(files["adult.test"])
@@ -399,13 +410,18 @@ def load_german_credit(path=None, download=False, cache_dir=None, test_size=0.2,
     file's codes as category names (e.g. ``"checking_status=A11"``;
     ``german.doc`` explains the codes), categories from all rows, sorted.
 
+    With no ``path`` and no ``download``, ``german.data`` is read from the
+    cache folder, else from the gzipped copy bundled with bcml
+    (``bcml/datasets/data/german.data.gz``; CC BY 4.0), as for
+    :func:`load_adult`.
+
     Split, ``X``/``y`` and the other parameters: as for :func:`load_compas`.
     """
     check_args("load_german_credit", path, download, cache_dir, base_url, standardize=standardize)
     check_split_args(test_size, seed)
     name = "german.data"
     files = locate("german_credit", (name,), URLS, SHA256, path=path, download=download,
-                   cache_dir=cache_dir, base_url=base_url)
+                   cache_dir=cache_dir, base_url=base_url, bundled=True)
     rows, linenos = _split_rows(files[name], _read_lines(files[name]), None, 21)
     labels = _labels(files[name], [r[20] for r in rows], linenos, {"1": 0, "2": 1})
     train_index, test_index = train_test_split(len(rows), test_size=test_size, seed=seed)
@@ -457,13 +473,18 @@ def load_breast_cancer(path=None, download=False, cache_dir=None, test_size=0.2,
     (``standardize=False`` keeps the 1-10 scale; the original
     backwardcompatibilityml tests used raw values with ``?`` read as 0).
 
+    With no ``path`` and no ``download``, the file is read from the cache
+    folder, else from the gzipped copy bundled with bcml
+    (``bcml/datasets/data/breast-cancer-wisconsin.data.gz``; CC BY 4.0), as
+    for :func:`load_adult`.
+
     Split, ``X``/``y`` and the other parameters: as for :func:`load_compas`.
     """
     check_args("load_breast_cancer", path, download, cache_dir, base_url, standardize=standardize)
     check_split_args(test_size, seed)
     name = "breast-cancer-wisconsin.data"
     files = locate("breast_cancer", (name,), URLS, SHA256, path=path, download=download,
-                   cache_dir=cache_dir, base_url=base_url)
+                   cache_dir=cache_dir, base_url=base_url, bundled=True)
     rows, linenos = _split_rows(files[name], _read_lines(files[name]), ",", 11)
     labels = _labels(files[name], [r[10] for r in rows], linenos, {"2": 0, "4": 1})
     train_index, test_index = train_test_split(len(rows), test_size=test_size, seed=seed)

@@ -100,24 +100,33 @@ def page_html(blocks, title):
     return "".join(parts)
 
 
+def check_output(path, max_images, fname):
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError("%s(): argument 'path' must be a file path, not %s" % (fname, type(path).__name__))
+    if isinstance(max_images, bool) or not isinstance(max_images, int):
+        raise TypeError("%s(): argument 'max_images' must be an int, not %s" % (fname, type(max_images).__name__))
+    if max_images < 0:
+        raise ValueError("%s(): argument 'max_images' must be >= 0, got %d" % (fname, max_images))
+
+
 def save_html(path, widgets, max_images=5000):
     from ._base import _Widget
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError("save_html(): argument 'path' must be a file path, not %s" % type(path).__name__)
-    if isinstance(max_images, bool) or not isinstance(max_images, int):
-        raise TypeError("save_html(): argument 'max_images' must be an int, not %s" % type(max_images).__name__)
-    if max_images < 0:
-        raise ValueError("save_html(): argument 'max_images' must be >= 0, got %d" % max_images)
+    check_output(path, max_images, "save_html")
     if not widgets:
         raise ValueError("save_html(): argument 'widgets': give at least one widget")
     for w in widgets:
         if not isinstance(w, _Widget):
             raise TypeError("save_html(): argument 'widgets' must hold CompatibilityAnalysis or ModelComparison "
                             "widgets, got %s" % type(w).__name__)
+    return write_report(path, widgets, max_images, "save_html")
+
+
+def write_report(path, widgets, max_images, fname):
+    """Writes the page of widgets (objects with the synced state as attributes) to path, atomically."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise FileNotFoundError("save_html(): argument 'path': the folder %r does not exist" % folder)
+        raise FileNotFoundError("%s(): argument 'path': the folder %r does not exist" % (fname, folder))
     text = page_html([static_data(w, max_images) for w in widgets], widgets[0].title)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".html", dir=folder)
     try:

@@ -8,10 +8,10 @@ import threading
 from .. import _sweep
 from ..metrics import model_accuracy
 from ..sweep_management import SweepManager
-from . import _base, _data
+from . import _base, _data, _html
 from ._base import _Widget
 
-__all__ = ["CompatibilityAnalysis"]
+__all__ = ["CompatibilityAnalysis", "save_sweep_report"]
 
 
 def _defaults(OptimizerClass, optimizer_kwargs, NewErrorLossClass, StrictImitationLossClass):
@@ -66,7 +66,7 @@ class CompatibilityAnalysis(_Widget):
             raise ImportError(_base._MISSING)
         OptimizerClass, optimizer_kwargs, NewErrorLossClass, StrictImitationLossClass = _defaults(
             OptimizerClass, optimizer_kwargs, NewErrorLossClass, StrictImitationLossClass)
-        extras = self._extras(fname, get_instance_data_by_id, get_instance_label_by_id, class_names, page_size)
+        extras = _extras(fname, get_instance_data_by_id, get_instance_label_by_id, class_names, page_size)
         manager = SweepManager(folder_name, number_of_epochs, h1, h2, training_set, test_set, batch_size_train,
                                batch_size_test, OptimizerClass, optimizer_kwargs, NewErrorLossClass,
                                StrictImitationLossClass, lambda_c_stepsize=lambda_c_stepsize,
@@ -88,71 +88,26 @@ class CompatibilityAnalysis(_Widget):
         fname = "CompatibilityAnalysis.from_folder"
         if _base.anywidget is None:
             raise ImportError(_base._MISSING)
-        if not isinstance(path, (str, os.PathLike)):
-            raise TypeError("%s(): argument 'path' must be a folder path, not %s" % (fname, type(path).__name__))
-        folder = os.fspath(path)
-        if not os.path.isdir(folder):
-            raise FileNotFoundError("%s(): argument 'path': %r is not a folder" % (fname, folder))
-        if not (os.path.exists(os.path.join(folder, _sweep.MANIFEST))
-                or os.path.exists(os.path.join(folder, _sweep.SUMMARY))):
-            raise FileNotFoundError("%s(): argument 'path': %r holds no sweep (no %s or %s)"
-                                    % (fname, folder, _sweep.SUMMARY, _sweep.MANIFEST))
-        _base._optional_function(get_instance_image_by_id, "get_instance_image_by_id", fname)
-        extras = cls._extras(fname, get_instance_data_by_id, get_instance_label_by_id, class_names, page_size)
-        manager = SweepManager.from_folder(folder, get_instance_image_by_id=get_instance_image_by_id)
+        manager, extras = _open_folder(fname, "path", path, get_instance_image_by_id, get_instance_data_by_id,
+                                       get_instance_label_by_id, class_names, page_size)
         self = cls.__new__(cls)
         self.port = None
         self._start(manager, extras, title, fname, can_start=False, grid=None)
         return self
 
-    @staticmethod
-    def _extras(fname, get_instance_data_by_id, get_instance_label_by_id, class_names, page_size):
-        return dict(get_instance_data_by_id=_base._optional_function(get_instance_data_by_id,
-                                                                     "get_instance_data_by_id", fname),
-                    get_instance_label_by_id=_base._optional_function(get_instance_label_by_id,
-                                                                      "get_instance_label_by_id", fname),
-                    class_names=_base._class_names(class_names, fname),
-                    page_size=_base._page_size(page_size, fname))
-
     def _start(self, manager, extras, title, fname, can_start, grid):
-        data = _data.WidgetData(manager.get_evaluation, manager.get_instance_image_by_id,
-                                extras["get_instance_data_by_id"], extras["get_instance_label_by_id"],
-                                extras["class_names"])
-        folder = os.fspath(manager.folder_name)
-        title = _base._title(title, "Backward compatibility analysis: %s" % os.path.basename(os.path.abspath(folder)),
-                             fname)
-        _base._Widget.__init__(self, kind="analysis", title=title, can_start=can_start,
-                               page_size=extras["page_size"], columns=data.columns(),
-                               class_names=extras["class_names"])
+        state, data = _analysis_state(manager, extras, title, fname, grid)
+        _base._Widget.__init__(self, can_start=can_start, **state)
         self._setup_data(data)
         self.sweep_manager = manager
         self._monitor = None
         self._known = {}
         self._points_lock = threading.Lock()
         self._extra_methods = {"start": self._request_start, "cancel": self._request_cancel}
-        summary = manager.get_sweep_summary()
-        self.performance_metric = str(summary.get("performance_metric") or "performance")
-        self._set_summary(summary)
-        if grid is None:
-            grid = self._manifest_grid() or sorted({r["lambda_c"] for r in self.points})
-        self.lambdas = list(grid)
-        status = _sweep.sweep_status(folder)
-        if status >= 1.0:
-            self.status, self.progress = "done", 1.0
-        else:
-            self.status, self.progress = "idle", status
-
-    def _manifest_grid(self):
-        import json
-        try:
-            with open(os.path.join(os.fspath(self.sweep_manager.folder_name), _sweep.MANIFEST), encoding="utf-8") as f:
-                return list(json.load(f)["lambdas"])
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
 
     def _set_summary(self, summary):
-        self.h1_performance = _base._finite_or_none(summary.get("h1_performance"))
-        self.points = [dict(r) for r in summary.get("data") or []]
+        for k, v in _summary_state(summary).items():
+            setattr(self, k, v)
 
     def _refresh_points(self):
         """Re-reads the points finished so far (only the evaluation files not read before)."""
@@ -166,7 +121,7 @@ class CompatibilityAnalysis(_Widget):
                 self._known[r["datapoint_index"]] = (r["performance"], r["btc"], r["bec"])
             self._set_summary(summary)
             if not self.lambdas:
-                self.lambdas = self._manifest_grid() or []
+                self.lambdas = _manifest_grid(folder) or []
 
     # ---- the sweep -------------------------------------------------------------------------------
     def start_sweep(self):
@@ -221,11 +176,106 @@ class CompatibilityAnalysis(_Widget):
 
     # ---- the static report -----------------------------------------------------------------------
     def _static_evaluations(self):
-        out = {}
-        for r in self.points:
-            i = r["datapoint_index"]
-            try:
-                out[i] = self.sweep_manager.get_evaluation(i)
-            except (FileNotFoundError, IndexError):
-                continue
-        return out
+        return _evaluations(self.sweep_manager, self.points)
+
+
+# ---- the state of an analysis, shared by the widget and save_sweep_report ------------------------
+def _extras(fname, get_instance_data_by_id, get_instance_label_by_id, class_names, page_size):
+    return dict(get_instance_data_by_id=_base._optional_function(get_instance_data_by_id,
+                                                                 "get_instance_data_by_id", fname),
+                get_instance_label_by_id=_base._optional_function(get_instance_label_by_id,
+                                                                  "get_instance_label_by_id", fname),
+                class_names=_base._class_names(class_names, fname),
+                page_size=_base._page_size(page_size, fname))
+
+
+def _open_folder(fname, argname, path, get_instance_image_by_id, get_instance_data_by_id, get_instance_label_by_id,
+                 class_names, page_size):
+    """The SweepManager of the sweep in folder path (checked) and the checked display options."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError("%s(): argument '%s' must be a folder path, not %s" % (fname, argname, type(path).__name__))
+    folder = os.fspath(path)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError("%s(): argument '%s': %r is not a folder" % (fname, argname, folder))
+    if not (os.path.exists(os.path.join(folder, _sweep.MANIFEST))
+            or os.path.exists(os.path.join(folder, _sweep.SUMMARY))):
+        raise FileNotFoundError("%s(): argument '%s': %r holds no sweep (no %s or %s)"
+                                % (fname, argname, folder, _sweep.SUMMARY, _sweep.MANIFEST))
+    _base._optional_function(get_instance_image_by_id, "get_instance_image_by_id", fname)
+    extras = _extras(fname, get_instance_data_by_id, get_instance_label_by_id, class_names, page_size)
+    return SweepManager.from_folder(folder, get_instance_image_by_id=get_instance_image_by_id), extras
+
+
+def _summary_state(summary):
+    return dict(h1_performance=_base._finite_or_none(summary.get("h1_performance")),
+                points=[dict(r) for r in summary.get("data") or []])
+
+
+def _manifest_grid(folder):
+    import json
+    try:
+        with open(os.path.join(folder, _sweep.MANIFEST), encoding="utf-8") as f:
+            return list(json.load(f)["lambdas"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _analysis_state(manager, extras, title, fname, grid):
+    """(state, data): the synced state of an analysis of manager's sweep (the traits of
+    CompatibilityAnalysis) and the data layer that answers its requests."""
+    data = _data.WidgetData(manager.get_evaluation, manager.get_instance_image_by_id,
+                            extras["get_instance_data_by_id"], extras["get_instance_label_by_id"],
+                            extras["class_names"])
+    folder = os.fspath(manager.folder_name)
+    title = _base._title(title, "Backward compatibility analysis: %s" % os.path.basename(os.path.abspath(folder)),
+                         fname)
+    summary = manager.get_sweep_summary()
+    state = dict(kind="analysis", title=title, page_size=extras["page_size"], columns=data.columns(),
+                 class_names=extras["class_names"],
+                 performance_metric=str(summary.get("performance_metric") or "performance"),
+                 **_summary_state(summary))
+    if grid is None:
+        grid = _manifest_grid(folder) or sorted({r["lambda_c"] for r in state["points"]})
+    state["lambdas"] = list(grid)
+    status = _sweep.sweep_status(folder)
+    state["status"], state["progress"] = ("done", 1.0) if status >= 1.0 else ("idle", status)
+    return state, data
+
+
+def _evaluations(manager, points):
+    out = {}
+    for r in points:
+        i = r["datapoint_index"]
+        try:
+            out[i] = manager.get_evaluation(i)
+        except (FileNotFoundError, IndexError):
+            continue
+    return out
+
+
+class _Report(object):
+    """What a CompatibilityAnalysis.from_folder shows, as plain attributes (no anywidget): the
+    input of the HTML report's data block."""
+
+    def __init__(self, manager, state, data):
+        self.__dict__.update(state)
+        self.filters, self.selection = dict(_data.DEFAULT_FILTERS), dict(_data.EMPTY_SELECTION)
+        self.error, self.can_start = "", False
+        self.sweep_manager, self._data = manager, data
+
+    def _static_evaluations(self):
+        return _evaluations(self.sweep_manager, self.points)
+
+
+def save_sweep_report(folder, path, *, get_instance_image_by_id=None, class_names=None, title=None,
+                      max_images=5000):
+    """Writes the HTML report of the sweep in folder (what ``CompatibilityAnalysis.from_folder(folder,
+    ...).save_html(path)`` writes: the same view and data, self-contained, opening offline from
+    file://) without anywidget, so it works where the widget extra is not installed.
+    get_instance_image_by_id, class_names and title are as for ``from_folder``; thumbnails of up to
+    max_images error instances are inlined. Returns the path."""
+    fname = "save_sweep_report"
+    _html.check_output(path, max_images, fname)
+    manager, extras = _open_folder(fname, "folder", folder, get_instance_image_by_id, None, None, class_names, 5)
+    state, data = _analysis_state(manager, extras, title, fname, None)
+    return _html.write_report(path, [_Report(manager, state, data)], max_images, fname)
