@@ -259,6 +259,19 @@ def _is_stand_in(obj):
     return id(obj) in _STAND_INS and any(obj is f for f in _CALLABLES.values())
 
 
+def _global_name(module, name):
+    """module.name as the pickle names it, and its Python 3 name when the pickle uses Python 2's
+    (protocol 2 writes builtins.eval as __builtin__.eval; PyTorch's reader maps it back)."""
+    if not isinstance(module, str) or not isinstance(name, str):
+        return "%r.%r" % (module, name)
+    import _compat_pickle  # the standard library's table of those names (data only)
+    py3 = _compat_pickle.NAME_MAPPING.get((module, name))
+    if py3 is None and module in _compat_pickle.IMPORT_MAPPING:
+        py3 = (_compat_pickle.IMPORT_MAPPING[module], name)
+    here = "%s.%s" % (module, name)
+    return here if py3 is None or py3 == (module, name) else "%s (Python 3: %s.%s)" % (here, py3[0], py3[1])
+
+
 class _Unpickler(pickle._Unpickler):
     """pickle's own (pure-Python) Unpickler, restricted: find_class gives only bcml's stand-ins
     for the allowed globals and persistent_load only the checkpoint's storages. The opcodes that
@@ -278,9 +291,9 @@ class _Unpickler(pickle._Unpickler):
         obj = _GLOBALS.get((module, name)) if isinstance(module, str) and isinstance(name, str) else None
         if obj is None:
             raise TorchCheckpointError(
-                "the checkpoint's pickle names the global %s.%s, which load_torch_checkpoint does not allow (only the "
+                "the checkpoint's pickle names the global %s, which load_torch_checkpoint does not allow (only the "
                 "tensor and storage rebuilds and collections.OrderedDict; nothing else is imported or called)"
-                % (module, name))
+                % _global_name(module, name))
         return obj
 
     def persistent_load(self, pid):
@@ -397,6 +410,10 @@ class _Unpickler(pickle._Unpickler):
         self.stack[-1].extend(items)
     dispatch[pickle.APPENDS[0]] = load_appends
 
+    def load_bytearray8(self):  # pickle's own would allocate the declared size before reading
+        raise TorchCheckpointError("the pickle holds a bytearray, which a checkpoint of tensors never does")
+    dispatch[pickle.BYTEARRAY8[0]] = load_bytearray8
+
     def load_additems(self):
         items = self.pop_mark()
         self._target(-1, (set,), "ADDITEMS")
@@ -435,7 +452,9 @@ def _load_zip(data, where):
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         names = zf.namelist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError) as e:
+    except MemoryError:
+        raise
+    except Exception as e:  # zipfile's own errors (BadZipFile, struct.error, UnicodeDecodeError, ...)
         raise TorchCheckpointError("%s: a corrupt or truncated zip archive: %s" % (where, e)) from None
     pkls = [n for n in names if re.fullmatch(r"[^/]+/data\.pkl", n)]
     if len(pkls) != 1:
@@ -457,7 +476,9 @@ def _load_zip(data, where):
             raise TorchCheckpointError("record %s%s is too large (%d bytes)" % (prefix, name, info.file_size))
         try:
             return zf.read(info)
-        except (zipfile.BadZipFile, ValueError, EOFError, OSError, NotImplementedError, RuntimeError) as e:
+        except MemoryError:
+            raise
+        except Exception as e:  # a CRC mismatch, a bad local header, ...
             raise TorchCheckpointError("record %s%s cannot be read: %s" % (prefix, name, e)) from None
 
     byteorder = "little"
@@ -594,8 +615,9 @@ def load_torch_checkpoint(path):
     """Reads a checkpoint that ``torch.save`` wrote (a state dict, e.g. torchvision's ResNet18
     ImageNet weights in a ``.pth`` / ``.pt`` file), safely, without PyTorch: what the pickle holds,
     with every tensor replaced by a bcml tensor. Usually an OrderedDict of str -> Tensor; nested
-    dicts / lists / tuples / sets of tensors, ints, floats, strs, bytes, bools and None (e.g.
-    ``{"state_dict": ..., "epoch": 3}``) are read too. A saved ``nn.Parameter`` becomes a
+    dicts / lists / tuples of tensors, ints, floats, strs, bools and None (e.g.
+    ``{"state_dict": ..., "epoch": 3}``) are read too. (Bytes and sets are not: pickle protocol 2,
+    torch.save's, writes them through the globals ``_codecs.encode`` and ``builtins.set``.) A saved ``nn.Parameter`` becomes a
     ``bcml.nn.Parameter`` (attributes set on it are dropped).
 
     Formats (both of those PyTorch 2.x writes):
