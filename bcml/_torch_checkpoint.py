@@ -109,7 +109,7 @@ def _to_bcml(a, kind, what):
     from ._tensor import from_numpy
     name = kind.name
     if name == "float32":
-        out = a.astype(np.float32)
+        out = a  # already a fresh native float32 copy
     elif name == "float16":
         out = a.astype(np.float32)
     elif name == "bfloat16":
@@ -129,7 +129,7 @@ def _to_bcml(a, kind, what):
         out = a.astype(np.int64)
     else:
         out = a.astype(np.int64)
-    return from_numpy(np.array(out, order="C", copy=True))
+    return from_numpy(np.asarray(out, order="C"))  # every branch made a fresh array
 
 
 def _rebuild(storage, offset, size, stride, requires_grad, backward_hooks, kind, metadata):
@@ -250,13 +250,12 @@ _GLOBALS = dict(_CALLABLES)
 _GLOBALS.update({("torch", name): _StorageType("torch." + name, _KINDS[k]) for name, k in _TYPED.items()})
 _GLOBALS[("torch", "UntypedStorage")] = _GLOBALS[("torch.storage", "UntypedStorage")] = _UNTYPED
 _GLOBALS.update({("torch", k): v for k, v in _KINDS.items()})
-_STAND_INS = frozenset(id(f) for f in _CALLABLES.values())
 ALLOWED_GLOBALS = tuple(sorted("%s.%s" % k for k in _GLOBALS))
 
 
 # ==== the restricted unpickler ===================================================================
 def _is_stand_in(obj):
-    return id(obj) in _STAND_INS and any(obj is f for f in _CALLABLES.values())
+    return any(obj is f for f in _CALLABLES.values())
 
 
 def _global_name(module, name):
@@ -616,8 +615,9 @@ def load_torch_checkpoint(path):
     ImageNet weights in a ``.pth`` / ``.pt`` file), safely, without PyTorch: what the pickle holds,
     with every tensor replaced by a bcml tensor. Usually an OrderedDict of str -> Tensor; nested
     dicts / lists / tuples of tensors, ints, floats, strs, bools and None (e.g.
-    ``{"state_dict": ..., "epoch": 3}``) are read too. (Bytes and sets are not: pickle protocol 2,
-    torch.save's, writes them through the globals ``_codecs.encode`` and ``builtins.set``.) A saved ``nn.Parameter`` becomes a
+    ``{"state_dict": ..., "epoch": 3}``) are read too. (Bytes and sets only with
+    ``pickle_protocol=4`` or above: protocol 2, torch.save's default, writes them through the
+    globals ``_codecs.encode`` and ``builtins.set``, which are refused.) A saved ``nn.Parameter`` becomes a
     ``bcml.nn.Parameter`` (attributes set on it are dropped).
 
     Formats (both of those PyTorch 2.x writes):

@@ -172,6 +172,12 @@ def test_nested_containers_and_plain_values(tmp_path, torch, fmt):
         path = _save(torch, {"w": w, "x": value}, tmp_path / "x.pt", fmt)
         with pytest.raises(ValueError, match=name):
             bcml.load_torch_checkpoint(path)
+    # protocol 4 writes them with opcodes of their own: read
+    torch.save({"w": w, "raw": b"\x00\x01", "tags": {"a"}, "fs": frozenset([2])}, str(tmp_path / "p4.pt"),
+               pickle_protocol=4, _use_new_zipfile_serialization=(fmt == "zip"))
+    got = bcml.load_torch_checkpoint(tmp_path / "p4.pt")
+    assert (got["raw"], got["tags"], got["fs"]) == (b"\x00\x01", {"a"}, frozenset([2]))
+    _check_same(got["w"], w)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
