@@ -157,6 +157,8 @@ def _rebuild(storage, offset, size, stride, requires_grad, backward_hooks, kind,
                                    % (len(size), size, _MAX_DIMS))
     if offset < 0:
         raise TorchCheckpointError("storage_offset must be >= 0, got %d" % offset)
+    if any(v > 2 ** 63 - 1 for v in size + stride + (offset,)):
+        raise TorchCheckpointError("size %s, stride %s or storage_offset %d is beyond int64" % (size, stride, offset))
     if requires_grad and kind.name not in ("float32", "float64", "float16", "bfloat16"):
         raise TorchCheckpointError("a %s tensor cannot require grad" % kind.name)
     if neg and kind.name == "bool":
@@ -184,7 +186,8 @@ def _rebuild(storage, offset, size, stride, requires_grad, backward_hooks, kind,
     if numel:
         flat = np.frombuffer(storage.raw, dtype=np_dtype, count=n)
         view = np.lib.stride_tricks.as_strided(flat[offset:], shape=size,
-                                               strides=[st * kind.itemsize for st in stride], writeable=False)
+                                               strides=[st * kind.itemsize if sz > 1 else 0  # unused strides
+                                                        for sz, st in zip(size, stride)], writeable=False)
         a = np.array(view, dtype=np_dtype.newbyteorder("="), order="C")
     else:
         a = np.zeros(size, dtype=np_dtype.newbyteorder("="))

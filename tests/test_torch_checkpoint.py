@@ -338,7 +338,8 @@ def test_offsets_sizes_and_strides_beyond_the_storage_name_the_key(tmp_path, tor
     bad = {"size": dict(size=(7,)), "offset": dict(offset=3, size=(4,)), "stride": dict(size=(3,), stride=(3,)),
            "offset past end": dict(offset=7, size=(0,)), "rank5": dict(size=(1, 1, 1, 1, 6), stride=(6, 6, 6, 6, 1)),
            "negative stride": dict(size=(2,), stride=(-1,)), "length": dict(size=(2, 3), stride=(1,)),
-           "float size": dict(size=(2.0,))}
+           "float size": dict(size=(2.0,)), "beyond int64": dict(size=(2 ** 64, 0), stride=(1, 1)),
+           "huge expand": dict(size=(2 ** 20, 2 ** 20), stride=(0, 0))}
     for what, kw in bad.items():
         path = _save(torch, collections.OrderedDict([("layer.weight", _tensor_reduce(torch, t, **kw))]),
                      tmp_path / "bad.pt", fmt)
@@ -348,6 +349,13 @@ def test_offsets_sizes_and_strides_beyond_the_storage_name_the_key(tmp_path, tor
     # the edge that is still inside: the last element exactly
     ok = _save(torch, {"w": _tensor_reduce(torch, t, offset=2, size=(2, 2), stride=(2, 1))}, tmp_path / "ok.pt", fmt)
     np.testing.assert_array_equal(bcml.load_torch_checkpoint(ok)["w"].numpy(), [[2, 3], [4, 5]])
+    # the stride of a dimension of size 1 is never used (PyTorch accepts any); an empty tensor reads nothing
+    ok = _save(torch, {"w": _tensor_reduce(torch, t, offset=5, size=(1, 1), stride=(2 ** 62, 7)),
+                       "e": _tensor_reduce(torch, t, offset=6, size=(0, 2 ** 40), stride=(2 ** 50, 1))},
+               tmp_path / "one.pt", fmt)
+    got = bcml.load_torch_checkpoint(ok)
+    np.testing.assert_array_equal(got["w"].numpy(), [[5.0]])
+    assert tuple(got["e"].shape) == (0, 2 ** 40)
 
 
 def test_refused_formats_and_records(tmp_path, torch):
