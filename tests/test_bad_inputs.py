@@ -1315,6 +1315,8 @@ ALLOWLIST = [
      "an int beyond int64 for a float32 tensor is a float, as in bcml's arithmetic (see above); PyTorch raises"),
     ("bcml.nn.Identity.forward", "input", "*", "ok", "Identity returns its input unchanged, whatever it is (as "
                                                      "torch.nn.Identity)"),
+    ("bcml.load_torch_checkpoint", "path", ("str", "bytes"), "FileNotFoundError",
+     "a path that does not exist: Python's error for a missing file (as for bcml.load)"),
     ("bcml.device.__eq__", "other", "*", "ok",
      "== compares with anything and never raises: True for the CPU (a device or 'cpu'), False otherwise"),
     # ---- bcml.loss
@@ -1387,8 +1389,7 @@ ALLOWLIST = [
      "a bound on the thumbnails inlined: any count >= 0 (the report holds at most every error instance's)"),
     (("bcml.widget.*.save_html", "bcml.widget.save_html"), "path", "str", "ok", "a str is a file name (written)"),
     # ---- files that are not there
-    (("bcml.load", "bcml.load_torch_checkpoint", "bcml.datasets.load_*", "bcml.plot_tradeoff",
-      "bcml.widget.CompatibilityAnalysis.from_folder"),
+    (("bcml.load", "bcml.datasets.load_*", "bcml.plot_tradeoff", "bcml.widget.CompatibilityAnalysis.from_folder"),
      ("f", "path", "summary_or_folder"),
      ("str", "bytes"), ("FileNotFoundError", "DatasetNotFoundError"),
      "a path that does not exist: FileNotFoundError (the data sets' subclass says where to put the files), "
