@@ -28,6 +28,7 @@ from ._tensor import (Size, Tensor, arange, cat, device, dtype, empty, empty_lik
                       zeros_like)
 from ._tensor import bool_  # noqa: E402
 from .serialization import load, save  # noqa: E402
+from ._torch_checkpoint import load_torch_checkpoint  # noqa: E402
 
 globals()["bool"] = bool_
 float = float32  # noqa: A001  (torch.float)

@@ -315,6 +315,14 @@ class Ctx:
             self.bcml.save({"a": self.bcml.ones(2, 3)}, str(path))
         return str(path)
 
+    def torch_ckpt(self):
+        """A small checkpoint written by torch.save (a state dict with a transposed view)."""
+        path = self.tmp / "t.pt"
+        if not path.exists():
+            import torch
+            torch.save({"w": torch.arange(6.0).reshape(2, 3).t(), "n": torch.tensor([1, 2])}, str(path))
+        return str(path)
+
     def idx_folder(self):
         folder = self.tmp / "mnist"
         if not folder.exists():
@@ -387,6 +395,7 @@ EXAMPLES = {
     "bcml.full": lambda c: _a((4, 3), 1.5),
     "bcml.is_tensor": lambda c: _a(c.x()),
     "bcml.load": lambda c: _a(c.st_file()),
+    "bcml.load_torch_checkpoint": lambda c: _a(c.torch_ckpt()),
     "bcml.log": lambda c: _a(c.x()),
     "bcml.log_softmax": lambda c: _a(c.x(), 1),
     "bcml.manual_seed": lambda c: _a(5),
@@ -1197,6 +1206,15 @@ def _load_ref(call):
     same(sorted(_safetensors_dict(result).items()), sorted(want.items()))
 
 
+def _torch_checkpoint_ref(call):
+    """load_torch_checkpoint: the tensors PyTorch's own reader gives for the same file."""
+    import torch
+    want = torch.load(os.fsdecode(call.fresh().bound["path"]), weights_only=True)
+    same(sorted(call.result), sorted(want), "keys")
+    for k in want:
+        same(call.result[k], want[k], k)
+
+
 def _converted_ref(argname):
     """A NumPy array where bcml takes data: the same call with the array converted as bcml
     documents it (float -> float32, integers -> int64, C order) gives the same result."""
@@ -1253,6 +1271,7 @@ ORACLES = {
     "bcml.optim.Optimizer": _optim_ref("Optimizer"),
     "bcml.save": _save_ref,
     "bcml.load": _load_ref,
+    "bcml.load_torch_checkpoint": _torch_checkpoint_ref,
     "bcml.helpers.utils.get_class_probabilities": _class_probs_ref,
     "bcml.helpers.utils.sigmoid_to_labels": _sigmoid_labels_ref,
     "bcml.nn.functional.dropout": torch_ref("torch.nn.functional.dropout", compare=shape_only),
@@ -1306,6 +1325,8 @@ ALLOWLIST = [
      "an int beyond int64 for a float32 tensor is a float, as in bcml's arithmetic (see above); PyTorch raises"),
     ("bcml.nn.Identity.forward", "input", "*", "ok", "Identity returns its input unchanged, whatever it is (as "
                                                      "torch.nn.Identity)"),
+    ("bcml.load_torch_checkpoint", "path", ("str", "bytes"), "FileNotFoundError",
+     "a path that does not exist: Python's error for a missing file (as for bcml.load)"),
     ("bcml.device.__eq__", "other", "*", "ok",
      "== compares with anything and never raises: True for the CPU (a device or 'cpu'), False otherwise"),
     # ---- bcml.loss
