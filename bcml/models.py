@@ -1,6 +1,8 @@
 """The example notebooks' models. Every classifier returns the triple
 (logits, softmax(logits), log_softmax(logits)) of shape (B, C) (SPEC section 2); a model built
 with one output returns the sigmoid probability of shape (B, 1) instead (a binary model)."""
+import re
+
 from . import _core, _values, nn
 from .nn import functional as F
 
@@ -44,6 +46,9 @@ class LogisticRegression(nn.Module):
         return _triple(self.linear(_input(x, "LogisticRegression", 2, (self.linear.in_features,))))
 
 
+_BCML_MLP_KEY = re.compile(r"^layer-(\d+)\.")
+
+
 class MLPClassifier(nn.Module):
     """Linear layers of sizes input_size -> hidden_sizes... -> num_classes with ReLU between them.
     State-dict keys: layers.0.weight, layers.2.weight, ... (an nn.Sequential named `layers`)."""
@@ -62,6 +67,17 @@ class MLPClassifier(nn.Module):
             if i < len(sizes) - 2:
                 mods.append(nn.ReLU())
         self.layers = nn.Sequential(*mods)
+
+    def load_state_dict(self, state_dict, strict=True):
+        """As ``Module.load_state_dict``; BCML's key names (``layer-0.weight``, ``layer-1.bias``,
+        ...: its i-th Linear layer) are accepted too and mapped to bcml's (``layers.0.weight``,
+        ``layers.2.bias``, ...: the Linear layers sit at even positions, ReLU between them)."""
+        import collections.abc
+        if isinstance(state_dict, collections.abc.Mapping) and any(
+                isinstance(k, str) and _BCML_MLP_KEY.match(k) for k in state_dict):
+            state_dict = {(_BCML_MLP_KEY.sub(lambda m: "layers.%d." % (2 * int(m.group(1))), k)
+                           if isinstance(k, str) else k): v for k, v in state_dict.items()}
+        return super().load_state_dict(state_dict, strict)
 
     def forward(self, x):
         first = next(iter(self.layers._modules.values()))

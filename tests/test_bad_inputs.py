@@ -607,6 +607,7 @@ EXAMPLES = {
     "bcml.nn.Module.add_module": lambda c: _a("extra", c.bcml.nn.ReLU()),
     "bcml.nn.Module.apply": lambda c: _a(lambda m: None),
     "bcml.nn.Module.load_state_dict": lambda c: _a(c.bcml.nn.Linear(3, 2).state_dict()),
+    "bcml.models.MLPClassifier.load_state_dict": lambda c: _a(c.bcml.models.MLPClassifier(3, 3, (4,)).state_dict()),
     "bcml.nn.Module.register_buffer": lambda c: _a("buf", c.x()),
     "bcml.nn.Module.register_parameter": lambda c: _a("par", c.bcml.nn.Parameter(c.x())),
     "bcml.nn.Linear.reset_parameters": lambda c: _a(),

@@ -186,3 +186,42 @@ def test_bcmls_later_per_batch_helpers():
         update_error_instances_by_class_dict({}, {0: 5})
     with pytest.raises(TypeError, match="get_instance_metadata"):
         get_all_error_instance_indices(h1, h2, ids, x, t, get_instance_metadata=3)
+
+
+def test_bcml_models_module_and_its_mlp_key_names(torch, tmp_path):
+    """helpers.models under BCML's name, and an MLP state dict saved from BCML's MLPClassifier
+    (layers registered as "layer-0", "layer-1", ...) loaded into bcml's, via a torch.save file."""
+    import bcml.helpers.models as hm
+    assert hm.MLPClassifier is bcml.models.MLPClassifier and hm.LogisticRegression is bcml.models.LogisticRegression
+
+    class BCMLStyleMLP(torch.nn.Module):  # the layout of BCML's helpers/models.py, written here
+        def __init__(self, sizes):
+            super().__init__()
+            self.layers = [torch.nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+            for i, layer in enumerate(self.layers):
+                self.add_module("layer-%d" % i, layer)
+
+        def forward(self, x):
+            for i, layer in enumerate(self.layers):
+                x = layer(x)
+                if i < len(self.layers) - 1:
+                    x = torch.relu(x)
+            return x
+
+    torch.manual_seed(0)
+    ref = BCMLStyleMLP([6, 50, 10, 3])
+    assert sorted(ref.state_dict()) == ["layer-%d.%s" % (i, k) for i in range(3) for k in ("bias", "weight")]
+    torch.save(ref.state_dict(), tmp_path / "mlp.pt")
+    model = hm.MLPClassifier(6, 3)
+    result = model.load_state_dict(bcml.load_torch_checkpoint(tmp_path / "mlp.pt"))
+    assert result.missing_keys == [] and result.unexpected_keys == []
+    x = np.random.default_rng(0).normal(size=(5, 6)).astype(np.float32)
+    with torch.no_grad():
+        want = ref(torch.from_numpy(x)).numpy()
+    with bcml.no_grad():
+        got = model(bcml.from_numpy(x))[0].numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    # bcml's own keys still load; a BCML key that names no layer is refused like any unexpected key
+    model.load_state_dict(model.state_dict())
+    with pytest.raises(ValueError, match="unexpected"):
+        model.load_state_dict(dict(model.state_dict(), **{"layer-7.weight": np.zeros((3, 10), np.float32)}))
