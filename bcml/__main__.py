@@ -125,9 +125,7 @@ def demo(data="adult", out="bcml-demo-report.html", quick=False, seed=0):
     image = None
     if s["images"] is not None:
         train_images, test_images = s["images"]
-
-        def image(i):
-            return test_images[i - TEST_IDS] if i >= TEST_IDS else train_images[i]
+        image = lambda i: test_images[i - TEST_IDS] if i >= TEST_IDS else train_images[i]  # noqa: E731
     save_sweep_report(folder, out, get_instance_image_by_id=image, class_names=s["class_names"],
                       title="bcml demo: %s, %s -> %s" % (s["name"], s["h1_text"], s["h2_text"]))
     print("sweep folder: %s" % folder)

@@ -107,6 +107,7 @@ def _to_bcml(a, kind, what):
     as is; float64 rounded (a finite value beyond float32's range raises); float16 and bfloat16
     exactly; integers to int64 (uint64 above 2**63-1 raises); bool to bool."""
     from ._tensor import from_numpy
+    from .serialization import _float64_to_float32, _uint64_to_int64
     name = kind.name
     if name == "float32":
         out = a  # already a fresh native float32 copy
@@ -115,18 +116,11 @@ def _to_bcml(a, kind, what):
     elif name == "bfloat16":
         out = (a.astype(np.uint32) << 16).view(np.float32)
     elif name == "float64":
-        with np.errstate(over="ignore"):
-            out = a.astype(np.float32)
-        bad = np.isfinite(a) & ~np.isfinite(out)
-        if bad.any():
-            raise TorchCheckpointError("%s (float64) holds %r, beyond float32's range" % (what, float(a[bad][0])))
+        out = _float64_to_float32(a, "%s (float64)" % what, TorchCheckpointError)
     elif name == "bool":
         out = a != 0
     elif name == "uint64":
-        if a.size and int(a.max()) > 2 ** 63 - 1:
-            raise TorchCheckpointError("%s (uint64) holds %d, which cannot be converted to type int64 without "
-                                       "overflow" % (what, int(a.max())))
-        out = a.astype(np.int64)
+        out = _uint64_to_int64(a, "%s (uint64)" % what, TorchCheckpointError)
     else:
         out = a.astype(np.int64)
     return from_numpy(np.asarray(out, order="C"))  # every branch made a fresh array
@@ -335,12 +329,15 @@ class _Unpickler(pickle._Unpickler):
         self.stack[-1] = self._call(self.stack[-1], args)
     dispatch[pickle.REDUCE[0]] = load_reduce
 
-    def load_newobj(self):
-        args = self.stack.pop()
-        cls = self.stack.pop()
+    def _new(self, cls, args):
+        """An object the pickle creates: only OrderedDict is allowed."""
         if cls is not OrderedDict:
             raise TorchCheckpointError("the pickle creates an object of %r, which is not an allowed class" % (cls,))
         self.append(self._call(cls, args))
+
+    def load_newobj(self):
+        args = self.stack.pop()
+        self._new(self.stack.pop(), args)
     dispatch[pickle.NEWOBJ[0]] = load_newobj
 
     def load_newobj_ex(self):
@@ -353,19 +350,14 @@ class _Unpickler(pickle._Unpickler):
     def load_obj(self):
         args = self.pop_mark()
         cls = args.pop(0) if args else None
-        if cls is not OrderedDict:
-            raise TorchCheckpointError("the pickle creates an object of %r, which is not an allowed class" % (cls,))
-        self.append(self._call(cls, tuple(args)))
+        self._new(cls, tuple(args))
     dispatch[pickle.OBJ[0]] = load_obj
 
     def load_inst(self):
         module = self.readline()[:-1].decode("ascii", "replace")
         name = self.readline()[:-1].decode("ascii", "replace")
         cls = self.find_class(module, name)
-        args = tuple(self.pop_mark())
-        if cls is not OrderedDict:
-            raise TorchCheckpointError("the pickle creates an object of %r, which is not an allowed class" % (cls,))
-        self.append(self._call(cls, args))
+        self._new(cls, tuple(self.pop_mark()))
     dispatch[pickle.INST[0]] = load_inst
 
     def load_build(self):

@@ -175,6 +175,24 @@ def save(obj, f, metadata=None):
             os.unlink(tmp)
 
 
+def _float64_to_float32(d, what, error=ValueError):
+    """float64 values rounded to float32; a finite value beyond float32's range raises error
+    naming what (also used by load_torch_checkpoint)."""
+    with np.errstate(over="ignore"):
+        a = d.astype(np.float32)
+    bad = np.isfinite(d) & ~np.isfinite(a)
+    if bad.any():
+        raise error("%s holds %r, beyond float32's range" % (what, float(d[bad][0])))
+    return a
+
+
+def _uint64_to_int64(u, what, error=ValueError):
+    """uint64 values as int64; a value above 2**63-1 raises error naming what."""
+    if u.size and int(u.max()) > 2 ** 63 - 1:
+        raise error("%s holds %d, which cannot be converted to type int64 without overflow" % (what, int(u.max())))
+    return u.astype(np.int64)
+
+
 def _convert(path, name, dtype, shape, raw):
     """The bytes of one entry -> a NumPy array of bcml's dtype (see the module's table)."""
     where = "load: %s: tensor %r" % (path, name)
@@ -185,22 +203,13 @@ def _convert(path, name, dtype, shape, raw):
     elif dtype == "BF16":
         a = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
     elif dtype == "F64":
-        d = np.frombuffer(raw, dtype="<f8")
-        with np.errstate(over="ignore"):
-            a = d.astype(np.float32)
-        bad = np.isfinite(d) & ~np.isfinite(a)
-        if bad.any():
-            raise ValueError("%s (F64) holds %r, beyond float32's range" % (where, float(d[bad][0])))
+        a = _float64_to_float32(np.frombuffer(raw, dtype="<f8"), "%s (F64)" % where)
     elif dtype == "BOOL":
         a = np.frombuffer(raw, dtype="|u1") != 0
     elif dtype in _INTS:
         a = np.frombuffer(raw, dtype=_INTS[dtype]).astype(np.int64)
     elif dtype == "U64":
-        u = np.frombuffer(raw, dtype="<u8")
-        if u.size and int(u.max()) > 2 ** 63 - 1:
-            raise ValueError("%s (U64) holds %d, which cannot be converted to type int64 without overflow"
-                             % (where, int(u.max())))
-        a = u.astype(np.int64)
+        a = _uint64_to_int64(np.frombuffer(raw, dtype="<u8"), "%s (U64)" % where)
     else:
         raise ValueError("%s: dtype %s is not supported" % (where, dtype))
     return np.ascontiguousarray(a).reshape(shape)

@@ -125,8 +125,7 @@ def test_bad_arguments_raise_at_construction(setup, tmp_path):
     with pytest.raises(ValueError, match="lambda_c_stepsize"):
         _analysis(tmp_path, setup, lambda_c_stepsize=2)
     with pytest.raises(TypeError, match="number_of_epochs"):
-        _analysis(tmp_path, setup, number_of_epochs="1") if False else CompatibilityAnalysis(
-            str(tmp_path), "1", *setup, 32, 64)
+        CompatibilityAnalysis(str(tmp_path), "1", *setup, 32, 64)
     with pytest.raises(FileNotFoundError, match="holds no sweep"):
         CompatibilityAnalysis.from_folder(tmp_path)
     with pytest.raises(FileNotFoundError, match="is not a folder"):

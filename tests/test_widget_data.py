@@ -218,7 +218,7 @@ def test_array_to_png_scaling_rules():
 
 def test_every_image_form_gives_the_same_pixels():
     need_path(FASHION_MNIST)
-    PIL = need("PIL")
+    need("PIL")
     from PIL import Image
     from bcml.datasets import load_fashion_mnist
     ds = load_fashion_mnist()

@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from _browser import ConsoleLog, artifacts_dir, launch, need_browser
-from conftest import CI, SHARED_DATA, child_env, need, need_path
+from conftest import SHARED_DATA, child_env, need, need_path
 
 pytestmark = pytest.mark.slow
 

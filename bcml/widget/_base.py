@@ -1,10 +1,8 @@
 """The anywidget base the two widgets share: synced traits, request routing, the sweep's
 background monitor, and save_html. anywidget is an optional extra (``pip install bcml[widget]``);
 without it, constructing a widget raises ImportError naming the extra."""
-import json
 import math
 import numbers
-import os
 import pathlib
 import queue
 import threading
@@ -155,9 +153,6 @@ class _Widget(_WidgetBase):
         it works offline from file:// with no kernel; the Start button is disabled). Thumbnails of
         up to max_images error instances are inlined. Returns the path."""
         return _html.save_html(path, [self], max_images=max_images)
-
-    def _static_data(self, max_images):
-        raise NotImplementedError
 
 
 def save_html(path, *widgets, max_images=5000):
