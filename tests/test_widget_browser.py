@@ -297,3 +297,28 @@ def test_a_filter_that_hides_the_selected_point_clears_the_table(page):
     page.wait_for_selector(".bcml-details-table", state="detached")
     assert page.locator(".bcml-instances tbody tr[data-id]").count() == 0
     assert page.locator(".bcml-point.bcml-selected").count() == 0
+
+
+def test_demo_report_opens_in_the_browser(browser, tmp_path):
+    """`python -m bcml demo --quick` (the README's one command) writes a report that opens from
+    file:// with every point of its sweep and no console error."""
+    import subprocess
+    import sys
+    from conftest import child_cwd, child_env
+    out = tmp_path / "demo.html"
+    p = subprocess.run([sys.executable, "-m", "bcml", "demo", "--quick", "--out", str(out)], env=child_env(),
+                       cwd=child_cwd(), capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert str(out) in p.stdout
+    with open(tmp_path / "demo-sweep" / "sweep_summary.json") as f:
+        summary = json.load(f)
+    ctx = browser.new_context(viewport={"width": 1300, "height": 1100})
+    pg = ctx.new_page()
+    log = ConsoleLog(pg)
+    pg.goto("file://%s" % out)
+    pg.wait_for_selector(".bcml-point[data-index]")
+    idx = pg.eval_on_selector_all(".bcml-point[data-index]", "ps => ps.map(p => +p.dataset.index)")
+    assert sorted(idx) == sorted(2 * [r["datapoint_index"] for r in summary["data"]])
+    _select(pg, summary["data"][-1]["datapoint_index"])
+    ctx.close()
+    assert log.errors == []
