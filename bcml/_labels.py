@@ -14,15 +14,15 @@ __all__ = ["integral"]
 _LIMIT = 2.0 ** 63  # int64 holds [-2^63, 2^63)
 
 
-def integral(a, where):
+def integral(a, where, rule="integer class labels"):
     """A float NumPy array of labels as int64 (same shape), checked in one vectorised pass;
-    ValueError "<where> must hold integer class labels; got the non-integral value v at index i"."""
+    ValueError "<where> must hold <rule> (...); got the non-integral value v at index i"."""
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(a) & (np.floor(a) == a) & (a >= -_LIMIT) & (a < _LIMIT)
     if not ok.all():
         i = np.unravel_index(int(np.argmin(ok)), a.shape)
         v = a[i].item()
         what = "non-integral value" if not np.isfinite(v) or v != np.floor(v) else "value outside int64"
-        raise ValueError("%s must hold integer class labels (a float label must hold an integral value); got "
-                         "the %s %r at index %s" % (where, what, v, i[0] if len(i) == 1 else tuple(map(int, i))))
+        raise ValueError("%s must hold %s (a float label must hold an integral value); got the %s %r at index %s"
+                         % (where, rule, what, v, i[0] if len(i) == 1 else tuple(map(int, i))))
     return a.astype(np.int64)

@@ -238,8 +238,14 @@ def test_batch_functions_hand_checked():
         T.get_model_error_overlap(h1, h2, IDS[:3], X, y)
     with pytest.raises(ValueError, match="device"):
         T.get_error_instance_indices(h1, X, y, device="cuda")
+    # float targets holding integers are those integers (issue 11); bool and non-integral refused
+    assert T.get_error_fraction_by_class(h2, X, y.astype(np.float32)) == {0: 0.25, 1: 0.5, 2: 0.25}
+    assert T.get_model_error_overlap(h1, h2, IDS, t(X), t(y.astype(np.float32)).reshape(-1, 1)) == \
+        ([13, 95, 77], [11, 95, 16, 77], [95, 77])
+    with pytest.raises(ValueError, match=r"batched_evaluation_target must hold labels .*non-integral value 1\.5 at index 2"):
+        T.get_error_fraction_by_class(h1, X, np.r_[y[:2], 1.5, y[3:]])
     with pytest.raises(TypeError, match="class targets must be integers"):
-        T.get_error_fraction_by_class(h1, X, y.astype(np.float32))
+        T.get_error_fraction_by_class(h1, X, y.astype(bool))
     with pytest.raises(ValueError, match="same number of classes|same kind of output"):
         T.get_normalized_model_error_overlap(h1, LogisticRegression(6, 4), X, y)
 
@@ -620,7 +626,9 @@ def test_bad_targets_and_outputs_raise_before_training():
 
     good = batches(X, y, 4)
     with pytest.raises(TypeError, match="training_set: class targets must be integers"):
-        run(batches(X, y.astype(np.float32), 4))
+        run(batches(X, y.astype(bool), 4))
+    with pytest.raises(ValueError, match=r"training_set\[1\] y must hold labels .*non-integral value nan at index 0"):
+        run(batches(X, np.r_[y[:4], np.nan, y[5:]].astype(np.float32), 4))
     with pytest.raises(ValueError, match=r"test_set: class targets must lie in \[0, 3\)"):
         run(good, batches(X, y + 1, 4))           # the test set is checked before training, too
     with pytest.raises(ValueError, match="one label per sample"):
