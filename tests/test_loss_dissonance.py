@@ -64,11 +64,14 @@ def ref_d(cls, a, b):
     """Per-sample d_i in float64 (SPEC section 3's formulas, labels as one-hot rows)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
 
+    width = (a if a.ndim == 2 else b).shape[-1]
+
     def onehot(v):
-        return v if v.ndim == 2 else np.eye(C)[v.astype(np.int64)]
+        return v if v.ndim == 2 else np.eye(width)[v.astype(np.int64)]
     if cls in (BCNLLLoss, BCKLDivergenceLoss):
-        q = onehot(b)
-        return np.where(q > 0, q * (np.log(np.where(q > 0, q, 1)) - a), 0.0).sum(1)
+        q = onehot(b)   # KL(q || p2) with 0 log 0 = 0 (NaN where q < 0, as PyTorch's kl_div)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(q == 0, 0.0, q * (np.log(q) - a)).sum(1)
     if cls is BCCrossEntropyLoss:
         return -(onehot(b) * _log_softmax(a)).sum(1)
     if cls is StrictImitationCrossEntropyLoss:
@@ -76,7 +79,8 @@ def ref_d(cls, a, b):
     if cls is StrictImitationNLLLoss:
         return -(np.exp(a) * b).sum(1)
     if cls is StrictImitationKLDivergenceLoss:
-        return np.where(a > 0, a * (np.log(np.where(a > 0, a, 1)) - np.log(np.where(a > 0, b, 1))), 0.0).sum(1)
+        with np.errstate(invalid="ignore", divide="ignore"):  # terms with p1 = 0 count 0
+            return np.where(a == 0, 0.0, a * (np.log(a) - np.log(np.where(a > 0, b, 1)))).sum(1)
     p, t = (a, b) if cls is BCBinaryCrossEntropyLoss else (b, a)
     return -(t * _clog(p) + (1 - t) * _clog(1 - p))
 

@@ -66,8 +66,9 @@ def _check_pivot(pivot, fname):
 def _binary_check(yn, who):
     bad = (yn != 0) & (yn != 1)
     if bad.any():
-        i = int(np.argmax(bad))
-        raise ValueError("%s must hold 0/1 labels for a binary loss, got %r at index %d" % (who, yn[i].item(), i))
+        i = np.unravel_index(int(np.argmax(bad)), bad.shape)
+        raise ValueError("%s must hold 0/1 labels for a binary loss, got %r at index %s"
+                         % (who, yn[i].item(), i[0] if len(i) == 1 else tuple(map(int, i))))
 
 
 def _label_arg(y, fname, argname, who, binary):
@@ -248,7 +249,7 @@ class _CompatibilityLoss:
     def _fname(self):
         return "%s.dissonance" % type(self).__name__
 
-    def _dist_arg(self, v, argname, rows=None, cols=None):
+    def _dist_arg(self, v, argname, rows=None, cols=None, other=None):
         """A (B, C) float32 tensor argument of dissonance (outputs or a distribution)."""
         fname = self._fname()
         if _scalar(v) or not isinstance(v, (_core.TensorBase, list, tuple, np.ndarray)):
@@ -263,11 +264,11 @@ class _CompatibilityLoss:
             raise ValueError("%s(): argument '%s' has %d classes, num_classes is %d"
                              % (fname, argname, t.shape[1], self.num_classes))
         if rows is not None and (t.shape[0], t.shape[1]) != (rows, cols):
-            raise ValueError("%s(): argument '%s' must have the shape (%d, %d) of the other argument, got %s"
-                             % (fname, argname, rows, cols, tuple(t.shape)))
+            raise ValueError("%s(): argument '%s' of shape %s does not match argument '%s' of shape (%d, %d)"
+                             % (fname, argname, tuple(t.shape), other, rows, cols))
         return t
 
-    def _prob_arg(self, v, argname, rows=None):
+    def _prob_arg(self, v, argname, rows=None, other=None):
         """One probability per sample, (B,) or (B, 1) (flattened), float32 in [0, 1]."""
         fname = self._fname()
         if _scalar(v) or not isinstance(v, (_core.TensorBase, list, tuple, np.ndarray)):
@@ -279,10 +280,12 @@ class _CompatibilityLoss:
                             % (fname, argname, t._dtype_name))
         if t.ndim == 2 and t.shape[1] == 1:
             t = t.reshape(-1)
-        if t.ndim != 1 or (rows is not None and t.shape[0] != rows):
-            raise ValueError("%s(): argument '%s' must have shape (B,) or (B, 1)%s, got %s"
-                             % (fname, argname, "" if rows is None else " with B = %d" % rows,
-                                tuple(v.shape) if hasattr(v, "shape") else tuple(t.shape)))
+        if t.ndim != 1:
+            raise ValueError("%s(): argument '%s' must have shape (B,) or (B, 1), got %s"
+                             % (fname, argname, tuple(v.shape) if hasattr(v, "shape") else tuple(t.shape)))
+        if rows is not None and t.shape[0] != rows:
+            raise ValueError("%s(): argument '%s' has %d samples, argument '%s' has %d"
+                             % (fname, argname, t.shape[0], other, rows))
         prev = _core.record_pause(True)
         try:
             a = t.detach().numpy()
@@ -295,7 +298,7 @@ class _CompatibilityLoss:
             _core.record_pause(prev)
         return t
 
-    def _labels_arg(self, v, argname, rows, cols=None):
+    def _labels_arg(self, v, argname, rows, cols=None, other=None):
         """Labels, one per sample: (B,) (binary: also (B, 1)); floats holding integers are
         accepted. int64 labels in [0, cols), or float32 0/1 targets for a binary loss."""
         fname = self._fname()
@@ -304,17 +307,18 @@ class _CompatibilityLoss:
         t = _label_arg(v, fname, argname, who, binary)
         if binary and t.ndim == 2 and t.shape[1] == 1:
             t = t.reshape(-1)
-        if t.ndim != 1 or t.shape[0] != rows:
-            raise ValueError("%s must have shape (B,)%s with B = %d (the batch of the other argument), got %s"
-                             % (who, " or (B, 1)" if binary else "", rows, tuple(t.shape)))
+        if t.ndim != 1:
+            raise ValueError("%s must have shape (B,)%s, got %s" % (who, " or (B, 1)" if binary else "", tuple(t.shape)))
+        if t.shape[0] != rows:
+            raise ValueError("%s has %d samples, argument '%s' has %d" % (who, t.shape[0], other, rows))
         return self._checked_labels(t, who, binary, cols)
 
-    def _labels_or_dist(self, v, argname, rows, cols):
+    def _labels_or_dist(self, v, argname, rows, cols, other):
         """Labels (B,), taken as one-hot rows, or a distribution (B, C): (labels, None) or
         (None, distribution)."""
         if isinstance(v, (_core.TensorBase, np.ndarray)) and v.ndim == 2:
-            return None, self._dist_arg(v, argname, rows, cols)
-        return self._labels_arg(v, argname, rows, cols), None
+            return None, self._dist_arg(v, argname, rows, cols, other)
+        return self._labels_arg(v, argname, rows, cols, other), None
 
     def _dissonance_reduction(self, reduction):
         """dissonance's reduction: "mean" over the samples given (NaN for none, as PyTorch's
@@ -364,7 +368,7 @@ class BCNLLLoss(_CompatibilityLoss):
         """-logp2[y] per sample (F.nll_loss of the samples given)."""
         reduction = self._dissonance_reduction(reduction)
         lp = self._dist_arg(h2_output_log_softmax, "h2_output_log_softmax")
-        y = self._labels_arg(target_labels, "target_labels", lp.shape[0], lp.shape[1])
+        y = self._labels_arg(target_labels, "target_labels", lp.shape[0], lp.shape[1], "h2_output_log_softmax")
         return self._reduce_samples(F.nll_loss(lp, y, reduction="none"), reduction)
 
 
@@ -376,7 +380,7 @@ class BCCrossEntropyLoss(_CompatibilityLoss):
         """Cross-entropy of h2's logits at the labels per sample (F.cross_entropy)."""
         reduction = self._dissonance_reduction(reduction)
         z = self._dist_arg(h2_output_logit, "h2_output_logit")
-        y = self._labels_arg(target_labels, "target_labels", z.shape[0], z.shape[1])
+        y = self._labels_arg(target_labels, "target_labels", z.shape[0], z.shape[1], "h2_output_logit")
         return self._reduce_samples(F.cross_entropy(z, y, reduction="none"), reduction)
 
 
@@ -389,7 +393,7 @@ class BCBinaryCrossEntropyLoss(_CompatibilityLoss):
         (B,) and (B, 1) alike for both)."""
         reduction = self._dissonance_reduction(reduction)
         p = self._prob_arg(h2_support_output_sigmoid, "h2_support_output_sigmoid")
-        t = self._labels_arg(target_labels, "target_labels", p.shape[0])
+        t = self._labels_arg(target_labels, "target_labels", p.shape[0], other="h2_support_output_sigmoid")
         return self._reduce_samples(F.binary_cross_entropy(p, t, reduction="none"), reduction)
 
 
@@ -402,7 +406,7 @@ class BCKLDivergenceLoss(_CompatibilityLoss):
         a distribution (B, C)."""
         reduction = self._dissonance_reduction(reduction)
         lp = self._dist_arg(h2_output_log_softmax, "h2_output_log_softmax")
-        y, q = self._labels_or_dist(target_labels, "target_labels", lp.shape[0], lp.shape[1])
+        y, q = self._labels_or_dist(target_labels, "target_labels", lp.shape[0], lp.shape[1], "h2_output_log_softmax")
         d = F.nll_loss(lp, y, reduction="none") if q is None else F.kl_div(lp, q, reduction="none").sum(1)
         return self._reduce_samples(d, reduction)
 
@@ -415,7 +419,8 @@ class StrictImitationNLLLoss(_CompatibilityLoss):
         """Soft cross-entropy -sum_c p1[c] logp2[c] per sample, p1 = exp(h1's log-softmax)."""
         reduction = self._dissonance_reduction(reduction)
         l1 = self._dist_arg(h1_output_logsoftmax, "h1_output_logsoftmax")
-        l2 = self._dist_arg(h2_output_logsoftmax, "h2_output_logsoftmax", l1.shape[0], l1.shape[1])
+        l2 = self._dist_arg(h2_output_logsoftmax, "h2_output_logsoftmax", l1.shape[0], l1.shape[1],
+                            "h1_output_logsoftmax")
         return self._reduce_samples(-(l1.exp() * l2).sum(1), reduction)
 
 
@@ -429,7 +434,7 @@ class StrictImitationCrossEntropyLoss(_CompatibilityLoss):
         (softmax of h1's logits: what forward imitates)."""
         reduction = self._dissonance_reduction(reduction)
         z = self._dist_arg(h2_output_logit, "h2_output_logit")
-        y, q = self._labels_or_dist(h1_output_labels, "h1_output_labels", z.shape[0], z.shape[1])
+        y, q = self._labels_or_dist(h1_output_labels, "h1_output_labels", z.shape[0], z.shape[1], "h2_output_logit")
         d = F.cross_entropy(z, y, reduction="none") if q is None else -(q * F.log_softmax(z, 1)).sum(1)
         return self._reduce_samples(d, reduction)
 
@@ -443,7 +448,7 @@ class StrictImitationBinaryCrossEntropyLoss(_CompatibilityLoss):
         the soft target p1; (B,) and (B, 1) alike)."""
         reduction = self._dissonance_reduction(reduction)
         p1 = self._prob_arg(h1_output_sigmoid, "h1_output_sigmoid")
-        p2 = self._prob_arg(h2_output_sigmoid, "h2_output_sigmoid", p1.shape[0])
+        p2 = self._prob_arg(h2_output_sigmoid, "h2_output_sigmoid", p1.shape[0], "h1_output_sigmoid")
         return self._reduce_samples(F.binary_cross_entropy(p2, p1, reduction="none"), reduction)
 
 
@@ -456,7 +461,7 @@ class StrictImitationKLDivergenceLoss(_CompatibilityLoss):
         (terms with p1[c] = 0 count 0, also where p2[c] = 0)."""
         reduction = self._dissonance_reduction(reduction)
         p1 = self._dist_arg(h1_output_prob, "h1_output_prob")
-        p2 = self._dist_arg(h2_output_prob, "h2_output_prob", p1.shape[0], p1.shape[1])
+        p2 = self._dist_arg(h2_output_prob, "h2_output_prob", p1.shape[0], p1.shape[1], "h1_output_prob")
         # log p2 read only where p1 > 0 (elsewhere log 1 = 0, and a zero gradient)
         lp2 = _where(p1 > 0, p2, 1.0).log()
         return self._reduce_samples(F.kl_div(lp2, p1, reduction="none").sum(1), reduction)
