@@ -17,6 +17,8 @@ _LIMIT = 2.0 ** 63  # int64 holds [-2^63, 2^63)
 def integral(a, where, rule="integer class labels"):
     """A float NumPy array of labels as int64 (same shape), checked in one vectorised pass;
     ValueError "<where> must hold <rule> (...); got the non-integral value v at index i"."""
+    from ._values import check_size
+    check_size(a.shape, 8, "", where, "int64")  # before the masks and the copy are allocated
     with np.errstate(invalid="ignore"):
         ok = np.isfinite(a) & (np.floor(a) == a) & (a >= -_LIMIT) & (a < _LIMIT)
     if not ok.all():

@@ -232,6 +232,30 @@ def test_bcml_models_module_and_its_mlp_key_names(torch, tmp_path):
 # si_cross_entropy_loss) with `torch` -> `bcml`, `backwardcompatibilityml` -> `bcml`. The data
 # come from bcml.datasets (the binary notebook's Adult rows, as its cells lay them out: one float32
 # target per row) or synthetic arrays (the MNIST notebooks' shapes), sizes scaled down.
+def _loader_cell(training_set, batch_size_train):
+    """The binary notebook's batching cell (its loop, written once for both sets there; as there,
+    each batch holds batch_size - 1 rows)."""
+    train_loader = []
+    prev = 0
+    for i in range((batch_size_train - 1), len(training_set), batch_size_train):
+        training_data = list(map(lambda r: r[0], training_set[prev:i]))
+        training_labels = list(map(lambda r: r[1], training_set[prev:i]))
+        prev = i
+        train_loader.append([bcml.stack(training_data, dim=0), bcml.stack(training_labels, dim=0)])
+    return train_loader
+
+
+def _train_update_cell(bc_loss, new_optimizer, train_loader_b, log_interval, update_train_losses):
+    """The notebooks' train_update cell (one epoch, printing left out), as written there."""
+    for batch_idx, (data, target) in enumerate(train_loader_b):
+        new_optimizer.zero_grad()
+        loss = bc_loss(data, target)
+        loss.backward()
+        new_optimizer.step()
+        if batch_idx % log_interval == 0:
+            update_train_losses.append(loss.item())
+
+
 def test_bcbinary_cross_entropy_notebook_cells():
     import copy
 
@@ -251,20 +275,8 @@ def test_bcbinary_cross_entropy_notebook_cells():
     testing_set = data_rows_transformed[2400:]
     n_epochs, batch_size_train, batch_size_test, learning_rate, momentum, log_interval = 3, 200, 600, 0.01, 0.5, 10
     bcml.backends.cudnn.enabled = False
-    train_loader = []
-    prev = 0
-    for i in range((batch_size_train - 1), len(training_set), batch_size_train):
-        training_data = list(map(lambda r: r[0], training_set[prev:i]))
-        training_labels = list(map(lambda r: r[1], training_set[prev:i]))
-        prev = i
-        train_loader.append([bcml.stack(training_data, dim=0), bcml.stack(training_labels, dim=0)])
-    test_loader = []
-    prev = 0
-    for i in range((batch_size_test - 1), len(testing_set), batch_size_test):
-        testing_data = list(map(lambda r: r[0], testing_set[prev:i]))
-        testing_labels = list(map(lambda r: r[1], testing_set[prev:i]))
-        prev = i
-        test_loader.append([bcml.stack(testing_data, dim=0), bcml.stack(testing_labels, dim=0)])
+    train_loader = _loader_cell(training_set, batch_size_train)
+    test_loader = _loader_cell(testing_set, batch_size_test)
     train_loader_a = train_loader[:int(len(train_loader) / 2)]
     train_loader_b = train_loader[int(len(train_loader) / 2):]
 
@@ -312,18 +324,8 @@ def test_bcbinary_cross_entropy_notebook_cells():
     lambda_c = 0.5
     bc_loss = bcloss.BCBinaryCrossEntropyLoss(h1, h2, lambda_c, discriminant_pivot=discriminant_pivot)
     update_train_losses = []
-
-    def train_update(epoch):
-        for batch_idx, (data, target) in enumerate(train_loader_b):
-            new_optimizer.zero_grad()
-            loss = bc_loss(data, target)
-            loss.backward()
-            new_optimizer.step()
-            if batch_idx % log_interval == 0:
-                update_train_losses.append(loss.item())
-
     for epoch in range(1, n_epochs + 1):
-        train_update(epoch)
+        _train_update_cell(bc_loss, new_optimizer, train_loader_b, log_interval, update_train_losses)
     h2.eval()
     h1.eval()
     test_index = 0
@@ -356,28 +358,6 @@ def test_bcbinary_cross_entropy_notebook_cells():
         bc_loss.dissonance_from_inputs(data, target).item(), rel=1e-5)
 
 
-class _NotebookNet(nn.Module):
-    """The MNIST notebooks' Net, as written there."""
-
-    def __init__(self):
-        super(_NotebookNet, self).__init__()
-        self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
-        self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
-        self.conv2_drop = nn.Dropout2d()
-        self.fc1 = nn.Linear(320, 50)
-        self.fc2 = nn.Linear(50, 10)
-
-    def forward(self, x):
-        import bcml.nn.functional as F
-        x = F.relu(F.max_pool2d(self.conv1(x), 2))
-        x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
-        x = x.view(-1, 320)
-        x = F.relu(self.fc1(x))
-        x = F.dropout(x, training=self.training)
-        x = self.fc2(x)
-        return x, F.softmax(x, dim=1), F.log_softmax(x, dim=1)
-
-
 @pytest.mark.parametrize("loss_name", ["StrictImitationNLLLoss", "StrictImitationCrossEntropyLoss"])
 def test_si_notebooks_loss_and_scores_cells(loss_name):
     import copy
@@ -394,7 +374,7 @@ def test_si_notebooks_loss_and_scores_cells(loss_name):
     test_loader = [(bcml.tensor(X[192:]), bcml.tensor(Y[192:].astype(np.float32)))]  # float labels, as == allows
     batch_size_train, learning_rate, momentum, log_interval = 64, 0.01, 0.5, 10
     bcml.manual_seed(0)
-    network = _NotebookNet()
+    network = bcml.models.ConvNet()   # the MNIST notebooks' Net (the docs' ConvNet), same layers
     # ---- cells, as written
     h1 = copy.deepcopy(network)
     h2 = copy.deepcopy(network)
@@ -403,31 +383,16 @@ def test_si_notebooks_loss_and_scores_cells(loss_name):
     lambda_c = 1.0
     si_loss = getattr(bcloss, loss_name)(h1, h2, lambda_c)
     update_train_losses = []
-
-    def train_update(epoch):
-        for batch_idx, (data, target) in enumerate(train_loader_b):
-            new_optimizer.zero_grad()
-            loss = si_loss(data, target)
-            loss.backward()
-            new_optimizer.step()
-            if batch_idx % log_interval == 0:
-                update_train_losses.append(loss.item())
-
-    def test_update():
-        h2.eval()
-        test_loss = 0
-        correct = 0
-        with bcml.no_grad():
-            for data, target in test_loader:
-                _, _, output = h2(data)
-                # .long(): these float test labels; F.nll_loss takes class indices, in PyTorch too
-                test_loss += F.nll_loss(output, target.long(), reduction="sum").item()
-                pred = output.data.max(1, keepdim=True)[1]
-                correct += pred.eq(target.data.view_as(pred)).sum()
-        return test_loss, correct
-
-    train_update(1)
-    test_loss, correct = test_update()
+    _train_update_cell(si_loss, new_optimizer, train_loader_b, log_interval, update_train_losses)
+    h2.eval()                                             # the test_update cell's body
+    test_loss, correct = 0, 0
+    with bcml.no_grad():
+        for data, target in test_loader:
+            _, _, output = h2(data)
+            # .long(): these float test labels; F.nll_loss takes class indices, in PyTorch too
+            test_loss += F.nll_loss(output, target.long(), reduction="sum").item()
+            pred = output.data.max(1, keepdim=True)[1]
+            correct += pred.eq(target.data.view_as(pred)).sum()
     h2.eval()
     h1.eval()
     test_index = 0

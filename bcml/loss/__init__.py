@@ -249,15 +249,21 @@ class _CompatibilityLoss:
     def _fname(self):
         return "%s.dissonance" % type(self).__name__
 
-    def _dist_arg(self, v, argname, rows=None, cols=None, other=None):
-        """A (B, C) float32 tensor argument of dissonance (outputs or a distribution)."""
+    def _float_arg(self, v, argname, what):
+        """A float32 tensor argument of dissonance (a tensor, or a list/array converted)."""
         fname = self._fname()
         if _scalar(v) or not isinstance(v, (_core.TensorBase, list, tuple, np.ndarray)):
-            raise TypeError("%s(): argument '%s' must be a float32 tensor of shape (B, C), not %s"
-                            % (fname, argname, type(v).__name__))
+            raise TypeError("%s(): argument '%s' must be a float32 tensor of %s, not %s"
+                            % (fname, argname, what, type(v).__name__))
         t = as_tensor_arg(v, argname, fname=fname)
         if t._dtype_name != "float32":
-            raise TypeError("%s(): argument '%s' must be a float32 tensor, got %s" % (fname, argname, t._dtype_name))
+            raise TypeError("%s(): argument '%s' must be a float32 tensor of %s, got %s"
+                            % (fname, argname, what, t._dtype_name))
+        return fname, t
+
+    def _dist_arg(self, v, argname, rows=None, cols=None, other=None):
+        """A (B, C) float32 tensor argument of dissonance (outputs or a distribution)."""
+        fname, t = self._float_arg(v, argname, "shape (B, C)")
         if t.ndim != 2:
             raise ValueError("%s(): argument '%s' must have shape (B, C), got %s" % (fname, argname, tuple(t.shape)))
         if self.num_classes is not None and t.shape[1] != self.num_classes:
@@ -270,14 +276,7 @@ class _CompatibilityLoss:
 
     def _prob_arg(self, v, argname, rows=None, other=None):
         """One probability per sample, (B,) or (B, 1) (flattened), float32 in [0, 1]."""
-        fname = self._fname()
-        if _scalar(v) or not isinstance(v, (_core.TensorBase, list, tuple, np.ndarray)):
-            raise TypeError("%s(): argument '%s' must be a float32 tensor of probabilities, not %s"
-                            % (fname, argname, type(v).__name__))
-        t = as_tensor_arg(v, argname, fname=fname)
-        if t._dtype_name != "float32":
-            raise TypeError("%s(): argument '%s' must be a float32 tensor of probabilities, got %s"
-                            % (fname, argname, t._dtype_name))
+        fname, t = self._float_arg(v, argname, "probabilities")
         if t.ndim == 2 and t.shape[1] == 1:
             t = t.reshape(-1)
         if t.ndim != 1:
