@@ -62,9 +62,9 @@ def check_kwargs(value, name):
 def one_batch(data, target, ids=None, name="batched_evaluation_data"):
     """A single batch (BCML's batched_evaluation_data / _target arguments) as a data set; each
     argument checked under its own name."""
-    from ._engine import _as_ids, _as_tensor
+    from ._engine import _as_ids, _as_targets, _as_tensor
     x = _as_tensor(data, name)
-    y = _as_tensor(target, "batched_evaluation_target")
+    y = _as_targets(target, "batched_evaluation_target")
     if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0]:
         raise ValueError("%s and batched_evaluation_target must have the same number of rows, got shapes %s and %s"
                          % (name, tuple(x.shape), tuple(y.shape)))
@@ -168,6 +168,9 @@ def check_targets(y, binary, width, name):
         if bad.any():
             raise ValueError("%s: binary targets must be 0 or 1, got %r" % (name, y[bad][0].item()))
         return y.astype(np.int64)
+    if y.dtype.kind == "f":  # data sets convert float targets already; a float array reaching here too
+        from ._labels import integral
+        y = integral(y, "%s: class targets" % name, "integers")
     if y.dtype.kind not in "iu":
         raise TypeError("%s: class targets must be integers, got dtype %s" % (name, y.dtype))
     if y.size:

@@ -47,6 +47,26 @@ def _as_tensor(v, what):
     raise TypeError("%s must be a bcml tensor or a NumPy array, got %s" % (what, type(v).__name__))
 
 
+def _as_targets(v, what):
+    """Targets as a tensor: one label per row, (B, 1) read as (B,); float targets (BCML's
+    binary notebook builds float32 ones) must hold integral values and become int64, checked
+    once in their own precision (a float32 copy could round 2.0000001 to 2). Integer tensors
+    pass untouched; a binary model's targets are made float where a loss needs them."""
+    if isinstance(v, _core.TensorBase):
+        if v._dtype_name != "float32" and not (v.ndim == 2 and v.shape[1] == 1):
+            return v
+        v = v.detach().numpy()
+    elif not isinstance(v, np.ndarray) and hasattr(v, "numpy") and hasattr(v, "shape"):  # e.g. a torch tensor
+        v = np.asarray(v.detach().cpu().numpy() if hasattr(v, "detach") else v.numpy())
+    if isinstance(v, np.ndarray):
+        if v.ndim == 2 and v.shape[1] == 1:
+            v = v.reshape(-1)
+        if v.dtype.kind == "f":
+            from ._labels import integral
+            v = integral(v, what, "labels (class labels, or 0/1 for a binary model)")
+    return _as_tensor(v, what)
+
+
 def _as_ids(v, n, what):
     if isinstance(v, _core.TensorBase):
         v = v.detach().numpy()
@@ -90,7 +110,7 @@ class Dataset:
         """(x, y) of every row as two tensors, in row order (a loader's arrays are not copied)."""
         if self._full is None:
             if self.loader is not None:
-                self._full = (_as_tensor(self.loader.x, "x"), _as_tensor(self.loader.y, "y"))
+                self._full = (_as_tensor(self.loader.x, "x"), _as_targets(self.loader.y, "%s y" % self.name))
             else:
                 xs = [b[1].numpy() for b in self._batches]
                 ys = [b[2].numpy() for b in self._batches]
@@ -160,7 +180,7 @@ def as_dataset(dataset, name="dataset"):
                             % (name, k, type(b).__name__ if not isinstance(b, (list, tuple))
                                else "a %s of %d" % (type(b).__name__, len(b))))
         x = _as_tensor(b[-2], "%s[%d] x" % (name, k))
-        y = _as_tensor(b[-1], "%s[%d] y" % (name, k))
+        y = _as_targets(b[-1], "%s[%d] y" % (name, k))
         if x.ndim == 0 or y.ndim == 0 or x.shape[0] != y.shape[0]:
             raise ValueError("%s[%d]: x and y must have the same number of rows, got shapes %s and %s"
                              % (name, k, tuple(x.shape), tuple(y.shape)))

@@ -24,9 +24,12 @@ h1's errors, available as ``normalize="h1"``.
 
 Labels may be lists, NumPy arrays of any integer dtype (int64 arrays are read in place,
 others converted once) or bcml int64 tensors, of shape (B,) or (B, 1) (as
-``argmax(dim=1, keepdim=True)`` gives). Float, bool, string and object labels raise
-TypeError; other shapes, different lengths, empty inputs, negative labels and labels at or
-above ``num_classes`` raise ValueError; each message names the argument.
+``argmax(dim=1, keepdim=True)`` gives). Float arrays and tensors whose values are integral
+count as those integers (BCML compared labels with ``==``; its binary notebook passes float32
+targets); a non-integral value (1.5, nan, inf) raises ValueError naming its index and value.
+Bool, string, complex and object labels raise TypeError; other shapes, different lengths,
+empty inputs, negative labels and labels at or above ``num_classes`` raise ValueError; each
+message names the argument.
 
 Zero denominators follow scikit-learn: ``zero_division="warn"`` returns 0.0 and emits an
 :class:`UndefinedMetricWarning`; 0.0, 1.0 or nan return that value silently.

@@ -567,7 +567,16 @@ EXAMPLES = {
        for k in ("BCNLLLoss", "BCCrossEntropyLoss", "BCBinaryCrossEntropyLoss", "BCKLDivergenceLoss",
                  "StrictImitationNLLLoss", "StrictImitationCrossEntropyLoss",
                  "StrictImitationBinaryCrossEntropyLoss", "StrictImitationKLDivergenceLoss")
-       for m in ("__call__", "dissonance")},
+       for m in ("__call__", "forward", "dissonance_from_inputs")},
+    # dissonance: BCML's documented arguments of each class (outputs of h1/h2, labels)
+    "bcml.loss.BCNLLLoss.dissonance": lambda c: _a(c.logp(), c.labels()),
+    "bcml.loss.BCCrossEntropyLoss.dissonance": lambda c: _a(c.x(), c.labels()),
+    "bcml.loss.BCBinaryCrossEntropyLoss.dissonance": lambda c: _a(c.probs(), c.targets01()),
+    "bcml.loss.BCKLDivergenceLoss.dissonance": lambda c: _a(c.logp(), c.labels()),
+    "bcml.loss.StrictImitationNLLLoss.dissonance": lambda c: _a(c.logp(), c.logp()),
+    "bcml.loss.StrictImitationCrossEntropyLoss.dissonance": lambda c: _a(c.labels(), c.x()),
+    "bcml.loss.StrictImitationBinaryCrossEntropyLoss.dissonance": lambda c: _a(c.probs(), c.probs()),
+    "bcml.loss.StrictImitationKLDivergenceLoss.dissonance": lambda c: _a(c.x().softmax(1), c.x().softmax(1)),
     # ---- bcml.models --------------------------------------------------------------------------
     "bcml.models.BasicBlock": lambda c: _a(2, 2),
     "bcml.models.LogisticRegression": lambda c: _a(3, 3),
@@ -1117,11 +1126,26 @@ def _compat_loss_ref(dissonance):
     return oracle
 
 
+def _dissonance_ref(call):
+    """A loss's dissonance(a, b) against tests/test_loss_dissonance.py's NumPy float64 formulas."""
+    from test_loss_dissonance import reduce, ref_d
+    f = call.fresh()
+    names = list(f.bound)
+    a, b = (np.asarray(v.detach().numpy() if hasattr(v, "detach") else v) for v in (f.bound[names[0]],
+                                                                                      f.bound[names[1]]))
+    a, b = (v.reshape(-1) if v.ndim == 2 and v.shape[1] == 1 and type(f.receiver).__name__.endswith(
+        "BinaryCrossEntropyLoss") else v for v in (a, b))
+    red = f.bound.get("reduction", "mean")
+    want = reduce(ref_d(type(f.receiver), a, b), "mean" if red == "batchmean" else red)
+    same(call.result, np.asarray(want, np.float32))
+
+
 def _labels_ref(a):
     a = np.asarray(a.detach().numpy() if hasattr(a, "detach") else a)
     if a.ndim == 2 and a.shape[1] == 1:
         a = a.reshape(-1)
-    assert a.ndim == 1 and (a.dtype.kind in "iu" or a.size == 0), "labels of %s %s accepted" % (a.dtype, a.shape)
+    assert a.ndim == 1 and (a.dtype.kind in "iu" or (a.dtype.kind == "f" and np.all(np.floor(a) == a))), \
+        "labels of %s %s accepted" % (a.dtype, a.shape)
     return a.astype(np.int64)
 
 
@@ -1675,8 +1699,10 @@ def worker(names, out_path, skip):
     oracles.update({k: v for k, v in _tensor_oracles().items() if k not in oracles})
     oracles.update({k: v for k, v in _nn_oracles().items() if k not in oracles})
     for k in targets:
-        if k.startswith("bcml.loss.") and k.endswith((".__call__", ".dissonance")):
-            oracles.setdefault(k, _compat_loss_ref(k.endswith(".dissonance")))
+        if k.startswith("bcml.loss.") and k.endswith((".__call__", ".forward", ".dissonance_from_inputs")):
+            oracles.setdefault(k, _compat_loss_ref(k.endswith(".dissonance_from_inputs")))
+        elif k.startswith("bcml.loss.") and k.endswith(".dissonance"):
+            oracles.setdefault(k, _dissonance_ref)
     tmp = tempfile.mkdtemp(prefix="work-", dir=os.path.dirname(os.path.abspath(out_path)))  # the parent's temp dir
     os.chdir(tmp)
     n = 0

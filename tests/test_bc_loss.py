@@ -1,6 +1,7 @@
 """bcml.loss: the eight compatibility losses of SPEC section 3 (op compat_loss), against a
 NumPy float64 implementation of SPEC's formulas, central differences and PyTorch."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -298,7 +299,7 @@ def test_class_vs_numpy_and_param_finite_differences(cls):
     e1 = o1.detach().numpy().reshape(-1) if binary else o1[idx[kind]].detach().numpy()
     e2 = o2.detach().numpy().reshape(-1) if binary else o2[idx[kind]].detach().numpy()
     np.testing.assert_allclose(loss.item(), ref_loss(kind, strict, e2, y, e1, lam, "mean"), rtol=1e-5)
-    np.testing.assert_allclose(bc.dissonance(x, y).item(),
+    np.testing.assert_allclose(bc.dissonance_from_inputs(x, y).item(),
                                ref_loss(kind, strict, e2, y, e1, lam, "mean", dis_only=True), rtol=1e-5, atol=1e-7)
     loss.backward()
     wparam = h2.linear.weight
@@ -461,10 +462,26 @@ def test_binary_wrong_shape(cls):
 
 @pytest.mark.parametrize("cls", MULTI)
 def test_float_class_targets(cls):
+    """Float targets holding integers are the int64 labels (issue 11: BCML compared with ==);
+    a non-integral value is refused with its index and value; bool and strings stay TypeError."""
     h1, h2 = _models(False)
     x, y = _data(False)
+    want = cls(h1, h2, 0.5)(x, y).item()
+    for yf in (y.astype(np.float32), y.astype(np.float64), bcml.tensor(y.astype(np.float32)),
+               [float(v) for v in y]):
+        assert cls(h1, h2, 0.5)(x, yf).item() == want
+        assert cls(h1, h2, 0.5).dissonance_from_inputs(x, yf).item() == \
+            cls(h1, h2, 0.5).dissonance_from_inputs(x, y).item()
+    for bad in (1.5, math.nan, math.inf, 2.0000001):
+        yb = y.astype(np.float64)
+        yb[3] = bad
+        with pytest.raises(ValueError, match=r"y \(the target\) must hold integer class labels.*%s at index 3"
+                           % re.escape(repr(bad))):
+            cls(h1, h2, 0.5)(x, yb)
+    with pytest.raises(ValueError, match="non-integral value 0.5 at index 0"):
+        cls(h1, h2, 0.5)(x, bcml.tensor(np.r_[0.5, y[1:]].astype(np.float32)))
     with pytest.raises(TypeError, match="target"):
-        cls(h1, h2, 0.5)(x, y.astype(np.float32))
+        cls(h1, h2, 0.5)(x, y.astype(bool))
 
 
 @pytest.mark.parametrize("cls", MULTI)

@@ -225,3 +225,194 @@ def test_bcml_models_module_and_its_mlp_key_names(torch, tmp_path):
     model.load_state_dict(model.state_dict())
     with pytest.raises(ValueError, match="unexpected"):
         model.load_state_dict(dict(model.state_dict(), **{"layer-7.weight": np.zeros((3, 10), np.float32)}))
+
+
+# ---- losslabels ---------------------------------------------------------------------------------
+# BCML's notebooks' loss and scores cells (/work/briefs/bcml_nb: bcbinary_cross_entropy, si_nllloss,
+# si_cross_entropy_loss) with `torch` -> `bcml`, `backwardcompatibilityml` -> `bcml`. The data
+# come from bcml.datasets (the binary notebook's Adult rows, as its cells lay them out: one float32
+# target per row) or synthetic arrays (the MNIST notebooks' shapes), sizes scaled down.
+def _loader_cell(training_set, batch_size_train):
+    """The binary notebook's batching cell (its loop, written once for both sets there; as there,
+    each batch holds batch_size - 1 rows)."""
+    train_loader = []
+    prev = 0
+    for i in range((batch_size_train - 1), len(training_set), batch_size_train):
+        training_data = list(map(lambda r: r[0], training_set[prev:i]))
+        training_labels = list(map(lambda r: r[1], training_set[prev:i]))
+        prev = i
+        train_loader.append([bcml.stack(training_data, dim=0), bcml.stack(training_labels, dim=0)])
+    return train_loader
+
+
+def _train_update_cell(bc_loss, new_optimizer, train_loader_b, log_interval, update_train_losses):
+    """The notebooks' train_update cell (one epoch, printing left out), as written there."""
+    for batch_idx, (data, target) in enumerate(train_loader_b):
+        new_optimizer.zero_grad()
+        loss = bc_loss(data, target)
+        loss.backward()
+        new_optimizer.step()
+        if batch_idx % log_interval == 0:
+            update_train_losses.append(loss.item())
+
+
+def test_bcbinary_cross_entropy_notebook_cells():
+    import copy
+
+    import bcml.loss as bcloss
+    import bcml.nn.functional as F
+    import bcml.optim as optim
+    import bcml.scores as scores
+    from bcml.datasets import load_adult
+    from bcml.helpers import training, utils
+
+    adult = load_adult()
+    rows = [(bcml.tensor(x), bcml.tensor(np.argmax([1 - t, t]), dtype=bcml.float32))  # the notebook's
+            for x, t in zip(adult.X[:3000], adult.y[:3000])]                           # float32 targets
+    # ---- cells, as written
+    data_rows_transformed = rows
+    training_set = data_rows_transformed[:2400]
+    testing_set = data_rows_transformed[2400:]
+    n_epochs, batch_size_train, batch_size_test, learning_rate, momentum, log_interval = 3, 200, 600, 0.01, 0.5, 10
+    bcml.backends.cudnn.enabled = False
+    train_loader = _loader_cell(training_set, batch_size_train)
+    test_loader = _loader_cell(testing_set, batch_size_test)
+    train_loader_a = train_loader[:int(len(train_loader) / 2)]
+    train_loader_b = train_loader[int(len(train_loader) / 2):]
+
+    class LogisticRegression(nn.Module):
+        def __init__(self, input_dim, output_dim):
+            super(LogisticRegression, self).__init__()
+            self.linear = nn.Linear(input_dim, output_dim)
+
+        def forward(self, x):
+            out = self.linear(x)
+            out_sigmoid = F.sigmoid(out)
+            return out_sigmoid
+
+    bcml.manual_seed(456)
+    network = LogisticRegression(adult.X.shape[1], 1)
+    discriminant_pivot = 0.3
+    optimizer = optim.SGD(network.parameters(), lr=learning_rate, momentum=momentum)
+    # The notebook's own train cell calls F.binary_cross_entropy((B, 1) output, (B,) target), which
+    # PyTorch 2 refuses; bcml's F is as strict. BCML's helper trains the same model on these batches.
+    with pytest.raises(ValueError, match="target size"):
+        F.binary_cross_entropy(network(train_loader_a[0][0]), train_loader_a[0][1])
+    training.train(n_epochs, network, optimizer, F.binary_cross_entropy, train_loader_a, test_loader,
+                   batch_size_train, batch_size_test)
+    test_losses, corrects = [], []
+
+    def test():
+        network.eval()
+        test_loss = 0
+        correct = 0
+        with bcml.no_grad():
+            for data, target in test_loader:
+                output_sigmoid = network(data)
+                # .view(-1): the cell's (B, 1) vs (B,) call fails in PyTorch 2 as in bcml (see above)
+                test_loss += F.binary_cross_entropy(output_sigmoid.view(-1), target, reduction="sum").item()
+                pred = utils.sigmoid_to_labels(output_sigmoid, discriminant_pivot=discriminant_pivot)
+                correct += pred.eq(target.data.view_as(pred)).sum()
+        test_losses.append(test_loss)
+        corrects.append(int(correct))
+
+    test()
+    h1 = copy.deepcopy(network)
+    h2 = copy.deepcopy(network)
+    h1.eval()
+    new_optimizer = optim.SGD(h2.parameters(), lr=learning_rate, momentum=momentum)
+    lambda_c = 0.5
+    bc_loss = bcloss.BCBinaryCrossEntropyLoss(h1, h2, lambda_c, discriminant_pivot=discriminant_pivot)
+    update_train_losses = []
+    for epoch in range(1, n_epochs + 1):
+        _train_update_cell(bc_loss, new_optimizer, train_loader_b, log_interval, update_train_losses)
+    h2.eval()
+    h1.eval()
+    test_index = 0
+    with bcml.no_grad():
+        h1_output_sigmoid = h1(test_loader[test_index][0])
+        h2_output_sigmoid = h2(test_loader[test_index][0])
+    h1_labels = utils.sigmoid_to_labels(h1_output_sigmoid, discriminant_pivot=discriminant_pivot)
+    h2_labels = utils.sigmoid_to_labels(h2_output_sigmoid, discriminant_pivot=discriminant_pivot)
+    expected_labels = test_loader[test_index][1]
+    trust_compatibility = scores.trust_compatibility_score(h1_labels, h2_labels, expected_labels)
+    error_compatibility = scores.error_compatibility_score(h1_labels, h2_labels, expected_labels)
+    # ---- checks against NumPy on the same predictions
+    y = expected_labels.numpy().astype(np.int64)
+    l1 = (h1_output_sigmoid.numpy().reshape(-1) >= 0.3).astype(np.int64)
+    l2 = (h2_output_sigmoid.numpy().reshape(-1) >= 0.3).astype(np.int64)
+    assert tuple(h1_labels.shape) == (599, 1) and expected_labels.dtype == bcml.float32
+    assert trust_compatibility == np.sum((l1 == y) & (l2 == y)) / np.sum(l1 == y)
+    assert error_compatibility == np.sum((l1 != y) & (l2 != y)) / np.sum(l2 != y)
+    assert corrects[0] == np.sum(l1 == y) + sum(                          # the test cell's count
+        int(np.sum((network(b[0]).numpy().reshape(-1) >= 0.3) == b[1].numpy())) for b in test_loader[1:])
+    assert np.isfinite(update_train_losses).all() and np.isfinite(test_losses).all()
+    # the documented dissonance on h1's correct samples, as BCML's forward computed it
+    data, target = train_loader_b[0]
+    with bcml.no_grad():
+        h1_out = h1(data).numpy().reshape(-1)
+    support = (h1_out >= 0.3) == (target.numpy() == 1)
+    h2_support_output_sigmoid = h2(bcml.tensor(data.numpy()[support]))
+    dissonance = bc_loss.dissonance(h2_support_output_sigmoid, bcml.tensor(target.numpy()[support]))
+    assert dissonance.item() * support.sum() / len(support) == pytest.approx(
+        bc_loss.dissonance_from_inputs(data, target).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("loss_name", ["StrictImitationNLLLoss", "StrictImitationCrossEntropyLoss"])
+def test_si_notebooks_loss_and_scores_cells(loss_name):
+    import copy
+
+    import bcml.loss as bcloss
+    import bcml.nn.functional as F
+    import bcml.optim as optim
+    import bcml.scores as scores
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(256, 1, 28, 28)).astype(np.float32)
+    Y = (X[:, 0, 10:18, 10:18].mean(axis=(1, 2)) * 40).astype(np.int64) % 10
+    train_loader_b = [(bcml.tensor(X[i:i + 64]), bcml.tensor(Y[i:i + 64])) for i in range(0, 192, 64)]
+    test_loader = [(bcml.tensor(X[192:]), bcml.tensor(Y[192:].astype(np.float32)))]  # float labels, as == allows
+    batch_size_train, learning_rate, momentum, log_interval = 64, 0.01, 0.5, 10
+    bcml.manual_seed(0)
+    network = bcml.models.ConvNet()   # the MNIST notebooks' Net (the docs' ConvNet), same layers
+    # ---- cells, as written
+    h1 = copy.deepcopy(network)
+    h2 = copy.deepcopy(network)
+    h1.eval()
+    new_optimizer = optim.SGD(h2.parameters(), lr=learning_rate, momentum=momentum)
+    lambda_c = 1.0
+    si_loss = getattr(bcloss, loss_name)(h1, h2, lambda_c)
+    update_train_losses = []
+    _train_update_cell(si_loss, new_optimizer, train_loader_b, log_interval, update_train_losses)
+    h2.eval()                                             # the test_update cell's body
+    test_loss, correct = 0, 0
+    with bcml.no_grad():
+        for data, target in test_loader:
+            _, _, output = h2(data)
+            # .long(): these float test labels; F.nll_loss takes class indices, in PyTorch too
+            test_loss += F.nll_loss(output, target.long(), reduction="sum").item()
+            pred = output.data.max(1, keepdim=True)[1]
+            correct += pred.eq(target.data.view_as(pred)).sum()
+    h2.eval()
+    h1.eval()
+    test_index = 0
+    with bcml.no_grad():
+        _, _, h1_output = h1(test_loader[test_index][0])
+        _, _, h2_output = h2(test_loader[test_index][0])
+    h1_labels = h1_output.data.max(1)[1]
+    h2_labels = h2_output.data.max(1)[1]
+    expected_labels = test_loader[test_index][1]
+    trust_compatibility = scores.trust_compatibility_score(h1_labels, h2_labels, expected_labels)
+    error_compatibility = scores.error_compatibility_score(h1_labels, h2_labels, expected_labels)
+    # ---- checks against NumPy on the same predictions
+    l1, l2, y = h1_output.numpy().argmax(1), h2_output.numpy().argmax(1), Y[192:]
+    assert trust_compatibility == np.sum((l1 == y) & (l2 == y)) / np.sum(l1 == y)
+    assert error_compatibility == np.sum((l1 != y) & (l2 != y)) / np.sum(l2 != y)
+    assert int(correct) == np.sum(l2 == y) and np.isfinite(test_loss) and np.isfinite(update_train_losses).all()
+    # BCML's documented strict-imitation dissonance arguments on the test batch
+    with bcml.no_grad():
+        z1, p1, lp1 = h1(test_loader[0][0])
+        z2, p2, lp2 = h2(test_loader[0][0])
+    d = si_loss.dissonance(lp1, lp2) if loss_name == "StrictImitationNLLLoss" else si_loss.dissonance(p1, z2)
+    want = -(np.exp(lp1.numpy().astype(np.float64)) * lp2.numpy()).sum(1).mean()
+    assert d.item() == pytest.approx(want, rel=1e-5)

@@ -14,7 +14,8 @@ from bcml import scores as S
 from bcml.data import DataLoader, batches
 from bcml.helpers import training as T
 from bcml.loss import (BCBinaryCrossEntropyLoss, BCCrossEntropyLoss, BCNLLLoss,
-                       StrictImitationCrossEntropyLoss, StrictImitationKLDivergenceLoss)
+                       StrictImitationBinaryCrossEntropyLoss, StrictImitationCrossEntropyLoss,
+                       StrictImitationKLDivergenceLoss)
 from bcml.metrics import model_accuracy
 from bcml.models import ConvNet, LogisticRegression, MLPClassifier
 from bcml.optim import SGD
@@ -238,8 +239,14 @@ def test_batch_functions_hand_checked():
         T.get_model_error_overlap(h1, h2, IDS[:3], X, y)
     with pytest.raises(ValueError, match="device"):
         T.get_error_instance_indices(h1, X, y, device="cuda")
+    # float targets holding integers are those integers (issue 11); bool and non-integral refused
+    assert T.get_error_fraction_by_class(h2, X, y.astype(np.float32)) == {0: 0.25, 1: 0.5, 2: 0.25}
+    assert T.get_model_error_overlap(h1, h2, IDS, t(X), t(y.astype(np.float32)).reshape(-1, 1)) == \
+        ([13, 95, 77], [11, 95, 16, 77], [95, 77])
+    with pytest.raises(ValueError, match=r"batched_evaluation_target must hold labels .*non-integral value 1\.5 at index 2"):
+        T.get_error_fraction_by_class(h1, X, np.r_[y[:2], 1.5, y[3:]])
     with pytest.raises(TypeError, match="class targets must be integers"):
-        T.get_error_fraction_by_class(h1, X, y.astype(np.float32))
+        T.get_error_fraction_by_class(h1, X, y.astype(bool))
     with pytest.raises(ValueError, match="same number of classes|same kind of output"):
         T.get_normalized_model_error_overlap(h1, LogisticRegression(6, 4), X, y)
 
@@ -620,7 +627,9 @@ def test_bad_targets_and_outputs_raise_before_training():
 
     good = batches(X, y, 4)
     with pytest.raises(TypeError, match="training_set: class targets must be integers"):
-        run(batches(X, y.astype(np.float32), 4))
+        run(batches(X, y.astype(bool), 4))
+    with pytest.raises(ValueError, match=r"training_set\[1\] y must hold labels .*non-integral value nan at index 0"):
+        run(batches(X, np.r_[y[:4], np.nan, y[5:]].astype(np.float32), 4))
     with pytest.raises(ValueError, match=r"test_set: class targets must lie in \[0, 3\)"):
         run(good, batches(X, y + 1, 4))           # the test set is checked before training, too
     with pytest.raises(ValueError, match="one label per sample"):
@@ -712,3 +721,70 @@ def test_breast_cancer_evaluation(shared_data):
             == np.flatnonzero((p1 == y) & (p2 != y)).tolist()
     assert ev["test"]["h2_performance"] > 0.9
     assert ev["test"]["btc"] > 0.9
+
+
+# ---- binary targets (B,) and (B, 1), float or integer (issue 11) ------------------------------
+class _FlatSigmoid(bcml.nn.Module):
+    """A binary model with a (B,) output (the other model shape is nn.Sequential's (B, 1))."""
+
+    def __init__(self):
+        super().__init__()
+        self.l = bcml.nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.l(x).sigmoid().reshape(-1)
+
+
+def _binary_run(make, y, loader, tmp):
+    """Every helper on one binary update: returns what each gave (plain training and test
+    losses, compatibility training losses, evaluation, scores, metrics, the sweep's summary)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 4)).astype(np.float32)
+    data = DataLoader(X, y, batch_size=10) if loader else [(X[i:i + 10], y[i:i + 10]) for i in range(0, 40, 10)]
+    bcml.manual_seed(0)
+    h1, h2 = make(), make()
+    out = [T.train(2, h1, SGD(h1.parameters(), lr=0.5), F.binary_cross_entropy, data, data, 10, 10),
+           T.test(h1, F.binary_cross_entropy, data, 10)]
+    h1.eval()
+    out.append(T.train_new_error(h1, h2, 1, data, data, 10, 10, SGD, {"lr": 0.5}, BCBinaryCrossEntropyLoss, 0.5))
+    out.append(T.train_strict_imitation(h1, h2, 1, data, data, 10, 10, SGD, {"lr": 0.5},
+                                        StrictImitationBinaryCrossEntropyLoss, 0.5))
+    out.append(T.evaluate_model_performance_and_compatibility_on_dataset(h1, h2, data))
+    out.append(T.compatibility_scores(h1, h2, data))
+    out.append(model_accuracy(h2, data))
+    out.append(T.compatibility_sweep(str(tmp), 1, h1, h2, data, data, 10, 10, SGD, {"lr": 0.5},
+                                     BCBinaryCrossEntropyLoss, StrictImitationBinaryCrossEntropyLoss,
+                                     lambda_c_stepsize=1.0, n_jobs=1, progress=False))
+    return X, h1, h2, out
+
+
+@pytest.mark.parametrize("make", [_FlatSigmoid, lambda: bcml.nn.Sequential(bcml.nn.Linear(4, 1), bcml.nn.Sigmoid())],
+                         ids=["output(B,)", "output(B,1)"])
+@pytest.mark.parametrize("loader", [False, True], ids=["batches", "loader"])
+def test_binary_targets_b_and_b1_alike(make, loader, tmp_path):
+    """The helpers give the same results for targets (B,) int64 (the reference form), (B,) and
+    (B, 1) float32 (BCML's binary notebook), (B, 1) int64 and (B,) float64, with a (B,) or a
+    (B, 1) model output; the scores agree with bcml.scores on the models' own predictions."""
+    y = (np.random.default_rng(0).normal(size=(40, 4))[:, 0] > 0).astype(np.int64)
+    X, h1, h2, want = _binary_run(make, y, loader, tmp_path / "ref")
+    for k, yy in enumerate((y.astype(np.float32), y.astype(np.float32).reshape(-1, 1), y.reshape(-1, 1),
+                            y.astype(np.float64))):
+        _, _, _, got = _binary_run(make, yy, loader, tmp_path / str(k))
+        assert got == want
+    with bcml.no_grad():
+        l1 = (h1(bcml.tensor(X)).numpy().reshape(-1) >= 0.5).astype(np.int64)
+        l2 = (h2(bcml.tensor(X)).numpy().reshape(-1) >= 0.5).astype(np.int64)
+    ev = want[4]
+    assert ev["btc"] == S.trust_compatibility_score(l1, l2, y) and ev["bec"] == S.error_compatibility_score(l1, l2, y)
+    assert want[6] == pytest.approx(np.mean(l2 == y), abs=1e-15)
+
+
+def test_binary_targets_refused_by_value():
+    X = np.zeros((4, 4), np.float32)
+    h = bcml.nn.Sequential(bcml.nn.Linear(4, 1), bcml.nn.Sigmoid())
+    with pytest.raises(ValueError, match="binary targets must be 0 or 1, got 2"):
+        model_accuracy(h, [(X, np.array([0.0, 1.0, 2.0, 1.0]))])
+    with pytest.raises(ValueError, match=r"dataset\[0\] y must hold labels .*non-integral value 0.5 at index 3"):
+        model_accuracy(h, [(X, np.array([[0.0], [1.0], [1.0], [0.5]], np.float32))])
+    with pytest.raises(ValueError, match="one label per sample"):
+        model_accuracy(h, [(X, np.zeros((4, 2), np.float32))])

@@ -39,8 +39,14 @@ def test_labels_to_probabilities_errors():
         labels_to_probabilities([0, -1], num_classes=2)
     with pytest.raises(ValueError, match="num_classes must be >= 1"):
         labels_to_probabilities([0], num_classes=0)
+    # float labels holding integers are those integers (issue 11); others are refused by value
+    for fl in ([0.0, 2.0], np.array([0.0, 2.0], np.float32), bcml.tensor([0.0, 2.0]), np.array([[0.0], [2.0]])):
+        np.testing.assert_array_equal(labels_to_probabilities(fl, num_classes=3).numpy(),
+                                      np.eye(3, dtype=np.float32)[[0, 2]])
+    with pytest.raises(ValueError, match="batch_class_labels must hold integer class labels .*1.5 at index 1"):
+        labels_to_probabilities([0.0, 1.5], num_classes=2)
     with pytest.raises(TypeError, match="batch_class_labels must hold integer class labels"):
-        labels_to_probabilities([0.0, 1.0], num_classes=2)
+        labels_to_probabilities([True, False], num_classes=2)
     with pytest.raises(TypeError, match="num_classes must be an int"):
         labels_to_probabilities([0, 1], num_classes=2.0)
     with pytest.raises(TypeError, match="batch_size must be an int"):
@@ -69,8 +75,12 @@ def test_get_class_probabilities_torch(torch):
 
 
 def test_get_class_probabilities_errors():
-    with pytest.raises(TypeError, match="batch_label_tensor must hold integer class labels"):
-        get_class_probabilities(np.array([0.5]))
+    with pytest.raises(ValueError, match="batch_label_tensor must hold integer class labels .*nan at index 2"):
+        get_class_probabilities(np.array([0.0, 1.0, np.nan]))
+    with pytest.raises(TypeError, match="batch_label_tensor must hold integer class labels, got dtype bool"):
+        get_class_probabilities(np.array([True]))
+    np.testing.assert_array_equal(get_class_probabilities(np.array([0.0, 0.0, 1.0, 3.0])).numpy(),
+                                  [0.5, 0.25, 0.0, 0.25])
     with pytest.raises(ValueError, match="batch_label_tensor must hold labels >= 0"):
         get_class_probabilities(np.array([1, -2]))
 

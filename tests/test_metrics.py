@@ -126,7 +126,11 @@ def test_bad_arguments(fn):
     with pytest.raises(TypeError, match="model must be a callable model"):
         fn("h1", [(X, y)])
     with pytest.raises(TypeError, match="class targets must be integers"):
-        fn(h1, [(X, y.astype(np.float32))])
+        fn(h1, [(X, y.astype(bool))])
+    assert fn(h1, [(X, y.astype(np.float32))]) == fn(h1, [(X, y)])           # float labels holding integers
+    assert fn(h1, [(X, y.astype(np.float64).reshape(-1, 1))]) == fn(h1, [(X, y)])
+    with pytest.raises(ValueError, match=r"dataset\[0\] y must hold labels .*non-integral value inf at index 1"):
+        fn(h1, [(X, np.r_[y[:1], np.inf, y[2:]])])
     with pytest.raises(ValueError, match=r"class targets must lie in \[0, 3\).*got 3"):
         fn(h1, [(X, np.where(y == 2, 3, y))])
     with pytest.raises(ValueError, match="got -1"):

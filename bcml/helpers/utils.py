@@ -10,6 +10,7 @@ import numbers
 import numpy as np
 
 from .. import _core, _values
+from .._labels import integral as _integral
 from .._tensor import from_numpy
 
 __all__ = ["labels_to_probabilities", "get_class_probabilities", "sigmoid_to_labels"]
@@ -36,12 +37,13 @@ def _array(value, name):
 
 
 def _labels(value, name):
-    """Integer class labels as a 1-D int64 array ((B,) or (B, 1) accepted)."""
+    """Integer class labels as a 1-D int64 array ((B,) or (B, 1) accepted; floats holding
+    integers are those integers)."""
     a = _array(value, name)
     if a.ndim == 2 and a.shape[1] == 1:
         a = a.reshape(-1)
-    if a.size == 0 and a.dtype.kind == "f" and a.ndim == 1:
-        a = a.astype(np.int64)  # an empty list
+    if a.dtype.kind == "f":  # float labels holding integers (an empty list is float64 too)
+        a = _integral(a, name)
     if a.dtype.kind not in "iu":
         raise TypeError("%s must hold integer class labels, got dtype %s" % (name, a.dtype))
     if a.ndim != 1:

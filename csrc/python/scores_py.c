@@ -10,6 +10,7 @@
 #define NO_IMPORT_ARRAY
 #include <numpy/arrayobject.h>
 
+#include <math.h>
 #include <string.h>
 
 #include "../core/bcml.h"
@@ -53,8 +54,19 @@ static int bad_shape(const char *fname, const char *arg, PyObject *shape) {
     return -1;
 }
 
+static int labels_get(PyObject *obj, const char *fname, const char *arg, labels_view *v);
+
 static int labels_from_tensor(PyObject *obj, const char *fname, const char *arg, labels_view *v) {
     const bcml_tensor *t = ((PyTensor *)obj)->t;
+    if (t->dtype == BCML_FLOAT32) { /* float labels holding integers: read as the NumPy array */
+        PyObject *det = PyObject_CallMethod(obj, "detach", NULL);
+        PyObject *arr = det ? PyObject_CallMethod(det, "numpy", NULL) : NULL;
+        Py_XDECREF(det);
+        if (!arr) { prefix_error(fname, arg); return -1; }
+        int rc = labels_get(arr, fname, arg, v);
+        Py_DECREF(arr);
+        return rc;
+    }
     if (t->dtype != BCML_INT64) {
         PyErr_Format(PyExc_TypeError, "%s: %s must hold integer class labels, got %s%s", fname,
                      arg, bcml_dtype_name(t->dtype),
@@ -77,6 +89,43 @@ static int labels_from_tensor(PyObject *obj, const char *fname, const char *arg,
     return 0;
 }
 
+/* Float labels (any float dtype) holding integral values, as int64: one pass over the values
+ * read as double; a non-integral value (1.5, nan, inf) or one outside int64 is a ValueError
+ * naming the argument, the index and the value (bcml/_labels.py's rule and wording). */
+static int labels_from_float(PyArrayObject *arr, const char *fname, const char *arg, labels_view *v) {
+    PyArrayObject *d = (PyArrayObject *)PyArray_FromAny(
+        (PyObject *)arr, PyArray_DescrFromType(NPY_DOUBLE), 0, 0,
+        NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED | NPY_ARRAY_FORCECAST, NULL);
+    if (!d) { prefix_error(fname, arg); return -1; }
+    npy_intp n = (npy_intp)v->n;
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_INT64);
+    if (!out) { Py_DECREF(d); return -1; }
+    const double *src = (const double *)PyArray_DATA(d);
+    int64_t *dst = (int64_t *)PyArray_DATA(out);
+    for (npy_intp i = 0; i < n; i++) {
+        double x = src[i];
+        if (!(x == floor(x) && x >= -0x1p63 && x < 0x1p63)) { /* NaN fails the first test */
+            PyObject *val = PyFloat_FromDouble(x);
+            if (val) {
+                PyErr_Format(PyExc_ValueError,
+                             "%s: %s must hold integer class labels (a float label must hold an integral "
+                             "value); got the %s %R at index %lld", fname, arg,
+                             isfinite(x) && x == floor(x) ? "value outside int64" : "non-integral value", val,
+                             (long long)i);
+                Py_DECREF(val);
+            }
+            Py_DECREF(d);
+            Py_DECREF(out);
+            return -1;
+        }
+        dst[i] = (int64_t)x;
+    }
+    Py_DECREF(d);
+    Py_SETREF(v->keep, (PyObject *)out);
+    v->data = (const int64_t *)dst;
+    return 0;
+}
+
 static int labels_get(PyObject *obj, const char *fname, const char *arg, labels_view *v) {
     memset(v, 0, sizeof *v);
     if (bcml_py_is_tensor(obj)) return labels_from_tensor(obj, fname, arg, v);
@@ -93,7 +142,8 @@ static int labels_get(PyObject *obj, const char *fname, const char *arg, labels_
     int nd = PyArray_NDIM(arr);
     int empty_list = !from_array && PyArray_SIZE(arr) == 0; /* [] has no dtype of its own */
     int tn = PyArray_TYPE(arr);
-    if (!empty_list && (tn == NPY_BOOL || !PyTypeNum_ISINTEGER(tn))) {
+    int is_float = PyTypeNum_ISFLOAT(tn);
+    if (!empty_list && !is_float && (tn == NPY_BOOL || !PyTypeNum_ISINTEGER(tn))) {
         PyObject *dname = PyObject_Str((PyObject *)PyArray_DESCR(arr));
         if (dname)
             PyErr_Format(PyExc_TypeError, "%s: %s must hold integer class labels, got %U%s", fname,
@@ -109,6 +159,10 @@ static int labels_get(PyObject *obj, const char *fname, const char *arg, labels_
     }
     v->n = (int64_t)PyArray_DIM(arr, 0);
     if (v->n == 0) return 0; /* the empty check, after the length check, names all three */
+    if (is_float) {
+        if (labels_from_float(arr, fname, arg, v) < 0) goto fail;
+        return 0;
+    }
     int zero_copy = PyTypeNum_ISSIGNED(tn) && PyArray_ITEMSIZE(arr) == 8 &&
                     PyArray_IS_C_CONTIGUOUS(arr) && PyArray_ISALIGNED(arr) &&
                     PyArray_ISNOTSWAPPED(arr);
