@@ -44,6 +44,10 @@ _NATIVE = (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_))   # bcm
 
 def _as_tensor(value, what):
     from .._engine import _as_tensor as conv
+    if isinstance(value, np.ndarray) and value.dtype.kind == "u" and value.dtype.itemsize == 8 and value.size \
+            and value.max() > np.iinfo(np.int64).max:
+        raise ValueError("%s: value cannot be converted to type int64 without overflow (got %d)"
+                         % (what, int(value.max())))
     return conv(value, what)
 
 
@@ -80,7 +84,10 @@ class TensorDataset(Dataset):
         self.tensors = ts
 
     def __getitem__(self, index):
-        return tuple(t[index] for t in self.tensors)
+        try:
+            return tuple(t[index] for t in self.tensors)
+        except (TypeError, ValueError, IndexError) as e:
+            raise type(e)("TensorDataset index %s" % e) from None
 
     def __len__(self):
         return int(self.tensors[0].shape[0]) if self.tensors else 0
@@ -89,6 +96,13 @@ class TensorDataset(Dataset):
         if not self.tensors or any(t.requires_grad for t in self.tensors):
             return None
         return tuple(t.detach().numpy()[indices] for t in self.tensors)
+
+
+def _len(dataset, fname):
+    try:
+        return len(dataset)
+    except TypeError as e:
+        raise TypeError("%s(): argument 'dataset' has no length: %s" % (fname, e)) from None
 
 
 def _index_array(indices, fname, argname, length=None):
@@ -109,7 +123,7 @@ def _index_array(indices, fname, argname, length=None):
     if a.dtype != object and a.dtype.kind not in "iu" and a.size:
         raise TypeError("%s(): argument '%s' must hold ints, got dtype %s" % (fname, argname, a.dtype))
     if length is not None and a.size and (min(a) < -length or max(a) >= length):
-        raise ValueError("%s(): argument '%s' holds an index outside the data set's %d samples"
+        raise ValueError("%s(): argument '%s' holds an index outside the %d samples of argument 'dataset'"
                          % (fname, argname, length))
     return a.astype(np.int64)
 
@@ -121,12 +135,16 @@ class Subset(Dataset):
         if not callable(getattr(dataset, "__getitem__", None)):
             raise TypeError("Subset(): argument 'dataset' must be a data set (with __getitem__), not %s"
                             % type(dataset).__name__)
-        n = len(dataset) if callable(getattr(dataset, "__len__", None)) else None
+        n = _len(dataset, "Subset") if callable(getattr(dataset, "__len__", None)) else None
         self._idx = _index_array(indices, "Subset", "indices", n)
         self.dataset, self.indices = dataset, indices
 
     def __getitem__(self, index):
         if isinstance(index, list):
+            if not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in index):
+                raise TypeError("Subset index must be an int or a list of ints")
+            if any(not -len(self._idx) <= i < len(self._idx) for i in index):
+                raise IndexError("Subset index out of range for %d samples" % len(self._idx))
             return self.dataset[[int(i) for i in self._idx[index]]]
         if isinstance(index, bool) or not isinstance(index, numbers.Integral):
             raise TypeError("Subset index must be an int or a list of ints, not %s" % type(index).__name__)
@@ -150,7 +168,7 @@ def random_split(dataset, lengths, generator=None):
     if not callable(getattr(dataset, "__len__", None)) or not callable(getattr(dataset, "__getitem__", None)):
         raise TypeError("random_split(): argument 'dataset' must be a data set with __getitem__ and __len__, not %s"
                         % type(dataset).__name__)
-    n = len(dataset)
+    n = _len(dataset, "random_split")
     if isinstance(lengths, (str, bytes)) or not isinstance(lengths, collections.abc.Sequence) or not lengths:
         raise TypeError("random_split(): argument 'lengths' must be a non-empty sequence of ints or fractions, "
                         "not %s" % type(lengths).__name__)

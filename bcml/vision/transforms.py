@@ -40,6 +40,15 @@ def _as_tensor(a, what):
     return conv(np.ascontiguousarray(a), what)
 
 
+def _check_array(a, fname, argname):
+    """An array's values must fit bcml's dtypes and its float32 copy the memory (ValueError)."""
+    from .._values import check_size
+    check_size(a.shape, 4, fname, argname, "float32")
+    if a.dtype.kind == "u" and a.dtype.itemsize == 8 and a.size and a.max() > np.iinfo(np.int64).max:
+        raise ValueError("%s(): argument '%s': value cannot be converted to type int64 without overflow (got %d)"
+                         % (fname, argname, int(a.max())))
+
+
 def _uniform():
     """A uniform draw in [0, 1) from this thread's default generator."""
     return (gen(None)._next_u64() >> 11) * (1.0 / (1 << 53))
@@ -105,6 +114,7 @@ class ToTensor:
             raise TypeError("ToTensor(): argument 'pic' should be PIL Image or ndarray. Got %s" % type(pic))
         if arr.dtype.kind not in "biuf":
             raise TypeError("ToTensor(): argument 'pic' must hold numbers, got dtype %s" % arr.dtype)
+        _check_array(arr, "ToTensor", "pic")
         if arr.ndim == 2:
             arr = arr[:, :, None]
         return _as_tensor(self._scale(arr.transpose(2, 0, 1)), "ToTensor(): argument 'pic'")
@@ -131,11 +141,7 @@ class ToTensor:
 def _channel_values(v, argname):
     if isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)):
         v = [v]
-    if isinstance(v, _core.TensorBase):
-        v = v.detach().numpy().reshape(-1).tolist()
-    if isinstance(v, np.ndarray):
-        v = v.reshape(-1).tolist() if v.dtype.kind in "iuf" else v
-    if isinstance(v, (str, bytes)) or not isinstance(v, (list, tuple)) or not v:
+    if not isinstance(v, (list, tuple)) or not v:
         raise TypeError("Normalize(): argument '%s' must be a number or a non-empty sequence of numbers, not %s"
                         % (argname, type(v).__name__))
     return tuple(setting(e, "Normalize", argname) for e in v)
@@ -277,6 +283,9 @@ class RandomCrop:
         self.padding = padding
         self.pad_if_needed = flag(pad_if_needed, f, "pad_if_needed")
         if isinstance(fill, (list, tuple)):
+            if not fill:
+                raise ValueError("RandomCrop(): argument 'fill' must be a number or one number per channel, got "
+                                 "an empty %s" % type(fill).__name__)
             fill = tuple(setting(v, f, "fill") for v in fill)
         else:
             fill = setting(fill, f, "fill")
