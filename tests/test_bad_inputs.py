@@ -1513,9 +1513,6 @@ ALLOWLIST = [
     (("bcml.utils.data.DataLoader", "bcml.vision.datasets.*", "bcml.vision.transforms.Lambda"),
      ("collate_fn", "worker_init_fn", "transform", "target_transform", "lambd"), "lambda", "ok",
      "any callable is accepted; it is called on the samples when they are read"),
-    ("bcml.utils.data.TensorDataset", "tensors[0]", ("np.*", "t.*"), "ok",
-     "any array or tensor of rows is a column of the data set (converted as bcml converts arrays; checked by the "
-     "oracle when one applies)"),
     ("bcml.utils.data.Subset", "indices", ("list[]", "np.empty(0,)", "t.empty(0,)"), "ok",
      "no indices: an empty subset, as PyTorch's"),
     ("bcml.utils.data.Subset.__getitem__", "index", "list[]", "ok",
