@@ -384,3 +384,63 @@ def test_bcnllloss_notebook_data_cells(tmp_path, monkeypatch, capsys, layout):
     import re
     assert len(re.findall(r"Accuracy: \d+/768 \(\d+%\)", out)) == 2, out
     assert tuple(ns["output"].shape) == (1000, 10)
+
+
+# BCML's dev app (development/app.py, mnist_sweep): the data set of 1-sample batches it builds its
+# (ids, x, y) batches from, with only imports changed; n_samples as the app sets it.
+_DEV_APP_DATA = '''
+import bcml as torch
+import bcml.vision as torchvision
+
+n_samples = 5000
+batch_size_train = 64
+batch_size_test = 1000
+random_seed = 1
+torch.backends.cudnn.enabled = False
+torch.manual_seed(random_seed)
+transform = torchvision.transforms.Compose([
+                            torchvision.transforms.ToTensor(),
+                            torchvision.transforms.Normalize(
+                                (0.1307,), (0.3081,))])
+download = not os.path.exists("examples/datasets/MNIST")
+data_set = torchvision.datasets.MNIST('examples/datasets/', train=True, download=download,
+                                      transform=transform)
+data_loader = list(torch.utils.data.DataLoader(data_set, shuffle=True))
+
+instance_ids = list(range(len(data_loader)))
+dataset = []
+for (instance_id, (data_instance, data_label)) in zip(instance_ids, data_loader):
+    dataset.append([instance_id, data_instance.view(1, 28, 28), data_label.view(1)])
+
+training_set = dataset[:int(0.8*n_samples)]
+testing_set = dataset[int(0.8*n_samples):]
+
+train_loader = []
+prev = 0
+for i in range((batch_size_train - 1), len(training_set), batch_size_train):
+    batch_ids = list(map(lambda r: r[0], training_set[prev:i]))
+    training_data = list(map(lambda r: r[1], training_set[prev:i]))
+    training_labels = list(map(lambda r: r[2], training_set[prev:i]))
+    prev = i
+    train_loader.append([batch_ids, torch.stack(training_data, dim=0), torch.stack(training_labels, dim=0).view(len(training_labels))])
+'''
+
+
+def test_dev_app_mnist_data_preparation(tmp_path, monkeypatch):
+    import os
+    from conftest import FASHION_MNIST, need_path
+    src = need_path(FASHION_MNIST)
+    raw = tmp_path / "examples" / "datasets" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in src.iterdir():
+        (raw / f.name).symlink_to(f)
+    monkeypatch.chdir(tmp_path)
+    ns = {"os": os}
+    exec(compile(_DEV_APP_DATA, "dev-app-mnist-data", "exec"), ns)
+    assert len(ns["data_loader"]) == 60000 and len(ns["dataset"]) == 60000
+    ids, x, y = ns["train_loader"][0]
+    assert ids == list(range(63)) and tuple(x.shape) == (63, 1, 28, 28) and tuple(y.shape) == (63,)
+    # the helpers take the app's batches as they are
+    from bcml.metrics import model_accuracy
+    bcml.manual_seed(0)
+    assert 0.0 <= model_accuracy(bcml.models.ConvNet(), ns["train_loader"][:3]) <= 1.0
