@@ -168,9 +168,13 @@ def as_dataset(dataset, name="dataset"):
     from .data import DataLoader
     if isinstance(dataset, DataLoader):
         return Dataset(name, loader=dataset)
+    from .utils.data import DataLoader as TorchStyleLoader
+    if isinstance(dataset, TorchStyleLoader):   # its fast path as a loader (replayed); else its batches
+        view = dataset._bcml_engine_view()
+        return Dataset(name, loader=view) if view is not None else as_dataset(list(dataset), name)
     if not isinstance(dataset, (list, tuple)):
-        raise TypeError("%s must be a list of (x, y) or (ids, x, y) batches or a bcml.data.DataLoader, "
-                        "got %s" % (name, type(dataset).__name__))
+        raise TypeError("%s must be a list of (x, y) or (ids, x, y) batches, a bcml.data.DataLoader or a "
+                        "bcml.utils.data.DataLoader, got %s" % (name, type(dataset).__name__))
     if not dataset:
         raise ValueError("%s must hold at least one batch, got an empty %s" % (name, type(dataset).__name__))
     batches, start = [], 0

@@ -264,6 +264,10 @@ class Ctx:
     def gen(self):
         return self.bcml.Generator(7)
 
+    def pil(self):
+        from PIL import Image
+        return Image.fromarray(self.rng.integers(0, 256, (4, 3)).astype(np.uint8), mode="L")
+
     # models and data
     def model(self, seed=1):
         return self.bcml.models.LogisticRegression(3, 3)
@@ -677,6 +681,33 @@ EXAMPLES = {
     "bcml.widget.save_sweep_report": lambda c: _a(c.sweep_folder(), str(c.tmp / "report.html")),
     "bcml.widget.save_html": lambda c: _a(str(c.tmp / "report.html"),
                                           c.bcml.widget.CompatibilityAnalysis.from_folder(c.sweep_folder())),
+    # ---- bcml.utils.data, bcml.vision ---------------------------------------------------------
+    "bcml.utils.data.TensorDataset": lambda c: _a(c.x(), c.labels()),
+    "bcml.utils.data.TensorDataset.__getitem__": lambda c: _a(1),
+    "bcml.utils.data.Subset": lambda c: _a(c.bcml.utils.data.TensorDataset(c.x(), c.labels()), [0, 2]),
+    "bcml.utils.data.Subset.__getitem__": lambda c: _a(1),
+    "bcml.utils.data.Dataset.__getitem__": lambda c: _a(0),
+    "bcml.utils.data.DataLoader": lambda c: _a(c.bcml.utils.data.TensorDataset(c.x(), c.labels()), 2),
+    "bcml.utils.data.default_collate": lambda c: _a([(c.x(3), 1), (c.x(3), 2)]),
+    "bcml.utils.data.random_split": lambda c: _a(c.bcml.utils.data.TensorDataset(c.x(), c.labels()), [1, 3],
+                                                 generator=c.gen()),
+    "bcml.vision.datasets.MNIST": lambda c: _a(c.idx_folder()),
+    "bcml.vision.datasets.FashionMNIST": lambda c: _a(c.idx_folder()),
+    "bcml.vision.datasets.CIFAR10": lambda c: _a(c.cifar_folder()),
+    **{"bcml.vision.datasets.%s.__getitem__" % k: (lambda c: _a(1)) for k in ("MNIST", "CIFAR10")},
+    "bcml.vision.models.ResNet.forward": lambda c: _a(c.x(2, 3, 16, 16)),
+    "bcml.vision.transforms.Compose": lambda c: _a([c.bcml.vision.transforms.ToTensor()]),
+    "bcml.vision.transforms.Compose.__call__": lambda c: _a(c.rng.integers(0, 256, (4, 3)).astype(np.uint8)),
+    "bcml.vision.transforms.ToTensor.__call__": lambda c: _a(c.rng.integers(0, 256, (4, 3)).astype(np.uint8)),
+    "bcml.vision.transforms.Lambda": lambda c: _a(abs),
+    "bcml.vision.transforms.Lambda.__call__": lambda c: _a(-2),
+    "bcml.vision.transforms.Normalize": lambda c: _a((0.5,), (0.25,)),
+    "bcml.vision.transforms.Normalize.__call__": lambda c: _a(c.x(1, 4, 3)),
+    "bcml.vision.transforms.RandomCrop": lambda c: _a(2),
+    "bcml.vision.transforms.RandomCrop.__call__": lambda c: _a(c.x(1, 4, 3)),
+    "bcml.vision.transforms.RandomHorizontalFlip.__call__": lambda c: _a(c.x(1, 4, 3)),
+    "bcml.vision.transforms.Resize": lambda c: _a(2),
+    "bcml.vision.transforms.Resize.__call__": lambda c: _a(c.pil()),
 }
 
 # receivers of one method, where the class's receiver does not fit (a valid call needs another)
@@ -693,6 +724,7 @@ METHOD_RECEIVERS = {
 NO_VALID_CALL = {
     "bcml.Tensor.cuda": "bcml runs on the CPU only: cuda() raises ValueError",
     "bcml.nn.Module.cuda": "bcml runs on the CPU only: cuda() raises ValueError",
+    "bcml.utils.data.Dataset.__getitem__": "the abstract base's __getitem__ raises NotImplementedError, as PyTorch's",
 }
 
 # receivers of methods: the class's example call, except where named here
@@ -1259,6 +1291,55 @@ def _converted_ref(argname):
     return oracle
 
 
+def _tensor_dataset_ref(call):
+    """TensorDataset: its tensors hold the arguments converted as bcml documents."""
+    import bcml
+    f = call.fresh()
+    want = [a.detach().numpy() if isinstance(a, bcml.Tensor) else _np_as_bcml(a) for a in f.args]
+    same([t.detach().numpy() for t in call.result.tensors], want)
+
+
+def _tensor_dataset_item_ref(call):
+    """TensorDataset[index]: NumPy's indexing of each column."""
+    import bcml
+    f = call.fresh()
+    idx = f.bound["index"]
+    idx = idx.detach().numpy() if isinstance(idx, bcml.Tensor) else idx
+    same(list(call.result), [t.detach().numpy()[idx] for t in f.receiver.tensors])
+
+
+def _to_tensor_ref(call):
+    """ToTensor of an array: NumPy's H x W (x C) -> C x H x W, uint8 divided by 255 in float32."""
+    a = np.asarray(call.fresh().bound["pic"])
+    a = a[:, :, None] if a.ndim == 2 else a
+    x = a.transpose(2, 0, 1)
+    want = np.divide(x, np.float32(255), dtype=np.float32) if x.dtype == np.uint8 else _np_as_bcml(x)
+    same(call.result, want)
+
+
+def _normalize_ref(call):
+    """Normalize((0.5,), (0.25,)): (x - 0.5) / 0.25 in float32 (NumPy)."""
+    x = call.fresh().bound["tensor"].detach().numpy()
+    same(call.result, ((x - np.float32(0.5)) / np.float32(0.25)).astype(np.float32))
+
+
+def _flip_ref(call):
+    """RandomHorizontalFlip(): the input, or the input with its last axis reversed."""
+    x = call.fresh().bound["img"].detach().numpy()
+    r = as_numpy(call.result)
+    assert r.shape == x.shape and (np.array_equal(r, x, equal_nan=True) or
+                                   np.array_equal(r, x[..., ::-1], equal_nan=True)), "not x nor its mirror"
+
+
+def _crop_ref(call):
+    """RandomCrop(2): a 2 x 2 window of the input's last two axes."""
+    x = call.fresh().bound["img"].detach().numpy()
+    r = as_numpy(call.result)
+    assert r.shape == x.shape[:-2] + (2, 2), r.shape
+    assert any(np.array_equal(x[..., i:i + 2, j:j + 2], r, equal_nan=True)
+               for i in range(x.shape[-2] - 1) for j in range(x.shape[-1] - 1)), "not a window of the input"
+
+
 ORACLES = {
     "bcml.tensor": _np_tensor_ref,
     "bcml.Tensor": _np_tensor_ref,
@@ -1301,6 +1382,12 @@ ORACLES = {
     "bcml.helpers.utils.sigmoid_to_labels": _sigmoid_labels_ref,
     "bcml.nn.functional.dropout": torch_ref("torch.nn.functional.dropout", compare=shape_only),
     "bcml.nn.functional.dropout2d": torch_ref("torch.nn.functional.dropout2d", compare=shape_only),
+    "bcml.utils.data.TensorDataset": _tensor_dataset_ref,
+    "bcml.utils.data.TensorDataset.__getitem__": _tensor_dataset_item_ref,
+    "bcml.vision.transforms.ToTensor.__call__": _to_tensor_ref,
+    "bcml.vision.transforms.Normalize.__call__": _normalize_ref,
+    "bcml.vision.transforms.RandomHorizontalFlip.__call__": _flip_ref,
+    "bcml.vision.transforms.RandomCrop.__call__": _crop_ref,
 }
 
 
@@ -1433,6 +1520,36 @@ ALLOWLIST = [
      "a bound on the thumbnails inlined: any count >= 0 (the report holds at most every error instance's)"),
     (("bcml.widget.*.save_html", "bcml.widget.save_html", "bcml.widget.save_sweep_report"), "path", "str", "ok",
      "a str is a file name (written)"),
+    # ---- bcml.utils.data, bcml.vision
+    (("bcml.utils.data.DataLoader", "bcml.utils.data.Subset", "bcml.utils.data.random_split"), "dataset", "*", "ok",
+     "any object with __getitem__ (and __len__) is a map-style data set, as in PyTorch (a list of samples, an array "
+     "of rows, a str); its samples are read, and checked, when the loader is iterated"),
+    ("bcml.utils.data.Dataset.__getitem__", "index", "*", "NotImplementedError",
+     "the abstract base's __getitem__ raises NotImplementedError, as PyTorch's (subclasses implement it)"),
+    ("bcml.utils.data.DataLoader", "sampler", "*", "ok",
+     "any iterable is a sampler, as in PyTorch; its indices are read when the loader is iterated"),
+    ("bcml.utils.data.DataLoader", "batch_size", "None", "ok",
+     "batch_size=None turns batching off (the samples one by one), as in PyTorch (tests/test_utils_data.py)"),
+    (("bcml.utils.data.DataLoader", "bcml.vision.transforms.RandomCrop"), ("pin_memory", "pad_if_needed"), "True",
+     "ok", TRUE_IS_VALID),
+    ("bcml.utils.data.DataLoader", "pin_memory_device", "str", "ok", "any str names a device; it has no effect"),
+    ("bcml.utils.data.DataLoader", "timeout", BIG_INTS, "ok", "a timeout of any length (it has no effect in-process)"),
+    (("bcml.utils.data.DataLoader", "bcml.vision.datasets.*", "bcml.vision.transforms.Lambda"),
+     ("collate_fn", "worker_init_fn", "transform", "target_transform", "lambd"), "lambda", "ok",
+     "any callable is accepted; it is called on the samples when they are read"),
+    ("bcml.utils.data.Subset", "indices", ("list[]", "np.empty(0,)", "t.empty(0,)"), "ok",
+     "no indices: an empty subset, as PyTorch's"),
+    ("bcml.utils.data.Subset.__getitem__", "index", "list[]", "ok",
+     "a list of indices gives those samples (none for an empty list), as PyTorch's Subset"),
+    ("bcml.vision.transforms.Compose", "transforms", "list[]", "ok", "an empty Compose is the identity"),
+    (("bcml.vision.transforms.Compose.__call__", "bcml.vision.transforms.Lambda.__call__"), "img", "*", "*",
+     "Compose and Lambda pass their input to the transforms / the function they hold: what is accepted or raised "
+     "is theirs (each transform is in the matrix on its own)"),
+    (("bcml.vision.transforms.Normalize", "bcml.vision.transforms.RandomCrop"), ("mean", "std", "fill"), BIG_INTS,
+     "ok", "a mean, std or fill value is a float setting: any real number that float32 holds"),
+    ("bcml.vision.datasets.*", "root", "str", ("DatasetNotFoundError",),
+     "a folder without the data set's files: torchvision's 'Dataset not found' RuntimeError, also a "
+     "FileNotFoundError saying where the files were looked for"),
     # ---- files that are not there
     (("bcml.load", "bcml.datasets.load_*", "bcml.plot_tradeoff", "bcml.widget.CompatibilityAnalysis.from_folder",
       "bcml.widget.save_sweep_report"), ("f", "path", "summary_or_folder", "folder"),

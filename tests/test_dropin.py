@@ -228,7 +228,7 @@ def test_bcml_models_module_and_its_mlp_key_names(torch, tmp_path):
 
 
 # ---- losslabels ---------------------------------------------------------------------------------
-# BCML's notebooks' loss and scores cells (/work/briefs/bcml_nb: bcbinary_cross_entropy, si_nllloss,
+# BCML's notebooks' loss and scores cells (BCML examples/: bcbinary_cross_entropy, si_nllloss,
 # si_cross_entropy_loss) with `torch` -> `bcml`, `backwardcompatibilityml` -> `bcml`. The data
 # come from bcml.datasets (the binary notebook's Adult rows, as its cells lay them out: one float32
 # target per row) or synthetic arrays (the MNIST notebooks' shapes), sizes scaled down.
@@ -416,3 +416,222 @@ def test_si_notebooks_loss_and_scores_cells(loss_name):
     d = si_loss.dissonance(lp1, lp2) if loss_name == "StrictImitationNLLLoss" else si_loss.dissonance(p1, z2)
     want = -(np.exp(lp1.numpy().astype(np.float64)) * lp2.numpy()).sum(1).mean()
     assert d.item() == pytest.approx(want, rel=1e-5)
+
+
+# ---- bcml.vision and bcml.utils.data (issue 11, item 2: the vision helper's part) -----------------
+# BCML's bcnllloss notebook (its si_* and bckldivergence notebooks share these cells), with only
+# its imports changed: torch -> bcml, torchvision -> bcml.vision, backwardcompatibilityml -> bcml.
+# The cells run on Fashion-MNIST's files standing in for MNIST's (same format), in a "datasets/"
+# folder in torchvision's layout and, second, holding the IDX files directly (Debian's layout).
+# The test shortens the data between cells (fewer batches), never the cells themselves.
+_BCNLL_DATA_CELLS = '''
+import bcml as torch
+import bcml.vision as torchvision
+import bcml.nn as nn
+import bcml.nn.functional as F
+import bcml.optim as optim
+import random
+
+import bcml.loss as bcloss
+import bcml.scores as scores
+
+random.seed(123)
+torch.manual_seed(456)
+torch.backends.cudnn.deterministic = True
+torch.backends.cudnn.benchmark = False
+
+n_epochs = 3
+batch_size_train = 64
+batch_size_test = 1000
+learning_rate = 0.01
+momentum = 0.5
+log_interval = 10
+
+torch.backends.cudnn.enabled = False
+
+train_loader = list(torch.utils.data.DataLoader(
+  torchvision.datasets.MNIST('datasets/', train=True, download=True,
+                             transform=torchvision.transforms.Compose([
+                               torchvision.transforms.ToTensor(),
+                               torchvision.transforms.Normalize(
+                                 (0.1307,), (0.3081,))
+                             ])),
+  batch_size=batch_size_train, shuffle=True))
+
+test_loader = list(torch.utils.data.DataLoader(
+  torchvision.datasets.MNIST('datasets/', train=False, download=True,
+                             transform=torchvision.transforms.Compose([
+                               torchvision.transforms.ToTensor(),
+                               torchvision.transforms.Normalize(
+                                 (0.1307,), (0.3081,))
+                             ])),
+  batch_size=batch_size_test, shuffle=True))
+
+train_loader_a = train_loader[:int(len(train_loader)/2)]
+train_loader_b = train_loader[int(len(train_loader)/2):]
+'''
+
+_BCNLL_MODEL_CELLS = '''
+class Net(nn.Module):
+    def __init__(self):
+        super(Net, self).__init__()
+        self.conv1 = nn.Conv2d(1, 10, kernel_size=5)
+        self.conv2 = nn.Conv2d(10, 20, kernel_size=5)
+        self.conv2_drop = nn.Dropout2d()
+        self.fc1 = nn.Linear(320, 50)
+        self.fc2 = nn.Linear(50, 10)
+
+    def forward(self, x):
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv2_drop(self.conv2(x)), 2))
+        x = x.view(-1, 320)
+        x = F.relu(self.fc1(x))
+        x = F.dropout(x, training=self.training)
+        x = self.fc2(x)
+        return x, F.softmax(x, dim=1), F.log_softmax(x, dim=1)
+
+network = Net()
+optimizer = optim.SGD(network.parameters(), lr=learning_rate, momentum=momentum)
+
+train_losses = []
+train_counter = []
+test_losses = []
+test_counter = [i*len(train_loader_a)*batch_size_train for i in range(n_epochs + 1)]
+
+def train(epoch):
+    network.train()
+    for batch_idx, (data, target) in enumerate(train_loader_a):
+        optimizer.zero_grad()
+        _, _, output = network(data)
+        loss = F.nll_loss(output, target)
+        loss.backward()
+        optimizer.step()
+        if batch_idx % log_interval == 0:
+            print('Train Epoch: {} [{}/{} ({:.0f}%)]\\tLoss: {:.6f}'.format(
+                epoch, batch_idx * len(data), len(train_loader_a)*batch_size_train,
+                100. * batch_idx / len(train_loader_a), loss.item()))
+            train_losses.append(loss.item())
+            train_counter.append(
+                (batch_idx*64) + ((epoch-1)*len(train_loader_a)*batch_size_train))
+
+def test():
+    network.eval()
+    test_loss = 0
+    correct = 0
+    with torch.no_grad():
+        for data, target in test_loader:
+            _, _, output = network(data)
+            test_loss += F.nll_loss(output, target, reduction="sum").item()
+            pred = output.data.max(1, keepdim=True)[1]
+            correct += pred.eq(target.data.view_as(pred)).sum()
+        test_loss /= len(train_loader_a)*batch_size_train
+        test_losses.append(test_loss)
+        print('\\nTest set: Avg. loss: {:.4f}, Accuracy: {}/{} ({:.0f}%)\\n'.format(
+            test_loss, correct, len(train_loader_a)*batch_size_train,
+            100. * correct / (len(train_loader_a)*batch_size_train)))
+
+test()
+for epoch in range(1, 2):
+    train(epoch)
+    test()
+
+with torch.no_grad():
+    _, _, output = network(test_loader[0][0])
+'''
+
+
+@pytest.mark.parametrize("layout", ["torchvision", "idx-files-in-root"])
+def test_bcnllloss_notebook_data_cells(tmp_path, monkeypatch, capsys, layout):
+    from conftest import FASHION_MNIST, need_path
+    src = need_path(FASHION_MNIST)
+    folder = tmp_path / "datasets" / ("MNIST/raw" if layout == "torchvision" else "")
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in src.iterdir():
+        (folder / f.name).symlink_to(f)
+    monkeypatch.chdir(tmp_path)
+    from bcml.datasets import _fetch
+    monkeypatch.setattr(_fetch, "fetch", lambda *a, **k: pytest.fail("download=True downloaded files on disk"))
+    ns = {}
+    exec(compile(_BCNLL_DATA_CELLS, "bcnllloss-data-cells", "exec"), ns)
+    train_loader, test_loader = ns["train_loader"], ns["test_loader"]
+    assert len(train_loader) == 938 and len(test_loader) == 10
+    x, y = train_loader[0]
+    assert tuple(x.shape) == (64, 1, 28, 28) and tuple(y.shape) == (64,) and y.dtype == bcml.int64
+    assert tuple(train_loader[-1][0].shape) == (32, 1, 28, 28)
+    assert len(ns["train_loader_a"]) == 469 and len(ns["train_loader_b"]) == 469
+    # every training image once, normalised as the notebook asks: against bcml.datasets' loader
+    from bcml.datasets import load_fashion_mnist
+    ref = load_fashion_mnist(src)
+    ys = np.concatenate([b[1].numpy() for b in train_loader])
+    assert np.array_equal(np.bincount(ys, minlength=10), np.bincount(ref.y_train, minlength=10))
+    first = ref.X_train[np.flatnonzero(ref.y_train == int(y[0]))]
+    want = (first - np.float32(0.1307)) / np.float32(0.3081)
+    assert (np.abs(want - x.numpy()[0]).reshape(len(want), -1).max(axis=1) == 0).any()
+    # the model and training cells, on fewer batches
+    ns["train_loader_a"], ns["test_loader"] = ns["train_loader_a"][:12], ns["test_loader"][:1]
+    exec(compile(_BCNLL_MODEL_CELLS, "bcnllloss-model-cells", "exec"), ns)
+    out = capsys.readouterr().out
+    assert out.count("Test set: Avg. loss") == 2 and "Train Epoch: 1 [640/768 (83%)]" in out
+    import re
+    assert len(re.findall(r"Accuracy: \d+/768 \(\d+%\)", out)) == 2, out
+    assert tuple(ns["output"].shape) == (1000, 10)
+
+
+# BCML's dev app (development/app.py, mnist_sweep): the data set of 1-sample batches it builds its
+# (ids, x, y) batches from, with only imports changed; n_samples as the app sets it.
+_DEV_APP_DATA = '''
+import bcml as torch
+import bcml.vision as torchvision
+
+n_samples = 5000
+batch_size_train = 64
+batch_size_test = 1000
+random_seed = 1
+torch.backends.cudnn.enabled = False
+torch.manual_seed(random_seed)
+transform = torchvision.transforms.Compose([
+                            torchvision.transforms.ToTensor(),
+                            torchvision.transforms.Normalize(
+                                (0.1307,), (0.3081,))])
+download = not os.path.exists("examples/datasets/MNIST")
+data_set = torchvision.datasets.MNIST('examples/datasets/', train=True, download=download,
+                                      transform=transform)
+data_loader = list(torch.utils.data.DataLoader(data_set, shuffle=True))
+
+instance_ids = list(range(len(data_loader)))
+dataset = []
+for (instance_id, (data_instance, data_label)) in zip(instance_ids, data_loader):
+    dataset.append([instance_id, data_instance.view(1, 28, 28), data_label.view(1)])
+
+training_set = dataset[:int(0.8*n_samples)]
+testing_set = dataset[int(0.8*n_samples):]
+
+train_loader = []
+prev = 0
+for i in range((batch_size_train - 1), len(training_set), batch_size_train):
+    batch_ids = list(map(lambda r: r[0], training_set[prev:i]))
+    training_data = list(map(lambda r: r[1], training_set[prev:i]))
+    training_labels = list(map(lambda r: r[2], training_set[prev:i]))
+    prev = i
+    train_loader.append([batch_ids, torch.stack(training_data, dim=0), torch.stack(training_labels, dim=0).view(len(training_labels))])
+'''
+
+
+def test_dev_app_mnist_data_preparation(tmp_path, monkeypatch):
+    import os
+    from conftest import FASHION_MNIST, need_path
+    src = need_path(FASHION_MNIST)
+    raw = tmp_path / "examples" / "datasets" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in src.iterdir():
+        (raw / f.name).symlink_to(f)
+    monkeypatch.chdir(tmp_path)
+    ns = {"os": os}
+    exec(compile(_DEV_APP_DATA, "dev-app-mnist-data", "exec"), ns)
+    assert len(ns["data_loader"]) == 60000 and len(ns["dataset"]) == 60000
+    ids, x, y = ns["train_loader"][0]
+    assert ids == list(range(63)) and tuple(x.shape) == (63, 1, 28, 28) and tuple(y.shape) == (63,)
+    # the helpers take the app's batches as they are
+    from bcml.metrics import model_accuracy
+    bcml.manual_seed(0)
+    assert 0.0 <= model_accuracy(bcml.models.ConvNet(), ns["train_loader"][:3]) <= 1.0
