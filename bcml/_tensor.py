@@ -426,6 +426,13 @@ class Tensor(_core.TensorBase):
             return _apply(OPS["add_scalar"], (self,), (), (0.0, 1.0))
         return from_numpy(Tensor(self).numpy().copy())
 
+    def register_hook(self, hook):
+        """hook(grad) is called with this tensor's gradient when backward computes it (for a leaf:
+        before it is added into .grad); a tensor it returns replaces the gradient. Returns a
+        handle with .remove()."""
+        from ._hooks import tensor_register_hook
+        return tensor_register_hook(self, hook)
+
     def requires_grad_(self, requires_grad=True):
         self.requires_grad = requires_grad
         return self

@@ -315,6 +315,7 @@ static void drain(release_lists *r) {
             push_tensor(r, t->grad);
             push_tensor(r, t->base);
             push_node(r, t->grad_fn);
+            bcml_hooks_free(t->hooks);
             free(t);
         } else if (r->nodes) {
             bcml_node *n = r->nodes;
@@ -322,6 +323,7 @@ static void drain(release_lists *r) {
             for (int k = 0; k < BCML_MAX_IN; k++) push_tensor(r, n->in[k]);
             for (int k = 0; k < 4; k++) push_tensor(r, n->saved[k]);
             push_tensor(r, n->grad_acc);
+            bcml_hooks_free(n->hooks);
             free(n);
         } else {
             break;
