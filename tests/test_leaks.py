@@ -154,6 +154,8 @@ CALLS = {
     "_tensor_hooks": _hooks,
     "_has_hooks": lambda c: lambda: c.core._has_hooks(c.w),
     "_record_taint": lambda c: lambda: c.core._record_taint("why"),
+    "_storage_bytes": lambda c: c.core._storage_bytes,
+    "_release_cached_memory": lambda c: c.core._release_cached_memory,
     "adam_step": lambda c: lambda: c.core.adam_step([c.p], [None], [None], [None], [0], 1e-3, 0.9, 0.999,
                                                      1e-8, 0.0, True),
     "apply": _apply,

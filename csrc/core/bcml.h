@@ -140,6 +140,8 @@ void *bcml_alloc(size_t nbytes);
 void bcml_free(void *p);
 /* Returns the blocks kept by bcml_free's cache to the system. */
 void bcml_release_cached_memory(void);
+/* Bytes held by the live storages bcml allocated (tensors wrapping NumPy memory not counted). */
+int64_t bcml_storage_bytes(void);
 
 /* ---- threads (threads.c) ------------------------------------------------------------------- */
 /* A task of a split op: k in [0, n). */

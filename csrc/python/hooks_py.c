@@ -1,5 +1,6 @@
 /* hooks_py.c: backward hooks whose work is Python code (Tensor.register_hook, nn.Module's
- * backward hooks), on the core's generic hook mechanism (bcml_hook_add in autograd.c).
+ * backward hooks), on the core's generic hook mechanism (bcml_hook_add in autograd.c), and the
+ * memory figures of bcml.helpers.utils.
  *
  * A tensor gets at most one such core hook; its user data is an OrderedDict {handle id:
  * callable} owned by the hook (released when the graph node or the leaf is freed). The
@@ -161,5 +162,18 @@ PyObject *bcml_py_record_taint_m(PyObject *self, PyObject *why) {
     const char *s = PyUnicode_AsUTF8(why);
     if (!s) return NULL;
     bcml_py_record_taint(s);
+    Py_RETURN_NONE;
+}
+
+/* _storage_bytes() -> bytes held by the live storages bcml allocated */
+PyObject *bcml_py_storage_bytes(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    return Py_BuildValue("L", (long long)bcml_storage_bytes());
+}
+
+/* _release_cached_memory(): the allocator's cached blocks go back to the system. */
+PyObject *bcml_py_release_cached(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    bcml_release_cached_memory();
     Py_RETURN_NONE;
 }
