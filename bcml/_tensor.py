@@ -383,10 +383,14 @@ class Tensor(_core.TensorBase):
         returns (a 0-d result too). bcml's dtypes apply: float64 and float16 results become
         float32, other integers int64, bools stay bool (PyTorch gives uint8); a result of a
         dtype bcml cannot hold (complex, strings) stays an ndarray."""
-        array = np.asarray(array)
+        if not isinstance(array, np.ndarray):
+            raise TypeError("__array_wrap__(): argument 'array' must be a NumPy array, not %s" % type(array).__name__)
         if array.dtype.kind not in "biuf":
             return array
-        return from_numpy(array if array.flags.c_contiguous else array.copy(order="C"))   # 0-d stays 0-d
+        try:
+            return from_numpy(array if array.flags.c_contiguous else array.copy(order="C"))   # 0-d stays 0-d
+        except ValueError as e:   # e.g. uint64 values beyond int64
+            raise ValueError("__array_wrap__(): argument 'array': %s" % e) from None
 
     def __bool__(self):
         if self._numel != 1:  # PyTorch's RuntimeError; bcml's rule: a wrong size is a ValueError

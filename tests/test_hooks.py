@@ -470,3 +470,54 @@ def test_a_hook_on_a_tensor_of_the_step_taints_the_record():
     with pytest.warns(_engine.ReplayWarning, match="backward hook"):
         _engine.train_epoch(step, data, opt)
     assert len(seen) == len(data)
+
+
+# ---- BCML's memory helpers ---------------------------------------------------------------------
+def test_log_mem_entries_in_torchs_order(torch):
+    """log_mem's entries (layer, pre/fwd/bwd) come in the order the same three hooks per module
+    fire in PyTorch, for a forward and backward; removed hooks log nothing more."""
+    from bcml.helpers.utils import get_gpu_mem, log_mem, remove_memory_hooks
+    b, t = pair(torch)
+    handles, log = log_mem(b, exp="e")
+    x = bcml.from_numpy(X.copy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b(x).sum().backward()
+    ref = []
+    for i, mod in enumerate(t.modules()):
+        mod.register_forward_pre_hook(lambda m, a, i=i: ref.append((i, "pre")))
+        mod.register_forward_hook(lambda m, a, o, i=i: ref.append((i, "fwd")))
+        mod.register_full_backward_hook(lambda m, gi, go, i=i: ref.append((i, "bwd")))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t(torch.from_numpy(X.copy())).sum().backward()
+    assert [(e["layer_idx"], e["hook_type"]) for e in log] == ref
+    assert [e["layer_type"] for e in log[:4]] == ["Sequential", "Linear", "Linear", "ReLU"]
+    assert [e["call_idx"] for e in log] == list(range(len(log)))
+    remove_memory_hooks(handles)
+    b(x).sum().backward()
+    assert len(log) == len(ref)
+    assert not any(m.__dict__[k] for m in b.modules() for k in ("_forward_pre_hooks", "_forward_hooks",
+                                                               "_backward_hooks"))
+    # the figures: bytes of live bcml tensors (a new 1 MB tensor adds 1 MB) and the process RSS
+    mem_all, rss = get_gpu_mem()
+    big = bcml.zeros(250_000)
+    assert get_gpu_mem()[0] - mem_all == 1_000_000
+    with open("/proc/self/statm") as f:
+        import os
+        statm = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    assert abs(get_gpu_mem()[1] - statm) < 64 << 20
+    del big
+    assert get_gpu_mem()[0] == mem_all
+
+
+def test_clean_from_gpu_and_show_allocated_tensors(capsys):
+    from bcml.helpers.utils import clean_from_gpu, show_allocated_tensors
+    keep = [bcml.zeros(7, 3)]
+    clean_from_gpu(keep)
+    assert keep[0].shape == (7, 3)   # still referenced: still there, as in BCML
+    show_allocated_tensors()
+    out = capsys.readouterr().out
+    assert "bcml.Size([7, 3])" in out or "(7, 3)" in out
+    with pytest.raises(TypeError, match="tensors"):
+        clean_from_gpu(3)

@@ -142,14 +142,36 @@ def get_gpu_mem():
     return _core._storage_bytes(), _rss()
 
 
+def _check_list(v, fname, argname, none_ok=False):
+    if not (isinstance(v, list) or (none_ok and v is None)):
+        raise TypeError("%s(): argument '%s' must be a list%s, not %s"
+                        % (fname, argname, " or None" if none_ok else "", type(v).__name__))
+
+
+def _check_str(v, fname, argname, none_ok=False):
+    if not (isinstance(v, str) or (none_ok and v is None)):
+        raise TypeError("%s(): argument '%s' must be a str%s, not %s"
+                        % (fname, argname, " or None" if none_ok else "", type(v).__name__))
+
+
+def _check_idx(v, fname):
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError("%s(): argument 'idx' must be an int (the layer's index), not %s" % (fname, type(v).__name__))
+    if v < 0:
+        raise ValueError("%s(): argument 'idx' must be >= 0 (the layer's index), got %d" % (fname, v))
+    return int(v)
+
+
 def generate_mem_hook(handle_ref, mem, idx, hook_type, exp):
     """A hook ``hook(module, *args)`` (usable as a forward pre-hook, forward hook or backward
     hook) that appends to the list ``mem`` one entry with BCML's keys: layer_idx (idx),
     call_idx (0 for the first entry of experiment exp, then one more than the last entry's),
     layer_type (the module's class name), exp, hook_type, mem_all and mem_cached
     (get_gpu_mem()). handle_ref is accepted as BCML's and not used (BCML did not use it either)."""
-    if not isinstance(mem, list):
-        raise TypeError("generate_mem_hook(): argument 'mem' must be a list, not %s" % type(mem).__name__)
+    _check_list(mem, "generate_mem_hook", "mem")
+    idx = _check_idx(idx, "generate_mem_hook")
+    _check_str(hook_type, "generate_mem_hook", "hook_type")
+    _check_str(exp, "generate_mem_hook", "exp")
 
     def hook(self, *args):
         call_idx = 0 if not mem or mem[-1]["exp"] != exp else mem[-1]["call_idx"] + 1
@@ -166,8 +188,10 @@ def add_memory_hooks(idx, mod, mem_log, exp, hr):
     from ..nn import Module
     if not isinstance(mod, Module):
         raise TypeError("add_memory_hooks(): argument 'mod' must be a bcml.nn.Module, not %s" % type(mod).__name__)
-    if not isinstance(hr, list):
-        raise TypeError("add_memory_hooks(): argument 'hr' must be a list, not %s" % type(hr).__name__)
+    _check_idx(idx, "add_memory_hooks")
+    _check_list(mem_log, "add_memory_hooks", "mem_log")
+    _check_str(exp, "add_memory_hooks", "exp")
+    _check_list(hr, "add_memory_hooks", "hr")
     hooks = [generate_mem_hook(hr, mem_log, idx, kind, exp) for kind in ("pre", "fwd", "bwd")]
     hr.append(mod.register_forward_pre_hook(hooks[0]))
     hr.append(mod.register_forward_hook(hooks[1]))
@@ -183,9 +207,9 @@ def log_mem(model, mem_log=None, exp=None):
     from ..nn import Module
     if not isinstance(model, Module):
         raise TypeError("log_mem(): argument 'model' must be a bcml.nn.Module, not %s" % type(model).__name__)
-    if mem_log is not None and not isinstance(mem_log, list):
-        raise TypeError("log_mem(): argument 'mem_log' must be a list or None, not %s" % type(mem_log).__name__)
-    mem_log = mem_log or []
+    _check_list(mem_log, "log_mem", "mem_log", none_ok=True)
+    _check_str(exp, "log_mem", "exp", none_ok=True)
+    mem_log = [] if mem_log is None else mem_log   # (BCML made a new list for an empty one too)
     exp = exp or "exp_%d" % len(mem_log)
     hook_handles = []
     for idx, module in enumerate(model.modules()):
@@ -195,16 +219,11 @@ def log_mem(model, mem_log=None, exp=None):
 
 def remove_memory_hooks(hook_handles):
     """Removes the hooks log_mem added (calls remove() on every handle)."""
-    try:
-        handles = list(hook_handles)
-    except TypeError:
-        raise TypeError("remove_memory_hooks(): argument 'hook_handles' must be a list of hook handles, not %s"
-                        % type(hook_handles).__name__) from None
-    for h in handles:
-        if not callable(getattr(h, "remove", None)):
-            raise TypeError("remove_memory_hooks(): argument 'hook_handles' must hold hook handles, got %s"
-                            % type(h).__name__)
-    for h in handles:
+    from .._hooks import RemovableHandle
+    if not isinstance(hook_handles, (list, tuple)) or not all(isinstance(h, RemovableHandle) for h in hook_handles):
+        raise TypeError("remove_memory_hooks(): argument 'hook_handles' must be a list of hook handles (as log_mem "
+                        "returns), got %s" % type(hook_handles).__name__)
+    for h in hook_handles:
         h.remove()
 
 
@@ -212,21 +231,22 @@ def clean_from_gpu(tensors):
     """BCML's: drops the given references and empties the CUDA cache. bcml returns the blocks
     its allocator keeps for reuse to the system (the memory of tensors still referenced
     elsewhere stays, as in BCML)."""
-    try:
-        iter(tensors)
-    except TypeError:
+    if not isinstance(tensors, (list, tuple)):
         raise TypeError("clean_from_gpu(): argument 'tensors' must be a list of tensors, not %s"
-                        % type(tensors).__name__) from None
+                        % type(tensors).__name__)
     _core._release_cached_memory()
 
 
 def show_allocated_tensors():
     """Prints ``type, size`` of every bcml tensor the garbage collector can see (and of every
     object whose ``.data`` is one), as BCML did for PyTorch tensors."""
+    import warnings
     from .._tensor import Tensor
-    for obj in gc.get_objects():
-        try:
-            if isinstance(obj, Tensor) or isinstance(getattr(obj, "data", None), Tensor):
-                print(type(obj), obj.size())
-        except Exception:   # as BCML: objects whose attributes fail are skipped
-            pass
+    with warnings.catch_warnings():   # reading .data of arbitrary objects may warn (deprecated attributes)
+        warnings.simplefilter("ignore")
+        for obj in gc.get_objects():
+            try:
+                if isinstance(obj, Tensor) or isinstance(getattr(obj, "data", None), Tensor):
+                    print(type(obj), obj.size())
+            except Exception:   # as BCML: objects whose attributes fail are skipped
+                pass
