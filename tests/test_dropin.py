@@ -237,13 +237,11 @@ def test_log_mem_as_bcmls_docs_show_it():
     _h1, model, data, _X, _y = _pair()
     optimizer = optim.SGD(model.parameters(), lr=0.01)
     hook_handles, mem_log = log_mem(model, exp="memory-profiling-experiment")
-    for _ids, x, t in data:
-        optimizer.zero_grad()
-        _, _, log_probs = model(x)
-        loss = F.nll_loss(log_probs, t)
-        loss.backward()
-        optimizer.step()
-        break
+    _ids, x, t = next(iter(data))   # ... then do a training run ... (one step here)
+    optimizer.zero_grad()
+    loss = F.nll_loss(model(x)[2], t)
+    loss.backward()
+    optimizer.step()
     remove_memory_hooks(hook_handles)
     n_modules = len(list(model.modules()))
     assert len(hook_handles) == 3 * n_modules
