@@ -1332,9 +1332,6 @@ REDUCTIONS = ("bcml.sum", "bcml.mean", "bcml.max", "bcml.argmax", "bcml.Tensor.s
               "bcml.Tensor.max", "bcml.Tensor.min", "bcml.Tensor.argmax", "bcml.Tensor.argmin")
 ALLOWLIST = [
     # ---- hooks, memory helpers, NumPy's protocol (issue 11)
-    ("bcml.Tensor.__array_wrap__", ("context", "return_scalar"), "*", "ok",
-     "NumPy's protocol arguments (NumPy 2 passes both): the result does not depend on them; PyTorch's older "
-     "signature takes neither and ignores NumPy's context"),
     ("bcml.Tensor.__array_wrap__", "array", ("np.object", "np.str", "np.complex", "np.datetime"), "ok",
      "a NumPy result of a dtype bcml cannot hold stays an ndarray (tests/test_numpy_interop.py)"),
     ("bcml.Tensor.__array_wrap__", "array", ("np.negstride", "np.bigendian"), "ok",
