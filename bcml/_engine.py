@@ -528,6 +528,21 @@ class _Guard:
         return self.state.changes(self.used(plan))
 
 
+def _hooks_problem(objs):
+    """Why a loop over the Modules these objects reach cannot replay because of hooks (a replay
+    would not call them), or None. Checked at every call, so a hook registered between epochs
+    of one Session turns replay off too; hooks met while a step is recorded taint the record."""
+    from ._hooks import has_hooks
+    for root in _step_modules(objs):
+        for m in root.modules():
+            if has_hooks(m):
+                return "%s has forward or backward hooks, which a replay would not call" % type(m).__name__
+            for p in m._parameters.values():
+                if p is not None and _core._has_hooks(p):
+                    return "a parameter of %s has a backward hook (register_hook)" % type(m).__name__
+    return None
+
+
 def _warn(what, why):
     warnings.warn("%s runs eagerly (one Python step per batch): %s" % (what, why), ReplayWarning, stacklevel=3)
 
@@ -687,6 +702,9 @@ def predict(model, data, who="model"):
     nb = len(bounds) - 1
     plans = _Plans("predict(%s)" % who)
     plans.step = model
+    why = _hooks_problem((model,)) if plans.on else None
+    if why is not None:
+        plans.disable(why)
     outs, binary, b = None, None, 0
     with no_grad():
         while b < nb:
@@ -773,6 +791,9 @@ def train_epoch(step, data, optimizer, cache=None, session=None, epoch=None, wat
     plans.step, plans.watch = step, tuple(watch)
     if plans.on and _optimizer_groups(optimizer) is None:
         plans.disable("%s is not a bcml.optim.SGD or Adam" % type(optimizer).__name__)
+    why = _hooks_problem((step,) + plans.watch) if plans.on else None
+    if why is not None:
+        plans.disable(why)
     first, first_check = None, False
     if plans.on and nb > 0 and plans.entries:
         first = data.batch(full, order, bounds, 0)   # built once: checked, then run eagerly
@@ -825,6 +846,9 @@ def replay_problem(step, data, optimizer, cache=None, watch=()):
     data = as_dataset(data)
     if _optimizer_groups(optimizer) is None:
         return "%s is not a bcml.optim.SGD or Adam" % type(optimizer).__name__
+    why = _hooks_problem((step,) + tuple(watch))   # before the probe: it would call the hooks
+    if why is not None:
+        return why
     order, bounds = data.schedule(shuffle=False)
     _rows, inputs = data.batch(_with_cache(data.full(), cache), order, bounds, 0)
     guard = _Guard(step, watch, contents=True)

@@ -191,12 +191,14 @@ def run_job(spec):
                                     epoch=epoch, watch=(loss,))
             h2.eval()
             evals = []
-            for data, h1_out, name in ((spec["train_data"], spec["train_h1"], "train"),
-                                       (spec["test_data"], spec["test_h1"], "test")):
+            # the metric gets the user's data set, as passed to the sweep (the parent calls it
+            # instead for a job sent to another process: metric_in_parent, _for_processes)
+            metric = None if spec.get("metric_in_parent") else spec["performance_metric"]
+            for data, user, h1_out in ((spec["train_data"], spec.get("train_user"), spec["train_h1"]),
+                                       (spec["test_data"], spec.get("test_user"), spec["test_h1"])):
                 # an undefined BTC/BEC (h1 never right, h2 never wrong) is NaN, written as null
-                evals.append(evaluate(spec["h1"], h2, data, spec["performance_metric"],
-                                      spec["get_instance_metadata"], "cpu", float("nan"),
-                                      _h1_outputs=h1_out))
+                evals.append(evaluate(spec["h1"], h2, data, metric, spec["get_instance_metadata"], "cpu",
+                                      float("nan"), _h1_outputs=h1_out, _metric_dataset=user))
             state = {k: v.detach().numpy().copy() for k, v in h2.state_dict().items()}
     finally:
         _core.set_thread_limit(0)
@@ -448,8 +450,8 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
     # ---- h1 once per data set ----
     train_h1 = _engine.predict(h1, train_data, "h1")
     test_h1 = _engine.predict(h1, test_data, "h1")
-    h1_performance = float(_checks.call_user(performance_metric, "performance_metric(h1, test_set, device)", h1,
-                                             test_data, device))
+    h1_performance = _number(_checks.call_user(performance_metric, "performance_metric(h1, test_set, device)", h1,
+                                               test_set, device))
 
     settings = {
         "lambdas": grid, "number_of_epochs": epochs, "batch_size_train": int(batch_size_train),
@@ -506,6 +508,7 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
                 "start_epoch": train_data.loader.epoch if train_data.loader is not None else None,
                 "train_data": train_data, "test_data": test_data, "train_h1": train_h1, "test_h1": test_h1,
                 "performance_metric": performance_metric, "get_instance_metadata": get_instance_metadata,
+                "train_user": training_set, "test_user": test_set,
             })
     total = 2 * len(grid)
     if jobs and os.path.exists(os.path.join(folder, SUMMARY)):
@@ -527,6 +530,9 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
         index, state, ev_train, ev_test = result
         k, kind = divmod(index, 2)
         lam = grid[k]
+        if index in metric_in_parent:   # a job run elsewhere: the user's metric runs here
+            ev_train, ev_test = _parent_metric(h2, state, performance_metric, training_set, test_set, device,
+                                               ev_train, ev_test)
         for split, ev in ((0, ev_train), (1, ev_test)):
             i = 4 * k + 2 * kind + split
             ev = _clean_eval(dict(ev, lambda_c=lam, training=split == 0, testing=split == 1, datapoint_index=i))
@@ -549,9 +555,10 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
         if percent_complete_queue is not None:
             percent_complete_queue.put(done_jobs / total)
 
+    metric_in_parent = set()   # indices of the jobs whose metric the parent calls (_for_processes)
     try:
         if jobs:
-            _run_jobs(jobs, finish, n_jobs, executor, cancel_event)
+            _run_jobs(jobs, finish, n_jobs, executor, cancel_event, metric_in_parent)
         if cancel_event is not None and cancel_event.is_set():
             raise SweepCancelled("the sweep was cancelled; run it again to resume")
         summary = read_summary(folder, rows)
@@ -564,14 +571,50 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
     return summary
 
 
-def _run_jobs(jobs, finish, n_jobs, executor, cancel_event):
+def _for_processes(job, metric_in_parent):
+    """A job to send to another process by pickling (an executor, or worker processes started
+    without fork). The user's data sets stay here: the job evaluates h2 with model_accuracy and,
+    for any other metric, the parent calls the user's metric on the trained weights it gets
+    back, with the very objects the user passed (finish, _parent_metric), whether or not they
+    could be pickled."""
+    from .metrics import model_accuracy
+    job = dict(job, cancel=None, train_user=None, test_user=None)
+    if job["performance_metric"] is not model_accuracy:
+        metric_in_parent.add(job["index"])
+        job.update(metric_in_parent=True, performance_metric=None)   # need not be picklable either
+    return job
+
+
+def _parent_metric(h2, state, metric, training_set, test_set, device, ev_train, ev_test):
+    """The evaluations of a job with h2_performance from the user's metric, called here on a copy
+    of h2 holding the job's trained weights."""
+    from . import _checks
+    from ._tensor import from_numpy
+    model = copy.deepcopy(h2)
+    model.load_state_dict({k: from_numpy(a) for k, a in state.items()})
+    model.eval()
+    out = []
+    for ev, data, name in ((ev_train, training_set, "training_set"), (ev_test, test_set, "test_set")):
+        value = _checks.call_user(metric, "performance_metric(h2, %s, device)" % name, model, data, device)
+        out.append(dict(ev, h2_performance=_number(value)))
+    return out
+
+
+def _number(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError("performance_metric must return a number, got %s" % type(value).__name__) from None
+
+
+def _run_jobs(jobs, finish, n_jobs, executor, cancel_event, metric_in_parent):
     if executor is not None:
         if callable(getattr(executor, "submit", None)):
-            futures = [executor.submit(run_job, dict(j, cancel=None)) for j in jobs]
+            futures = [executor.submit(run_job, _for_processes(j, metric_in_parent)) for j in jobs]
             for fut in _as_completed(futures):
                 finish(fut.result())
         else:  # a Pool: apply_async(fn, args) -> AsyncResult with get()
-            for res in [executor.apply_async(run_job, (dict(j, cancel=None),)) for j in jobs]:
+            for res in [executor.apply_async(run_job, (_for_processes(j, metric_in_parent),)) for j in jobs]:
                 finish(res.get())
         return
     workers = min(n_jobs, len(jobs))
@@ -591,7 +634,8 @@ def _run_jobs(jobs, finish, n_jobs, executor, cancel_event):
                 _FORKED_JOBS = None
         else:
             with _cf.ProcessPoolExecutor(max_workers=workers) as pool:
-                _drain([pool.submit(run_job, dict(j, cancel=None)) for j in jobs], finish, cancel_event)
+                _drain([pool.submit(run_job, _for_processes(j, metric_in_parent)) for j in jobs], finish,
+                       cancel_event)
         return
     if workers == 1:
         for j in jobs:

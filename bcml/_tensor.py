@@ -362,6 +362,8 @@ class Tensor(_core.TensorBase):
     def __array__(self, dtype=None, copy=None):
         if copy is not None and not _values._is_bool(copy):
             raise TypeError("__array__(): argument 'copy' must be None or a bool, not %s" % type(copy).__name__)
+        if self.requires_grad:   # as PyTorch (np.asarray(t), np.exp(t), ... on a tensor that requires grad)
+            raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() instead.")
         arr = Tensor(self).numpy()
         if dtype is not None:
             try:
@@ -374,6 +376,21 @@ class Tensor(_core.TensorBase):
         elif copy:
             arr = arr.copy()
         return arr
+
+    def __array_wrap__(self, array, context=None, return_scalar=False):
+        """What NumPy hands back from a ufunc or a function applied to this tensor (np.exp(t),
+        np.add(t, 1), np.transpose(t, axes), np.reshape, np.argmax): a bcml tensor, as PyTorch
+        returns (a 0-d result too). bcml's dtypes apply: float64 and float16 results become
+        float32, other integers int64, bools stay bool (PyTorch gives uint8); a result of a
+        dtype bcml cannot hold (complex, strings) stays an ndarray."""
+        if not isinstance(array, np.ndarray):
+            raise TypeError("__array_wrap__(): argument 'array' must be a NumPy array, not %s" % type(array).__name__)
+        if array.dtype.kind not in "biuf":
+            return array
+        try:
+            return from_numpy(array if array.flags.c_contiguous else array.copy(order="C"))   # 0-d stays 0-d
+        except ValueError as e:   # e.g. uint64 values beyond int64
+            raise ValueError("__array_wrap__(): argument 'array': %s" % e) from None
 
     def __bool__(self):
         if self._numel != 1:  # PyTorch's RuntimeError; bcml's rule: a wrong size is a ValueError
@@ -425,6 +442,13 @@ class Tensor(_core.TensorBase):
         if self._dtype_name == "float32":
             return _apply(OPS["add_scalar"], (self,), (), (0.0, 1.0))
         return from_numpy(Tensor(self).numpy().copy())
+
+    def register_hook(self, hook):
+        """hook(grad) is called with this tensor's gradient when backward computes it (for a leaf:
+        before it is added into .grad); a tensor it returns replaces the gradient. Returns a
+        handle with .remove()."""
+        from ._hooks import tensor_register_hook
+        return tensor_register_hook(self, hook)
 
     def requires_grad_(self, requires_grad=True):
         self.requires_grad = requires_grad
@@ -581,6 +605,9 @@ class Tensor(_core.TensorBase):
         return self.transpose(0, 1)
 
     def transpose(self, dim0, dim1):
+        if isinstance(dim0, (tuple, list)):   # NumPy's axis order: np.transpose(t, axes) does that
+            raise TypeError("transpose(): argument 'dim0' must be int, not %s (transpose swaps two dims, as "
+                            "PyTorch's; for an order of all axes use np.transpose(t, axes))" % type(dim0).__name__)
         d0, d1 = _norm_dim(dim0, self.ndim, "dim0"), _norm_dim(dim1, self.ndim, "dim1")
         if d0 == d1:
             return self

@@ -440,6 +440,8 @@ EXAMPLES = {
     "bcml.Tensor.__rand__": lambda c: _a(c.x() > 0),
     "bcml.Tensor.__ror__": lambda c: _a(c.x() > 0),
     "bcml.Tensor.__array__": lambda c: _a(),
+    "bcml.Tensor.__array_wrap__": lambda c: _a(c.arr(4, 3)),
+    "bcml.Tensor.register_hook": lambda c: _a(lambda g: None),
     "bcml.Tensor.__eq__": lambda c: _a(c.x()),
     "bcml.Tensor.__format__": lambda c: _a(""),
     "bcml.Tensor.__ge__": lambda c: _a(c.x()),
@@ -556,6 +558,11 @@ EXAMPLES = {
     "bcml.helpers.utils.labels_to_probabilities": lambda c: _a(c.labels()),
     "bcml.helpers.utils.get_class_probabilities": lambda c: _a(c.labels()),
     "bcml.helpers.utils.sigmoid_to_labels": lambda c: _a(c.probs()),
+    "bcml.helpers.utils.add_memory_hooks": lambda c: _a(0, c.model(), [], "exp", []),
+    "bcml.helpers.utils.clean_from_gpu": lambda c: _a([c.x()]),
+    "bcml.helpers.utils.generate_mem_hook": lambda c: _a([], [], 0, "pre", "exp"),
+    "bcml.helpers.utils.log_mem": lambda c: _a(c.model()),
+    "bcml.helpers.utils.remove_memory_hooks": lambda c: _a(c.bcml.helpers.utils.log_mem(c.model())[0]),
     "bcml.metrics.model_accuracy": lambda c: _a(c.model(), c.data()),
     "bcml.metrics.model_accuracy_by_class": lambda c: _a(c.model(), c.data()),
     "bcml.metrics.model_balanced_accuracy": lambda c: _a(c.model(), c.data()),
@@ -623,6 +630,9 @@ EXAMPLES = {
     "bcml.models.MLPClassifier.load_state_dict": lambda c: _a(c.bcml.models.MLPClassifier(3, 3, (4,)).state_dict()),
     "bcml.nn.Module.register_buffer": lambda c: _a("buf", c.x()),
     "bcml.nn.Module.register_parameter": lambda c: _a("par", c.bcml.nn.Parameter(c.x())),
+    **{"bcml.nn.Module." + k: (lambda c: _a(lambda *a: None))
+       for k in ("register_forward_pre_hook", "register_forward_hook", "register_full_backward_hook",
+                 "register_backward_hook")},
     "bcml.nn.Linear.reset_parameters": lambda c: _a(),
     "bcml.nn.Conv2d.reset_parameters": lambda c: _a(),
     # ---- bcml.nn.functional -------------------------------------------------------------------
@@ -718,6 +728,7 @@ METHOD_RECEIVERS = {
     **{"bcml.Tensor." + k: (lambda c: c.x() > 0) for k in ("__and__", "__or__", "__rand__", "__ror__")},
     "bcml.Tensor.logical_not": lambda c: c.x() > 0,
     "bcml.Tensor.backward": lambda c: (c.bcml.tensor(c.arr(4, 3), requires_grad=True) * 2).sum(),
+    "bcml.Tensor.register_hook": lambda c: c.bcml.tensor(c.arr(4, 3), requires_grad=True),
 }
 
 # callables that raise on every call by design (no valid example exists): the reason
@@ -1004,6 +1015,15 @@ def torch_ref(path, method=False, inplace=False, compare=same, convert=True, dro
     return oracle
 
 
+def _handles(got, want, where="result"):
+    """Hook registrations: a handle that removes the hook (and is a context manager), as PyTorch's
+    (the receiver after the call: unchanged, as PyTorch's)."""
+    if where != "result":
+        return same(got, want, where)
+    for h in (got, want):
+        assert callable(getattr(h, "remove", None)) and hasattr(h, "__enter__"), "%s: %r" % (where, h)
+
+
 def shape_only(got, want, where="result"):
     """Random results: same shape and dtype kind as PyTorch's."""
     got, want = as_numpy(got), as_numpy(want)
@@ -1124,7 +1144,8 @@ def _nn_oracles():
                                                   compare=shape_only if k in random_fwd else same)
     for attr, _owner, kind in _method_names(bcml.nn.Module):
         if kind == "method" and attr not in ("forward", "__call__", "cuda", "extra_repr"):
-            out["bcml.nn.Module." + attr] = torch_ref(attr, method=True)
+            out["bcml.nn.Module." + attr] = torch_ref(attr, method=True,
+                                                      compare=_handles if attr.endswith("_hook") else same)
     for k in ("append", "__getitem__", "__len__", "__iter__"):
         for c in ("Sequential", "ModuleList"):
             out["bcml.nn.%s.%s" % (c, k)] = torch_ref(k, method=True)
@@ -1346,6 +1367,7 @@ ORACLES = {
     "bcml.from_numpy": _from_numpy_ref,
     "bcml.Tensor.__format__": _format_ref,
     "bcml.Tensor.__array__": _array_ref,
+    "bcml.Tensor.__array_wrap__": torch_ref("__array_wrap__", method=True, convert=False, drop=("context", "return_scalar")),
     "bcml.Tensor.type": _type_ref,
     "bcml.manual_seed": _seed_ref("bcml.manual_seed"),
     "bcml.Generator": _seed_ref("bcml.Generator"),
@@ -1401,7 +1423,8 @@ def _tensor_oracles():
             continue
         rnd = attr in ("uniform_", "normal_")
         out["bcml.Tensor." + attr] = torch_ref({"int": "long"}.get(attr, attr), method=True, inplace=attr.endswith("_") or attr.startswith("__i"),
-                                               compare=shape_only if rnd else same)
+                                               compare=shape_only if rnd else
+                                               _handles if attr == "register_hook" else same)
     return out
 
 
@@ -1419,6 +1442,24 @@ FLAGS = ("keepdim", "as_tuple", "training", "inplace", "ceil_mode", "count_inclu
 REDUCTIONS = ("bcml.sum", "bcml.mean", "bcml.max", "bcml.argmax", "bcml.Tensor.sum", "bcml.Tensor.mean",
               "bcml.Tensor.max", "bcml.Tensor.min", "bcml.Tensor.argmax", "bcml.Tensor.argmin")
 ALLOWLIST = [
+    # ---- hooks, memory helpers, NumPy's protocol (issue 11)
+    ("bcml.Tensor.__array_wrap__", "array", ("np.object", "np.str", "np.complex", "np.datetime"), "ok",
+     "a NumPy result of a dtype bcml cannot hold stays an ndarray (tests/test_numpy_interop.py)"),
+    ("bcml.Tensor.__array_wrap__", "array", ("np.negstride", "np.bigendian"), "ok",
+     "converted once at the boundary, as bcml.from_numpy converts such arrays (PyTorch's from_numpy refuses them)"),
+    ("bcml.helpers.utils.generate_mem_hook", "handle_ref", "*", "ok",
+     "BCML's parameter, unused by BCML and by bcml: any value is accepted"),
+    (("bcml.helpers.utils.generate_mem_hook", "bcml.helpers.utils.add_memory_hooks", "bcml.helpers.utils.log_mem"),
+     ("mem", "mem_log", "hr", "exp", "hook_type"), ("list[]", "str"), "ok",
+     "an empty list and a str are valid values of these (a log, a handle list, a label); "
+     "tests/test_dropin.py and tests/test_hooks.py check what is logged"),
+    (("bcml.helpers.utils.remove_memory_hooks", "bcml.helpers.utils.clean_from_gpu"), ("hook_handles", "tensors"),
+     "list[]", "ok", "an empty list: nothing to remove or release"),
+    (("bcml.helpers.utils.generate_mem_hook", "bcml.helpers.utils.add_memory_hooks", "bcml.helpers.utils.log_mem",
+      "bcml.helpers.utils.clean_from_gpu"), ("mem", "mem_log", "hr", "tensors"), "ragged", "ok",
+     "a list holding anything: the helpers append to it (BCML's clean_from_gpu only drops its names)"),
+    (("bcml.helpers.utils.generate_mem_hook", "bcml.helpers.utils.add_memory_hooks"), "idx", BIG_INTS, "ok",
+     "idx is only a label written into the log (BCML's layer number), any int >= 0 is kept as given"),
     # ---- numbers and tensors
     (("bcml.Tensor.*", "bcml.clamp", "bcml.eq", "bcml.where"), "*", BIG_INTS, "ok",
      "an int beyond int64 with a float32 tensor is computed in float, as NumPy does (tests/test_values.py: "

@@ -635,3 +635,72 @@ def test_dev_app_mnist_data_preparation(tmp_path, monkeypatch):
     from bcml.metrics import model_accuracy
     bcml.manual_seed(0)
     assert 0.0 <= model_accuracy(bcml.models.ConvNet(), ns["train_loader"][:3]) <= 1.0
+
+
+# ---- hooks (module hooks, BCML's memory helpers, NumPy interop) ----------------------------------
+def test_log_mem_as_bcmls_docs_show_it():
+    """BCML's helpers.utils.log_mem docstring: hook_handles, mem_log = log_mem(model, exp=...),
+    then a training run, then remove_memory_hooks(hook_handles)."""
+    import bcml.nn.functional as F
+    import bcml.optim as optim
+    from bcml.helpers.utils import log_mem, remove_memory_hooks
+    _h1, model, data, _X, _y = _pair()
+    optimizer = optim.SGD(model.parameters(), lr=0.01)
+    hook_handles, mem_log = log_mem(model, exp="memory-profiling-experiment")
+    _ids, x, t = next(iter(data))   # ... then do a training run ... (one step here)
+    optimizer.zero_grad()
+    loss = F.nll_loss(model(x)[2], t)
+    loss.backward()
+    optimizer.step()
+    remove_memory_hooks(hook_handles)
+    n_modules = len(list(model.modules()))
+    assert len(hook_handles) == 3 * n_modules
+    assert len(mem_log) == 3 * n_modules   # pre, fwd and bwd of every module, once
+    assert {k for e in mem_log for k in e} == {"layer_idx", "call_idx", "layer_type", "exp", "hook_type", "mem_all",
+                                               "mem_cached"}
+    assert [e["call_idx"] for e in mem_log] == list(range(len(mem_log)))
+    assert [(e["layer_idx"], e["hook_type"]) for e in mem_log[:3]] == [(0, "pre"), (1, "pre"), (2, "pre")]
+    assert [e["hook_type"] for e in mem_log[-n_modules:]] == ["bwd"] * n_modules
+    assert mem_log[0]["layer_type"] == "MLPClassifier" and mem_log[0]["exp"] == "memory-profiling-experiment"
+    assert all(e["mem_all"] > 0 and e["mem_cached"] > 0 for e in mem_log)
+    model(next(iter(data))[1])[2].sum().backward()   # hooks removed: nothing more is logged
+    assert len(mem_log) == 3 * n_modules
+    # a second experiment in the same log starts its call_idx at 0
+    handles, same = log_mem(model, mem_log)
+    with bcml.no_grad():
+        model(next(iter(data))[1])
+    remove_memory_hooks(handles)
+    assert same is mem_log and mem_log[3 * n_modules]["exp"] == "exp_%d" % (3 * n_modules)
+    assert mem_log[3 * n_modules]["call_idx"] == 0
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")   # PyTorch's own __array_wrap__ signature
+def test_dev_app_get_instance_image_on_a_bcml_tensor(torch):
+    """BCML's dev app (development/compatibility-analysis): np.transpose(tensor, (1, 2, 0)).numpy(),
+    np.uint8 and np.reshape on a data set's image tensor, then a PNG; the same code on a PyTorch
+    tensor gives the same pixels."""
+    import io
+
+    from PIL import Image
+
+    img = np.random.default_rng(0).uniform(-1, 1, size=(1, 28, 28)).astype(np.float32)
+
+    def unnormalize(img):
+        img = img / 2 + 0.5
+        return img
+
+    def get_instance_image(dataset, instance_id):
+        img_bytes = io.BytesIO()
+        data = np.reshape(
+            np.uint8(np.transpose((unnormalize(dataset[instance_id][1])), (1, 2, 0)).numpy() * 255),
+            (28, 28))
+        img = Image.fromarray(data)
+        img.save(img_bytes, format="PNG")
+        img_bytes.seek(0)
+        return img_bytes.getvalue(), data
+
+    png, pixels = get_instance_image([(0, bcml.from_numpy(img), 3)], 0)
+    _, want = get_instance_image([(0, torch.from_numpy(img), 3)], 0)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    np.testing.assert_array_equal(pixels, want)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), want)

@@ -112,6 +112,28 @@ def _record(c):
     return call
 
 
+def _hooks(c):
+    """A Python backward hook on a graph node and on a leaf (each freed with its tensor), one that
+    replaces the gradient and one that raises (its exception comes out of backward)."""
+    core = c.core
+
+    def bad(g):
+        raise KeyError("hook")
+
+    def call():
+        leaf = c.bcml.ones(3, requires_grad=True)
+        core._tensor_hooks(leaf, True)[0] = lambda g: g * 2
+        y = leaf * 3
+        core._tensor_hooks(y, True)[0] = lambda g: None
+        y.sum().backward()
+        z = leaf * 2
+        core._tensor_hooks(z, False)
+        core._tensor_hooks(z, True)[0] = bad
+        _fails(z.sum().backward, errors=(KeyError,))
+        _fails(core._tensor_hooks, c.a, True, errors=(RuntimeError,))
+    return call
+
+
 def _fails(f, *args, errors=(TypeError, ValueError)):
     """Calls f(*args), which must raise one of errors: error paths must not leak either."""
     try:
@@ -129,6 +151,11 @@ def _setter(name, value):
 CALLS = {
     # module functions
     "_set_tensor_class": lambda c: lambda: c.core._set_tensor_class(c.bcml.Tensor),
+    "_tensor_hooks": _hooks,
+    "_has_hooks": lambda c: lambda: c.core._has_hooks(c.w),
+    "_record_taint": lambda c: lambda: c.core._record_taint("why"),
+    "_storage_bytes": lambda c: c.core._storage_bytes,
+    "_release_cached_memory": lambda c: c.core._release_cached_memory,
     "adam_step": lambda c: lambda: c.core.adam_step([c.p], [None], [None], [None], [0], 1e-3, 0.9, 0.999,
                                                      1e-8, 0.0, True),
     "apply": _apply,

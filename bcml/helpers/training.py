@@ -629,7 +629,7 @@ def _accuracy_by_class(right, labels, y, ids, C):
 def evaluate_model_performance_and_compatibility_on_dataset(h1, h2, dataset, performance_metric=model_accuracy,
                                                             get_instance_metadata=None,
                                                             device="cpu", zero_division="warn",
-                                                            _h1_outputs=None):
+                                                            _h1_outputs=None, _metric_dataset=None):
     """Everything the compatibility widget shows about h2 against h1 on dataset, as a
     JSON-serialisable dict:
 
@@ -667,7 +667,10 @@ def evaluate_model_performance_and_compatibility_on_dataset(h1, h2, dataset, per
     if performance_metric is model_accuracy:
         h2_performance = float(np.count_nonzero(~e2)) / len(y)
     else:
-        value = _checks.call_user(performance_metric, "performance_metric(h2, dataset, device)", h2, dataset, device)
+        # the sweep passes its internal data set as dataset and the user's as _metric_dataset
+        metric_data = dataset if _metric_dataset is None else _metric_dataset
+        value = _checks.call_user(performance_metric, "performance_metric(h2, dataset, device)", h2, metric_data,
+                                  device)
         try:
             h2_performance = float(value)
         except (TypeError, ValueError):

@@ -5,7 +5,7 @@ import math
 import numbers
 import weakref
 
-from .. import _core, _values
+from .. import _core, _hooks, _values
 from .._autograd import no_grad
 from .._tensor import Tensor, empty, ones, zeros
 from . import functional as F
@@ -36,6 +36,8 @@ class Module:
         object.__setattr__(self, "_buffers", collections.OrderedDict())
         object.__setattr__(self, "_modules", collections.OrderedDict())
         object.__setattr__(self, "training", True)
+        for name in ("_forward_pre_hooks", "_forward_hooks", "_backward_hooks"):
+            object.__setattr__(self, name, collections.OrderedDict())
 
     # ---- attribute registration ----------------------------------------------------------
     def __setattr__(self, name, value):
@@ -259,7 +261,32 @@ class Module:
         raise NotImplementedError("Module [%s] is missing the required \"forward\" function" % type(self).__name__)
 
     def __call__(self, *args, **kwargs):
+        d = self.__dict__
+        if d.get("_forward_pre_hooks") or d.get("_forward_hooks") or d.get("_backward_hooks"):
+            return _hooks.call(self, args, kwargs)
         return self.forward(*args, **kwargs)
+
+    # ---- hooks (as PyTorch's; see bcml/_hooks.py for the differences) -----------------------
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """hook(module, args) runs before forward; a return value other than None replaces args
+        (a non-tuple is wrapped in a 1-tuple). Returns a handle with .remove()."""
+        return _hooks.register_forward_pre_hook(self, hook, prepend, with_kwargs)
+
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False, always_call=False):
+        """hook(module, args, output) runs after forward; a return value other than None replaces
+        the output. Returns a handle with .remove()."""
+        return _hooks.register_forward_hook(self, hook, prepend, with_kwargs, always_call)
+
+    def register_full_backward_hook(self, hook, prepend=False):
+        """hook(module, grad_input, grad_output) runs when the gradients with respect to the
+        module's inputs are computed (with respect to its outputs when no input requires grad);
+        a tuple it returns replaces grad_input. Returns a handle with .remove()."""
+        return _hooks.register_full_backward_hook(self, hook, prepend)
+
+    def register_backward_hook(self, hook):
+        """Deprecated, as in PyTorch. bcml runs it as register_full_backward_hook (PyTorch gives
+        it the inputs of the forward's last autograd node instead of the module's)."""
+        return _hooks.register_backward_hook(self, hook)
 
     def extra_repr(self):
         return ""

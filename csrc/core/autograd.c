@@ -1,6 +1,7 @@
 /* autograd.c: the op dispatcher (bcml_apply) and the backward engine. */
 #include "bcml.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -196,6 +197,85 @@ static void free_saved(bcml_node *n) {
     n->freed = 1;
 }
 
+/* ---- backward hooks ------------------------------------------------------------------ */
+bcml_status bcml_hook_add(bcml_tensor *t, bcml_hook_fn fn, void *user, void (*release)(void *),
+                          bcml_err *err) {
+    if (!t->requires_grad)
+        return bcml_fail(err, BCML_ERUNTIME, "cannot register a hook on a tensor that doesn't require gradient");
+    bcml_hook *h = calloc(1, sizeof *h);
+    if (!h) return bcml_fail(err, BCML_ENOMEM, "out of memory registering a hook");
+    h->fn = fn;
+    h->user = user;
+    h->release = release;
+    bcml_hook **p = t->grad_fn ? &t->grad_fn->hooks : &bcml_grad_owner(t)->hooks;
+    while (*p) p = &(*p)->next;
+    *p = h;
+    return BCML_OK;
+}
+
+void *bcml_hook_find(const bcml_tensor *t, bcml_hook_fn fn) {
+    const bcml_hook *h = t->grad_fn ? t->grad_fn->hooks : bcml_grad_owner((bcml_tensor *)t)->hooks;
+    for (; h; h = h->next)
+        if (h->fn == fn) return h->user;
+    return NULL;
+}
+
+int bcml_has_hooks(const bcml_tensor *t) {
+    return (t->grad_fn && t->grad_fn->hooks) || bcml_grad_owner((bcml_tensor *)t)->hooks;
+}
+
+void bcml_hooks_free(bcml_hook *h) {
+    while (h) {
+        bcml_hook *next = h->next;
+        if (h->release) h->release(h->user);
+        free(h);
+        h = next;
+    }
+}
+
+/* Runs hooks on *grad in order; a replacement takes grad's place (*grad is then a reference to
+ * it, the old one released). */
+static bcml_status run_hooks(const bcml_hook *h, bcml_tensor **grad, bcml_err *err) {
+    for (; h; h = h->next) {
+        bcml_tensor *rep = NULL;
+        bcml_status st = h->fn(h->user, *grad, &rep, err);
+        if (st) {
+            bcml_tensor_unref(rep);
+            return st;
+        }
+        if (!rep) continue;
+        if (rep->dtype != BCML_FLOAT32 || !rep->storage || !bcml_same_shape(rep, *grad)) {
+            char b1[64], b2[64];
+            st = bcml_fail(err, rep->dtype != BCML_FLOAT32 ? BCML_ETYPE : BCML_EVALUE,
+                           "backward hook: hook has changed the type or size of value: it returned a %s gradient "
+                           "of shape %s for a float32 gradient of shape %s", bcml_dtype_name(rep->dtype),
+                           bcml_shape_str(rep, b1, sizeof b1), bcml_shape_str(*grad, b2, sizeof b2));
+            bcml_tensor_unref(rep);
+            return st;
+        }
+        bcml_tensor_unref(*grad);
+        *grad = rep;
+    }
+    return BCML_OK;
+}
+
+/* A leaf with hooks: its gathered gradient (*buf, shape of like), owner's .grad receiving it. */
+typedef struct { bcml_tensor *owner, *like, *buf; size_t last; } hooked_leaf;
+
+/* Hands a leaf's complete gradient *g to its hooks, then adds the result into its .grad. */
+static bcml_status leaf_finish(bcml_tensor *owner, const bcml_tensor *like, bcml_tensor **g, bcml_err *err) {
+    bcml_status st = owner->hooks ? run_hooks(owner->hooks, g, err) : BCML_OK;
+    bcml_tensor *acc = NULL;
+    if (!st) st = bcml_grad_acquire(owner, like, &acc, err);
+    if (!st) {
+        float *d = bcml_f32(acc);
+        const float *s = bcml_f32(*g);
+        for (int64_t i = 0; i < acc->numel; i++) d[i] += s[i];
+    }
+    bcml_tensor_unref(acc);
+    return st;
+}
+
 bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, int retain_graph, bcml_err *err) {
     if (!root->requires_grad)
         return bcml_fail(err, BCML_ERUNTIME,
@@ -214,17 +294,8 @@ bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, int retain
     else for (int64_t i = 0; i < seed->numel; i++) bcml_f32(seed)[i] = 1.0f;
 
     if (!root->grad_fn) { /* a leaf */
-        if ((st = check_shapes(NULL, 0, root, err))) {
-            bcml_tensor_unref(seed);
-            return st;
-        }
-        bcml_tensor *g = NULL;
-        st = bcml_grad_acquire(bcml_grad_owner(root), root, &g, err);
-        if (!st) {
-            float *gd = bcml_f32(g), *s = bcml_f32(seed);
-            for (int64_t i = 0; i < seed->numel; i++) gd[i] += s[i];
-        }
-        bcml_tensor_unref(g);
+        if (!(st = check_shapes(NULL, 0, root, err)))
+            st = leaf_finish(bcml_grad_owner(root), root, &seed, err);
         bcml_tensor_unref(seed);
         return st;
     }
@@ -236,6 +307,8 @@ bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, int retain
     frame *stack = malloc(cap * sizeof *stack);
     bcml_node **order = malloc(ocap * sizeof *order);
     bcml_tensor *held[BCML_MAX_IN] = {0};   /* leaf grad buffers referenced while a kernel runs */
+    hooked_leaf *hl = NULL;                 /* leaves with hooks: their gradient is gathered first */
+    size_t nhl = 0, hlcap = 0;
     int root_claimed = 0;
     if (!stack || !order) { st = bcml_fail(err, BCML_ENOMEM, "out of memory in backward"); goto done; }
     if (claim(root->grad_fn, id) < 0) {
@@ -285,15 +358,42 @@ bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, int retain
         for (int k = 0; k < n->n_in; k++)
             if (n->needs_grad[k] && (st = check_shapes(n, k, n->in[k], err))) goto done;
     }
+    /* a leaf with hooks gets its gradient in a buffer of its own, handed to its hooks and added
+     * into its .grad after the last node feeding it has run (hl[i].last: that node's index) */
+    for (size_t j = norder; j-- > 0;) {
+        bcml_node *n = order[j];
+        for (int k = 0; k < n->n_in; k++) {
+            if (!n->needs_grad[k] || n->in[k]->grad_fn || !bcml_grad_owner(n->in[k])->hooks) continue;
+            bcml_tensor *o = bcml_grad_owner(n->in[k]);
+            size_t i = 0;
+            while (i < nhl && hl[i].owner != o) i++;
+            if (i == nhl) {
+                if (nhl == hlcap) {
+                    hooked_leaf *nh = realloc(hl, (hlcap ? 2 * hlcap : 4) * sizeof *hl);
+                    if (!nh) { st = bcml_fail(err, BCML_ENOMEM, "out of memory in backward"); goto done; }
+                    hl = nh; hlcap = hlcap ? 2 * hlcap : 4;
+                }
+                hl[nhl++] = (hooked_leaf){o, n->in[k], NULL, j};
+            }
+            hl[i].last = j;
+        }
+    }
     root->grad_fn->grad_acc = bcml_tensor_ref(seed);
     for (size_t j = norder; j-- > 0;) {
         bcml_node *n = order[j];
+        if (n->hooks && n->grad_acc && (st = run_hooks(n->hooks, &n->grad_acc, err))) goto done;
         if (!n->grad_acc) continue;
         bcml_tensor *din[BCML_MAX_IN] = {0};
         for (int k = 0; k < n->n_in; k++) {
             if (!n->needs_grad[k]) continue;
             bcml_tensor *t = n->in[k];
-            if (t->grad_fn) {
+            hooked_leaf *h = NULL;
+            for (size_t i = 0; i < nhl && !t->grad_fn && !h; i++)
+                if (hl[i].owner == bcml_grad_owner(t)) h = &hl[i];
+            if (h) {
+                if (!h->buf && (st = bcml_tensor_new(&h->buf, BCML_FLOAT32, t->ndim, t->shape, 1, err))) goto done;
+                din[k] = h->buf;
+            } else if (t->grad_fn) {
                 bcml_tensor **slot = &t->grad_fn->grad_acc;
                 if (!*slot && (st = bcml_tensor_new(slot, BCML_FLOAT32, t->ndim, t->shape, 1, err))) goto done;
                 din[k] = *slot;
@@ -314,8 +414,18 @@ bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, int retain
         n->grad_acc = NULL;
         if (st) goto done;
         if (!retain_graph) free_saved(n);
+        for (size_t i = 0; i < nhl; i++)
+            if (hl[i].last == j && hl[i].buf) {
+                hl[i].last = SIZE_MAX;   /* done */
+                if ((st = leaf_finish(hl[i].owner, hl[i].like, &hl[i].buf, err))) goto done;
+            }
     }
+    for (size_t i = 0; i < nhl; i++)   /* leaves whose last consumer received no gradient */
+        if (hl[i].last != SIZE_MAX && hl[i].buf && (st = leaf_finish(hl[i].owner, hl[i].like, &hl[i].buf, err)))
+            goto done;
 done:
+    for (size_t i = 0; i < nhl; i++) bcml_tensor_unref(hl[i].buf);
+    free(hl);
     for (int k = 0; k < BCML_MAX_IN; k++) bcml_tensor_unref(held[k]);
     for (size_t j = 0; j < norder; j++) {
         bcml_tensor_unref(order[j]->grad_acc);

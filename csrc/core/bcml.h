@@ -52,6 +52,7 @@ typedef struct bcml_storage {
 
 /* ---- tensor ------------------------------------------------------------------------ */
 struct bcml_node;
+struct bcml_hook;
 typedef struct bcml_tensor {
     atomic_long refcount;
     bcml_dtype dtype;
@@ -68,6 +69,7 @@ typedef struct bcml_tensor {
     struct bcml_tensor *base;      /* owned: for a pinned snapshot of a leaf that requires grad,
                                       the tensor whose .grad receives its gradient; else NULL */
     struct bcml_tensor *next_free; /* tensor.c's release list (no recursion on deep graphs) */
+    struct bcml_hook *hooks;       /* owned: backward hooks of a leaf (bcml_hook_add), or NULL */
 } bcml_tensor;
 
 static inline void *bcml_data(const bcml_tensor *t) {
@@ -138,6 +140,8 @@ void *bcml_alloc(size_t nbytes);
 void bcml_free(void *p);
 /* Returns the blocks kept by bcml_free's cache to the system. */
 void bcml_release_cached_memory(void);
+/* Bytes held by the live storages bcml allocated (tensors wrapping NumPy memory not counted). */
+int64_t bcml_storage_bytes(void);
 
 /* ---- threads (threads.c) ------------------------------------------------------------------- */
 /* A task of a split op: k in [0, n). */
@@ -265,6 +269,7 @@ typedef struct bcml_node {
     int freed;                        /* saved data released by a backward without retain_graph */
     int has_saved;                    /* backward reads saved data (inputs or buffers) */
     struct bcml_node *next_free;      /* tensor.c's release list */
+    struct bcml_hook *hooks;          /* owned: hooks on the gradient of the node's output, or NULL */
 } bcml_node;
 
 typedef bcml_status (*bcml_forward_fn)(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out,
@@ -301,6 +306,34 @@ bcml_status bcml_apply(bcml_ctx *ctx, int op, const bcml_args *args, bcml_tensor
  * references to, so another thread's zero_grad cannot free them mid-kernel. */
 bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, int retain_graph, bcml_err *err);
 void bcml_node_unref(bcml_node *n);
+
+/* ---- backward hooks (autograd.c) --------------------------------------------------------
+ * A hook is called by bcml_backward with the gradient of the tensor it was added to, once that
+ * gradient is complete (all of its consumers have run): for a tensor made by an op, just before
+ * the op's backward; for a leaf, just before the gradient is added into its .grad. It may set
+ * *replacement to a new reference to a float32 tensor of grad's shape, which is used from then
+ * on in grad's place (by the next hook, the op's backward, the .grad); NULL keeps grad. grad must
+ * not be written. A failing hook stops the backward with its status. Hooks run in the order they
+ * were added, on the thread that called bcml_backward; the binding serialises adding hooks with
+ * backward (the GIL). */
+typedef bcml_status (*bcml_hook_fn)(void *user, bcml_tensor *grad, bcml_tensor **replacement, bcml_err *err);
+typedef struct bcml_hook {
+    bcml_hook_fn fn;
+    void *user;
+    void (*release)(void *user);      /* called once when the hook is freed with the tensor or node */
+    struct bcml_hook *next;
+} bcml_hook;
+/* Adds a hook to t (which must require grad: ERUNTIME otherwise). Non-leaf tensors keep it on
+ * their grad_fn node (freed with the graph), leaves on the tensor whose .grad they fill. On
+ * success the hook owns user (release is called when it is freed); on failure the caller does. */
+bcml_status bcml_hook_add(bcml_tensor *t, bcml_hook_fn fn, void *user, void (*release)(void *),
+                          bcml_err *err);
+/* The user data of t's first hook whose function is fn, or NULL. */
+void *bcml_hook_find(const bcml_tensor *t, bcml_hook_fn fn);
+/* 1 when t, or the node that made it, has a hook. */
+int bcml_has_hooks(const bcml_tensor *t);
+/* Frees a hook list (calling each release). */
+void bcml_hooks_free(bcml_hook *h);
 
 /* Helpers for op implementations. */
 /* out = a (copy) */

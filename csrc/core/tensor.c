@@ -190,6 +190,10 @@ static bcml_tensor *header_new(bcml_dtype dt, int ndim, const int64_t *shape, in
     return t;
 }
 
+static atomic_llong storage_bytes;   /* bytes of the storages bcml allocated that are alive */
+
+int64_t bcml_storage_bytes(void) { return (int64_t)atomic_load(&storage_bytes); }
+
 bcml_status bcml_tensor_new(bcml_tensor **out, bcml_dtype dt, int ndim, const int64_t *shape,
                             int zero, bcml_err *err) {
     int64_t numel;
@@ -208,6 +212,7 @@ bcml_status bcml_tensor_new(bcml_tensor **out, bcml_dtype dt, int ndim, const in
     atomic_init(&s->refcount, 1);
     s->data = data;
     s->nbytes = nbytes;
+    atomic_fetch_add(&storage_bytes, (long long)nbytes);
     t->storage = s;
     *out = t;
     return BCML_OK;
@@ -273,6 +278,7 @@ static void storage_unref(bcml_storage *s) {
     if (s->owner) {
         if (s->release) s->release(s->owner);
     } else {
+        atomic_fetch_sub(&storage_bytes, (long long)s->nbytes);
         bcml_free(s->data);
     }
     free(s);
@@ -315,6 +321,7 @@ static void drain(release_lists *r) {
             push_tensor(r, t->grad);
             push_tensor(r, t->base);
             push_node(r, t->grad_fn);
+            bcml_hooks_free(t->hooks);
             free(t);
         } else if (r->nodes) {
             bcml_node *n = r->nodes;
@@ -322,6 +329,7 @@ static void drain(release_lists *r) {
             for (int k = 0; k < BCML_MAX_IN; k++) push_tensor(r, n->in[k]);
             for (int k = 0; k < 4; k++) push_tensor(r, n->saved[k]);
             push_tensor(r, n->grad_acc);
+            bcml_hooks_free(n->hooks);
             free(n);
         } else {
             break;

@@ -16,6 +16,7 @@
 
 /* ---- errors ------------------------------------------------------------------------- */
 PyObject *bcml_py_raise(bcml_status st, const bcml_err *err) {
+    if (bcml_py_hook_error()) return NULL;   /* a backward hook's own exception */
     PyObject *type = PyExc_RuntimeError;
     switch (st) {
     case BCML_EVALUE: type = PyExc_ValueError; break;
@@ -945,6 +946,7 @@ static PyMethodDef module_methods[] = {
     BCML_PY_OPTIM_METHODS
     BCML_PY_SCORES_METHODS
     BCML_PY_SAFETENSORS_METHODS
+    BCML_PY_HOOKS_METHODS
     {NULL, NULL, 0, NULL},
 };
 

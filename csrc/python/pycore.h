@@ -39,6 +39,21 @@ PyObject *bcml_py_safetensors_header(PyObject *self, PyObject *arg);
     {"safetensors_header", bcml_py_safetensors_header, METH_O, \
      "safetensors_header(data) -> (entries, metadata, data_start): the checked header of a safetensors file"},
 
+/* hooks_py.c: Python backward hooks on tensors. bcml_py_hook_error: when a hook raised on this
+ * thread, sets that exception as the current one and returns 1 (else 0). */
+int bcml_py_hook_error(void);
+PyObject *bcml_py_tensor_hooks(PyObject *self, PyObject *args);
+PyObject *bcml_py_has_hooks(PyObject *self, PyObject *t);
+PyObject *bcml_py_record_taint_m(PyObject *self, PyObject *why);
+PyObject *bcml_py_storage_bytes(PyObject *self, PyObject *noargs);
+PyObject *bcml_py_release_cached(PyObject *self, PyObject *noargs);
+#define BCML_PY_HOOKS_METHODS \
+    {"_tensor_hooks", bcml_py_tensor_hooks, METH_VARARGS, "_tensor_hooks(t, create) -> OrderedDict of t's backward hooks"}, \
+    {"_has_hooks", bcml_py_has_hooks, METH_O, "whether a tensor (or the node that made it) has backward hooks"}, \
+    {"_record_taint", bcml_py_record_taint_m, METH_O, "_record_taint(why): the step being recorded cannot be replayed"}, \
+    {"_storage_bytes", bcml_py_storage_bytes, METH_NOARGS, "bytes held by the live storages bcml allocated"}, \
+    {"_release_cached_memory", bcml_py_release_cached, METH_NOARGS, "return the allocator's cached blocks"},
+
 /* replay_py.c: recording hooks (no-ops unless this thread records) and module setup. */
 int bcml_py_recording(void);
 void bcml_py_record_taint(const char *why);

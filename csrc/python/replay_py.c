@@ -54,7 +54,11 @@ int bcml_py_record_call(int op, const bcml_args *a, bcml_tensor *const *in, int 
     if (a) c.args = *a;
     c.n_in = n_in;
     c.n_out = n_out;
-    for (int k = 0; k < n_in; k++) c.in[k] = in[k];
+    for (int k = 0; k < n_in; k++) {
+        c.in[k] = in[k];
+        if (in[k] && bcml_has_hooks(in[k]))   /* a replay would not call the hook */
+            bcml_recorder_taint(&active->rec, "a tensor it uses has a backward hook (register_hook)");
+    }
     for (int k = 0; k < n_out; k++) c.out[k] = out[k];
     c.grad_enabled = grad_enabled;
     if (genobj && genobj != Py_None) {
