@@ -36,7 +36,7 @@ import bcml.nn.functional as F
 from bcml.data import DataLoader
 from bcml.datasets import DatasetNotFoundError, DownloadError, load_adult, load_compas, load_german_credit
 from bcml.helpers.training import compatibility_scores, compatibility_sweep
-from bcml.loss import BCCrossEntropyLoss, StrictImitationCrossEntropyLoss
+from bcml.loss import BCBinaryCrossEntropyLoss, StrictImitationBinaryCrossEntropyLoss
 from bcml.metrics import model_accuracy, model_roc_auc
 from bcml.models import LogisticRegression, MLPClassifier
 
@@ -52,16 +52,17 @@ COMPAS_FILE = "compas-scores-two-years.csv"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # ---- training settings, shared with the scikit-learn reference (tests/test_study.py) ----------
-#: LogisticRegression: Adam on the cross-entropy with L2 weight decay 2 / (C n), which has the
-#: same minimum as scikit-learn's LogisticRegression(C=1.0) on n rows (the two softmax rows of
-#: the model share the penalty; their difference is scikit-learn's weight vector), mini-batches
-#: of min(2000, n) rows, at least LR_SETTINGS["steps"] optimizer steps.
+# Both models have one sigmoid output (bcml's binary models, as scikit-learn's binary
+# classifiers), trained on the binary cross-entropy with Adam.
+#: LogisticRegression: L2 weight decay 1 / (C n), which gives the minimum of scikit-learn's
+#: LogisticRegression(C=1.0) on n rows (0.5 |w|^2 + C * summed log-loss, divided by C n);
+#: mini-batches of min(2000, n) rows, at least LR_SETTINGS["steps"] optimizer steps.
 LR_SETTINGS = {"C": 1.0, "lr": 0.02, "batch": 2000, "steps": 500}
 #: MLP: scikit-learn's MLPClassifier defaults (one hidden layer of 100 ReLU units, Adam with
 #: learning rate 1e-3, mini-batches of min(200, n) rows reshuffled every epoch, L2 alpha 1e-4,
 #: which scikit-learn divides by the batch size), run for at least MLP_SETTINGS["epochs"]
 #: epochs and MLP_SETTINGS["steps"] optimizer steps.
-MLP_SETTINGS = {"hidden": (100,), "lr": 1e-3, "alpha": 1e-4, "batch": 200, "epochs": 20, "steps": 2000}
+MLP_SETTINGS = {"hidden": (100,), "lr": 1e-3, "alpha": 1e-4, "batch": 200, "epochs": 20, "steps": 500}
 
 
 def _epochs(n_rows, batch, min_epochs, min_steps):
@@ -78,7 +79,7 @@ def settings(model_kind, n_rows, min_steps=None):
         batch = min(LR_SETTINGS["batch"], n_rows)
         steps = LR_SETTINGS["steps"] if min_steps is None else int(min_steps)
         return {"batch_size": batch, "epochs": _epochs(n_rows, batch, 1, steps),
-                "lr": LR_SETTINGS["lr"], "weight_decay": 2.0 / (LR_SETTINGS["C"] * n_rows)}
+                "lr": LR_SETTINGS["lr"], "weight_decay": 1.0 / (LR_SETTINGS["C"] * n_rows)}
     if model_kind == "mlp":
         batch = min(MLP_SETTINGS["batch"], n_rows)
         steps = MLP_SETTINGS["steps"] if min_steps is None else int(min_steps)
@@ -90,7 +91,11 @@ def settings(model_kind, n_rows, min_steps=None):
 
 # ---- data -------------------------------------------------------------------------------------
 def _compas_folders(data_dir):
-    folders = [data_dir, os.environ.get("BCML_SHARED_DATA") or None, REPO_ROOT.parent / "shared" / "data"]
+    """Where COMPAS is looked for: data_dir when given, else $BCML_SHARED_DATA and
+    ../shared/data beside the checkout."""
+    if data_dir is not None:
+        return [Path(data_dir)]
+    folders = [os.environ.get("BCML_SHARED_DATA") or None, REPO_ROOT.parent / "shared" / "data"]
     return [Path(f) for f in folders if f is not None]
 
 
@@ -98,31 +103,34 @@ def load(name, data_dir=None, download=False):
     """The data set `name` (one of DATASETS) as a bcml.datasets.Dataset (all rows in X, y).
 
     Adult and German credit: the copies bundled with bcml (or data_dir when it holds the
-    original files). COMPAS: the first of data_dir, $BCML_SHARED_DATA, ../shared/data beside
-    the checkout that holds compas-scores-two-years.csv, else bcml's cache folder, else (with
-    download) ProPublica's file. Raises DatasetNotFoundError or DownloadError when not found."""
+    original files; download plays no part). COMPAS (not bundled): data_dir when given, else the first of
+    $BCML_SHARED_DATA and ../shared/data beside the checkout that holds
+    compas-scores-two-years.csv; then bcml's cache folder; then, with download, ProPublica's
+    file. Raises DatasetNotFoundError or DownloadError when it is found nowhere."""
     if name == "compas":
-        for folder in _compas_folders(data_dir):
-            if (folder / COMPAS_FILE).is_file():
-                return load_compas(folder)
-        return load_compas(download=download)
+        folders = _compas_folders(data_dir)
+        hit = next((f for f in folders if (f / COMPAS_FILE).is_file()), None)
+        if hit is not None:
+            return load_compas(hit)
+        return load_compas(data_dir, download=download)
     if name in ("adult", "german_credit"):
         loader = load_adult if name == "adult" else load_german_credit
         files = ("adult.data", "adult.test") if name == "adult" else ("german.data",)
         if data_dir is not None and all((Path(data_dir) / f).is_file() for f in files):
             return loader(data_dir)
-        return loader(download=download) if download else loader()
+        return loader()  # the copy bundled with bcml (or one in bcml's cache folder)
     raise ValueError("name must be one of %s, got %r" % (", ".join(DATASETS), name))
 
 
 def load_all(names=DATASETS, data_dir=None, download=False):
-    """({name: Dataset}, {name: why it is missing}) for the data sets that can be loaded."""
+    """({name: Dataset} of the data sets load() finds, {name: the DatasetNotFoundError or
+    DownloadError} of the others)."""
     found, missing = {}, {}
     for name in names:
         try:
             found[name] = load(name, data_dir, download)
         except (DatasetNotFoundError, DownloadError) as e:
-            missing[name] = str(e)
+            missing[name] = e
     return found, missing
 
 
@@ -176,13 +184,13 @@ class Split:
 
 # ---- models and training ------------------------------------------------------------------------
 def make_model(model_kind, n_features, seed):
-    """A freshly initialised bcml model (2-class softmax output), its weights drawn from
-    bcml's generator seeded with seed."""
+    """A freshly initialised bcml binary model (one sigmoid output: the probability of label
+    1), its weights drawn from bcml's generator seeded with seed."""
     bcml.manual_seed(int(seed))
     if model_kind == "logistic_regression":
-        return LogisticRegression(n_features, 2)
+        return LogisticRegression(n_features, 1)
     s = settings(model_kind, 1)
-    return MLPClassifier(n_features, 2, hidden_sizes=s["hidden"])
+    return MLPClassifier(n_features, 1, hidden_sizes=s["hidden"])
 
 
 def loader(X, y, model_kind, seed, min_steps=None):
@@ -197,8 +205,8 @@ def optimizer_kwargs(s):
 
 
 def fit(model_kind, X, y, seed, min_steps=None):
-    """A bcml model of kind model_kind trained on X, y as settings() says: Adam on the
-    cross-entropy (F.nll_loss of the model's log-softmax), in a PyTorch-style loop."""
+    """A bcml model of kind model_kind trained on X, y as settings() says: Adam on the binary
+    cross-entropy of the model's probability, in a PyTorch-style loop."""
     model = make_model(model_kind, X.shape[1], seed)
     train_loader, s = loader(X, y, model_kind, seed, min_steps)
     optimizer = bcml.optim.Adam(model.parameters(), **optimizer_kwargs(s))
@@ -206,8 +214,7 @@ def fit(model_kind, X, y, seed, min_steps=None):
     for _epoch in range(s["epochs"]):
         for _ids, x, target in train_loader:
             optimizer.zero_grad()
-            _logits, _probs, log_probs = model(x)
-            F.nll_loss(log_probs, target).backward()
+            F.binary_cross_entropy(model(x).reshape(-1), target.float()).backward()
             optimizer.step()
     model.eval()
     return model
@@ -250,8 +257,8 @@ def run_sweep(dataset, model_kind, seed, folder, lambda_c_stepsize=LAMBDA_STEP, 
               n_jobs=None):
     """The lambda_c sweep of one seed: h1 trained as in run_update, then
     bcml.helpers.training.compatibility_sweep trains a fresh h2 (the same initialisation and
-    settings as run_update's h2) with BCCrossEntropyLoss (new error) and
-    StrictImitationCrossEntropyLoss for every lambda_c of the grid, ROC AUC as its performance
+    settings as run_update's h2) with BCBinaryCrossEntropyLoss (new error) and
+    StrictImitationBinaryCrossEntropyLoss for every lambda_c of the grid, ROC AUC as its performance
     metric, and writes its files into folder. Returns a list of dicts, one per (lambda_c, loss
     kind) on the test set: lambda_c, kind, roc_auc, accuracy, btc, bec (and dataset, model, seed);
     plus h1's test ROC AUC and accuracy."""
@@ -263,7 +270,8 @@ def run_sweep(dataset, model_kind, seed, folder, lambda_c_stepsize=LAMBDA_STEP, 
     test_loader = data.test_loader()
     os.makedirs(folder, exist_ok=True)
     compatibility_sweep(os.fspath(folder), s["epochs"], h1, h2, train_loader, test_loader, s["batch_size"], TEST_BATCH,
-                        bcml.optim.Adam, optimizer_kwargs(s), BCCrossEntropyLoss, StrictImitationCrossEntropyLoss,
+                        bcml.optim.Adam, optimizer_kwargs(s), BCBinaryCrossEntropyLoss,
+                        StrictImitationBinaryCrossEntropyLoss,
                         performance_metric=model_roc_auc, lambda_c_stepsize=lambda_c_stepsize, seed=int(s2),
                         n_jobs=n_jobs, progress=False, overwrite=True)
     return read_sweep(folder, data.name, model_kind, seed, h1=h1, test=test_loader)
@@ -433,8 +441,12 @@ def main(argv=None):
     max_rows, min_steps = (2000, 300) if args.quick else (None, None)
     bcml.set_num_threads(1)  # small matrices: one thread is fastest, and steady on a busy machine
     datasets, missing = load_all(data_dir=args.data, download=args.download)
-    for name, why in missing.items():
-        print("%s is not available, skipped: %s" % (TITLES[name], why.split("\n")[0]), file=sys.stderr)
+    if missing and (args.data is not None or args.download):
+        # asked for explicitly: a usage error worded for this script's flags
+        p.error(" ".join(e.command_line_message("--data", "--download") for e in missing.values()))
+    for name, e in missing.items():
+        print("%s is not available, skipped: %s" % (TITLES[name], e.command_line_message("--data", "--download")),
+              file=sys.stderr)
     rows = run_protocol(datasets, seeds=seeds, max_rows=max_rows, min_steps=min_steps)
     print(update_table(summarise(rows)))
     if args.sweep or args.figure:
