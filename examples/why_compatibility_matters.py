@@ -368,7 +368,9 @@ def sweep_table(summary):
 
 def recovery(sweep_summary):
     """For every (data set, model, loss kind): the change from lambda_c = 0 to the largest
-    lambda_c in BTC, BEC, accuracy and ROC AUC (means over the seeds), as a list of dicts."""
+    lambda_c in BTC, BEC, accuracy and ROC AUC (means over the seeds: ``d_btc``, ...), and the
+    share of the compatibility the plain update lost that it wins back (``closed_btc`` =
+    d_btc / (1 - BTC at lambda_c = 0), ``closed_bec``), as a list of dicts."""
     out = []
     keys = []
     for r in sweep_summary:
@@ -379,8 +381,11 @@ def recovery(sweep_summary):
         rs = sorted((r for r in sweep_summary if (r["dataset"], r["model"], r["kind"]) == k),
                     key=lambda r: r["lambda_c"])
         lo, hi = rs[0], rs[-1]
-        out.append(dict(zip(("dataset", "model", "kind"), k), lambda_c=hi["lambda_c"],
-                        **{"d_" + c: hi[c] - lo[c] for c in SWEEP_COLUMNS}))
+        row = dict(zip(("dataset", "model", "kind"), k), lambda_c=hi["lambda_c"],
+                   **{"d_" + c: hi[c] - lo[c] for c in SWEEP_COLUMNS})
+        for c in ("btc", "bec"):
+            row["closed_" + c] = row["d_" + c] / (1.0 - lo[c]) if lo[c] < 1.0 else float("nan")
+        out.append(row)
     return out
 
 
