@@ -229,7 +229,8 @@ def run_update(dataset, model_kind, seed, max_rows=None, min_steps=None, return_
     """One seed of the protocol on dataset (a Dataset or a Split) with models of kind model_kind:
     a dict with the data set and model names, the seed, the row counts (n_train, n_h1, n_test),
     h1's and h2's test ROC AUC and accuracy (roc_auc_h1, roc_auc_h2, accuracy_h1, accuracy_h2)
-    and h2's BTC and BEC with respect to h1 on the test set. max_rows: a seeded subsample of
+    h2's BTC and BEC with respect to h1 on the test set, and the test set's majority-class rate
+    (majority_rate: the accuracy of always answering its most frequent label). max_rows: a seeded subsample of
     the data set's rows first; min_steps: see settings() (both for quick runs). With
     return_models, returns (result, h1, h2, split)."""
     data = dataset if isinstance(dataset, Split) else Split(dataset, seed, max_rows=max_rows)
@@ -242,7 +243,7 @@ def run_update(dataset, model_kind, seed, max_rows=None, min_steps=None, return_
               "n_train": len(data.y_train), "n_h1": len(data.y_h1), "n_test": len(data.y_test),
               "roc_auc_h1": model_roc_auc(h1, test), "roc_auc_h2": model_roc_auc(h2, test),
               "accuracy_h1": model_accuracy(h1, test), "accuracy_h2": model_accuracy(h2, test),
-              "btc": btc, "bec": bec}
+              "btc": btc, "bec": bec, "majority_rate": float(np.bincount(data.y_test).max() / len(data.y_test))}
     return (result, h1, h2, data) if return_models else result
 
 

@@ -96,7 +96,7 @@ def test_run_update_result_on_a_tiny_split(study, one_thread):
     ds = study.load("german_credit")  # the copy bundled with bcml
     result, h1, h2, data = study.run_update(ds, "mlp", seed=0, max_rows=600, min_steps=30, return_models=True)
     assert set(result) == {"dataset", "model", "seed", "n_train", "n_h1", "n_test", "roc_auc_h1", "roc_auc_h2",
-                           "accuracy_h1", "accuracy_h2", "btc", "bec"}
+                           "accuracy_h1", "accuracy_h2", "btc", "bec", "majority_rate"}
     assert (result["dataset"], result["model"], result["seed"]) == ("german_credit", "mlp", 0)
     # 600 rows: 120 test rows, 480 training rows, of which 5% = 24 -> h1 gets 100
     assert (result["n_test"], result["n_train"], result["n_h1"]) == (120, 480, 100)
@@ -110,6 +110,7 @@ def test_run_update_result_on_a_tiny_split(study, one_thread):
     assert result["accuracy_h1"] == pytest.approx(r1.mean()) and result["accuracy_h2"] == pytest.approx(r2.mean())
     assert result["btc"] == pytest.approx((r1 & r2).sum() / r1.sum())
     assert result["bec"] == pytest.approx((~r1 & ~r2).sum() / (~r2).sum())
+    assert result["majority_rate"] == pytest.approx(max(y.mean(), 1 - y.mean()))
     pos, neg = p2[y == 1], p2[y == 0]
     auc = ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (pos.size * neg.size)
     assert result["roc_auc_h2"] == pytest.approx(auc)
