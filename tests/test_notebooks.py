@@ -194,7 +194,8 @@ def test_notebook_runs_in_quick_mode(name, tmp_path, monkeypatch):
     shutil.copy(ROOT / "notebooks" / (name + ".ipynb"), work)
     nb = _read(work / (name + ".ipynb"))
     for c in nb.cells:
-        c.outputs = [] if c.cell_type == "code" else c.get("outputs")
+        if c.cell_type == "code":
+            c.outputs, c.execution_count = [], None
     nb.cells.append(nbformat.v4.new_code_cell(_CHECK_CELL))
     _execute(nb, work, _environment(tmp_path, name), monkeypatch)
     for c in nb.cells:
@@ -220,6 +221,9 @@ def test_cifar_notebook_without_its_data_stops_cleanly(name, tmp_path, monkeypat
     work = tmp_path / "run"
     work.mkdir()
     nb = _read(ROOT / "notebooks" / (name + ".ipynb"))
+    for c in nb.cells:
+        if c.cell_type == "code":
+            c.outputs, c.execution_count = [], None
     env = {"BCML_NOTEBOOK_QUICK": "1", "BCML_CIFAR10_ROOT": str(tmp_path / "empty")}
     import bcml
     env["PYTHONPATH"] = str(Path(bcml.__file__).resolve().parents[1])
