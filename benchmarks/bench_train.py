@@ -6,6 +6,13 @@ bcml time, each configuration in its own process, 1 and 2 threads, each library'
 2. ResNet18 forward + backward on 128 images of 32x32, with bcml's GFLOP/s as a fraction of the
    single-core cblas_sgemm peak (n = 1024) measured here.
 
+Both run the same plain training step in each library: PyTorch eager (op by op) against bcml
+eager. Full runs add PyTorch with the model wrapped in torch.compile (inductor, CPU; the
+optimizer step stays eager) at the same thread counts, timed after a warm-up run that compiles
+(its cold compile cost, warm-up minus median, is reported apart), and the speedups are also given
+against the strongest PyTorch setup (the faster of eager and compiled, at its best thread count).
+--quick leaves the compiled rows out.
+
     python benchmarks/bench_train.py [--quick]
 """
 import argparse
@@ -68,8 +75,38 @@ def resnet18_flops(n=128, hw=32, num_classes=10):
 
 
 def worker(lib, task, npz, reps, quick):
-    import numpy as np
     threads = int(os.environ.get("BENCH_THREADS", "1"))
+    compiled = lib == "torch-compile"
+    if compiled:
+        # a fresh inductor cache per process, so that the compile time reported is a cold compile
+        cache = tempfile.mkdtemp(prefix="bench_inductor_")
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache
+        lib = "torch"
+        try:
+            return _worker(lib, task, npz, reps, threads, True)
+        except Exception as e:  # a compile failure is reported in its row, not fatal
+            msg = (str(e).strip().splitlines() or [""])[0][:200]
+            print(json.dumps({"error": "%s: %s" % (type(e).__name__, msg)}))
+            return
+        finally:
+            import shutil
+            shutil.rmtree(cache, ignore_errors=True)
+    return _worker(lib, task, npz, reps, threads, False)
+
+
+def _timed(run, reps, compiled):
+    """Median of reps after one warm-up run; with compiled, also the warm-up's extra cost."""
+    if not compiled:
+        return _common.time_reps(run, reps) + ({},)
+    t0 = time.perf_counter()
+    run()
+    warm = time.perf_counter() - t0
+    med, times = _common.time_reps(run, reps, warmup=0)
+    return med, times, {"compile_s": max(0.0, warm - med)}
+
+
+def _worker(lib, task, npz, reps, threads, compiled):
+    import numpy as np
     if lib == "torch":
         import torch
         import torch.nn as nn
@@ -96,23 +133,30 @@ def worker(lib, task, npz, reps, quick):
         model = make()
         rss0 = rss_now_kb()
         reset_peak_rss()
+        if compiled:
+            # one module compiled once; each run restores the same start weights in place
+            cm = make()
+            fwd = B.compile(cm)
 
         def run():
-            m = make()
+            if compiled:
+                m, call = cm, fwd
+            else:
+                m = call = make()
             m.load_state_dict(model.state_dict())
             opt = B.optim.SGD(m.parameters(), lr=0.05, momentum=0.9)
             m.train()
             for i in range(0, len(order), 64):
                 idx = ot[i:i + 64]
                 opt.zero_grad()
-                _, _, logp = m(Xt[idx])
+                _, _, logp = call(Xt[idx])
                 loss = F.nll_loss(logp, yt[idx])
                 loss.backward()
                 opt.step()
             return loss
-        med, times = _common.time_reps(run, reps)
+        med, times, extra = _timed(run, reps, compiled)
         peak = peak_rss_kb()
-        print(json.dumps({"median": med, "times": times, "mem_kb": max(0, peak - rss0)}))
+        print(json.dumps(dict({"median": med, "times": times, "mem_kb": max(0, peak - rss0)}, **extra)))
         return
 
     if task == "resnet":
@@ -125,14 +169,15 @@ def worker(lib, task, npz, reps, quick):
             from bcml.models import ResNet18
             model = ResNet18()
         model.train()
+        fwd = B.compile(model) if compiled else model
 
         def run():
             model.zero_grad()
-            out = model(x)
+            out = fwd(x)
             logits = out[0] if isinstance(out, tuple) else out
             F.cross_entropy(logits, y).backward()
-        med, times = _common.time_reps(run, reps)
-        print(json.dumps({"median": med, "times": times}))
+        med, times, extra = _timed(run, reps, compiled)
+        print(json.dumps(dict({"median": med, "times": times}, **extra)))
         return
 
     if task == "peak":
@@ -208,6 +253,60 @@ def _torch_resnet18(nn):
     return Net()
 
 
+REF_NAMES = {"torch": "PyTorch eager", "torch-compile": "PyTorch torch.compile(model) (inductor)"}
+
+
+def _run(lib, task, npz, reps, q, t):
+    """One worker's result; a failing torch.compile worker becomes an error entry."""
+    try:
+        return _common.run_config(__file__, [lib, task, npz, reps, q], t)
+    except RuntimeError as e:
+        if lib != "torch-compile":
+            raise
+        lines = [ln for ln in str(e).splitlines() if ln.strip()]
+        return {"error": lines[-1][:200] if lines else "worker failed"}
+
+
+def compare(title, res, refs):
+    """Prints each PyTorch setup against bcml (eager) at 1 and 2 threads, best of each, and the
+    strongest PyTorch setup (fastest of all measured refs and thread counts) against bcml's best.
+    res[(lib, threads)] is a worker result (with "median", or "error" for a failed compile)."""
+    def thr(t):
+        return "%d thread%s" % (t, "s" if t > 1 else "")
+    bb = min((1, 2), key=lambda t: res["bcml", t]["median"])
+    best_b = res["bcml", bb]["median"]
+    rows = []
+    for lib in refs:
+        name = REF_NAMES[lib]
+        for t in (1, 2):
+            r = res[lib, t]
+            rows.append(("%s vs bcml eager, %s" % (name, thr(t)), r.get("median"), res["bcml", t]["median"], r.get("error")))
+        ok = [t for t in (1, 2) if "median" in res[lib, t]]
+        if ok:
+            bt = min(ok, key=lambda t: res[lib, t]["median"])
+            rows.append(("%s best (%s) vs bcml best (%s)" % (name, thr(bt), thr(bb)), res[lib, bt]["median"], best_b, None))
+        else:
+            rows.append(("%s best vs bcml best" % name, None, best_b, "not measured: compile failed"))
+    meas = [(res[lib, t]["median"], lib, t) for lib in refs for t in (1, 2) if "median" in res[lib, t]]
+    if len(refs) > 1:
+        m, lib, t = min(meas)
+        rows.append(("strongest PyTorch = %s, %s, vs bcml best (%s)" % (REF_NAMES[lib], thr(t), thr(bb)), m, best_b, None))
+    w = max(len(r[0]) for r in rows)
+    print(title)
+    print("  %-*s %12s %12s %9s" % (w, "configuration", "PyTorch s", "bcml s", "speedup"))
+    for label, ref, mine, err in rows:
+        if err is not None:
+            print("  %-*s %12s %12.4f   %s" % (w, label, "-", mine, err))
+        else:
+            print("  %-*s %12.4f %12.4f %8.2fx" % (w, label, ref, mine, ref / mine if mine > 0 else float("inf")))
+    for lib in refs:
+        cs = ["%s %.1f s" % (thr(t), res[lib, t]["compile_s"]) for t in (1, 2) if "compile_s" in res[lib, t]]
+        if cs:
+            print("  %s cold compile cost (warm-up run minus median run, not in the times above): %s"
+                  % (REF_NAMES[lib], ", ".join(cs)))
+    sys.stdout.flush()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -226,26 +325,25 @@ def main():
     reps = 2 if a.quick else 5
     q = "1" if a.quick else "0"
     print("bench_train: PyTorch %s; %s" % (_common.torch_version(), "quick" if a.quick else "full"))
+    refs = ("torch",) if a.quick else ("torch", "torch-compile")
     res = {}
-    for lib in ("torch", "bcml"):
+    for lib in refs + ("bcml",):
         for t in (1, 2):
-            res[lib, t] = _common.run_config(__file__, [lib, "convnet", npz, reps, q], t)
-    rows = [("ConvNet epoch (%d imgs), %d thr" % (n, t), res["torch", t]["median"], res["bcml", t]["median"]) for t in (1, 2)]
+            res[lib, t] = _run(lib, "convnet", npz, reps, q, t)
+    compare("1. MNIST ConvNet, batch 64, SGD(momentum 0.9), the same plain training loop; "
+            "ConvNet epoch (%d imgs)" % n, res, refs)
     bt = min((1, 2), key=lambda t: res["torch", t]["median"])
     bb = min((1, 2), key=lambda t: res["bcml", t]["median"])
-    rows.append(("ConvNet epoch, best of each", res["torch", bt]["median"], res["bcml", bb]["median"]))
-    _common.print_table("1. MNIST ConvNet, batch 64, SGD(momentum 0.9)", rows)
     mt, mb = res["torch", bt]["mem_kb"], res["bcml", bb]["mem_kb"]
-    print("  peak memory over imports+data+model: PyTorch %.1f MB, bcml %.1f MB, bcml/PyTorch %.2f"
+    print("  peak memory over imports+data+model: PyTorch eager %.1f MB, bcml %.1f MB, bcml/PyTorch %.2f"
           % (mt / 1024, mb / 1024, mb / mt if mt else float("nan")))
     rr = {}
     rreps = 2 if a.quick else 5
-    for lib in ("torch", "bcml"):
+    for lib in refs + ("bcml",):
         for t in (1, 2):
-            rr[lib, t] = _common.run_config(__file__, [lib, "resnet", "-", rreps, q], t)["median"]
-    rows = [("ResNet18 fwd+bwd 128x3x32x32, %d thr" % t, rr["torch", t], rr["bcml", t]) for t in (1, 2)]
-    rows.append(("ResNet18 fwd+bwd, best of each", min(rr["torch", 1], rr["torch", 2]), min(rr["bcml", 1], rr["bcml", 2])))
-    _common.print_table("2. ResNet18 forward + backward", rows)
+            rr[lib, t] = _run(lib, "resnet", "-", rreps, q, t)
+    compare("2. ResNet18 forward + backward, 128x3x32x32", rr, refs)
+    rr = {k: v["median"] for k, v in rr.items() if k[0] == "bcml"}
     peak = _common.run_config(__file__, ["bcml", "peak", "-", 3 if a.quick else 5, q], 1)["gflops"]
     flops = 3 * resnet18_flops()  # backward ~ 2x forward
     for t in (1, 2):
