@@ -463,9 +463,9 @@ def main():
                     ("PyTorch best (%d thr) / bcml 2 workers" % bt, tt[bt], bb[2])]
             print(title)
             _common.print_table("  PyTorch vs BCML's algorithm (sequential)", rows)
-            rows = [("PyTorch 2 procs x 1 thr / bcml 1 worker", tc, bb[1]),
-                    ("PyTorch 2 procs x 1 thr / bcml 2 workers", tc, bb[2]),
-                    ("PyTorch 2 procs x 1 thr / bcml best", tc, min(bb[1], bb[2]))]
+            rows = [("2 procs x 1 thr / bcml 1 worker", tc, bb[1]),
+                    ("2 procs x 1 thr / bcml 2 workers", tc, bb[2]),
+                    ("2 procs x 1 thr / bcml best", tc, min(bb[1], bb[2]))]
             _common.print_table("  PyTorch vs bcml's algorithm (same algorithm: h1 cached, h2 once per batch, "
                                 "jobs over 2 processes of 1 thread)", rows)
             print("  bcml scaling 1 -> 2 workers: %.2fx (%.3f s -> %.3f s)" % (bb[1] / bb[2], bb[1], bb[2]))
