@@ -2,7 +2,8 @@
 bcml's training helper against two PyTorch references running the same loss formula
     mean CE(h2(x), y) + lambda_c * (1/B) * sum over S of CE(h2(x), y)_i,  S = the samples h1 gets right:
   - "vs BCML's algorithm (h1 on every batch)": the original library's algorithm, h1 run under
-    no_grad on every batch, then h2, the loss, backward, SGD step;
+    no_grad on every batch, then h2, the loss, backward, SGD step (lean: BCML's loss also ran h2
+    a second time on S; this reference runs h2 once, as benchmarks/bench_sweep.py's does not);
   - "vs bcml's algorithm (same algorithm)": h1's outputs computed once per data set under no_grad
     (in batches of 1,000, inside the timed region), then on every batch h2 once, the loss from the
     cached h1 outputs, backward, SGD step.
