@@ -1,5 +1,6 @@
 """The lambda_c sweep: bcml.helpers.training.compatibility_sweep against a sequential PyTorch
-implementation of the original library's compatibility_sweep, in the same run (DESIGN.md's
+implementation of the original library's compatibility_sweep ("vs BCML's algorithm
+(sequential)") and a PyTorch sweep with bcml's algorithm in 2 processes, in the same run (DESIGN.md's
 protocol; speedup = PyTorch time / bcml time, each configuration in its own process).
 
   (1) MNIST-style sweep of the original docs: ConvNet on 10,000 Fashion-MNIST training images
@@ -34,11 +35,19 @@ evaluation (the original ran h1 and h2 four times per batch there, plus the metr
 It evaluates the strict-imitation model in the strict-imitation test row (the original
 evaluated the new-error model there; SPEC section 3).
 
+A second PyTorch reference, "vs bcml's algorithm (same algorithm)", runs the sweep as bcml does
+(torch_sweep_cached): h1's logits on the training set and its labels on both sets computed once
+per sweep under no_grad, then every job runs h2 once per batch with the same loss values (the
+dissonance summed over S from that one pass, h1's terms from the cache) and evaluates only h2.
+Its 10 jobs are split statically over 2 forked processes of 1 PyTorch thread each; the time is
+the wall time of the whole sweep (h1's cache, process start, every job, the summary).
+
 bcml's side is one call of compatibility_sweep (its files go to a fresh temporary folder per
 repetition), with n_jobs=1 (one worker, bcml at 1 thread) and n_jobs=2 (two workers, the process
-allowed 2 threads). The reference runs at 1 and 2 PyTorch threads; its best is the faster.
+allowed 2 threads). The sequential reference runs at 1 and 2 PyTorch threads; its best is the faster.
 For (2), where h2 has no dropout and so running h2 once or twice gives the same values, the
-driver also prints the largest difference between the two sides' summaries (accuracy, BTC, BEC).
+driver also prints the largest difference between the summaries (accuracy, BTC, BEC) of the
+sequential reference and bcml, and of the two PyTorch references.
 
 Repetitions: the median of --reps (default 5; 1 with --quick) after --warmup whole sweeps
 (default 1; none with --quick: the first sweep is timed as it comes, cold start included).
@@ -162,6 +171,107 @@ def torch_sweep(torch, F, h1, h2, X, y, Xt, yt, perms, epochs, batch, lr, moment
     return summary
 
 
+# ---- the PyTorch reference with bcml's algorithm -----------------------------------------------
+def torch_cached_loss(torch, F, h2, x, y, logits1, lambda_c, kind, reduction="mean"):
+    """The same loss values as torch_compat_loss, computed with bcml's algorithm: h1's logits
+    on the batch come from a cache (computed once per data set under no_grad) and h2 runs once
+    on the batch; the dissonance is the sum over S of the per-sample terms of that one pass."""
+    right = logits1.argmax(1) == y
+    logits2 = h2(x)[0]
+    ce = F.cross_entropy(logits2, y, reduction="none")
+    if kind == "new-error":
+        d = ce
+    else:
+        d = -(F.softmax(logits1, dim=1) * F.log_softmax(logits2, dim=1)).sum(1)
+    total = ce.sum() + lambda_c * d.masked_fill(~right, 0.0).sum()
+    return total / x.shape[0] if reduction == "mean" else total
+
+
+def _torch_logits(torch, model, X, batch):
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model(X[i:i + batch])[0] for i in range(0, X.shape[0], batch)])
+
+
+def _cached_job(torch, F, h2, X, y, Xt, logits1, l1, perms, epochs, batch, lr, momentum, folder, lambda_c, kind):
+    """One job of the same-algorithm reference: train a copy of h2, save it, evaluate it against
+    h1's cached labels (l1 = (h1's training labels, h1's test labels, y, yt) as NumPy); returns its (training, testing) summary rows without datapoint_index."""
+    n = X.shape[0]
+    model = copy.deepcopy(h2)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    for e in range(epochs):
+        model.train()
+        p = perms[e]
+        for i in range(0, n, batch):
+            idx = p[i:i + batch]
+            opt.zero_grad()
+            loss = torch_cached_loss(torch, F, model, X[idx], y[idx], logits1[idx], lambda_c, kind)
+            loss.backward()
+            opt.step()
+    model.eval()
+    torch.save(model.state_dict(), os.path.join(folder, "%s-model-%s.state" % (lambda_c, kind)))
+    rows = []
+    l1_train, l1_test, yn, ytn = l1
+    for split, l1s, Xs, ys in (("training", l1_train, X, yn), ("testing", l1_test, Xt, ytn)):
+        perf, btc, bec = _scores(l1s, _torch_labels(torch, model, Xs, BATCH_TEST), ys)
+        rows.append({"lambda_c": lambda_c, "training": split == "training", "testing": split == "testing",
+                     "new-error": kind == "new-error", "strict-imitation": kind != "new-error",
+                     "performance": perf, "btc": btc, "bec": bec})
+    return rows
+
+
+def torch_sweep_cached(torch, F, h1, h2, X, y, Xt, yt, perms, epochs, batch, lr, momentum, folder, processes=1):
+    """compatibility_sweep with bcml's algorithm in PyTorch: h1's logits on the training set and
+    its labels on both sets computed once for the whole sweep, then every job runs h2 once per
+    batch. With processes > 1 the jobs are split statically (job j to process j % processes)
+    over forked processes of 1 PyTorch thread each; the parent waits for all of them and writes
+    the summary, so a caller timing this call times the whole sweep. Returns the summary rows."""
+    import multiprocessing
+    import traceback
+    h1.eval()
+    logits1 = _torch_logits(torch, h1, X, BATCH_TEST)
+    l1 = (logits1.argmax(1).numpy(), _torch_labels(torch, h1, Xt, BATCH_TEST), y.numpy(), yt.numpy())
+    jobs = [(lambda_c, kind) for lambda_c in lambda_grid() for kind in KINDS]
+
+    def run(part):
+        return [(j, _cached_job(torch, F, h2, X, y, Xt, logits1, l1, perms, epochs, batch, lr, momentum, folder,
+                                *jobs[j]))
+                for j in range(part, len(jobs), processes)]
+
+    if processes == 1:
+        done = run(0)
+    else:
+        ctx = multiprocessing.get_context("fork")
+        queue = ctx.Queue()
+
+        def child(part):
+            torch.set_num_threads(1)
+            try:
+                queue.put(("ok", run(part)))
+            except BaseException:
+                queue.put(("error", traceback.format_exc()))
+
+        procs = [ctx.Process(target=child, args=(k,)) for k in range(processes)]
+        for pr in procs:
+            pr.start()
+        done, errors = [], []
+        for _ in procs:
+            status, value = queue.get()
+            (done.extend if status == "ok" else errors.append)(value)
+        for pr in procs:
+            pr.join()
+        if errors:
+            raise RuntimeError("a same-algorithm reference process failed:\n" + errors[0])
+    summary = []
+    for j, rows in sorted(done, key=lambda t: t[0]):
+        for r in rows:
+            summary.append(dict(datapoint_index=len(summary), **r))
+    with open(os.path.join(folder, "sweep_summary.json"), "w") as f:
+        json.dump({"h1_performance": float((l1[1] == l1[3]).mean()), "performance_metric": "model_accuracy",
+                   "data": summary}, f)
+    return summary
+
+
 def _state_from_npz(d, prefix):
     return {k[len(prefix):]: d[k] for k in d.files if k.startswith(prefix)}
 
@@ -174,7 +284,7 @@ def worker(lib, task, npz, reps, warmup, epochs, n_jobs):
     threads = int(os.environ.get("BENCH_THREADS", "1"))
     f = X.shape[1]
     result = {}
-    if lib == "torch":
+    if lib in ("torch", "torch-cached"):
         torch, F, make = torch_models(task, f)
         torch.set_num_threads(threads)
         torch.manual_seed(0)
@@ -189,8 +299,13 @@ def worker(lib, task, npz, reps, warmup, epochs, n_jobs):
         def run():
             folder = tempfile.mkdtemp(prefix="bench_sweep_torch_")
             try:
-                result["summary"] = torch_sweep(torch, F, h1, h2, Xtr, ytr, Xte, yte, perm_t, epochs,
-                                                cfg["batch"], cfg["lr"], cfg["momentum"], folder)
+                if lib == "torch":
+                    result["summary"] = torch_sweep(torch, F, h1, h2, Xtr, ytr, Xte, yte, perm_t, epochs,
+                                                    cfg["batch"], cfg["lr"], cfg["momentum"], folder)
+                else:  # n_jobs: the number of processes, each at 1 thread
+                    result["summary"] = torch_sweep_cached(torch, F, h1, h2, Xtr, ytr, Xte, yte, perm_t, epochs,
+                                                           cfg["batch"], cfg["lr"], cfg["momentum"], folder,
+                                                           n_jobs)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
     else:
@@ -320,6 +435,9 @@ def main():
             res, err = {}, None
             for t in (1, 2):
                 res["torch", t] = _common.run_config(__file__, ["torch", task, npz, reps, warmup, epochs, 1], t)
+            # bcml's algorithm in PyTorch: 2 processes of 1 thread each
+            res["torch-cached"] = _common.run_config(
+                __file__, ["torch-cached", task, npz, reps, warmup, epochs, 2], 1)
             for workers in (1, 2):
                 try:
                     res["bcml", workers] = _common.run_config(
@@ -329,9 +447,12 @@ def main():
                     break
             tt = {t: res["torch", t]["median"] for t in (1, 2)}
             bt = min(tt, key=tt.get)
+            tc = res["torch-cached"]["median"]
             if err is not None:
                 print(title)
-                print("  PyTorch reference: 1 thread %.3f s, 2 threads %.3f s (best: %d)" % (tt[1], tt[2], bt))
+                print("  PyTorch vs BCML's algorithm (sequential): 1 thread %.3f s, 2 threads %.3f s (best: %d)"
+                      % (tt[1], tt[2], bt))
+                print("  PyTorch vs bcml's algorithm (same algorithm), 2 processes x 1 thread: %.3f s" % tc)
                 print("  bcml: not measured (%s)" % err)
                 sys.stdout.flush()
                 continue
@@ -340,12 +461,21 @@ def main():
                     ("PyTorch 2 thr / bcml 2 workers", tt[2], bb[2]),
                     ("PyTorch best (%d thr) / bcml 1 worker" % bt, tt[bt], bb[1]),
                     ("PyTorch best (%d thr) / bcml 2 workers" % bt, tt[bt], bb[2])]
-            _common.print_table(title, rows)
+            print(title)
+            _common.print_table("  PyTorch vs BCML's algorithm (sequential)", rows)
+            rows = [("2 procs x 1 thr / bcml 1 worker", tc, bb[1]),
+                    ("2 procs x 1 thr / bcml 2 workers", tc, bb[2]),
+                    ("2 procs x 1 thr / bcml best", tc, min(bb[1], bb[2]))]
+            _common.print_table("  PyTorch vs bcml's algorithm (same algorithm: h1 cached, h2 once per batch, "
+                                "jobs over 2 processes of 1 thread)", rows)
             print("  bcml scaling 1 -> 2 workers: %.2fx (%.3f s -> %.3f s)" % (bb[1] / bb[2], bb[1], bb[2]))
             if task == "lr":
                 diff = _summary_difference(res["torch", bt]["summary"], res["bcml", 1]["summary"])
                 if diff is not None:
                     print("  largest |PyTorch - bcml| over the summaries' accuracy, BTC, BEC: %.2e" % diff)
+                diff = _summary_difference(res["torch", bt]["summary"], res["torch-cached"]["summary"])
+                if diff is not None:
+                    print("  largest |PyTorch BCML's algorithm - PyTorch same algorithm| over the same: %.2e" % diff)
             sys.stdout.flush()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
