@@ -3,12 +3,19 @@ own process with its thread count set in the environment before any import; a co
 reports the median of its repetitions after a warm-up; the driver prints speedups
 (reference time / bcml time, above 1 means bcml is faster), for n = 1 and n = 2 threads and for
 each library's best."""
+import glob
 import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+
+# The checkout's bcml when it is built in place (python setup.py build_ext --inplace), not a copy
+# installed in site-packages: every script imports this module before bcml.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if glob.glob(os.path.join(_ROOT, "bcml", "_core*.so")) and _ROOT not in sys.path:
+    sys.path.insert(1, _ROOT)
 
 
 def thread_env(n):

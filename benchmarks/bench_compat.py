@@ -20,7 +20,6 @@ the per-epoch test passes, which the reference does not run either.
     python benchmarks/bench_compat.py [--quick] [--data ../shared/data]
 """
 import argparse
-import glob
 import json
 import os
 import sys
@@ -28,10 +27,6 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-ROOT = os.path.dirname(HERE)
-if glob.glob(os.path.join(ROOT, "bcml", "_core*.so")):
-    # the checkout's bcml when it is built in place, not a copy installed in site-packages
-    sys.path.insert(1, ROOT)
 import _common  # noqa: E402
 
 LAMBDA_C, SEED = 1.0, 7

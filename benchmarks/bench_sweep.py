@@ -57,7 +57,6 @@ Repetitions: the median of --reps (default 5; 1 with --quick) after --warmup who
 """
 import argparse
 import copy
-import glob
 import json
 import os
 import shutil
@@ -66,10 +65,6 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-ROOT = os.path.dirname(HERE)
-if glob.glob(os.path.join(ROOT, "bcml", "_core*.so")):
-    # the checkout's bcml when it is built in place, not a copy installed in site-packages
-    sys.path.insert(1, ROOT)
 import _common  # noqa: E402
 
 SEED = 7            # the training DataLoader's shuffling seed (both sides)
