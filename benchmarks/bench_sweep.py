@@ -126,6 +126,21 @@ def _scores(l1, l2, y):
     return float(r2.mean()), btc, bec
 
 
+def _train_copy(torch, h2, perms, epochs, n, batch, lr, momentum, batch_loss):
+    """A copy of h2 trained with SGD for epochs over the rows of perms[e] in batches, minimising
+    batch_loss(model, row_indices) (both PyTorch references' training loop)."""
+    model = copy.deepcopy(h2)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    for e in range(epochs):
+        model.train()
+        p = perms[e]
+        for i in range(0, n, batch):
+            opt.zero_grad()
+            batch_loss(model, p[i:i + batch]).backward()
+            opt.step()
+    return model
+
+
 def torch_sweep(torch, F, h1, h2, X, y, Xt, yt, perms, epochs, batch, lr, momentum, folder):
     """The original compatibility_sweep, sequentially; returns the summary rows."""
     n = X.shape[0]
@@ -135,18 +150,8 @@ def torch_sweep(torch, F, h1, h2, X, y, Xt, yt, perms, epochs, batch, lr, moment
     summary, index = [], 0
     for lambda_c in lambda_grid():
         for kind in KINDS:
-            model = copy.deepcopy(h2)
-            opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-
-            for e in range(epochs):
-                model.train()
-                p = perms[e]
-                for i in range(0, n, batch):
-                    idx = p[i:i + batch]
-                    opt.zero_grad()
-                    loss = torch_compat_loss(torch, F, h1, model, X[idx], y[idx], lambda_c, kind)
-                    loss.backward()
-                    opt.step()
+            model = _train_copy(torch, h2, perms, epochs, n, batch, lr, momentum, lambda m, idx: torch_compat_loss(
+                torch, F, h1, m, X[idx], y[idx], lambda_c, kind))
             model.eval()
             torch.save(model.state_dict(), os.path.join(folder, "%s-model-%s.state" % (lambda_c, kind)))
             # the evaluation: h1 and h2 over each set (h1 afresh for every job, as the original)
@@ -191,18 +196,8 @@ def _torch_logits(torch, model, X, batch):
 def _cached_job(torch, F, h2, X, y, Xt, logits1, l1, perms, epochs, batch, lr, momentum, folder, lambda_c, kind):
     """One job of the same-algorithm reference: train a copy of h2, save it, evaluate it against
     h1's cached labels (l1 = (h1's training labels, h1's test labels, y, yt) as NumPy); returns its (training, testing) summary rows without datapoint_index."""
-    n = X.shape[0]
-    model = copy.deepcopy(h2)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    for e in range(epochs):
-        model.train()
-        p = perms[e]
-        for i in range(0, n, batch):
-            idx = p[i:i + batch]
-            opt.zero_grad()
-            loss = torch_cached_loss(torch, F, model, X[idx], y[idx], logits1[idx], lambda_c, kind)
-            loss.backward()
-            opt.step()
+    model = _train_copy(torch, h2, perms, epochs, X.shape[0], batch, lr, momentum, lambda m, idx: torch_cached_loss(
+        torch, F, m, X[idx], y[idx], logits1[idx], lambda_c, kind))
     model.eval()
     torch.save(model.state_dict(), os.path.join(folder, "%s-model-%s.state" % (lambda_c, kind)))
     rows = []
