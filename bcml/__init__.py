@@ -216,3 +216,4 @@ from . import metrics, helpers  # noqa: E402,F401
 from . import backends, cuda  # noqa: E402,F401  (PyTorch's queries and switches, for code written for it)
 from . import utils  # noqa: E402,F401  (bcml.utils.data, as torch.utils.data)
 from .plotting import plot_tradeoff  # noqa: E402,F401  (imports matplotlib only when called)
+from ._compile import compile  # noqa: E402,F401  (bcml.compile(step_fn), where PyTorch code has torch.compile)

@@ -564,12 +564,15 @@ _STATE_KEYS = ("_bufs", "_m", "_v", "_vmax")
 
 
 def _snapshot(plan, optimizer):
-    """Everything a replayed step can change: the plan's constants (parameters, buffers), its
-    generators, the optimizer's state and the parameters' gradients."""
+    """Everything a replayed step can change: the plan's constants (parameters, buffers) and
+    their gradients, its generators, and the state of the optimizer (one, a list, or None) and
+    its parameters' gradients."""
     consts = plan.constants()
     snap = {"consts": [(c, c.detach().numpy().copy()) for c in consts],
+            "cgrads": [(c, None if c.grad is None else c.grad.numpy().copy()) for c in consts if c.requires_grad],
             "gens": [(g, g.get_state()) for g in plan.generators()], "opt": []}
-    if optimizer is not None:
+    opts = optimizer if isinstance(optimizer, (list, tuple)) else ([] if optimizer is None else [optimizer])
+    for optimizer in opts:
         for g in optimizer.param_groups:
             st = {k: [None if t is None else t.numpy().copy() for t in g[k]] for k in _STATE_KEYS if k in g}
             if "_steps" in g:
@@ -582,6 +585,8 @@ def _snapshot(plan, optimizer):
 def _restore(snap):
     for c, a in snap["consts"]:
         np.copyto(c.detach().numpy(), a)
+    for c, a in snap.get("cgrads", ()):
+        c.grad = None if a is None else from_numpy(a.copy())
     for g, st in snap["gens"]:
         g.set_state(st)
     for g, st in snap["opt"]:

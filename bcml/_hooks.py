@@ -65,7 +65,11 @@ def _flag(v, fname, argname):
     return v
 
 
+VERSION = [0]   # bumped by every registration (bcml.compile looks again for hooks when it changes)
+
+
 def _add(d, hook, prepend, *extra):
+    VERSION[0] += 1
     h = RemovableHandle(d, *extra)
     d[h.id] = hook
     if prepend:

@@ -50,6 +50,19 @@ def _check_betas(betas, fname):
     return float(betas[0]), float(betas[1])
 
 
+def _mark_step(opt):
+    """Inside bcml.compile's recording of a step, records this optimizer step as a step of the
+    plan and pauses the recording (the caller unpauses with the returned flag); else None."""
+    from . import _compile
+    rec = _compile.current()
+    if rec is None:
+        return None
+    i = rec.optimizer_index(opt)
+    if i is None or not _core.record_mark_optim(i):
+        return None
+    return _core.record_pause(True)
+
+
 class Optimizer:
     """Base class: param_groups (list of dicts with 'params' and settings), zero_grad, state_dict."""
 
@@ -103,10 +116,7 @@ class Optimizer:
             set_to_none = _values.flag(set_to_none, "zero_grad", "set_to_none")
         for g in self.param_groups:
             for p in g["params"]:
-                if set_to_none:
-                    p.grad = None
-                elif p.grad is not None:
-                    p.grad.zero_()
+                p._zero_grad(set_to_none)   # a step of its own inside bcml.compile
 
     # ---- state dicts (as torch.optim's) ------------------------------------------------------
     # A subclass lists its per-parameter state: _STATE maps PyTorch's key (e.g. "exp_avg") to the
@@ -306,8 +316,13 @@ class SGD(Optimizer):
 
     def step(self, closure=None):
         loss = self._closure(closure)
-        for g in self.param_groups:
-            _core.sgd_step(g["params"], g["_bufs"], *self._opts(g))
+        paused = _mark_step(self)
+        try:
+            for g in self.param_groups:
+                _core.sgd_step(g["params"], g["_bufs"], *self._opts(g))
+        finally:
+            if paused is not None:
+                _core.record_pause(paused)
         return loss
 
     @property
@@ -340,8 +355,13 @@ class Adam(Optimizer):
 
     def step(self, closure=None):
         loss = self._closure(closure)
-        for g in self.param_groups:
-            _core.adam_step(g["params"], g["_m"], g["_v"], g["_vmax"], g["_steps"], *self._opts(g))
+        paused = _mark_step(self)
+        try:
+            for g in self.param_groups:
+                _core.adam_step(g["params"], g["_m"], g["_v"], g["_vmax"], g["_steps"], *self._opts(g))
+        finally:
+            if paused is not None:
+                _core.record_pause(paused)
         return loss
 
     @classmethod

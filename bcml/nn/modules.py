@@ -171,10 +171,7 @@ class Module:
     def zero_grad(self, set_to_none=True):
         set_to_none = _values.flag(set_to_none, "zero_grad", "set_to_none")
         for p in self.parameters():
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.zero_()
+            p._zero_grad(set_to_none)   # a step of its own inside bcml.compile
 
     def to(self, *args, **kwargs):
         from .._tensor import check_device

@@ -380,6 +380,10 @@ bcml_status bcml_adam_step(bcml_tensor **params, bcml_tensor **m, bcml_tensor **
  * output of an earlier call), so the same calls can be replayed on the next batch's inputs
  * with no Python in between. */
 #define BCML_REC_ALIAS (-1)   /* a recorded call that makes a new header on in[0] (detach) */
+/* Steps of a whole training step (bcml.compile), recorded where the eager step ran them: */
+#define BCML_REC_BACKWARD (-2)   /* backward from in[0] with seed in[1] (NULL: ones); i[0] retain_graph */
+#define BCML_REC_OPTIM (-3)      /* an optimizer step: i[0] indexes the sets given to bcml_plan_exec */
+#define BCML_REC_GRAD_CLEAR (-4) /* in[0]'s .grad: i[0] 0 set to none, 1 zeroed in place when present */
 #define BCML_PLAN_MAX_IO 8    /* data inputs / outputs of a plan */
 
 typedef struct bcml_rec_call {
@@ -424,6 +428,7 @@ typedef struct bcml_plan {
     int32_t input_slot[BCML_PLAN_MAX_IO];
     int32_t output_slot[BCML_PLAN_MAX_IO];
     int32_t loss_slot;                /* -1: no loss (forward only) */
+    int32_t n_sets;                   /* optimizer sets its BCML_REC_OPTIM steps index (0: none) */
     uint8_t in_used[BCML_PLAN_MAX_IO];   /* 0: no kept step reads input j (it may be NULL) */
     bcml_dtype in_dtype[BCML_PLAN_MAX_IO];
     int in_ndim[BCML_PLAN_MAX_IO];
@@ -461,6 +466,18 @@ typedef struct bcml_optim_group {
                                          SGD momentum buffers; Adam m, v, vmax */
     int64_t *steps;                   /* (n) Adam step counts */
 } bcml_optim_group;
+
+/* The parameter groups of one optimizer, for a plan's BCML_REC_OPTIM steps. */
+typedef struct bcml_optim_set {
+    bcml_optim_group *groups;
+    int n_groups;
+} bcml_optim_set;
+
+/* Replays a whole recorded step (bcml.compile): its ops, backward passes, gradient clears and
+ * optimizer steps (sets[i] for BCML_REC_OPTIM i; the gradients stay, as after an eager step), in
+ * the recorded order; outputs[0..n_outputs) receive new references. */
+bcml_status bcml_plan_exec(const bcml_plan *p, bcml_tensor *const *inputs, bcml_optim_set *sets,
+                           int n_sets, bcml_tensor **outputs, bcml_err *err);
 
 /* The batches of one epoch: batch b holds rows order[bounds[b] .. bounds[b+1]) (rows in order
  * when order is NULL) of every full[j]. */

@@ -77,9 +77,11 @@ void bcml_plan_free(bcml_plan *p) {
 }
 
 /* Ops that change state besides their outputs: they run even when nothing reads them. */
+static int is_mark(int op) { return op <= BCML_REC_BACKWARD; }
+
 static int has_effects(const bcml_plan_step *s) {
     return s->gen != NULL || s->op == BCML_OP_BATCH_NORM || s->op == BCML_OP_DROPOUT ||
-           s->op == BCML_OP_DROPOUT2D;
+           s->op == BCML_OP_DROPOUT2D || is_mark(s->op);
 }
 
 /* Drops steps whose outputs neither the loss, the outputs nor a kept step reads (e.g. the
@@ -178,6 +180,17 @@ bcml_status bcml_plan_build(bcml_plan **out, const bcml_recorder *r, bcml_tensor
             s->in_slot[k] = slot;
             p->last_use[slot] = (int32_t)i;
         }
+        if (c->op == BCML_REC_BACKWARD && (s->in_slot[0] < 0 || p->consts[s->in_slot[0]])) {
+            st = bcml_fail(err, BCML_EVALUE, "backward() is called on a tensor the step did not compute");
+            goto fail;
+        }
+        if (c->op == BCML_REC_OPTIM) {
+            if (c->args.i[0] < 0 || c->args.i[0] >= 1024) {
+                st = bcml_fail(err, BCML_EVALUE, "an optimizer step's index is out of range");
+                goto fail;
+            }
+            if (c->args.i[0] + 1 > p->n_sets) p->n_sets = (int32_t)c->args.i[0] + 1;
+        }
         for (int k = 0; k < c->n_out; k++) {
             /* a tensor made by this call is new; if a pointer repeats (the record keeps every
              * tensor alive, so it cannot), the newest producer wins */
@@ -266,8 +279,36 @@ void bcml_plan_unpin(bcml_plan *c) {
 }
 
 /* ---- replay ------------------------------------------------------------------------------------ */
-bcml_status bcml_plan_run(const bcml_plan *p, bcml_tensor *const *inputs, bcml_tensor **loss,
-                          bcml_tensor **outputs, bcml_err *err) {
+static bcml_status optim_step(bcml_optim_group *groups, int n_groups, int clear, bcml_err *err);
+
+/* A recorded backward, optimizer step or gradient clear (bcml.compile's steps). */
+static bcml_status run_mark(const bcml_plan_step *s, bcml_tensor **in, bcml_optim_set *sets, int n_sets,
+                            bcml_err *err) {
+    if (!sets)
+        return bcml_fail(err, BCML_EVALUE, "replay: this plan runs backward or optimizer steps (use bcml_plan_exec)");
+    if (s->op == BCML_REC_BACKWARD) return bcml_backward(in[0], in[1], (int)s->args.i[0], err);
+    if (s->op == BCML_REC_OPTIM) {
+        if (s->args.i[0] >= n_sets)
+            return bcml_fail(err, BCML_EVALUE, "replay: optimizer %lld of the step was not given",
+                             (long long)s->args.i[0]);
+        return optim_step(sets[s->args.i[0]].groups, sets[s->args.i[0]].n_groups, 0, err);
+    }
+    bcml_tensor *owner = bcml_grad_owner(in[0]);
+    if (s->args.i[0] == 0) {
+        bcml_grad_set(owner, NULL);
+    } else {
+        bcml_tensor *g = bcml_grad_get(owner);
+        if (g) {
+            memset(bcml_data(g), 0, bcml_nbytes(g));
+            bcml_tensor_bump_version(g);
+        }
+        bcml_tensor_unref(g);
+    }
+    return BCML_OK;
+}
+
+static bcml_status run_steps(const bcml_plan *p, bcml_tensor *const *inputs, bcml_optim_set *sets, int n_sets,
+                             bcml_tensor **loss, bcml_tensor **outputs, bcml_err *err) {
     if (!bcml_plan_matches(p, inputs, p->n_inputs))
         return bcml_fail(err, BCML_EVALUE, "replay: inputs do not match the recorded shapes");
     bcml_tensor **slot = calloc((size_t)p->n_slots + 1, sizeof *slot);
@@ -281,6 +322,8 @@ bcml_status bcml_plan_run(const bcml_plan *p, bcml_tensor *const *inputs, bcml_t
         for (int k = 0; k < s->n_in; k++) in[k] = s->in_slot[k] >= 0 ? slot[s->in_slot[k]] : NULL;
         if (s->op == BCML_REC_ALIAS) {
             st = bcml_tensor_alias(&o[0], in[0], in[0]->ndim, in[0]->shape, in[0]->offset, err);
+        } else if (is_mark(s->op)) {
+            st = run_mark(s, in, sets, n_sets, err);
         } else {
             bcml_ctx ctx = {.grad_enabled = s->grad_enabled, .gen = s->gen};
             st = bcml_apply(&ctx, s->op, &s->args, in, s->n_in, o, err);
@@ -304,6 +347,18 @@ bcml_status bcml_plan_run(const bcml_plan *p, bcml_tensor *const *inputs, bcml_t
     for (int32_t s = 0; s < p->n_slots; s++) bcml_tensor_unref(slot[s]);
     free(slot);
     return st;
+}
+
+bcml_status bcml_plan_run(const bcml_plan *p, bcml_tensor *const *inputs, bcml_tensor **loss,
+                          bcml_tensor **outputs, bcml_err *err) {
+    return run_steps(p, inputs, NULL, 0, loss, outputs, err);
+}
+
+bcml_status bcml_plan_exec(const bcml_plan *p, bcml_tensor *const *inputs, bcml_optim_set *sets,
+                           int n_sets, bcml_tensor **outputs, bcml_err *err) {
+    if (n_sets < p->n_sets)
+        return bcml_fail(err, BCML_EVALUE, "replay: the step runs %d optimizers, %d given", (int)p->n_sets, n_sets);
+    return run_steps(p, inputs, sets ? sets : (bcml_optim_set[1]){{NULL, 0}}, n_sets, NULL, outputs, err);
 }
 
 /* ---- batches ------------------------------------------------------------------------------------ */
@@ -398,14 +453,15 @@ static void used_inputs(bcml_plan *const *plans, int n_plans, int n_data, uint8_
     }
 }
 
-static bcml_status optim_step(bcml_optim_group *groups, int n_groups, bcml_err *err) {
+/* clear: drop the gradients afterwards (training epochs; a compiled step keeps them, as eager) */
+static bcml_status optim_step(bcml_optim_group *groups, int n_groups, int clear, bcml_err *err) {
     bcml_status st = BCML_OK;
     for (int g = 0; g < n_groups && !st; g++) {
         bcml_optim_group *G = &groups[g];
         if (G->kind == 0) st = bcml_sgd_step(G->params, G->s0, G->n, &G->sgd, err);
         else st = bcml_adam_step(G->params, G->s0, G->s1, G->s2, G->steps, G->n, &G->adam, err);
     }
-    for (int g = 0; g < n_groups; g++)
+    for (int g = 0; g < n_groups && clear; g++)
         for (int64_t k = 0; k < groups[g].n; k++) bcml_grad_set(bcml_grad_owner(groups[g].params[k]), NULL);
     return st;
 }
@@ -437,7 +493,7 @@ bcml_status bcml_plan_train(bcml_plan *const *plans, int n_plans, const bcml_bat
             }
         }
         bcml_tensor_unref(loss);
-        if (!st) st = optim_step(groups, n_groups, err);
+        if (!st) st = optim_step(groups, n_groups, 1, err);
         if (st) { *next = b; return st; }
         *next = b + 1;
     }

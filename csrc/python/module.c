@@ -138,6 +138,8 @@ static int tensor_set_requires_grad(PyTensor *self, PyObject *v, void *c) {
 }
 static PyObject *tensor_get_grad(PyTensor *self, void *c) {
     (void)c;
+    /* a replay would read the gradient of the recorded step, not the current one */
+    bcml_py_record_taint("it reads a tensor's .grad inside the step");
     bcml_tensor *g = bcml_grad_get(self->t);
     if (!g) Py_RETURN_NONE;
     return bcml_py_wrap(g);
@@ -145,10 +147,12 @@ static PyObject *tensor_get_grad(PyTensor *self, void *c) {
 static int tensor_set_grad(PyTensor *self, PyObject *v, void *c) {
     (void)c;
     if (!v || v == Py_None) {
+        if (bcml_py_record_mark(BCML_REC_GRAD_CLEAR, self->t, NULL, 0) < 0) return -1;
         bcml_grad_set(self->t, NULL);
         return 0;
     }
     if (!bcml_py_is_tensor(v)) { PyErr_SetString(PyExc_TypeError, "grad must be a bcml tensor or None"); return -1; }
+    if (bcml_py_recording_steps()) bcml_py_record_taint("it assigns a tensor's .grad inside the step");
     bcml_tensor *g = ((PyTensor *)v)->t;
     if (g->dtype != BCML_FLOAT32 || self->t->dtype != BCML_FLOAT32) {
         PyErr_Format(PyExc_TypeError, "grad: assigned grad has dtype %s, the tensor has dtype %s (a grad must "
@@ -253,7 +257,14 @@ static PyObject *tensor_backward_m(PyTensor *self, PyObject *args, PyObject *kw)
         PyErr_Format(PyExc_TypeError, "backward: retain_graph must be a bool or None, got %s", Py_TYPE(retain)->tp_name);
         return NULL;
     }
-    bcml_py_record_taint("it calls backward() inside the step");
+    /* a whole step being recorded (bcml.compile) records the backward; any other recording (a
+     * forward + loss step) cannot hold one */
+    int marked = bcml_py_recording_steps();
+    if (marked && bcml_py_record_mark(BCML_REC_BACKWARD, self->t, g != Py_None ? ((PyTensor *)g)->t : NULL,
+                                      retain == Py_True) < 0)
+        return NULL;
+    if (!marked) bcml_py_record_taint("it calls backward() inside the step");
+    int was_paused = marked ? bcml_py_record_set_pause(1) : 0;   /* Python hooks run by backward are not recorded */
     /* backward runs with the GIL released: it works on snapshots of the root and the seed, so
      * another thread assigning their .data cannot pull storage from under it */
     bcml_tensor *root = NULL, *gt = NULL;
@@ -265,9 +276,29 @@ static PyObject *tensor_backward_m(PyTensor *self, PyObject *args, PyObject *kw)
         st = bcml_backward(root, gt, retain == Py_True, &err);
         Py_END_ALLOW_THREADS
     }
+    if (marked) bcml_py_record_set_pause(was_paused);
     bcml_tensor_unref(root);
     bcml_tensor_unref(gt);
     if (st) return bcml_py_raise(st, &err);
+    Py_RETURN_NONE;
+}
+
+/* _zero_grad(set_to_none): clears this tensor's .grad (None, or zeroed in place when present), as
+ * zero_grad does for each parameter; recorded as a step inside bcml.compile. */
+static PyObject *tensor_zero_grad_m(PyTensor *self, PyObject *arg) {
+    int none = PyObject_IsTrue(arg);
+    if (none < 0) return NULL;
+    if (bcml_py_record_mark(BCML_REC_GRAD_CLEAR, self->t, NULL, none ? 0 : 1) < 0) return NULL;
+    if (none) {
+        bcml_grad_set(self->t, NULL);
+        Py_RETURN_NONE;
+    }
+    bcml_tensor *g = bcml_grad_get(self->t);
+    if (g) {
+        memset(bcml_data(g), 0, bcml_nbytes(g));
+        bcml_tensor_bump_version(g);
+        bcml_tensor_unref(g);
+    }
     Py_RETURN_NONE;
 }
 
@@ -337,6 +368,7 @@ static PyMethodDef tensor_methods[] = {
     {"_copy_from", (PyCFunction)tensor_copy_from, METH_O, NULL},
     {"_set_data", (PyCFunction)tensor_set_data, METH_O, NULL},
     {"_bump_version", (PyCFunction)tensor_bump_version, METH_NOARGS, NULL},
+    {"_zero_grad", (PyCFunction)tensor_zero_grad_m, METH_O, "_zero_grad(set_to_none): clear .grad (recorded in bcml.compile)"},
     {NULL, NULL, 0, NULL},
 };
 

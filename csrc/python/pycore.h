@@ -56,6 +56,13 @@ PyObject *bcml_py_release_cached(PyObject *self, PyObject *noargs);
 
 /* replay_py.c: recording hooks (no-ops unless this thread records) and module setup. */
 int bcml_py_recording(void);
+/* 1 when this thread records a whole step (bcml.compile): backward, optimizer steps and gradient
+ * clears are recorded as steps (bcml_py_record_mark) instead of tainting the recording. */
+int bcml_py_recording_steps(void);
+/* Records a BCML_REC_* step; -1 with an exception set on failure. */
+int bcml_py_record_mark(int kind, bcml_tensor *t, bcml_tensor *seed, int64_t i0);
+/* Sets this thread's pause flag; returns the previous one. */
+int bcml_py_record_set_pause(int f);
 void bcml_py_record_taint(const char *why);
 int bcml_py_record_call(int op, const bcml_args *a, bcml_tensor *const *in, int n_in,
                         bcml_tensor *const *out, int n_out, int grad_enabled, PyObject *genobj);

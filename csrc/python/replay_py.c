@@ -21,6 +21,7 @@ typedef struct {
     PyObject_HEAD
     bcml_recorder rec;
     PyObject *gens;   /* list: the Generator objects the recorded ops drew from (kept alive) */
+    int steps;        /* a whole step (bcml.compile): backward and optimizer steps are recorded */
 } PyRecording;
 
 typedef struct {
@@ -33,6 +34,28 @@ static _Thread_local PyRecording *active = NULL;
 static _Thread_local int paused = 0;
 
 int bcml_py_recording(void) { return active != NULL && !paused; }
+int bcml_py_recording_steps(void) { return active != NULL && !paused && active->steps; }
+
+int bcml_py_record_set_pause(int f) {
+    int prev = paused;
+    paused = f;
+    return prev;
+}
+
+int bcml_py_record_mark(int kind, bcml_tensor *t, bcml_tensor *seed, int64_t i0) {
+    if (!bcml_py_recording_steps()) return 0;
+    bcml_rec_call c;
+    memset(&c, 0, sizeof c);
+    c.op = kind;
+    c.args.i[0] = i0;
+    c.n_in = kind == BCML_REC_OPTIM ? 0 : (kind == BCML_REC_BACKWARD ? 2 : 1);
+    c.in[0] = t;
+    c.in[1] = seed;
+    bcml_err err;
+    bcml_status st = bcml_recorder_add(&active->rec, &c, &err);
+    if (st) { bcml_py_raise(st, &err); return -1; }
+    return 0;
+}
 
 void bcml_py_record_taint(const char *why) {
     if (active && !paused) bcml_recorder_taint(&active->rec, why);
@@ -102,8 +125,11 @@ static PyTypeObject PyRecording_Type = {
     .tp_getset = recording_getset,
 };
 
-static PyObject *py_record_begin(PyObject *self, PyObject *noargs) {
-    (void)self; (void)noargs;
+/* record_begin(steps=False) */
+static PyObject *py_record_begin(PyObject *self, PyObject *args) {
+    (void)self;
+    int steps = 0;
+    if (!PyArg_ParseTuple(args, "|p:record_begin", &steps)) return NULL;
     if (active) {
         PyErr_SetString(PyExc_RuntimeError, "record_begin: this thread is already recording");
         return NULL;
@@ -112,6 +138,7 @@ static PyObject *py_record_begin(PyObject *self, PyObject *noargs) {
     if (!r) return NULL;
     memset(&r->rec, 0, sizeof r->rec);
     r->gens = PyList_New(0);
+    r->steps = steps;
     if (!r->gens) { Py_DECREF(r); return NULL; }
     active = r;
     paused = 0;
@@ -607,8 +634,99 @@ done:
     return ret;
 }
 
+static PyObject *py_is_recording(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    return PyBool_FromLong(active != NULL);
+}
+
+/* record_mark_optim(index) -> True when a whole step is being recorded (the optimizer's step is then
+ * a recorded step), else False. */
+static PyObject *py_record_mark_optim(PyObject *self, PyObject *arg) {
+    (void)self;
+    long long i = PyLong_AsLongLong(arg);
+    if (i == -1 && PyErr_Occurred()) return NULL;
+    if (i < 0 || i >= 1024) { PyErr_SetString(PyExc_ValueError, "record_mark_optim: index out of range"); return NULL; }
+    if (!bcml_py_recording_steps()) Py_RETURN_FALSE;
+    if (bcml_py_record_mark(BCML_REC_OPTIM, NULL, NULL, i) < 0) return NULL;
+    Py_RETURN_TRUE;
+}
+
+/* plan_exec(plan, inputs, sets) -> outputs tuple: sets is a list (one per optimizer the step
+ * runs) of lists of groups in plan_train's form. */
+static PyObject *py_plan_exec(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *plan, *inputs, *sets;
+    if (!PyArg_ParseTuple(args, "O!OO!:plan_exec", &PyPlan_Type, &plan, &inputs, &PyList_Type, &sets)) return NULL;
+    bcml_plan *pp = ((PyPlan *)plan)->p;
+    bcml_tensor *in[BCML_PLAN_MAX_IO], *outs[BCML_PLAN_MAX_IO] = {0};
+    int n;
+    if (read_tensors(inputs, in, BCML_PLAN_MAX_IO, &n, "inputs") < 0) return NULL;
+    if (n != pp->n_inputs || !bcml_plan_matches(pp, in, n)) {
+        PyErr_SetString(PyExc_ValueError, "plan_exec: inputs do not match the recorded shapes and dtypes");
+        return NULL;
+    }
+    Py_ssize_t ns = PyList_GET_SIZE(sets), ng = 0;
+    for (Py_ssize_t k = 0; k < ns; k++) {
+        PyObject *gl = PyList_GET_ITEM(sets, k);
+        if (!PyList_Check(gl)) { PyErr_SetString(PyExc_TypeError, "plan_exec: sets must hold lists of groups"); return NULL; }
+        ng += PyList_GET_SIZE(gl);
+    }
+    group_in *G = calloc((size_t)ng + 1, sizeof *G);
+    bcml_optim_group *gs = calloc((size_t)ng + 1, sizeof *gs);
+    bcml_optim_set *S = calloc((size_t)ns + 1, sizeof *S);
+    PyObject *ret = NULL;
+    Py_ssize_t nread = 0;
+    int pinned_in = 0, pinned_plan = 0;
+    if (!G || !gs || !S) { PyErr_NoMemory(); goto done; }
+    for (Py_ssize_t k = 0, at = 0; k < ns; k++) {
+        PyObject *gl = PyList_GET_ITEM(sets, k);
+        S[k].groups = gs + at;
+        S[k].n_groups = (int)PyList_GET_SIZE(gl);
+        for (Py_ssize_t j = 0; j < PyList_GET_SIZE(gl); j++, at++) {
+            nread = at + 1;
+            if (read_group(PyList_GET_ITEM(gl, j), &G[at]) < 0) goto done;
+            gs[at] = G[at].g;
+        }
+    }
+    if (pin_tensors(in, n) < 0) goto done;
+    pinned_in = 1;
+    if (pin_plans(&pp, 1) < 0) goto done;
+    pinned_plan = 1;
+    bcml_err err;
+    bcml_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = bcml_plan_exec(pp, in, S, (int)ns, outs, &err);
+    Py_END_ALLOW_THREADS
+    int wr = 0;
+    for (Py_ssize_t k = 0; k < ng; k++) { G[k].g = gs[k]; if (write_group(&G[k]) < 0) wr = -1; }
+    if (st) { bcml_py_raise(st, &err); goto done; }
+    if (wr < 0) goto done;
+    ret = PyTuple_New(pp->n_outputs);
+    if (!ret) goto done;
+    for (int j = 0; j < pp->n_outputs; j++) {
+        PyObject *w = bcml_py_wrap(outs[j]);
+        outs[j] = NULL;
+        if (!w) { Py_CLEAR(ret); goto done; }
+        PyTuple_SET_ITEM(ret, j, w);
+    }
+done:
+    for (int j = 0; j < BCML_PLAN_MAX_IO; j++) bcml_tensor_unref(outs[j]);
+    if (G) for (Py_ssize_t k = 0; k < nread; k++) free_group(&G[k]);
+    if (pinned_plan) unpin_plans(&pp, 1);
+    if (pinned_in) unpin_tensors(in, n);
+    free(G);
+    free(gs);
+    free(S);
+    return ret;
+}
+
 PyMethodDef bcml_py_replay_methods[] = {
-    {"record_begin", py_record_begin, METH_NOARGS, "start recording this thread's ops"},
+    {"record_begin", py_record_begin, METH_VARARGS,
+     "record_begin(steps=False): start recording this thread's ops (steps: backward and optimizer steps too)"},
+    {"record_mark_optim", py_record_mark_optim, METH_O,
+     "record_mark_optim(index) -> bool: records an optimizer step when recording a whole step"},
+    {"is_recording", py_is_recording, METH_NOARGS, "True while this thread records a step (paused or not)"},
+    {"plan_exec", py_plan_exec, METH_VARARGS, "plan_exec(plan, inputs, sets) -> outputs: replay a whole step"},
     {"record_end", py_record_end, METH_NOARGS, "stop recording; returns the Recording"},
     {"record_pause", py_record_pause, METH_O, "record_pause(flag) -> previous flag"},
     {"plan_build", py_plan_build, METH_VARARGS, "plan_build(recording, inputs, loss, outputs) -> Plan"},
@@ -620,6 +738,7 @@ PyMethodDef bcml_py_replay_methods[] = {
 
 int bcml_py_replay_ready(PyObject *m) {
     if (PyType_Ready(&PyRecording_Type) < 0 || PyType_Ready(&PyPlan_Type) < 0) return -1;
+    if (PyModule_AddIntConstant(m, "PLAN_MAX_IO", BCML_PLAN_MAX_IO) < 0) return -1;
     for (PyMethodDef *d = bcml_py_replay_methods; d->ml_name; d++) {
         PyObject *f = PyCFunction_NewEx(d, NULL, NULL);
         if (!f) return -1;
