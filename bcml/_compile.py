@@ -406,6 +406,8 @@ def compile(model=None, *, check_every=1000, watch=(), fullgraph=False, dynamic=
     _values.flag(fullgraph, "compile", "fullgraph")
     if dynamic is not None:
         _values.flag(dynamic, "compile", "dynamic")
+    if mode is not None and not isinstance(mode, str):
+        raise TypeError("compile(): argument 'mode' must be a str or None, not %s" % type(mode).__name__)
     if mode not in (None, "default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs"):
         raise ValueError("compile(): argument 'mode' must be None, 'default', 'reduce-overhead', 'max-autotune' "
                          "or 'max-autotune-no-cudagraphs', got %r" % (mode,))

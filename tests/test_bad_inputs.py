@@ -1442,6 +1442,17 @@ FLAGS = ("keepdim", "as_tuple", "training", "inplace", "ceil_mode", "count_inclu
 REDUCTIONS = ("bcml.sum", "bcml.mean", "bcml.max", "bcml.argmax", "bcml.Tensor.sum", "bcml.Tensor.mean",
               "bcml.Tensor.max", "bcml.Tensor.min", "bcml.Tensor.argmax", "bcml.Tensor.argmin")
 ALLOWLIST = [
+    # ---- bcml.compile (issue 12)
+    ("bcml.compile", "model", "lambda", "ok", "a callable is the step function to compile (tests/test_compile.py)"),
+    ("bcml.compile", "check_every", BIG_INTS, "ok", "any int >= 1: check the replay every that many calls"),
+    ("bcml.compile", "watch", ("list[]", "ragged"), "ok", "a list of any objects whose attributes to watch"),
+    ("bcml.compile", ("fullgraph", "dynamic"), "True", "ok",
+     "torch.compile's flags, accepted for code written for it, without effect (bcml.compile's docstring)"),
+    ("bcml.compile", "backend", ("str", "lambda"), "ok",
+     "torch.compile's backend (a name or a callable), accepted without effect (bcml.compile's docstring)"),
+    ("bcml.compile", "options", "dict{}", "ok", "torch.compile's options dict, accepted without effect"),
+    ("bcml.compile", "disable", "True", "ok",
+     "returns the function unchanged, as torch.compile(disable=True) (tests/test_compile.py)"),
     # ---- hooks, memory helpers, NumPy's protocol (issue 11)
     ("bcml.Tensor.__array_wrap__", "array", ("np.object", "np.str", "np.complex", "np.datetime"), "ok",
      "a NumPy result of a dtype bcml cannot hold stays an ndarray (tests/test_numpy_interop.py)"),
