@@ -12,11 +12,13 @@
 #include "bcml.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
 #define MAX_POOL 64
 #define SPIN_ROUNDS 200000
+#define YIELD_EVERY 256      /* spins between sched_yield calls */
 
 static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;     /* one caller at a time */
 static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -54,7 +56,10 @@ static void *worker(void *p) {
         int spins = 0;
         while ((g = atomic_load_explicit(&generation, memory_order_acquire)) == seen) {
             if (++spins < SPIN_ROUNDS) {
-                cpu_relax();
+                /* on a machine with more runnable threads than cores, give the core away now
+                 * and then: the caller (or another process) may be waiting for it */
+                if (spins % YIELD_EVERY == 0) sched_yield();
+                else cpu_relax();
                 continue;
             }
             pthread_mutex_lock(&wake_lock);
@@ -184,6 +189,11 @@ void bcml_parallel(int64_t ntasks, bcml_task_fn fn, void *arg) {
     in_task = 1;
     for (int64_t k = 0; k < ntasks; k += T) fn(arg, k, ntasks);
     in_task = 0;
-    while (atomic_load_explicit(&pending, memory_order_acquire) > 0) cpu_relax();
+    /* wait for the pool threads; past a short spin, yield: a pool thread not yet scheduled
+     * (more runnable threads than cores) would otherwise wait for this spin's time slice */
+    for (long spins = 1; atomic_load_explicit(&pending, memory_order_acquire) > 0; spins++) {
+        if (spins % YIELD_EVERY == 0) sched_yield();
+        else cpu_relax();
+    }
     pthread_mutex_unlock(&busy);
 }
