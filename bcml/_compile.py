@@ -282,6 +282,19 @@ class CompiledStep:
             sets.append(g)
         return sets
 
+    def _outputs(self, out):
+        """(structure, tensors) of what the step returned, or None (replay turned off, saying why)."""
+        otensors = []
+        try:
+            ospec = _flatten_out(out, otensors)
+        except _Unsupported as e:
+            self._disable(str(e))
+            return None
+        if len(otensors) > _core.PLAN_MAX_IO:
+            self._disable("it returns %d tensors (at most %d replay)" % (len(otensors), _core.PLAN_MAX_IO))
+            return None
+        return ospec, otensors
+
     def _record(self, key, args, kwargs, tensors, named):
         guard = _engine._Guard(self._fn, tuple(named) + self.watch)
         rec = _Rec()
@@ -295,15 +308,10 @@ class CompiledStep:
         if recording.tainted:
             self._disable("the step cannot be recorded: %s" % recording.tainted)
             return out
-        otensors = []
-        try:
-            ospec = _flatten_out(out, otensors)
-        except _Unsupported as e:
-            self._disable(str(e))
+        flat = self._outputs(out)
+        if flat is None:
             return out
-        if len(otensors) > _core.PLAN_MAX_IO:
-            self._disable("it returns %d tensors (at most %d replay)" % (len(otensors), _core.PLAN_MAX_IO))
-            return out
+        ospec, otensors = flat
         try:
             plan = _core.plan_build(recording, tuple(tensors), None, tuple(otensors))
         except (ValueError, TypeError) as e:
@@ -334,12 +342,10 @@ class CompiledStep:
         if why is not None:
             self._disable("the step has a Python side effect that a replay would skip: %s" % why)
             return out
-        otensors = []
-        try:
-            ospec = _flatten_out(out, otensors)
-        except _Unsupported as err:
-            self._disable(str(err))
+        flat = self._outputs(out)
+        if flat is None:
             return out
+        ospec, otensors = flat
         ok = ospec == e.ospec and _same(replayed, [o.detach().numpy() for o in otensors]) and \
             _same(after, _state_arrays(snap))
         if ok:
