@@ -84,7 +84,7 @@ def _flatten_out(obj, tensors):
         return (t, tuple(_flatten_out(o, tensors) for o in obj))
     if t is dict:
         return (t, tuple((k, _flatten_out(v, tensors)) for k, v in obj.items()))
-    raise _Unsupported("it returns a %s (a compiled step returns tensors, or tuples, lists and dicts of "
+    raise _Unsupported("it returns a value of type %s (a compiled step returns tensors, or tuples, lists and dicts of "
                        "tensors; call .item() on a returned tensor outside the step)" % t.__name__)
 
 

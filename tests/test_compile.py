@@ -435,7 +435,7 @@ def test_compile_arguments():
     f = lambda: 0  # noqa: E731
     assert bcml.compile(f, disable=True) is f
     s = bcml.compile(f, mode="reduce-overhead", fullgraph=True, dynamic=False, backend="inductor")
-    with pytest.warns(ReplayWarning, match="returns a int"):
+    with pytest.warns(ReplayWarning, match="returns a value of type int"):
         assert s() == 0
     assert s.__wrapped__ is f
 
@@ -459,5 +459,5 @@ def test_same_tensor_twice_and_non_tensor_outputs_rejected():
         np.testing.assert_array_equal(step(x, x).detach().numpy(), ref)
     assert step.on and step.replays == 1
     bad = bcml.compile(lambda a: (lin(a), "text"))
-    with pytest.warns(ReplayWarning, match="returns a str"):
+    with pytest.warns(ReplayWarning, match="returns a value of type str"):
         bad(x)
