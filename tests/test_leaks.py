@@ -69,6 +69,14 @@ def make_context():
     c.fwd_plan = _core.plan_build(_core.record_end(), (x,), None, (out,))
     c.outs = (bcml.from_numpy(np.zeros((4, 2), np.float32)),)
     c.threads = _core.get_num_threads()
+    # a whole recorded step (bcml.compile's record): a gradient clear, forward, backward, an SGD step
+    _core.record_begin(True)
+    lin.weight.grad = None
+    sloss = F.cross_entropy(lin(x), y)
+    sloss.backward()
+    _core.record_mark_optim(0)
+    c.step_plan = _core.plan_build(_core.record_end(), (x, y), None, (sloss,))
+    c.step_sets = [[(0, (1e-3, 0.9, 0.0, 0.0, False, False), c.params, [None] * len(c.params), None, None, None)]]
     head = b'{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}'
     head += b" " * (-len(head) % 8)
     c.st_file = len(head).to_bytes(8, "little") + head + b"\0\0\x80\x3f"
@@ -176,6 +184,12 @@ CALLS = {
         (c.plan,), c.full, None, c.bounds, 0,
         [(0, (1e-3, 0.9, 0.0, 0.0, False, False), c.params, [None] * len(c.params), None, None, None)],
         c.losses),
+    "plan_exec": lambda c: lambda: (c.core.plan_exec(c.step_plan, (c.x, c.yt), c.step_sets),
+                                    _fails(c.core.plan_exec, c.step_plan, (c.x, c.yt), [])),
+    "is_recording": lambda c: c.core.is_recording,
+    "record_mark_optim": lambda c: lambda: (c.core.record_begin(True), c.core.record_mark_optim(0),
+                                            c.core.record_end(), c.core.record_mark_optim(1),
+                                            _fails(c.core.record_mark_optim, -1)),
     "randperm": lambda c: lambda: c.core.randperm(5, c.gen),
     "record_begin": _record,
     "record_end": _record,
@@ -197,6 +211,8 @@ CALLS = {
     "TensorBase()": lambda c: lambda: c.core.TensorBase(c.a),
     "TensorBase._copy_from": lambda c: lambda: c.a._copy_from(c.b),
     "TensorBase._bump_version": lambda c: c.a._bump_version,
+    "TensorBase._zero_grad": lambda c: lambda: (c.p._zero_grad(False), c.p._zero_grad(True),
+                                                setattr(c.p, "grad", c.bcml.ones(3))),
     "TensorBase._version": lambda c: lambda: c.a._version,
     "TensorBase._set_data": lambda c: lambda: c.a._set_data(c.b),
     "TensorBase.backward": _backward,
