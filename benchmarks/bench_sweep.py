@@ -49,11 +49,30 @@ For (2), where h2 has no dropout and so running h2 once or twice gives the same 
 driver also prints the largest difference between the summaries (accuracy, BTC, BEC) of the
 sequential reference and bcml, and of the two PyTorch references.
 
+With --bcml-original DIR, the original package runs as a third reference (a benchmark reference
+only, never a dependency): DIR is the unpacked output of `pip download
+backwardcompatibilityml==1.4.2 --no-deps` (the folder holding backwardcompatibilityml/, or the
+one above an sdist's backwardcompatibilityml-1.4.2/). Its worker puts DIR first on sys.path,
+stubs the modules of ORIGINAL_STUBS (mlflow) with empty types.ModuleType objects when they are
+not installed (its training helpers import mlflow but call it only with use_ml_flow=True; flask
+and PIL are imported only by its widget and SweepManager modules, which are not loaded), imports
+backwardcompatibilityml.helpers.training and .loss from DIR, and runs its own
+compatibility_sweep, as SweepManager.start_sweep_synchronous calls it, with its
+BCCrossEntropyLoss and StrictImitationCrossEntropyLoss, torch.optim.SGD, the same models,
+weights, data, lambda grid, epochs and batch sizes, into a temporary folder. It needs
+scikit-learn (its accuracy metric) and ran unpatched under PyTorch 2.13 and NumPy 2. Its data
+sets are lists of (batch_ids, input, target) as its docs build them: the training list is
+batched in the order of the first epoch's shuffle and, being a list, visited in that order in
+every epoch. Its loss values are its own (the dissonance a mean over S, not SPEC section 3's
+(1/B)-sum), so only its time is compared. It runs at 1 and 2 PyTorch threads; the driver prints
+its rows and bcml's best over its best, for (1) and (2). --quick runs it at the quick sizes.
+
 Repetitions: the median of --reps (default 5; 1 with --quick) after --warmup whole sweeps
 (default 1; none with --quick: the first sweep is timed as it comes, cold start included).
 --quick: (1) 1,000 training images, the first 500 test images and 1 epoch, (2) 3 epochs.
 
     python benchmarks/bench_sweep.py [--quick] [--data ../shared/data] [--reps N] [--warmup N]
+                                     [--bcml-original DIR]
 """
 import argparse
 import copy
