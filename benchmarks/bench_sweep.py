@@ -524,7 +524,10 @@ def main():
     import bcml
     from bcml.data import DataLoader
     from bcml.datasets import load_adult, load_fashion_mnist
-    original = resolve_original_dir(a.bcml_original) if a.bcml_original else None
+    try:
+        original = resolve_original_dir(a.bcml_original) if a.bcml_original else None
+    except ValueError as e:
+        ap.error(str(e))
     reps = a.reps if a.reps is not None else (1 if a.quick else 5)
     warmup = a.warmup if a.warmup is not None else (0 if a.quick else 1)
     grid = lambda_grid()
