@@ -49,11 +49,30 @@ For (2), where h2 has no dropout and so running h2 once or twice gives the same 
 driver also prints the largest difference between the summaries (accuracy, BTC, BEC) of the
 sequential reference and bcml, and of the two PyTorch references.
 
+With --bcml-original DIR, the original package runs as a third reference (a benchmark reference
+only, never a dependency): DIR is the unpacked output of `pip download
+backwardcompatibilityml==1.4.2 --no-deps` (the folder holding backwardcompatibilityml/, or the
+one above an sdist's backwardcompatibilityml-1.4.2/). Its worker puts DIR first on sys.path,
+stubs the modules of ORIGINAL_STUBS (mlflow) with empty types.ModuleType objects when they are
+not installed (its training helpers import mlflow but call it only with use_ml_flow=True; flask
+and PIL are imported only by its widget and SweepManager modules, which are not loaded), imports
+backwardcompatibilityml.helpers.training and .loss from DIR, and runs its own
+compatibility_sweep, as SweepManager.start_sweep_synchronous calls it, with its
+BCCrossEntropyLoss and StrictImitationCrossEntropyLoss, torch.optim.SGD, the same models,
+weights, data, lambda grid, epochs and batch sizes, into a temporary folder. It needs
+scikit-learn (its accuracy metric) and ran unpatched under PyTorch 2.13 and NumPy 2. Its data
+sets are lists of (batch_ids, input, target) as its docs build them: the training list is
+batched in the order of the first epoch's shuffle and, being a list, visited in that order in
+every epoch. Its loss values are its own (the dissonance a mean over S, not SPEC section 3's
+(1/B)-sum), so only its time is compared. It runs at 1 and 2 PyTorch threads; the driver prints
+its rows and bcml's best over its best, for (1) and (2). --quick runs it at the quick sizes.
+
 Repetitions: the median of --reps (default 5; 1 with --quick) after --warmup whole sweeps
 (default 1; none with --quick: the first sweep is timed as it comes, cold start included).
 --quick: (1) 1,000 training images, the first 500 test images and 1 epoch, (2) 3 epochs.
 
     python benchmarks/bench_sweep.py [--quick] [--data ../shared/data] [--reps N] [--warmup N]
+                                     [--bcml-original DIR]
 """
 import argparse
 import copy
@@ -262,11 +281,103 @@ def torch_sweep_cached(torch, F, h1, h2, X, y, Xt, yt, perms, epochs, batch, lr,
     return summary
 
 
+# ---- the original package (--bcml-original DIR) ------------------------------------------------
+ORIGINAL = "backwardcompatibilityml"
+# Modules the original imports at module level that it does not use in the sweep we run; each is
+# stubbed (an empty types.ModuleType in sys.modules) only when it is not installed:
+#   mlflow: helpers/training.py does `import mlflow` and calls it only with use_ml_flow=True.
+# (flask and PIL are imported by sweep_management.py and the widgets, which the sweep does not load.)
+ORIGINAL_STUBS = ("mlflow",)
+
+
+def resolve_original_dir(path):
+    """The folder that holds the original's package folder backwardcompatibilityml/: `path`
+    itself, or its one subfolder backwardcompatibilityml-*/ (an unpacked sdist)."""
+    import glob
+    path = os.path.abspath(path)
+    if os.path.isfile(os.path.join(path, ORIGINAL, "__init__.py")):
+        return path
+    found = sorted(glob.glob(os.path.join(path, ORIGINAL + "-*", ORIGINAL, "__init__.py")))
+    if len(found) == 1:
+        return os.path.dirname(os.path.dirname(found[0]))
+    raise ValueError("--bcml-original: %s holds neither %s/ nor one %s-*/%s/ (unpack the output of "
+                     "`pip download %s==1.4.2 --no-deps` there)" % (path, ORIGINAL, ORIGINAL, ORIGINAL, ORIGINAL))
+
+
+def original_version(root):
+    """The version in the unpacked wheel's *.dist-info/METADATA or the sdist's PKG-INFO, else '?'."""
+    import glob
+    for meta in glob.glob(os.path.join(root, ORIGINAL + "-*.dist-info", "METADATA")) + \
+            [os.path.join(root, "PKG-INFO")]:
+        if os.path.isfile(meta):
+            with open(meta) as fh:
+                for line in fh:
+                    if line.startswith("Version:"):
+                        return line.split(":", 1)[1].strip()
+    return "?"
+
+
+def load_original(path):
+    """Imports the original package from `path` (see resolve_original_dir): puts its folder first
+    on sys.path, stubs the modules of ORIGINAL_STUBS that are missing, and imports its training
+    helpers and loss classes, never a copy installed elsewhere (ImportError then). Returns a
+    namespace with training, loss, version, root and stubbed (the names stubbed)."""
+    import importlib
+    import importlib.util
+    import types
+    root = resolve_original_dir(path)
+    if sys.path[:1] != [root]:
+        sys.path.insert(0, root)
+    stubbed = []
+    for name in ORIGINAL_STUBS:
+        if name not in sys.modules and importlib.util.find_spec(name) is None:
+            sys.modules[name] = types.ModuleType(name)
+            stubbed.append(name)
+    training = importlib.import_module(ORIGINAL + ".helpers.training")
+    loss = importlib.import_module(ORIGINAL + ".loss")
+    where = os.path.dirname(os.path.dirname(os.path.abspath(sys.modules[ORIGINAL].__file__)))
+    if where != root:
+        raise ImportError("%s was imported from %s, not from %s" % (ORIGINAL, where, root))
+    return types.SimpleNamespace(training=training, loss=loss, version=original_version(root), root=root,
+                                 stubbed=stubbed)
+
+
+def original_batches(torch, X, y, order, batch, first_id=0):
+    """A data set in the original's format, a list of (batch_ids, input, target) with batch_ids a
+    list of ints (the samples' row numbers + first_id), in the order of `order` (a NumPy array
+    of row numbers)."""
+    import numpy as np
+    out = []
+    for i in range(0, len(order), batch):
+        idx = np.ascontiguousarray(order[i:i + batch], dtype=np.int64)
+        rows = torch.from_numpy(idx)
+        out.append(((idx + first_id).tolist(), X[rows], y[rows]))
+    return out
+
+
+def original_sweep(orig, torch, h1, h2, X, y, Xt, yt, order, epochs, batch, lr, momentum, folder, step=STEP):
+    """The original's own compatibility_sweep (helpers.training, as its SweepManager's
+    start_sweep_synchronous calls it) with BCCrossEntropyLoss / StrictImitationCrossEntropyLoss and
+    torch.optim.SGD; its files go to `folder`. The training set is one list of batches in the
+    order of `order`, which every epoch visits again (the original takes a list). Returns its
+    summary rows (sweep_summary.json's data)."""
+    import numpy as np
+    training_set = original_batches(torch, X, y, order, batch)
+    test_set = original_batches(torch, Xt, yt, np.arange(Xt.shape[0]), BATCH_TEST, first_id=X.shape[0])
+    orig.training.compatibility_sweep(
+        folder, epochs, h1, h2, training_set, test_set, batch, BATCH_TEST,
+        torch.optim.SGD, {"lr": lr, "momentum": momentum},
+        orig.loss.BCCrossEntropyLoss, orig.loss.StrictImitationCrossEntropyLoss,
+        lambda_c_stepsize=step, device="cpu")
+    with open(os.path.join(folder, "sweep_summary.json")) as fh:
+        return json.load(fh)["data"]
+
+
 def _state_from_npz(d, prefix):
     return {k[len(prefix):]: d[k] for k in d.files if k.startswith(prefix)}
 
 
-def worker(lib, task, npz, reps, warmup, epochs, n_jobs):
+def worker(lib, task, npz, reps, warmup, epochs, n_jobs, original_dir=None):
     import numpy as np
     d = np.load(npz)
     X, y, Xt, yt, perms = d["X"], d["y"], d["Xt"], d["yt"], d["perms"][:epochs]
@@ -274,8 +385,11 @@ def worker(lib, task, npz, reps, warmup, epochs, n_jobs):
     threads = int(os.environ.get("BENCH_THREADS", "1"))
     f = X.shape[1]
     result = {}
-    if lib in ("torch", "torch-cached"):
+    if lib in ("torch", "torch-cached", "original"):
         torch, F, make = torch_models(task, f)
+        if lib == "original":  # imported before the timing, as torch is
+            orig = load_original(original_dir)
+            result["version"], result["stubbed"] = orig.version, orig.stubbed
         torch.set_num_threads(threads)
         torch.manual_seed(0)
         Xtr, ytr, Xte, yte = (torch.from_numpy(a) for a in (X, y, Xt, yt))
@@ -289,7 +403,10 @@ def worker(lib, task, npz, reps, warmup, epochs, n_jobs):
         def run():
             folder = tempfile.mkdtemp(prefix="bench_sweep_torch_")
             try:
-                if lib == "torch":
+                if lib == "original":
+                    result["summary"] = original_sweep(orig, torch, h1, h2, Xtr, ytr, Xte, yte, perms[0], epochs,
+                                                       cfg["batch"], cfg["lr"], cfg["momentum"], folder)
+                elif lib == "torch":
                     result["summary"] = torch_sweep(torch, F, h1, h2, Xtr, ytr, Xte, yte, perm_t, epochs,
                                                     cfg["batch"], cfg["lr"], cfg["momentum"], folder)
                 else:  # n_jobs: the number of processes, each at 1 thread
@@ -337,7 +454,7 @@ def worker(lib, task, npz, reps, warmup, epochs, n_jobs):
                 shutil.rmtree(folder, ignore_errors=True)
 
     med, times = _common.time_reps(run, reps, warmup)
-    print(json.dumps({"median": med, "times": times, "summary": result.get("summary")}))
+    print(json.dumps(dict(result, median=med, times=times, summary=result.get("summary"))))
 
 
 # ---- the driver ------------------------------------------------------------------------------
@@ -371,21 +488,46 @@ def _summary_difference(a, b):
                for k in ("performance", "btc", "bec"))
 
 
+def _original_label(res):
+    return "original %s %s (its own code, BCML's algorithm)" % (ORIGINAL, res["original", 1].get("version", "?"))
+
+
+def _print_original(res, bb):
+    """The original package's rows against bcml's, and bcml's best over the original's best."""
+    to = {t: res["original", t]["median"] for t in (1, 2)}
+    bo = min(to, key=to.get)
+    best_b = min(bb, key=bb.get)
+    rows = [("1 thr / bcml 1 worker", to[1], bb[1]),
+            ("2 thr / bcml 2 workers", to[2], bb[2]),
+            ("best (%d thr) / bcml best (%d worker%s)" % (bo, best_b, "s" if best_b > 1 else ""), to[bo], bb[best_b])]
+    stubbed = res["original", 1].get("stubbed") or []
+    _common.print_table("  %s%s" % (_original_label(res),
+                                     ", stubbed: %s" % ", ".join(stubbed) if stubbed else ""), rows)
+    print("  speedup of bcml's best over the original's best: %.2fx" % (to[bo] / bb[best_b]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--data", default=os.path.join(HERE, "..", "..", "shared", "data"))
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--warmup", type=int, default=None)
+    ap.add_argument("--bcml-original", metavar="DIR", default=None,
+                    help="also time the original backwardcompatibilityml package unpacked in DIR "
+                         "(pip download backwardcompatibilityml==1.4.2 --no-deps, then unzip/untar)")
     ap.add_argument("--worker", nargs="*")
     a = ap.parse_args()
     if a.worker:
-        lib, task, npz, reps, warmup, epochs, n_jobs = a.worker
-        return worker(lib, task, npz, int(reps), int(warmup), int(epochs), int(n_jobs))
+        lib, task, npz, reps, warmup, epochs, n_jobs = a.worker[:7]
+        return worker(lib, task, npz, int(reps), int(warmup), int(epochs), int(n_jobs), *a.worker[7:])
     import numpy as np
     import bcml
     from bcml.data import DataLoader
     from bcml.datasets import load_adult, load_fashion_mnist
+    try:
+        original = resolve_original_dir(a.bcml_original) if a.bcml_original else None
+    except ValueError as e:
+        ap.error(str(e))
     reps = a.reps if a.reps is not None else (1 if a.quick else 5)
     warmup = a.warmup if a.warmup is not None else (0 if a.quick else 1)
     grid = lambda_grid()
@@ -394,6 +536,9 @@ def main():
           % (STEP, grid, 2 * len(grid), len(grid), len(KINDS), _common.torch_version(),
              "quick" if a.quick else "full", reps, warmup, "" if warmup == 1 else "s"))
     print("bcml from %s" % os.path.dirname(os.path.abspath(bcml.__file__)))
+    if original:
+        print("original %s %s from %s (a benchmark reference only)"
+              % (ORIGINAL, original_version(original), original))
     sys.stdout.flush()
     tmp = tempfile.mkdtemp(prefix="bench_sweep_")
     fm = load_fashion_mnist()
@@ -428,6 +573,10 @@ def main():
             # bcml's algorithm in PyTorch: 2 processes of 1 thread each
             res["torch-cached"] = _common.run_config(
                 __file__, ["torch-cached", task, npz, reps, warmup, epochs, 2], 1)
+            if original:  # the original package's own sweep, at the sequential reference's threads
+                for t in (1, 2):
+                    res["original", t] = _common.run_config(
+                        __file__, ["original", task, npz, reps, warmup, epochs, 1, original], t)
             for workers in (1, 2):
                 try:
                     res["bcml", workers] = _common.run_config(
@@ -443,6 +592,9 @@ def main():
                 print("  PyTorch vs BCML's algorithm (sequential): 1 thread %.3f s, 2 threads %.3f s (best: %d)"
                       % (tt[1], tt[2], bt))
                 print("  PyTorch vs bcml's algorithm (same algorithm), 2 processes x 1 thread: %.3f s" % tc)
+                if original:
+                    print("  %s: 1 thread %.3f s, 2 threads %.3f s"
+                          % (_original_label(res), res["original", 1]["median"], res["original", 2]["median"]))
                 print("  bcml: not measured (%s)" % err)
                 sys.stdout.flush()
                 continue
@@ -458,6 +610,8 @@ def main():
                     ("2 procs x 1 thr / bcml best", tc, min(bb[1], bb[2]))]
             _common.print_table("  PyTorch vs bcml's algorithm (same algorithm: h1 cached, h2 once per batch, "
                                 "jobs over 2 processes of 1 thread)", rows)
+            if original:
+                _print_original(res, bb)
             print("  bcml scaling 1 -> 2 workers: %.2fx (%.3f s -> %.3f s)" % (bb[1] / bb[2], bb[1], bb[2]))
             if task == "lr":
                 diff = _summary_difference(res["torch", bt]["summary"], res["bcml", 1]["summary"])

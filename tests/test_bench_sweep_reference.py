@@ -2,7 +2,10 @@
 h2 run on the batch and again on S) gives the values of bcml.loss.BCCrossEntropyLoss and
 StrictImitationCrossEntropyLoss (SPEC section 3) for the same weights, and the same h2 gradients;
 and its lambda_c grid is SPEC section 6's; the same-algorithm reference (h1 cached, h2 once
-per batch, jobs over 1 or 2 processes) gives the same losses, gradients and sweep summaries."""
+per batch, jobs over 1 or 2 processes) gives the same losses, gradients and sweep summaries; and
+the original backwardcompatibilityml package (its folder in BCML_ORIGINAL_DIR: skipped without it
+on a user's machine, failed under CI), loaded and run by the benchmark's --bcml-original code,
+writes a summary that its own saved models reproduce."""
 import importlib.util
 from pathlib import Path
 
@@ -155,3 +158,115 @@ def test_cached_sweep_matches_sequential_reference(torch, tmp_path, processes):
             assert r[k] == pytest.approx(s[k], abs=1e-12), (r, s, k)
     # not a vacuous comparison: h1 is neither always right nor always wrong
     assert 0.0 < a[0]["btc"] <= 1.0 and any(0.0 < r["bec"] < 1.0 for r in a)
+
+
+# ---- the original package as a reference (bench_sweep.py --bcml-original DIR) -------------------
+def test_resolve_original_dir(tmp_path):
+    """--bcml-original takes the folder holding backwardcompatibilityml/ or the unpacked sdist's
+    parent folder (one backwardcompatibilityml-*/ inside), and rejects any other folder."""
+    bs = _bench()
+    with pytest.raises(ValueError, match="bcml-original"):
+        bs.resolve_original_dir(str(tmp_path))
+    pkg = tmp_path / "backwardcompatibilityml-1.4.2" / "backwardcompatibilityml"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg.parent / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: backwardcompatibilityml\nVersion: 1.4.2\n")
+    assert bs.resolve_original_dir(str(tmp_path)) == str(pkg.parent)
+    assert bs.resolve_original_dir(str(pkg.parent)) == str(pkg.parent)
+    assert bs.original_version(str(pkg.parent)) == "1.4.2"
+
+
+@pytest.fixture
+def original(torch):
+    """The benchmark module and the original package loaded through its loader from the folder in
+    BCML_ORIGINAL_DIR (skips without it, fails under CI); sys.path and the original's modules (and
+    the stubs) are removed again afterwards."""
+    import os
+    import sys
+    from conftest import CI
+    path = os.environ.get("BCML_ORIGINAL_DIR")
+    if not path:
+        if CI:
+            pytest.fail("BCML_ORIGINAL_DIR (the unpacked backwardcompatibilityml 1.4.2) is required when CI is set")
+        pytest.skip("BCML_ORIGINAL_DIR is not set")
+    bs = _bench()
+    saved_path, before = list(sys.path), set(sys.modules)
+    orig = bs.load_original(path)
+    yield bs, orig
+    sys.path[:] = saved_path
+    for name in set(sys.modules) - before:
+        if name.split(".")[0] in (bs.ORIGINAL,) + tuple(orig.stubbed):
+            del sys.modules[name]
+
+
+def test_original_sweep_summary_matches_its_saved_models(torch, shared_data, original, tmp_path):
+    """The original package's own compatibility_sweep, run through the benchmark's loader on 300
+    Adult rows (1 epoch, lambda_c 0 and 1): one summary point per lambda_c for each split and
+    loss kind, every model saved, and its BTC, BEC and accuracy are those that bcml.scores and
+    NumPy compute from the saved models' predictions on the same batches, averaged over the
+    batches as its code does (BEC normalised by h1's errors, 0 for an empty denominator). Its
+    strict-imitation test row evaluates the new-error model, as the original's code does (SPEC
+    section 3); here that cannot show: its strict-imitation cross-entropy targets h1's labels on
+    S, which are y there, so without dropout both kinds train the same weights."""
+    from bcml.datasets import load_adult
+    from bcml.scores import error_compatibility_score, trust_compatibility_score
+    bs, orig = original
+    assert orig.training.__file__.startswith(orig.root)
+    adult = load_adult(str(shared_data))
+    n, nt, batch = 300, 200, 64
+    X = torch.from_numpy(np.ascontiguousarray(adult.X_train[:n], dtype=np.float32))
+    y = torch.from_numpy(np.ascontiguousarray(adult.y_train[:n], dtype=np.int64))
+    Xt = torch.from_numpy(np.ascontiguousarray(adult.X_test[:nt], dtype=np.float32))
+    yt = torch.from_numpy(np.ascontiguousarray(adult.y_test[:nt], dtype=np.int64))
+    f = X.shape[1]
+    _t, F, make = bs.torch_models("lr", f)
+    torch.manual_seed(5)
+    h1, h2 = make(), make()
+    opt = torch.optim.SGD(h1.parameters(), lr=0.5)
+    for _ in range(2):  # h1 right on some rows and wrong on others
+        opt.zero_grad()
+        F.cross_entropy(h1(X)[0], y).backward()
+        opt.step()
+    h1.eval()
+    order = np.random.default_rng(3).permutation(n)
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    summary = bs.original_sweep(orig, torch, h1, h2, X, y, Xt, yt, order, 1, batch, 0.05, 0.9, str(folder), step=1.0)
+    lambdas = [0.0, 1.0]
+    assert len(summary) == 4 * len(lambdas)
+    for split in ("training", "testing"):
+        for kind in bs.KINDS:
+            rows = [r for r in summary if r[split] and r[kind]]
+            assert [r["lambda_c"] for r in rows] == lambdas, (split, kind)
+    sets = {"training": bs.original_batches(torch, X, y, order, batch),
+            "testing": bs.original_batches(torch, Xt, yt, np.arange(nt), bs.BATCH_TEST, first_id=n)}
+    assert len(sets["training"]) == 5  # the per-batch averages differ from whole-set values
+
+    def labels(model, x):
+        with torch.no_grad():
+            return model(x)[0].argmax(1).numpy()
+
+    seen_btc = set()
+    for r in summary:
+        split = "training" if r["training"] else "testing"
+        kind = "new-error" if r["new-error"] or split == "testing" else "strict-imitation"
+        state = folder / ("%s-model-%s.state" % (r["lambda_c"], kind))
+        assert state.exists(), state
+        m = make()
+        m.load_state_dict(torch.load(str(state)))
+        m.eval()
+        acc, btc, bec = [], [], []
+        for _ids, xb, yb in sets[split]:
+            l1, l2, yn = labels(h1, xb), labels(m, xb), yb.numpy()
+            acc.append(np.mean(l2 == yn))
+            btc.append(trust_compatibility_score(l1, l2, yn, zero_division=0))
+            bec.append(error_compatibility_score(l1, l2, yn, normalize="h1", zero_division=0))
+        assert r["performance"] == pytest.approx(np.mean(acc), abs=1e-12), r
+        assert r["btc"] == pytest.approx(np.mean(btc), abs=1e-12), r
+        assert r["bec"] == pytest.approx(np.mean(bec), abs=1e-12), r
+        assert 0.0 <= r["btc"] <= 1.0 and 0.0 <= r["bec"] <= 1.0
+        seen_btc.add(round(r["btc"], 12))
+    # not vacuous: h1 is neither always right nor always wrong, and the rows differ
+    l1 = labels(h1, X)
+    assert 0 < np.count_nonzero(l1 == y.numpy()) < n
+    assert len(seen_btc) > 1
