@@ -101,3 +101,27 @@ def test_pool_survives_resizing_and_fork():
             assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
         finally:
             bcml.set_num_threads(before)
+
+
+def test_split_elementwise_loops_match_numpy_at_any_thread_count():
+    """relu forward and backward, and the zeroed gradient buffers backward adds into, are split
+    over threads for large tensors (bcml_parallel_for): any thread count gives NumPy's values."""
+    rng = np.random.default_rng(4)
+    xs = rng.standard_normal(300_001).astype(np.float32)
+    xs[::7] = 0.0
+    gs = rng.standard_normal(300_001).astype(np.float32)
+    before = bcml.get_num_threads()
+    outs = []
+    try:
+        for n in (1, 2, 3):
+            bcml.set_num_threads(n)
+            x = bcml.from_numpy(xs.copy())
+            x.requires_grad = True
+            y = bcml.relu(x)
+            y.backward(bcml.from_numpy(gs))
+            outs.append((y.detach().numpy().copy(), x.grad.numpy().copy()))
+    finally:
+        bcml.set_num_threads(before)
+    for y, g in outs:
+        np.testing.assert_array_equal(y, np.maximum(xs, 0))
+        np.testing.assert_array_equal(g, np.where(xs > 0, gs, 0).astype(np.float32))

@@ -9,28 +9,47 @@ static bcml_status unary_out(bcml_node *n, bcml_tensor **out, const char *name, 
     return bcml_tensor_new_like(&out[0], n->in[0], BCML_FLOAT32, 0, err);
 }
 
+/* Elementwise loops split over threads in chunks of at least this many floats (the pool's
+ * wake-up costs about as much as a relu over a few thousand). */
+#define ELEM_GRAIN ((int64_t)1 << 15)
+
+typedef struct {
+    const float *x, *g;
+    float *y;
+} relu_job;
+
+static void relu_fw_range(void *p, int64_t lo, int64_t hi) {
+    const relu_job *j = p;
+    const float *restrict x = j->x;
+    float *restrict y = j->y;
+    /* max(x, 0) that keeps NaN (a NaN compares false, so it takes the x branch) */
+    for (int64_t i = lo; i < hi; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
+}
+
+static void relu_bw_range(void *p, int64_t lo, int64_t hi) {
+    const relu_job *j = p;
+    const float *restrict x = j->x, *restrict g = j->g;
+    float *restrict dx = j->y;
+    /* as PyTorch's threshold_backward: zero where x <= 0, so a NaN input passes its gradient */
+    for (int64_t i = lo; i < hi; i++) {
+        float gi = g[i];
+        dx[i] += x[i] <= 0.0f ? 0.0f : gi;
+    }
+}
+
 bcml_status bcml_relu_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
     (void)ctx;
     bcml_status st = unary_out(n, out, "relu", err);
     if (st) return st;
-    const float *restrict x = bcml_f32(n->in[0]);
-    float *restrict y = bcml_f32(out[0]);
-    const int64_t N = out[0]->numel;
-    /* max(x, 0) that keeps NaN (a NaN compares false, so it takes the x branch) */
-    for (int64_t i = 0; i < N; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
+    relu_job j = {bcml_f32(n->in[0]), NULL, bcml_f32(out[0])};
+    bcml_parallel_for(out[0]->numel, ELEM_GRAIN, relu_fw_range, &j);
     return BCML_OK;
 }
 
 bcml_status bcml_relu_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {
     (void)err;
-    const float *restrict x = bcml_f32(n->in[0]), *restrict g = bcml_f32(dout);
-    float *restrict dx = bcml_f32(din[0]);
-    const int64_t N = dout->numel;
-    /* as PyTorch's threshold_backward: zero where x <= 0, so a NaN input passes its gradient */
-    for (int64_t i = 0; i < N; i++) {
-        float gi = g[i];
-        dx[i] += x[i] <= 0.0f ? 0.0f : gi;
-    }
+    relu_job j = {bcml_f32(n->in[0]), bcml_f32(dout), bcml_f32(din[0])};
+    bcml_parallel_for(dout->numel, ELEM_GRAIN, relu_bw_range, &j);
     return BCML_OK;
 }
 

@@ -148,6 +148,12 @@ int64_t bcml_storage_bytes(void);
 typedef void (*bcml_task_fn)(void *arg, int64_t k, int64_t n);
 /* Runs every task on up to bcml_get_num_threads() threads with a fixed partition (see threads.c). */
 void bcml_parallel(int64_t ntasks, bcml_task_fn fn, void *arg);
+/* A chunk [lo, hi) of an elementwise loop. */
+typedef void (*bcml_range_fn)(void *arg, int64_t lo, int64_t hi);
+/* Runs fn over [0, n) in chunks of at least grain elements (at most 8 chunks), the chunks fixed
+ * by n and grain alone (never the thread count), in parallel; small n runs in one call. For
+ * loops whose elements are independent (the result is the same bits with any thread count). */
+void bcml_parallel_for(int64_t n, int64_t grain, bcml_range_fn fn, void *arg);
 /* Threads bcml's kernels may use (the process default; starts pool threads as needed). */
 void bcml_set_num_threads(int n);
 int bcml_get_num_threads(void);

@@ -194,6 +194,14 @@ static atomic_llong storage_bytes;   /* bytes of the storages bcml allocated tha
 
 int64_t bcml_storage_bytes(void) { return (int64_t)atomic_load(&storage_bytes); }
 
+/* Zeroes a new buffer; large ones (gradient buffers backward adds into) on the pool's threads. */
+static void zero_range(void *p, int64_t lo, int64_t hi) { memset((char *)p + lo, 0, (size_t)(hi - lo)); }
+
+static void zero_fill(void *data, size_t nbytes) {
+    if (nbytes < ((size_t)1 << 18)) memset(data, 0, nbytes);
+    else bcml_parallel_for((int64_t)nbytes, (int64_t)1 << 17, zero_range, data);
+}
+
 bcml_status bcml_tensor_new(bcml_tensor **out, bcml_dtype dt, int ndim, const int64_t *shape,
                             int zero, bcml_err *err) {
     int64_t numel;
@@ -208,7 +216,7 @@ bcml_status bcml_tensor_new(bcml_tensor **out, bcml_dtype dt, int ndim, const in
         return bcml_fail(err, BCML_ENOMEM, "out of memory allocating %zu bytes for a tensor",
                          nbytes);
     }
-    if (zero) memset(data, 0, nbytes);
+    if (zero) zero_fill(data, nbytes);
     atomic_init(&s->refcount, 1);
     s->data = data;
     s->nbytes = nbytes;

@@ -197,3 +197,31 @@ void bcml_parallel(int64_t ntasks, bcml_task_fn fn, void *arg) {
     }
     pthread_mutex_unlock(&busy);
 }
+
+/* ---- elementwise loops ------------------------------------------------------------------ */
+typedef struct {
+    bcml_range_fn fn;
+    void *arg;
+    int64_t n, chunk;
+} range_job;
+
+static void range_task(void *p, int64_t k, int64_t ntasks) {
+    (void)ntasks;
+    const range_job *j = p;
+    int64_t lo = k * j->chunk, hi = lo + j->chunk < j->n ? lo + j->chunk : j->n;
+    if (lo < hi) j->fn(j->arg, lo, hi);
+}
+
+void bcml_parallel_for(int64_t n, int64_t grain, bcml_range_fn fn, void *arg) {
+    if (grain < 1) grain = 1;
+    int64_t ntasks = n / grain;
+    if (ntasks > 8) ntasks = 8;
+    if (ntasks <= 1 || bcml_get_num_threads() <= 1) {
+        if (n > 0) fn(arg, 0, n);
+        return;
+    }
+    int64_t chunk = (n + ntasks - 1) / ntasks;
+    chunk = (chunk + 15) / 16 * 16;   /* whole cache lines of floats per chunk */
+    range_job j = {fn, arg, n, chunk};
+    bcml_parallel((n + chunk - 1) / chunk, range_task, &j);
+}
