@@ -152,7 +152,22 @@ static void softmax_fw(float *restrict y, const float *restrict x, int64_t outer
 /* dx (outer, D, inner) += softmax / log_softmax backward from y and g */
 static void softmax_bw(float *restrict dx, const float *restrict y, const float *restrict g,
                        int64_t outer, int64_t D, int64_t inner, int logsm) {
-    float t[CH]; /* exp(y) of up to CH elements (log_softmax) */
+    float t[4 * CH]; /* exp(y) of up to 4 * CH elements (log_softmax) */
+    if (inner == 1 && logsm && D < 32) {
+        /* short rows (e.g. 2 or 10 classes): one exp call per block of rows, as forward */
+        const int64_t R = D ? (4 * CH) / D : outer;
+        for (int64_t r0 = 0; r0 < outer; r0 += R) {
+            const int64_t nr = outer - r0 < R ? outer - r0 : R;
+            const float *yb = y + r0 * D, *gb = g + r0 * D;
+            float *db = dx + r0 * D;
+            bcml_exp_f32(t, yb, nr * D);
+            for (int64_t r = 0; r < nr; r++) {
+                const float s = row_dot(gb + r * D, NULL, D);
+                for (int64_t j = 0; j < D; j++) db[r * D + j] += gb[r * D + j] - t[r * D + j] * s;
+            }
+        }
+        return;
+    }
     if (inner == 1) {
         for (int64_t r = 0; r < outer; r++) {
             const float *yr = y + r * D, *gr = g + r * D;
