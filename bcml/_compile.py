@@ -129,6 +129,7 @@ class CompiledStep:
         self.check_every = check_every
         self.watch = tuple(watch)
         self.entries = {}
+        self._used = []    # Modules the recorded plans read (see _record)
         self.replays = 0   # calls that ran in C
         self.on = True
         self._hooks_seen = None
@@ -137,8 +138,14 @@ class CompiledStep:
         self._what = "bcml.compile(%s)" % name
         # where the step finds its Modules and optimizers by name (looked up at every call, so
         # that rebinding one of them records the step again)
-        f = fn.__func__ if isinstance(fn, types.MethodType) else fn
-        self._self = fn.__self__ if isinstance(fn, types.MethodType) else None
+        f, self._self, self._extra = fn, None, ()
+        if isinstance(f, functools.partial):
+            self._extra = tuple(f.args) + tuple(f.keywords.values())
+            f = f.func
+        if isinstance(f, types.MethodType):
+            self._self, f = f.__self__, f.__func__
+        elif not isinstance(f, types.FunctionType) and isinstance(getattr(f, "__dict__", None), dict):
+            self._self, f = f, getattr(type(f), "__call__", None)   # a callable object: its attributes
         self._code_fn = f if isinstance(f, types.FunctionType) else None
         if self._code_fn is not None:
             g = self._code_fn.__globals__
@@ -183,6 +190,9 @@ class CompiledStep:
             for v in f.__defaults__ or ():
                 if isinstance(v, kinds):
                     found.append(v)
+        for v in self._extra:
+            if isinstance(v, kinds):
+                found.append(v)
         if self._self is not None:
             if isinstance(self._self, kinds):
                 found.append(self._self)
@@ -241,21 +251,22 @@ class CompiledStep:
             self._disable("it takes %d tensors (at most %d replay)" % (len(tensors), _core.PLAN_MAX_IO))
             return fn(*args, **kwargs)
         named, scalars, Module = self._named(args, kwargs)
+        named += self._used
         if self._hooks_seen != _hooks.VERSION[0]:
             why = _engine._hooks_problem(tuple(named) + (fn,))
             if why is not None:
                 self._disable(why)
                 return fn(*args, **kwargs)
             self._hooks_seen = _hooks.VERSION[0]
-        key = (spec, tuple([(t.shape, t._dtype_name, t.requires_grad) for t in tensors]), _core.is_grad_enabled(),
-               self._state(named, scalars, Module))
+        base = (spec, tuple([(t.shape, t._dtype_name, t.requires_grad) for t in tensors]), _core.is_grad_enabled())
+        key = base + (self._state(named, scalars, Module),)
         e = self.entries.get(key)
         if e is None:
             if len(self.entries) >= CACHE_LIMIT:
                 self._disable("it was called with %d different signatures (shapes, argument values, "
                               "modules' modes)" % CACHE_LIMIT)
                 return fn(*args, **kwargs)
-            return self._record(key, args, kwargs, tensors, named)
+            return self._record(base, args, kwargs, tensors, named, scalars)
         e.calls += 1
         if e.verified and e.calls % self.check_every:
             sets = self._sets(e)
@@ -295,7 +306,7 @@ class CompiledStep:
             return None
         return ospec, otensors
 
-    def _record(self, key, args, kwargs, tensors, named):
+    def _record(self, base, args, kwargs, tensors, named, scalars):
         guard = _engine._Guard(self._fn, tuple(named) + self.watch)
         rec = _Rec()
         _tls.rec = rec
@@ -321,7 +332,14 @@ class CompiledStep:
         if why is not None:
             self._disable("the step has a Python side effect that a replay would skip: %s" % why)
             return out
-        self.entries[key] = _Entry(plan, list(rec.optimizers), ospec)
+        # the Modules whose parameters or buffers the plan reads, and their parents, are watched
+        # from now on wherever the step reaches them (through a helper function, say): their
+        # modes, numbers and parameters join the signature
+        Module = _module_types()[0]
+        used = [m for m in _engine._Guard.modules_of(plan) if all(m is not o for o in self._used)]
+        self._used = self._used + used
+        named = named + used
+        self.entries[base + (self._state(named, scalars, Module),)] = _Entry(plan, list(rec.optimizers), ospec)
         return out
 
     def _check(self, e, args, kwargs, tensors, named):

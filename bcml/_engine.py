@@ -496,6 +496,31 @@ class _Guard:
         self.roots = _step_modules((step,) + self.watch)
         self.state = PyState(live_modules() + self.roots + list(self.watch), contents)
 
+    @staticmethod
+    def modules_of(plan):
+        """The live Modules owning one of the plan's constants (parameters, buffers), and their
+        parents."""
+        from .nn.modules import live_modules
+        ptrs = {c._data_ptr for c in plan.constants()}
+        ptrs.discard(0)
+        mods = live_modules()
+        parents, used = {}, {}
+        for o in mods:
+            d = o.__dict__
+            for c in list(d.get("_modules", {}).values()):
+                if c is not None:
+                    parents.setdefault(id(c), []).append(o)
+            ts = list(d.get("_parameters", {}).values()) + list(d.get("_buffers", {}).values())
+            if any(getattr(t, "_data_ptr", None) in ptrs for t in ts):
+                used[id(o)] = o
+        todo = list(used.values())
+        while todo:
+            for p in parents.get(id(todo.pop()), ()):
+                if id(p) not in used:
+                    used[id(p)] = p
+                    todo.append(p)
+        return list(used.values())
+
     def used(self, plan):
         from .nn.modules import Module
         ptrs = set()

@@ -461,3 +461,29 @@ def test_same_tensor_twice_and_non_tensor_outputs_rejected():
     bad = bcml.compile(lambda a: (lin(a), "text"))
     with pytest.warns(ReplayWarning, match="returns a value of type str"):
         bad(x)
+
+
+def test_modules_reached_through_helpers_are_watched():
+    """A model the step reaches only through a helper function and a dict (not named by the
+    step): the Modules whose parameters the plan reads are watched, so eval() after two calls
+    in train mode records again (dropout off) instead of replaying train mode's ops."""
+    X, _ = _data(32)
+    bcml.manual_seed(0)
+    box = {"m": ConvNet()}
+
+    def fwd(x):
+        return box["m"](x)[0]
+    step = bcml.compile(lambda x: fwd(x))
+    for mode in ("train", "train", "train", "eval", "eval", "train"):
+        getattr(box["m"], mode)()
+        bcml.manual_seed(3)
+        got = step(X[:8]).detach().numpy()
+        bcml.manual_seed(3)
+        np.testing.assert_array_equal(got, fwd(X[:8]).detach().numpy())
+    assert step.on and len(step.entries) >= 2 and step.replays >= 2
+    box["m"].fc2 = nn.Linear(50, 10)   # a submodule rebound: recorded again, not the old weights
+    box["m"].train()
+    bcml.manual_seed(3)
+    got = step(X[:8]).detach().numpy()
+    bcml.manual_seed(3)
+    np.testing.assert_array_equal(got, fwd(X[:8]).detach().numpy())
