@@ -1,8 +1,8 @@
 """bcml.compile(step_fn): record a user's whole step once per input signature, replay it in C.
 
 The first call of each signature (the shapes, dtypes and requires_grad of the tensor arguments,
-the values of the other arguments, the grad mode, and the train/eval flags and parameter
-identities of the Modules the step names) runs the function eagerly and records what it does:
+the values of the other arguments, the grad mode, and the train/eval flags, numbers and parameter
+identities of the Modules the step names or whose parameters its recorded plans read) runs the function eagerly and records what it does:
 every op, each ``backward()``, each ``zero_grad()`` and each ``step()`` of a bcml.optim.SGD or
 Adam, in order. The second call of that signature replays the record in C and checks it against
 an eager run (the state is saved and put back around the replay); from then on calls replay,
