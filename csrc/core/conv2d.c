@@ -586,6 +586,15 @@ static bcml_status job_weight(const conv_geom *g, conv_job *j, const bcml_tensor
     return BCML_OK;
 }
 
+/* The Winograd tile (winograd.c) for a 3x3 stride-1 padding-1 convolution with groups 1 and
+ * dilation 1 and every tap used, from Cin input to Cout output channels on H x W maps; 0: im2col. */
+static int wino_tile(const conv_geom *g, int64_t Cin, int64_t Cout) {
+    if (g->G != 1 || g->KH != 3 || g->KW != 3 || trimmed(g) || g->sh != 1 || g->sw != 1 || g->ph != 1 ||
+        g->pw != 1 || g->dh != 1 || g->dw != 1)
+        return 0;
+    return bcml_wino_tile(g->N, Cin, Cout, g->H, g->W);
+}
+
 /* ---- the op ----------------------------------------------------------------------------- */
 /* in: x (N, C, H, W) or (C, H, W), weight (OC, C/G, KH, KW), bias (OC) or NULL;
  * args: i[0..1] stride, i[2..3] padding, i[4..5] dilation, i[6] groups. out (N, OC, OH, OW)
@@ -601,6 +610,10 @@ bcml_status bcml_conv2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
     if ((st = bcml_tensor_new(&out[0], BCML_FLOAT32, batched ? 4 : 3, batched ? oshape : oshape + 1, 0, err)))
         return st;
     if (out[0]->numel == 0) return BCML_OK;
+    const int m = wino_tile(&g, g.C, g.OC);
+    if (m)
+        return bcml_wino_conv(m, bcml_f32(x), bcml_f32(n->in[1]), 0, b ? bcml_f32(b) : NULL, NULL, NULL, 0,
+                              bcml_f32(out[0]), 0, g.N, g.C, g.OC, g.H, g.W, err);
     conv_job j = {.g = &g, .x = bcml_f32(x), .b = b ? bcml_f32(b) : NULL, .out = bcml_f32(out[0])};
     atomic_init(&j.failed, 0);
     float *ws;
@@ -641,8 +654,9 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
             db[o] += (float)tot;
         }
     }
+    const int m = din[0] && g.OCg && g.Cg ? wino_tile(&g, g.OC, g.C) : 0; /* dx by Winograd */
     float *gd = NULL;
-    if (g.NB > 1 && ((din[1] && g.K) || (din[0] && g.OCg && g.Cg))) {
+    if (g.NB > 1 && ((din[1] && g.K) || (din[0] && g.OCg && g.Cg && !m))) {
         /* dout regrouped by image chunk: chunk c's images side by side, (OC, nim*P) */
         if (!(gd = bcml_alloc((size_t)(g.N * g.OC * g.P) * sizeof(float)))) {
             bcml_free(ws);
@@ -685,7 +699,15 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
         if (tr) trim_copy(&g, dw, dwt, 1); /* the other taps read only padding: no gradient */
         bcml_free(part);
     }
-    if (din[0] && g.OCg && g.Cg) { /* dx (N, C, H, W): disjoint units */
+    if (m) { /* dx += the convolution of dout with the weight rotated and transposed */
+        st = bcml_wino_conv(m, gout, bcml_f32(n->in[1]), 1, NULL, NULL, NULL, 0, bcml_f32(din[0]), 1, g.N, g.OC, g.C,
+                            g.H, g.W, err);
+        if (st) {
+            bcml_free(gd);
+            bcml_free(ws);
+            return st;
+        }
+    } else if (din[0] && g.OCg && g.Cg) { /* dx (N, C, H, W): disjoint units */
         j.dx = bcml_f32(din[0]);
         const int64_t per = g.NI * g.G;
         const int64_t nchunk = per < want ? min64(g.Cg, cdiv(want, per)) : 1;

@@ -1,0 +1,351 @@
+/* winograd.c: Winograd convolution F(m x m, 3 x 3) for 3x3, stride-1, padding-1 convolutions
+ * (groups 1, dilation 1), used by conv2d.c for the forward pass and for the gradient with
+ * respect to the input (a 3x3 stride-1 padding-1 convolution of dout with the weights rotated by
+ * 180 degrees and transposed).
+ *
+ * With a = m + 2, an input tile d (a x a) of a channel, its transform V = B^T d B, the weight's
+ * U = G g G^T, and the output tile y (m x m) = A^T [sum over channels U (.) V] A. Per unit (a
+ * chunk of images, or a band of tile rows of one image) with T tiles:
+ *   V[p] (Cin, T)  for each of the a*a transform points p (input transform),
+ *   M[p] (Cout, T) = U[p] (Cout, Cin) @ V[p] (Cin, T)   (a*a cblas_sgemm calls),
+ *   then the output transform, the bias (and, for conv-bn-relu in eval mode, scale, shift and
+ *   ReLU) and the crop of the padded tiles, in one pass over each output plane.
+ * Transforms: points 0, 1, -1 for F(2x2) (Lavin's matrices); 0, 1, -1, 1/2, -2 for F(4x4)
+ * (the most accurate set of 0, +-1, +-2, +-1/2, +-1/4, +-3/2, +-2/3 in a float32 simulation on
+ * ResNet18's shapes). The weight transform is computed in double.
+ * Accuracy (max abs error / max abs value against float64, divided by PyTorch's float32 error on
+ * the same inputs, measured with a float32 NumPy model of these loops): F(2x2) 1.0-1.7 on maps
+ * of 4x4 and more, 3.4-4.2 on 2x2 maps; F(4x4) 6-15 with the best points (the sum over the
+ * channels, in float32, of larger transformed values dominates: with that sum in double it is
+ * still 3-4). So the rule (bcml_wino_tile) takes F(2x2) for maps of at least 3x3 and F(4x4)
+ * nowhere yet; the rest stays on im2col + GEMM.
+ * Threads: the units are counted from the shapes only, each unit writes disjoint outputs and
+ * its GEMMs are the same calls whatever the thread count: the same bits with any threads. */
+#include "ops.h"
+#include "blas.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+static atomic_int enabled = 1; /* bcml.backends.winograd.enabled */
+
+void bcml_set_winograd(int on) { atomic_store(&enabled, on ? 1 : 0); }
+int bcml_get_winograd(void) { return atomic_load(&enabled); }
+
+#define TARGET_COLS 256              /* tiles wanted in one unit's GEMMs */
+#define UNIT_BUDGET ((int64_t)1 << 20) /* floats in a unit's V or M buffer (4 MiB) */
+#define MAX_TASKS 16
+#define SKEW 16 /* floats between transform points in V and M: their a*a streams, a power-of-two apart,
+                 * would share cache sets (measured: 40% of the time in the transforms' loads) */
+#define AMAX 6
+
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
+static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* F(2x2, 3x3) */
+static const float BT2[4 * 4] = {1, 0, -1, 0, 0, 1, 1, 0, 0, -1, 1, 0, 0, 1, 0, -1};
+static const float AT2[2 * 4] = {1, 1, 1, 0, 0, 1, -1, -1};
+static const double G2[4 * 3] = {1, 0, 0, 0.5, 0.5, 0.5, 0.5, -0.5, 0.5, 0, 0, 1};
+/* F(4x4, 3x3), points 0, 1, -1, 1/2, -2 (and infinity) */
+static const float BT4[6 * 6] = {1, -1.5f, -2, 1.5f, 1, 0,  0, -1, 0.5f, 2.5f, 1, 0,  0, 1, -2.5f, 0.5f, 1, 0,
+                                 0, -2, -1, 2, 1, 0,        0, 0.5f, -1, -0.5f, 1, 0, 0, 1, -1.5f, -2, 1.5f, 1};
+static const float AT4[4 * 6] = {1, 1, 1, 1, 1, 0,     0, 1, -1, 0.5f, -2, 0,
+                                 0, 1, 1, 0.25f, 4, 0, 0, 1, -1, 0.125f, -8, 1};
+static const double G4[6 * 3] = {1, 0, 0, 1.0 / 3, 1.0 / 3, 1.0 / 3, -1.0 / 3, 1.0 / 3, -1.0 / 3,
+                                 -16.0 / 15, -8.0 / 15, -4.0 / 15, 1.0 / 15, -2.0 / 15, 4.0 / 15, 0, 0, 1};
+
+int bcml_wino_tile(int64_t N, int64_t Cin, int64_t Cout, int64_t H, int64_t W) {
+    (void)N; (void)Cin; (void)Cout;
+    if (!atomic_load(&enabled) || Cin < 1 || Cout < 1) return 0;
+    return H >= 3 && W >= 3 ? 2 : 0;
+}
+
+typedef struct {
+    int m, a;
+    int64_t N, Cin, Cout, H, W;
+    int64_t th, tw;          /* tiles per column and row of a map */
+    int64_t ni, nb, bt;      /* images per unit; tile-row bands per image (ni == 1), tile rows per band */
+    int64_t Tu;              /* tiles of a full unit */
+    int64_t nunits;
+    const float *x, *U, *bias, *scale, *shift;
+    float *out;
+    int relu, acc;
+    atomic_int failed;
+} wino_job;
+
+/* Input transform of one channel plane x (H, W) for tile rows [ty0, ty0 + nty): V point p at
+ * v + p*vs, tile (ty - ty0)*tw + tx. pad ((th*m + 2) x (tw*m + 2)) and tmp (a*a*tw) are scratch. */
+static inline __attribute__((always_inline)) void in_tf(const wino_job *j, const float *restrict BT, int a,
+                                                        int m, const float *restrict x, int64_t ty0,
+                                                        int64_t nty, float *restrict v, int64_t vs,
+                                                        float *restrict pad, float *restrict tmp) {
+    const int64_t H = j->H, W = j->W, tw = j->tw, pw = tw * m + 2;
+    /* rows [ty0*m, (ty0+nty)*m + 2) of the padded plane */
+    const int64_t r0 = ty0 * m, nr = nty * m + 2;
+    for (int64_t r = 0; r < nr; r++) {
+        float *restrict d = pad + r * pw;
+        const int64_t ih = r0 + r - 1;
+        if (ih < 0 || ih >= H) {
+            for (int64_t q = 0; q < pw; q++) d[q] = 0.0f;
+            continue;
+        }
+        d[0] = 0.0f;
+        memcpy(d + 1, x + ih * W, (size_t)W * sizeof(float));
+        for (int64_t q = W + 1; q < pw; q++) d[q] = 0.0f;
+    }
+    for (int64_t ty = 0; ty < nty; ty++) {
+        /* rows: tmp[i][q][tx] = sum_k BT[q][k] d[i][tx*m + k] */
+        for (int i = 0; i < a; i++) {
+            const float *restrict d = pad + (ty * m + i) * pw;
+            for (int q = 0; q < a; q++) {
+                float *restrict t = tmp + (i * a + q) * tw;
+                for (int64_t tx = 0; tx < tw; tx++) {
+                    float s = 0.0f;
+                    for (int k = 0; k < a; k++)
+                        if (BT[q * a + k] != 0.0f) s += BT[q * a + k] * d[tx * m + k];
+                    t[tx] = s;
+                }
+            }
+        }
+        /* columns: V[(q1, q2)][tx] = sum_i BT[q1][i] tmp[i][q2][tx] */
+        float *restrict vt = v + ty * tw;
+        for (int q1 = 0; q1 < a; q1++)
+            for (int q2 = 0; q2 < a; q2++) {
+                float *restrict o = vt + (q1 * a + q2) * vs;
+                for (int64_t tx = 0; tx < tw; tx++) {
+                    float s = 0.0f;
+                    for (int i = 0; i < a; i++)
+                        if (BT[q1 * a + i] != 0.0f) s += BT[q1 * a + i] * tmp[(i * a + q2) * tw + tx];
+                    o[tx] = s;
+                }
+            }
+    }
+}
+
+/* Output rows [h0, h1) of a plane from opad (rows of ow from h0): (y + b)*s + sh (ReLU), or += y. */
+static void crop(const wino_job *j, const float *restrict opad, int64_t ow, int64_t h0, int64_t h1,
+                 float *restrict out, float b, float s, float sh) {
+    const int64_t W = j->W;
+    for (int64_t h = h0; h < h1; h++) {
+        const float *restrict src = opad + (h - h0) * ow;
+        float *restrict d = out + h * W;
+        if (j->acc)
+            for (int64_t w = 0; w < W; w++) d[w] += src[w];
+        else if (j->relu)
+            for (int64_t w = 0; w < W; w++) {
+                const float v = (src[w] + b) * s + sh;
+                d[w] = v < 0.0f ? 0.0f : v;
+            }
+        else
+            for (int64_t w = 0; w < W; w++) d[w] = (src[w] + b) * s + sh;
+    }
+}
+
+/* Output transform of one output plane for tile rows [ty0, ty0 + nty): M point p at mm + p*ms,
+ * tile (ty - ty0)*tw + tx; then out (H, W) rows [ty0*m, ...) = (y + b)*s + sh (ReLU), or += y. */
+static inline __attribute__((always_inline)) void out_tf(const wino_job *j, const float *restrict AT, int a,
+                                                         int m, const float *restrict mm, int64_t ms,
+                                                         int64_t ty0, int64_t nty, float *restrict out,
+                                                         float b, float s, float sh, float *restrict opad,
+                                                         float *restrict tmp) {
+    const int64_t tw = j->tw, ow = tw * m;
+    for (int64_t ty = 0; ty < nty; ty++) {
+        /* columns: tmp[p1][jj][tx] = sum_q2 AT[jj][q2] M[(p1, q2)][tx] */
+        const float *restrict mt = mm + ty * tw;
+        for (int p1 = 0; p1 < a; p1++)
+            for (int jj = 0; jj < m; jj++) {
+                float *restrict t = tmp + (p1 * m + jj) * tw;
+                for (int64_t tx = 0; tx < tw; tx++) {
+                    float v = 0.0f;
+                    for (int q2 = 0; q2 < a; q2++)
+                        if (AT[jj * a + q2] != 0.0f) v += AT[jj * a + q2] * mt[(p1 * a + q2) * ms + tx];
+                    t[tx] = v;
+                }
+            }
+        /* rows: y[ii][jj][tx] = sum_p1 AT[ii][p1] tmp[p1][jj][tx], into opad (m rows of ow) */
+        for (int ii = 0; ii < m; ii++) {
+            float *restrict o = opad + (ty * m + ii) * ow;
+            for (int jj = 0; jj < m; jj++)
+                for (int64_t tx = 0; tx < tw; tx++) {
+                    float v = 0.0f;
+                    for (int p1 = 0; p1 < a; p1++)
+                        if (AT[ii * a + p1] != 0.0f) v += AT[ii * a + p1] * tmp[(p1 * m + jj) * tw + tx];
+                    o[tx * m + jj] = v;
+                }
+        }
+    }
+    crop(j, opad, ow, ty0 * m, min64(j->H, (ty0 + nty) * m), out, b, s, sh);
+}
+
+/* F(2x2, 3x3): the same transforms written out (points 0, 1, -1): per tile row, B^T along the
+ * columns over whole padded rows (contiguous), then along the rows per tile. */
+static void in_tf2(const wino_job *j, const float *restrict x, int64_t ty0, int64_t nty, float *restrict v,
+                   int64_t vs, float *restrict pad, float *restrict tmp) {
+    const int64_t H = j->H, W = j->W, tw = j->tw, pw = tw * 2 + 2;
+    const int64_t r0 = ty0 * 2, nr = nty * 2 + 2;
+    for (int64_t r = 0; r < nr; r++) {
+        float *restrict d = pad + r * pw;
+        const int64_t ih = r0 + r - 1;
+        if (ih < 0 || ih >= H) {
+            for (int64_t q = 0; q < pw; q++) d[q] = 0.0f;
+            continue;
+        }
+        d[0] = 0.0f;
+        memcpy(d + 1, x + ih * W, (size_t)W * sizeof(float));
+        for (int64_t q = W + 1; q < pw; q++) d[q] = 0.0f;
+    }
+    float *restrict c0 = tmp, *restrict c1 = tmp + pw, *restrict c2 = tmp + 2 * pw, *restrict c3 = tmp + 3 * pw;
+    for (int64_t ty = 0; ty < nty; ty++) {
+        const float *restrict d0 = pad + ty * 2 * pw, *restrict d1 = d0 + pw, *restrict d2 = d1 + pw,
+                              *restrict d3 = d2 + pw;
+        for (int64_t q = 0; q < pw; q++) {
+            c0[q] = d0[q] - d2[q];
+            c1[q] = d1[q] + d2[q];
+            c2[q] = d2[q] - d1[q];
+            c3[q] = d1[q] - d3[q];
+        }
+        float *restrict vt = v + ty * tw;
+        const float *cr[4] = {c0, c1, c2, c3};
+        for (int q1 = 0; q1 < 4; q1++) {
+            const float *restrict c = cr[q1];
+            float *restrict o0 = vt + (q1 * 4) * vs, *restrict o1 = o0 + vs, *restrict o2 = o1 + vs,
+                          *restrict o3 = o2 + vs;
+            for (int64_t tx = 0; tx < tw; tx++) {
+                const float e0 = c[2 * tx], e1 = c[2 * tx + 1], e2 = c[2 * tx + 2], e3 = c[2 * tx + 3];
+                o0[tx] = e0 - e2;
+                o1[tx] = e1 + e2;
+                o2[tx] = e2 - e1;
+                o3[tx] = e1 - e3;
+            }
+        }
+    }
+}
+
+static void out_tf2(const wino_job *j, const float *restrict mm, int64_t ms, int64_t ty0, int64_t nty,
+                    float *restrict out, float b, float s, float sh, float *restrict opad) {
+    const int64_t tw = j->tw, ow = tw * 2;
+    for (int64_t ty = 0; ty < nty; ty++) {
+        const float *restrict mt = mm + ty * tw;
+        float *restrict y0 = opad + ty * 2 * ow, *restrict y1 = y0 + ow;
+        for (int64_t tx = 0; tx < tw; tx++) {
+            float t0[4], t1[4];
+            for (int p1 = 0; p1 < 4; p1++) {
+                const float *restrict r = mt + p1 * 4 * ms + tx;
+                const float a0 = r[0], a1 = r[ms], a2 = r[2 * ms], a3 = r[3 * ms];
+                t0[p1] = a0 + a1 + a2;
+                t1[p1] = a1 - a2 - a3;
+            }
+            y0[2 * tx] = t0[0] + t0[1] + t0[2];
+            y0[2 * tx + 1] = t1[0] + t1[1] + t1[2];
+            y1[2 * tx] = t0[1] - t0[2] - t0[3];
+            y1[2 * tx + 1] = t1[1] - t1[2] - t1[3];
+        }
+    }
+    crop(j, opad, ow, ty0 * 2, min64(j->H, (ty0 + nty) * 2), out, b, s, sh);
+}
+
+static void unit_span(const wino_job *j, int64_t u, int64_t *im, int64_t *nim, int64_t *ty0, int64_t *nty) {
+    *im = u / j->nb * j->ni;
+    *nim = min64(j->ni, j->N - *im);
+    *ty0 = u % j->nb * j->bt;
+    *nty = min64(j->bt, j->th - *ty0);
+}
+
+static inline __attribute__((always_inline)) void run_units(wino_job *j, int64_t k, int64_t ntasks,
+                                                            const float *BT, const float *AT, int a, int m) {
+    const int64_t aa = a * a, Tu = j->Tu, tw = j->tw;
+    const int64_t npad = (j->bt * m + 2) * (tw * m + 2), ntmp = aa * tw;
+    const int64_t nv = aa * (j->Cin * Tu + SKEW), nm = aa * (j->Cout * Tu + SKEW);
+    float *buf = bcml_alloc((size_t)(nv + nm + npad + ntmp) * sizeof(float));
+    if (!buf) { atomic_store(&j->failed, 1); return; }
+    float *V = buf, *M = V + nv, *pad = M + nm, *tmp = pad + npad;
+    const int64_t HW = j->H * j->W;
+    for (int64_t u = j->nunits * k / ntasks; u < j->nunits * (k + 1) / ntasks; u++) {
+        int64_t im, nim, ty0, nty;
+        unit_span(j, u, &im, &nim, &ty0, &nty);
+        const int64_t tpi = nty * tw, T = nim * tpi; /* tiles per image, in the unit */
+        const int64_t vs = j->Cin * T + SKEW, ms = j->Cout * T + SKEW; /* point strides of V and M */
+        for (int64_t b = 0; b < nim; b++)
+            for (int64_t c = 0; c < j->Cin; c++)
+                if (m == 2)
+                    in_tf2(j, j->x + ((im + b) * j->Cin + c) * HW, ty0, nty, V + c * T + b * tpi, vs, pad, tmp);
+                else
+                    in_tf(j, BT, a, m, j->x + ((im + b) * j->Cin + c) * HW, ty0, nty, V + c * T + b * tpi, vs,
+                      pad, tmp);
+        for (int64_t p = 0; p < aa; p++)
+            bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->Cout, (int)T, (int)j->Cin, 1.0f,
+                       j->U + p * j->Cout * j->Cin, (int)j->Cin, V + p * vs, (int)T, 0.0f,
+                       M + p * ms, (int)T);
+        for (int64_t b = 0; b < nim; b++)
+            for (int64_t o = 0; o < j->Cout; o++)
+                if (m == 2)
+                    out_tf2(j, M + o * T + b * tpi, ms, ty0, nty, j->out + ((im + b) * j->Cout + o) * HW,
+                            j->bias ? j->bias[o] : 0.0f, j->scale ? j->scale[o] : 1.0f,
+                            j->shift ? j->shift[o] : 0.0f, pad);
+                else
+                    out_tf(j, AT, a, m, M + o * T + b * tpi, ms, ty0, nty,
+                       j->out + ((im + b) * j->Cout + o) * HW, j->bias ? j->bias[o] : 0.0f,
+                       j->scale ? j->scale[o] : 1.0f, j->shift ? j->shift[o] : 0.0f, pad, tmp);
+    }
+    bcml_free(buf);
+}
+
+static void task2(void *arg, int64_t k, int64_t n) { run_units(arg, k, n, BT2, AT2, 4, 2); }
+static void task4(void *arg, int64_t k, int64_t n) { run_units(arg, k, n, BT4, AT4, 6, 4); }
+
+/* U (a*a, Cout, Cin) from w: (Cout, Cin, 3, 3), or with flip (Cin, Cout, 3, 3) rotated by 180
+ * degrees and transposed (the convolution that gives the input gradient). In double. */
+static void weight_tf(float *U, const float *w, int flip, int64_t Cin, int64_t Cout, const double *G, int a) {
+    for (int64_t o = 0; o < Cout; o++)
+        for (int64_t c = 0; c < Cin; c++) {
+            double g[3][3], t[AMAX][3];
+            for (int i = 0; i < 3; i++)
+                for (int k = 0; k < 3; k++)
+                    g[i][k] = flip ? w[((c * Cout + o) * 3 + 2 - i) * 3 + 2 - k] : w[((o * Cin + c) * 3 + i) * 3 + k];
+            for (int p = 0; p < a; p++)
+                for (int k = 0; k < 3; k++)
+                    t[p][k] = G[p * 3] * g[0][k] + G[p * 3 + 1] * g[1][k] + G[p * 3 + 2] * g[2][k];
+            for (int p = 0; p < a; p++)
+                for (int q = 0; q < a; q++)
+                    U[((int64_t)(p * a + q) * Cout + o) * Cin + c] =
+                        (float)(t[p][0] * G[q * 3] + t[p][1] * G[q * 3 + 1] + t[p][2] * G[q * 3 + 2]);
+        }
+}
+
+bcml_status bcml_wino_conv(int m, const float *x, const float *w, int flip, const float *bias, const float *scale,
+                           const float *shift, int relu, float *out, int acc, int64_t N, int64_t Cin, int64_t Cout,
+                           int64_t H, int64_t W, bcml_err *err) {
+    if ((m != 2 && m != 4) || Cin < 1)
+        return bcml_fail(err, BCML_EVALUE, "conv2d: Winograd F(%dx%d, 3x3) over %lld channels", m, m, (long long)Cin);
+    if (N == 0 || Cout == 0 || H == 0 || W == 0) return BCML_OK;
+    const int a = m + 2;
+    wino_job j = {.m = m, .a = a, .N = N, .Cin = Cin, .Cout = Cout, .H = H, .W = W, .x = x, .bias = bias,
+                  .scale = scale, .shift = shift, .out = out, .relu = relu, .acc = acc};
+    atomic_init(&j.failed, 0);
+    j.th = cdiv(H, m);
+    j.tw = cdiv(W, m);
+    const int64_t aa = a * a, tpi = j.th * j.tw, cmax = max64(1, max64(Cin, Cout));
+    /* images per unit: TARGET_COLS tiles, V and M within UNIT_BUDGET; an image too large for
+     * that is cut into bands of tile rows */
+    int64_t cols = min64(TARGET_COLS, max64(1, UNIT_BUDGET / (aa * cmax)));
+    if (tpi <= cols) {
+        j.ni = min64(N, max64(1, cols / tpi));
+        j.nb = 1;
+        j.bt = j.th;
+    } else {
+        j.ni = 1;
+        j.bt = max64(1, cols / j.tw);
+        j.nb = cdiv(j.th, j.bt);
+    }
+    j.Tu = j.ni * j.bt * j.tw;
+    j.nunits = cdiv(N, j.ni) * j.nb;
+    float *U = bcml_alloc((size_t)(aa * Cin * Cout) * sizeof(float));
+    if (!U) return bcml_fail(err, BCML_ENOMEM, "conv2d: out of memory for the Winograd weight transform");
+    weight_tf(U, w, flip, Cin, Cout, m == 2 ? G2 : G4, a);
+    j.U = U;
+    bcml_parallel(min64(j.nunits, MAX_TASKS), m == 2 ? task2 : task4, &j);
+    bcml_free(U);
+    if (atomic_load(&j.failed)) return bcml_fail(err, BCML_ENOMEM, "conv2d: out of memory for Winograd buffers");
+    return BCML_OK;
+}
