@@ -172,3 +172,92 @@ def test_finite_differences(winograd_on):
     w = g.standard_normal((2, 3, 3, 3))
     b = g.standard_normal(2)
     check_grad(lambda x, w, b: F.conv2d(x, w, b, 1, 1), [x, w, b])
+
+
+def _bn(C, seed):
+    g = np.random.default_rng(seed)
+    bn = bcml.nn.BatchNorm2d(C)
+    bn.running_mean.copy_(bcml.tensor((g.standard_normal(C) * 0.3).astype(np.float32)))
+    bn.running_var.copy_(bcml.tensor(g.uniform(0.5, 2.0, C).astype(np.float32)))
+    with bcml.no_grad():
+        bn.weight.copy_(bcml.tensor(g.uniform(0.5, 1.5, C).astype(np.float32)))
+        bn.bias.copy_(bcml.tensor((g.standard_normal(C) * 0.3).astype(np.float32)))
+    return bn
+
+
+@pytest.mark.parametrize("kw", [dict(kernel_size=3, padding=1), dict(kernel_size=3, padding=1, bias=True),
+                                dict(kernel_size=3, stride=2, padding=1), dict(kernel_size=5, padding=2, bias=True),
+                                dict(kernel_size=1)])
+@pytest.mark.parametrize("relu", [True, False])
+def test_fused_conv_bn_relu_against_float64(winograd_on, kw, relu):
+    """Eval-mode conv + batch norm (+ ReLU) as one op, on the Winograd path (3x3 stride 1) and the
+    GEMM path, against float64 conv -> (x - mean) / sqrt(var + eps) * weight + bias -> ReLU."""
+    kw = dict(bias=False, **kw) if "bias" not in kw else kw
+    conv = bcml.nn.Conv2d(6, 5, **kw)
+    bn = _bn(5, 7).eval()
+    x = np.random.default_rng(8).standard_normal((3, 6, 9, 7)).astype(np.float32)
+    with bcml.no_grad():
+        out = F._conv_bn_relu(bcml.tensor(x), conv, bn, relu)
+    assert out is not None
+    b = None if conv.bias is None else conv.bias.detach().numpy()
+    ref = conv2d_ref(x, conv.weight.detach().numpy(), b, conv.stride, conv.padding)
+    f64 = lambda t: t.detach().numpy().astype(np.float64)  # noqa: E731
+    ref = ((ref - f64(bn.running_mean)[:, None, None]) / np.sqrt(f64(bn.running_var)[:, None, None] + bn.eps)
+           * f64(bn.weight)[:, None, None] + f64(bn.bias)[:, None, None])
+    if relu:
+        ref = np.maximum(ref, 0)
+    np.testing.assert_allclose(out.numpy(), ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+def test_fusion_only_in_eval_without_gradients():
+    conv, bn = bcml.nn.Conv2d(3, 4, 3, padding=1), _bn(4, 9)
+    x = bcml.tensor(np.ones((1, 3, 5, 5), np.float32))
+    assert F._conv_bn_relu(x, conv, bn, True) is None  # training mode
+    bn.eval()
+    assert F._conv_bn_relu(x, conv, bn, True) is None  # the parameters need gradients
+    with bcml.no_grad():
+        assert F._conv_bn_relu(x, conv, bn, True) is not None
+        handle = bn.register_forward_hook(lambda m, i, o: None)
+        assert F._conv_bn_relu(x, conv, bn, True) is None  # a hook must see the module's output
+        handle.remove()
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_resnet18_fused_equals_unfused(monkeypatch, training):
+    """ResNet18 in eval mode (fused conv-bn-relu) against the same model with the fusion switched
+    off; in training mode nothing is fused and the outputs and gradients are the unfused ones."""
+    from bcml.models import ResNet18
+    bcml.manual_seed(0)
+    m = ResNet18()
+    for k, mod in enumerate(mod for mod in m.modules() if isinstance(mod, bcml.nn.BatchNorm2d)):
+        fresh = _bn(mod.num_features, k)
+        mod.load_state_dict(fresh.state_dict())
+    m.train(training)
+    x = bcml.tensor(np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32))
+    calls = []
+    real = F._conv_bn_relu
+
+    def spy(*a):
+        out = real(*a)
+        calls.append(out is not None)
+        return out
+
+    def run():
+        if training:
+            m.zero_grad()
+            out = m(x)[0]
+            out.sum().backward()
+            return [out.detach().numpy()] + [p.grad.numpy().copy() for p in m.parameters()]
+        with bcml.no_grad():
+            return [m(x)[0].numpy()]
+
+    monkeypatch.setattr(F, "_conv_bn_relu", spy)
+    fused = run()
+    assert calls and all(calls) != training  # eval: every conv-bn pair fused; training: none
+    monkeypatch.setattr(F, "_conv_bn_relu", lambda *a: None)
+    plain = run()
+    for a, b in zip(fused, plain):
+        if training:
+            np.testing.assert_array_equal(a, b)
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())

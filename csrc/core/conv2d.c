@@ -403,6 +403,8 @@ typedef struct {
     float *out;        /* (N, OC, OH, OW) */
     float *dx;         /* (N, C, H, W) */
     float *part;       /* (nchunks, OC, K): dW partial sums, or dW itself when nchunks == 1 */
+    const float *scale, *shift; /* (OC) each, or NULL: out = (conv + bias) * scale + shift (eval-mode batch norm) */
+    int relu;                   /* then max(out, 0) */
     int64_t nunits, CCW; /* units; input channels per dx unit */
     atomic_int failed;
 } conv_job;
@@ -487,6 +489,19 @@ static void fw_task(void *arg, int64_t k, int64_t ntasks) {
                     for (int64_t p = 0; p < g->P; p++) d[p] = bv + t[p];
                 }
         }
+        if (j->scale) /* the fused batch norm (and ReLU) while the unit's outputs are in cache */
+            for (int64_t b = 0; b < nim; b++)
+                for (int64_t oc = 0; oc < g->OC; oc++) {
+                    float *restrict d = j->out + ((im + b) * g->OC + oc) * g->P + p0;
+                    const float sc = j->scale[oc], sh = j->shift[oc];
+                    if (j->relu)
+                        for (int64_t p = 0; p < np; p++) {
+                            const float v = d[p] * sc + sh;
+                            d[p] = v < 0.0f ? 0.0f : v;
+                        }
+                    else
+                        for (int64_t p = 0; p < np; p++) d[p] = d[p] * sc + sh;
+                }
     }
     bcml_free(tmp);
     bcml_free(colbuf);
@@ -599,8 +614,8 @@ static int wino_tile(const conv_geom *g, int64_t Cin, int64_t Cout) {
 /* in: x (N, C, H, W) or (C, H, W), weight (OC, C/G, KH, KW), bias (OC) or NULL;
  * args: i[0..1] stride, i[2..3] padding, i[4..5] dilation, i[6] groups. out (N, OC, OH, OW)
  * or (OC, OH, OW). */
-bcml_status bcml_conv2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
-    (void)ctx;
+static bcml_status conv_forward(bcml_node *n, const float *scale, const float *shift, int relu, bcml_tensor **out,
+                                bcml_err *err) {
     conv_geom g;
     bcml_status st = conv_setup(n, &g, err);
     if (st) return st;
@@ -612,9 +627,10 @@ bcml_status bcml_conv2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
     if (out[0]->numel == 0) return BCML_OK;
     const int m = wino_tile(&g, g.C, g.OC);
     if (m)
-        return bcml_wino_conv(m, bcml_f32(x), bcml_f32(n->in[1]), 0, b ? bcml_f32(b) : NULL, NULL, NULL, 0,
+        return bcml_wino_conv(m, bcml_f32(x), bcml_f32(n->in[1]), 0, b ? bcml_f32(b) : NULL, scale, shift, relu,
                               bcml_f32(out[0]), 0, g.N, g.C, g.OC, g.H, g.W, err);
-    conv_job j = {.g = &g, .x = bcml_f32(x), .b = b ? bcml_f32(b) : NULL, .out = bcml_f32(out[0])};
+    conv_job j = {.g = &g, .x = bcml_f32(x), .b = b ? bcml_f32(b) : NULL, .out = bcml_f32(out[0]), .scale = scale,
+                  .shift = shift, .relu = relu};
     atomic_init(&j.failed, 0);
     float *ws;
     if ((st = job_weight(&g, &j, n->in[1], &ws, err))) return st;
@@ -624,6 +640,34 @@ bcml_status bcml_conv2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
     if (atomic_load(&j.failed))
         return bcml_fail(err, BCML_ENOMEM, "conv2d: out of memory for a column buffer");
     return BCML_OK;
+}
+
+bcml_status bcml_conv2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
+    (void)ctx;
+    return conv_forward(n, NULL, NULL, 0, out, err);
+}
+
+/* Eval-mode conv + batch norm (+ ReLU) in the convolution's output pass. in: x, weight, scale,
+ * shift, bias or NULL; args as conv2d, i[7] relu. */
+bcml_status bcml_conv2d_bn_relu_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
+    (void)ctx;
+    const bcml_tensor *w = n->in[1], *sc = n->in[2], *sh = n->in[3];
+    bcml_status st;
+    if ((st = bcml_require_dtype(sc, BCML_FLOAT32, "conv2d_bn_relu", "scale", err)) ||
+        (st = bcml_require_dtype(sh, BCML_FLOAT32, "conv2d_bn_relu", "shift", err)))
+        return st;
+    const int64_t oc = w->ndim == 4 ? w->shape[0] : -1; /* a bad weight is reported by conv2d's checks */
+    if (oc >= 0 && (sc->ndim != 1 || sc->shape[0] != oc || sh->ndim != 1 || sh->shape[0] != oc))
+        return bcml_fail(err, BCML_EVALUE, "conv2d_bn_relu: scale and shift must have shape (%lld,)", (long long)oc);
+    bcml_node c; /* the convolution's own inputs: x, weight, bias */
+    memset(&c, 0, sizeof c);
+    c.op = BCML_OP_CONV2D;
+    c.args = n->args;
+    c.in[0] = n->in[0];
+    c.in[1] = n->in[1];
+    c.in[2] = n->n_in > 4 ? n->in[4] : NULL;
+    c.n_in = c.in[2] ? 3 : 2;
+    return conv_forward(&c, bcml_f32(sc), bcml_f32(sh), n->args.i[7] != 0, out, err);
 }
 
 bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {

@@ -91,6 +91,7 @@ bcml_status bcml_kl_div_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
 
 bcml_status bcml_conv2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
 bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_conv2d_bn_relu_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
 /* Winograd 3x3 stride-1 padding-1 convolution (winograd.c). bcml_wino_tile: the output tile m
  * (2 or 4) chosen for these shapes, or 0 for im2col + GEMM (also when switched off).
  * bcml_wino_conv: out (N, Cout, H, W) = conv(x (N, Cin, H, W), w) [+ bias] [* scale + shift]
