@@ -699,8 +699,9 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
         }
     }
     const int m = din[0] && g.OCg && g.Cg ? wino_tile(&g, g.OC, g.C) : 0; /* dx by Winograd */
+    const int mw = din[1] && g.K ? wino_tile(&g, g.C, g.OC) : 0;           /* dW by Winograd */
     float *gd = NULL;
-    if (g.NB > 1 && ((din[1] && g.K) || (din[0] && g.OCg && g.Cg && !m))) {
+    if (g.NB > 1 && ((din[1] && g.K && !mw) || (din[0] && g.OCg && g.Cg && !m))) {
         /* dout regrouped by image chunk: chunk c's images side by side, (OC, nim*P) */
         if (!(gd = bcml_alloc((size_t)(g.N * g.OC * g.P) * sizeof(float)))) {
             bcml_free(ws);
@@ -715,7 +716,13 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
         }
         j.gd = gd;
     }
-    if (din[1] && g.K) { /* dW (OC, K): chunks of units into partial sums, added in chunk order */
+    if (mw) {
+        if ((st = bcml_wino_dw(j.x, gout, bcml_f32(din[1]), g.N, g.C, g.OC, g.H, g.W, err))) {
+            bcml_free(gd);
+            bcml_free(ws);
+            return st;
+        }
+    } else if (din[1] && g.K) { /* dW (OC, K): chunks of units into partial sums, added in chunk order */
         float *dw = bcml_f32(din[1]);
         j.nunits = g.NI * g.NT;
         int64_t nchunks = min64(j.nunits, min64(want, max64(1, PARTIAL_BUDGET / (g.OC * g.K))));

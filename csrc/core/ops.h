@@ -101,6 +101,9 @@ int bcml_wino_tile(int64_t N, int64_t Cin, int64_t Cout, int64_t H, int64_t W);
 bcml_status bcml_wino_conv(int m, const float *x, const float *w, int flip, const float *bias, const float *scale,
                            const float *shift, int relu, float *out, int acc, int64_t N, int64_t Cin, int64_t Cout,
                            int64_t H, int64_t W, bcml_err *err);
+/* dw (Cout, Cin, 3, 3) += the weight gradient of that convolution (F(2x2, 3x3)) from x and dout. */
+bcml_status bcml_wino_dw(const float *x, const float *dout, float *dw, int64_t N, int64_t Cin, int64_t Cout,
+                         int64_t H, int64_t W, bcml_err *err);
 bcml_status bcml_max_pool2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
 bcml_status bcml_max_pool2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
 bcml_status bcml_avg_pool2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);

@@ -35,6 +35,8 @@ int bcml_get_winograd(void) { return atomic_load(&enabled); }
 #define TARGET_COLS 256              /* tiles wanted in one unit's GEMMs */
 #define UNIT_BUDGET ((int64_t)1 << 20) /* floats in a unit's V or M buffer (4 MiB) */
 #define MAX_TASKS 16
+#define DW_CHUNKS 4                  /* weight-gradient partial sums (a constant: not the thread count) */
+#define DW_BUDGET ((int64_t)1 << 23) /* floats in all of them (32 MiB) */
 #define SKEW 16 /* floats between transform points in V and M: their a*a streams, a power-of-two apart,
                  * would share cache sets (measured: 40% of the time in the transforms' loads) */
 #define AMAX 6
@@ -70,6 +72,8 @@ typedef struct {
     int64_t nunits;
     const float *x, *U, *bias, *scale, *shift;
     float *out;
+    const float *dout;       /* weight gradient: (N, Cout, H, W) */
+    float *part;             /* weight gradient: (nchunks, 16, Cout, Cin) partial sums of dU */
     int relu, acc;
     atomic_int failed;
 } wino_job;
@@ -294,6 +298,134 @@ static inline __attribute__((always_inline)) void run_units(wino_job *j, int64_t
 static void task2(void *arg, int64_t k, int64_t n) { run_units(arg, k, n, BT2, AT2, 4, 2); }
 static void task4(void *arg, int64_t k, int64_t n) { run_units(arg, k, n, BT4, AT4, 6, 4); }
 
+/* Units of j (m, N, Cin, Cout, H, W set): images per unit for TARGET_COLS tiles with V and M
+ * within UNIT_BUDGET; an image too large for that is cut into bands of tile rows. */
+static void plan_units(wino_job *j) {
+    const int m = j->m, a = j->a;
+    j->th = cdiv(j->H, m);
+    j->tw = cdiv(j->W, m);
+    const int64_t aa = a * a, tpi = j->th * j->tw, cmax = max64(1, max64(j->Cin, j->Cout));
+    int64_t cols = min64(TARGET_COLS, max64(1, UNIT_BUDGET / (aa * cmax)));
+    if (tpi <= cols) {
+        j->ni = min64(j->N, max64(1, cols / tpi));
+        j->nb = 1;
+        j->bt = j->th;
+    } else {
+        j->ni = 1;
+        j->bt = max64(1, cols / j->tw);
+        j->nb = cdiv(j->th, j->bt);
+    }
+    j->Tu = j->ni * j->bt * j->tw;
+    j->nunits = cdiv(j->N, j->ni) * j->nb;
+}
+
+/* ---- weight gradient, F(2x2, 3x3) --------------------------------------------------------
+ * dU[p] (Cout, Cin) = sum over tiles of dM[p] (Cout, T) @ V[p]^T (T, Cin), with dM = A dY A^T the
+ * transform of each output-gradient tile dY (2x2, zero past the map's edge) and V the input
+ * transform of the forward; then dW = G^T dU G. */
+
+/* dM of one output-gradient plane dy (H, W), tile rows [ty0, ty0 + nty): point p at d + p*ds. */
+static void dout_tf2(const wino_job *j, const float *restrict dy, int64_t ty0, int64_t nty, float *restrict d,
+                     int64_t ds, float *restrict pad) {
+    const int64_t H = j->H, W = j->W, tw = j->tw, pw = tw * 2;
+    for (int64_t r = 0; r < nty * 2; r++) { /* rows [ty0*2, ...) padded with zeros to pw x 2*nty */
+        float *restrict q = pad + r * pw;
+        const int64_t ih = ty0 * 2 + r;
+        if (ih >= H) {
+            for (int64_t c = 0; c < pw; c++) q[c] = 0.0f;
+            continue;
+        }
+        memcpy(q, dy + ih * W, (size_t)W * sizeof(float));
+        for (int64_t c = W; c < pw; c++) q[c] = 0.0f;
+    }
+    for (int64_t ty = 0; ty < nty; ty++) {
+        const float *restrict r0 = pad + ty * 2 * pw, *restrict r1 = r0 + pw;
+        float *restrict dt = d + ty * tw;
+        for (int64_t tx = 0; tx < tw; tx++) {
+            /* A = [1 0; 1 1; 1 -1; 0 -1]: rows (a, b) of dY -> (a, a + b, a - b, -b), then columns */
+            const float y00 = r0[2 * tx], y01 = r0[2 * tx + 1], y10 = r1[2 * tx], y11 = r1[2 * tx + 1];
+            const float c0[2] = {y00, y01}, c1[2] = {y00 + y10, y01 + y11}, c2[2] = {y00 - y10, y01 - y11},
+                        c3[2] = {-y10, -y11};
+            const float *rows[4] = {c0, c1, c2, c3};
+            for (int i = 0; i < 4; i++) {
+                const float e = rows[i][0], f = rows[i][1];
+                dt[(i * 4 + 0) * ds + tx] = e;
+                dt[(i * 4 + 1) * ds + tx] = e + f;
+                dt[(i * 4 + 2) * ds + tx] = e - f;
+                dt[(i * 4 + 3) * ds + tx] = -f;
+            }
+        }
+    }
+}
+
+static void dw_task2(void *arg, int64_t k, int64_t nchunks) {
+    wino_job *j = arg;
+    const int64_t tw = j->tw, Tu = j->Tu;
+    const int64_t npad = (j->bt * 2 + 2) * (tw * 2 + 2), ntmp = 16 * tw;
+    const int64_t nv = 16 * (j->Cin * Tu + SKEW), nd = 16 * (j->Cout * Tu + SKEW);
+    float *buf = bcml_alloc((size_t)(nv + nd + npad + ntmp) * sizeof(float));
+    if (!buf) { atomic_store(&j->failed, 1); return; }
+    float *V = buf, *D = V + nv, *pad = D + nd, *tmp = pad + npad;
+    float *part = j->part + k * 16 * j->Cout * j->Cin; /* (16, Cout, Cin) */
+    const int64_t HW = j->H * j->W;
+    for (int64_t u = j->nunits * k / nchunks; u < j->nunits * (k + 1) / nchunks; u++) {
+        int64_t im, nim, ty0, nty;
+        unit_span(j, u, &im, &nim, &ty0, &nty);
+        const int64_t tpi = nty * tw, T = nim * tpi;
+        const int64_t vs = j->Cin * T + SKEW, ds = j->Cout * T + SKEW;
+        for (int64_t b = 0; b < nim; b++) {
+            for (int64_t c = 0; c < j->Cin; c++)
+                in_tf2(j, j->x + ((im + b) * j->Cin + c) * HW, ty0, nty, V + c * T + b * tpi, vs, pad, tmp);
+            for (int64_t o = 0; o < j->Cout; o++)
+                dout_tf2(j, j->dout + ((im + b) * j->Cout + o) * HW, ty0, nty, D + o * T + b * tpi, ds, pad);
+        }
+        for (int64_t p = 0; p < 16; p++)
+            bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->Cout, (int)j->Cin, (int)T, 1.0f, D + p * ds,
+                       (int)T, V + p * vs, (int)T, 1.0f, part + p * j->Cout * j->Cin, (int)j->Cin);
+    }
+    bcml_free(buf);
+}
+
+bcml_status bcml_wino_dw(const float *x, const float *dout, float *dw, int64_t N, int64_t Cin, int64_t Cout,
+                         int64_t H, int64_t W, bcml_err *err) {
+    if (N == 0 || Cin == 0 || Cout == 0 || H == 0 || W == 0) return BCML_OK;
+    wino_job j = {.m = 2, .a = 4, .N = N, .Cin = Cin, .Cout = Cout, .H = H, .W = W, .x = x, .dout = dout};
+    atomic_init(&j.failed, 0);
+    plan_units(&j);
+    const int64_t m16 = 16 * Cout * Cin;
+    const int64_t nchunks = min64(j.nunits, min64(DW_CHUNKS, max64(1, DW_BUDGET / m16)));
+    float *part = bcml_alloc((size_t)(nchunks * m16) * sizeof(float));
+    if (!part) return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory for Winograd weight gradients");
+    memset(part, 0, (size_t)(nchunks * m16) * sizeof(float));
+    j.part = part;
+    bcml_parallel(nchunks, dw_task2, &j);
+    if (atomic_load(&j.failed)) {
+        bcml_free(part);
+        return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory for Winograd buffers");
+    }
+    for (int64_t c = 1; c < nchunks; c++) { /* the partial sums, in chunk order */
+        const float *restrict pc = part + c * m16;
+        for (int64_t i = 0; i < m16; i++) part[i] += pc[i];
+    }
+    /* dW (Cout, Cin, 3, 3) += G^T dU G, in double */
+    for (int64_t o = 0; o < Cout; o++)
+        for (int64_t c = 0; c < Cin; c++) {
+            double t[4][3];
+            for (int p = 0; p < 4; p++)
+                for (int k = 0; k < 3; k++) {
+                    double v = 0.0;
+                    for (int q = 0; q < 4; q++) v += (double)part[((int64_t)(p * 4 + q) * Cout + o) * Cin + c] * G2[q * 3 + k];
+                    t[p][k] = v;
+                }
+            float *restrict d = dw + (o * Cin + c) * 9;
+            for (int i = 0; i < 3; i++)
+                for (int k = 0; k < 3; k++)
+                    d[i * 3 + k] += (float)(G2[i] * t[0][k] + G2[3 + i] * t[1][k] + G2[6 + i] * t[2][k] + G2[9 + i] * t[3][k]);
+        }
+    bcml_free(part);
+    return BCML_OK;
+}
+
 /* U (a*a, Cout, Cin) from w: (Cout, Cin, 3, 3), or with flip (Cin, Cout, 3, 3) rotated by 180
  * degrees and transposed (the convolution that gives the input gradient). In double. */
 static void weight_tf(float *U, const float *w, int flip, int64_t Cin, int64_t Cout, const double *G, int a) {
@@ -323,24 +455,8 @@ bcml_status bcml_wino_conv(int m, const float *x, const float *w, int flip, cons
     wino_job j = {.m = m, .a = a, .N = N, .Cin = Cin, .Cout = Cout, .H = H, .W = W, .x = x, .bias = bias,
                   .scale = scale, .shift = shift, .out = out, .relu = relu, .acc = acc};
     atomic_init(&j.failed, 0);
-    j.th = cdiv(H, m);
-    j.tw = cdiv(W, m);
-    const int64_t aa = a * a, tpi = j.th * j.tw, cmax = max64(1, max64(Cin, Cout));
-    /* images per unit: TARGET_COLS tiles, V and M within UNIT_BUDGET; an image too large for
-     * that is cut into bands of tile rows */
-    int64_t cols = min64(TARGET_COLS, max64(1, UNIT_BUDGET / (aa * cmax)));
-    if (tpi <= cols) {
-        j.ni = min64(N, max64(1, cols / tpi));
-        j.nb = 1;
-        j.bt = j.th;
-    } else {
-        j.ni = 1;
-        j.bt = max64(1, cols / j.tw);
-        j.nb = cdiv(j.th, j.bt);
-    }
-    j.Tu = j.ni * j.bt * j.tw;
-    j.nunits = cdiv(N, j.ni) * j.nb;
-    float *U = bcml_alloc((size_t)(aa * Cin * Cout) * sizeof(float));
+    plan_units(&j);
+    float *U = bcml_alloc((size_t)((int64_t)a * a * Cin * Cout) * sizeof(float));
     if (!U) return bcml_fail(err, BCML_ENOMEM, "conv2d: out of memory for the Winograd weight transform");
     weight_tf(U, w, flip, Cin, Cout, m == 2 ? G2 : G4, a);
     j.U = U;
