@@ -626,6 +626,9 @@ static bcml_status conv_forward(bcml_node *n, const float *scale, const float *s
         return st;
     if (out[0]->numel == 0) return BCML_OK;
     const int m = wino_tile(&g, g.C, g.OC);
+    if (m == 1)
+        return bcml_dense_conv(bcml_f32(x), bcml_f32(n->in[1]), b ? bcml_f32(b) : NULL, scale, shift, relu,
+                               bcml_f32(out[0]), NULL, NULL, NULL, g.N, g.C, g.OC, g.H, g.W, err);
     if (m)
         return bcml_wino_conv(m, bcml_f32(x), bcml_f32(n->in[1]), 0, b ? bcml_f32(b) : NULL, scale, shift, relu,
                               bcml_f32(out[0]), 0, g.N, g.C, g.OC, g.H, g.W, err);
@@ -715,6 +718,14 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
                     copy_f32(dst + o * nim * g.P + b * g.P, gout + ((im0 + b) * g.OC + o) * g.P, g.P);
         }
         j.gd = gd;
+    }
+    if (m == 1 || mw == 1) { /* 2x2 maps: dense matrix */
+        st = bcml_dense_conv(j.x, bcml_f32(n->in[1]), NULL, NULL, NULL, 0, NULL, gout, m ? bcml_f32(din[0]) : NULL,
+                             mw ? bcml_f32(din[1]) : NULL, g.N, g.C, g.OC, g.H, g.W, err);
+        bcml_free(gd);
+        bcml_free(ws);
+        if (st) return st;
+        return atomic_load(&j.failed) ? bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory") : BCML_OK;
     }
     if (mw) {
         if ((st = bcml_wino_dw(j.x, gout, bcml_f32(din[1]), g.N, g.C, g.OC, g.H, g.W, err))) {

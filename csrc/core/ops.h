@@ -101,6 +101,11 @@ int bcml_wino_tile(int64_t N, int64_t Cin, int64_t Cout, int64_t H, int64_t W);
 bcml_status bcml_wino_conv(int m, const float *x, const float *w, int flip, const float *bias, const float *scale,
                            const float *shift, int relu, float *out, int acc, int64_t N, int64_t Cin, int64_t Cout,
                            int64_t H, int64_t W, bcml_err *err);
+/* Maps of 2x2 (bcml_wino_tile 1): the convolution as one dense (C*4, OC*4) matrix; any of out
+ * (forward, with bias, scale, shift, relu as bcml_wino_conv), dx (+=, from dout), dw (+=) or NULL. */
+bcml_status bcml_dense_conv(const float *x, const float *w, const float *bias, const float *scale,
+                            const float *shift, int relu, float *out, const float *dout, float *dx, float *dw,
+                            int64_t N, int64_t C, int64_t OC, int64_t H, int64_t W, bcml_err *err);
 /* dw (Cout, Cin, 3, 3) += the weight gradient of that convolution (F(2x2, 3x3)) from x and dout. */
 bcml_status bcml_wino_dw(const float *x, const float *dout, float *dw, int64_t N, int64_t Cin, int64_t Cout,
                          int64_t H, int64_t W, bcml_err *err);

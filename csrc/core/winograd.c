@@ -60,6 +60,7 @@ static const double G4[6 * 3] = {1, 0, 0, 1.0 / 3, 1.0 / 3, 1.0 / 3, -1.0 / 3, 1
 int bcml_wino_tile(int64_t N, int64_t Cin, int64_t Cout, int64_t H, int64_t W) {
     (void)N; (void)Cin; (void)Cout;
     if (!atomic_load(&enabled) || Cin < 1 || Cout < 1) return 0;
+    if (H == 2 && W == 2) return 1;
     return H >= 3 && W >= 3 ? 2 : 0;
 }
 
@@ -463,5 +464,131 @@ bcml_status bcml_wino_conv(int m, const float *x, const float *w, int flip, cons
     bcml_parallel(min64(j.nunits, MAX_TASKS), m == 2 ? task2 : task4, &j);
     bcml_free(U);
     if (atomic_load(&j.failed)) return bcml_fail(err, BCML_ENOMEM, "conv2d: out of memory for Winograd buffers");
+    return BCML_OK;
+}
+
+/* ---- maps of at most 4 pixels (2x2): the convolution as one dense matrix ----------------------
+ * On a 2x2 map with padding 1 every output pixel reads 4 of the 9 taps: as a matrix B (C*P, OC*P)
+ * (P = H*W; B[(c, pi), (o, po)] = the weight of the tap joining input pixel pi to output pixel po,
+ * 0 where none does), out (N, OC*P) = x (N, C*P) @ B, dx += dout @ B^T and dB = x^T @ dout,
+ * summed back into the taps: P*P = 16 multiply-adds per (image, c, o) instead of im2col's 9*P = 36,
+ * in three large GEMMs, with the direct convolution's sums (its rounding, no transform).
+ * Units: chunks of DENSE_IMAGES images (forward, dx) or of input channels (dW), from the shapes. */
+#define DENSE_IMAGES 32
+#define DENSE_CHANNEL_CHUNKS 4
+
+typedef struct {
+    int64_t N, C, OC, H, W, P;
+    const float *x, *B, *bias, *scale, *shift, *dout;
+    float *out, *dB;
+    int relu, mode; /* 0 forward, 1 dx (out += dout @ B^T), 2 dB rows */
+} dense_job;
+
+/* The tap (kh*3 + kw) joining input pixel pi to output pixel po, or -1. */
+static int dense_tap(const dense_job *d, int64_t pi, int64_t po) {
+    const int64_t kh = pi / d->W - po / d->W + 1, kw = pi % d->W - po % d->W + 1;
+    return kh >= 0 && kh < 3 && kw >= 0 && kw < 3 ? (int)(kh * 3 + kw) : -1;
+}
+
+static void dense_task(void *arg, int64_t k, int64_t n) {
+    dense_job *d = arg;
+    const int64_t CP = d->C * d->P, OP = d->OC * d->P;
+    if (d->mode == 2) { /* dB rows of input channels [c0, c1) */
+        const int64_t c0 = d->C * k / n, c1 = d->C * (k + 1) / n;
+        if (c1 > c0)
+            bcml_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)((c1 - c0) * d->P), (int)OP, (int)d->N, 1.0f,
+                       d->x + c0 * d->P, (int)CP, d->dout, (int)OP, 0.0f, d->dB + c0 * d->P * OP, (int)OP);
+        return;
+    }
+    const int64_t units = cdiv(d->N, DENSE_IMAGES);
+    for (int64_t u = units * k / n; u < units * (k + 1) / n; u++) {
+        const int64_t i0 = u * DENSE_IMAGES, ni = min64(DENSE_IMAGES, d->N - i0);
+        if (d->mode == 1) {
+            bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)ni, (int)CP, (int)OP, 1.0f, d->dout + i0 * OP,
+                       (int)OP, d->B, (int)OP, 1.0f, d->out + i0 * CP, (int)CP);
+            continue;
+        }
+        float *o = d->out + i0 * OP;
+        bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)ni, (int)OP, (int)CP, 1.0f, d->x + i0 * CP,
+                   (int)CP, d->B, (int)OP, 0.0f, o, (int)OP);
+        for (int64_t i = 0; i < ni; i++)
+            for (int64_t oc = 0; oc < d->OC; oc++) {
+                float *restrict r = o + i * OP + oc * d->P;
+                const float b = d->bias ? d->bias[oc] : 0.0f, s = d->scale ? d->scale[oc] : 1.0f,
+                            sh = d->shift ? d->shift[oc] : 0.0f;
+                for (int64_t p = 0; p < d->P; p++) {
+                    const float v = (r[p] + b) * s + sh;
+                    r[p] = d->relu && v < 0.0f ? 0.0f : v;
+                }
+            }
+    }
+}
+
+/* tab[pi*P + po]: dense_tap for every pair (P <= 4). */
+static void dense_table(const dense_job *d, int *tab) {
+    for (int64_t pi = 0; pi < d->P; pi++)
+        for (int64_t po = 0; po < d->P; po++) tab[pi * d->P + po] = dense_tap(d, pi, po);
+}
+
+/* B (C*P, OC*P) from w (OC, C, 3, 3). */
+static void dense_matrix(const dense_job *d, const int *tab, float *B, const float *w) {
+    const int64_t P = d->P, OP = d->OC * P;
+    for (int64_t c = 0; c < d->C; c++)
+        for (int64_t pi = 0; pi < P; pi++) {
+            float *restrict row = B + (c * P + pi) * OP;
+            const int *t = tab + pi * P;
+            for (int64_t o = 0; o < d->OC; o++) {
+                const float *restrict wk = w + (o * d->C + c) * 9;
+                for (int64_t po = 0; po < P; po++) row[o * P + po] = t[po] < 0 ? 0.0f : wk[t[po]];
+            }
+        }
+}
+
+bcml_status bcml_dense_conv(const float *x, const float *w, const float *bias, const float *scale,
+                            const float *shift, int relu, float *out, const float *dout, float *dx, float *dw,
+                            int64_t N, int64_t C, int64_t OC, int64_t H, int64_t W, bcml_err *err) {
+    dense_job d = {.N = N, .C = C, .OC = OC, .H = H, .W = W, .P = H * W, .x = x, .bias = bias, .scale = scale,
+                   .shift = shift, .dout = dout, .relu = relu};
+    if (N == 0 || C == 0 || OC == 0 || d.P == 0) return BCML_OK;
+    const int64_t CP = C * d.P, OP = OC * d.P;
+    float *B = bcml_alloc((size_t)(CP * OP) * sizeof(float));
+    if (!B) return bcml_fail(err, BCML_ENOMEM, "conv2d: out of memory for the dense small-map weight");
+    const int64_t units = cdiv(N, DENSE_IMAGES);
+    int tab[16];
+    if (d.P > 4) {
+        bcml_free(B);
+        return bcml_fail(err, BCML_EVALUE, "conv2d: dense small-map path on %lld pixels (4 at most)", (long long)d.P);
+    }
+    dense_table(&d, tab);
+    if (out || dx) {
+        dense_matrix(&d, tab, B, w);
+        d.B = B;
+    }
+    if (out) {
+        d.out = out;
+        d.mode = 0;
+        bcml_parallel(min64(units, MAX_TASKS), dense_task, &d);
+    }
+    if (dx) {
+        d.out = dx;
+        d.mode = 1;
+        bcml_parallel(min64(units, MAX_TASKS), dense_task, &d);
+    }
+    if (dw) {
+        d.dB = B; /* reused: (CP, OP) */
+        d.mode = 2;
+        bcml_parallel(min64(C, DENSE_CHANNEL_CHUNKS), dense_task, &d);
+        for (int64_t c = 0; c < C; c++) /* each tap's sum over the pixel pairs it joins, in a fixed order */
+            for (int64_t pi = 0; pi < d.P; pi++) {
+                const float *restrict row = B + (c * d.P + pi) * OP;
+                const int *t = tab + pi * d.P;
+                for (int64_t o = 0; o < OC; o++) {
+                    float *restrict g = dw + (o * C + c) * 9;
+                    for (int64_t po = 0; po < d.P; po++)
+                        if (t[po] >= 0) g[t[po]] += row[o * d.P + po];
+                }
+            }
+    }
+    bcml_free(B);
     return BCML_OK;
 }
