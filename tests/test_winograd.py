@@ -261,3 +261,27 @@ def test_resnet18_fused_equals_unfused(monkeypatch, training):
             np.testing.assert_array_equal(a, b)
         else:
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5 * np.abs(b).max())
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 4, 8, 8), (3, 4, 6, 9, 7), (1, 16, 16, 13, 21), (4, 64, 64, 8, 8)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_f4x4_against_float64(shape):
+    """F(4x4, 3x3) (points 0, 1, -1, 1/2, -2), which the rule does not choose (its float32 error is
+    6-15x PyTorch's on ResNet18's shapes), reached through the core's test mode 4: forward and
+    input gradient against float64 at a correspondingly looser tolerance."""
+    from bcml import _core
+    x, w, b, dout = _data(*shape, bias=True, seed=11)
+    before = _core.get_winograd()
+    try:
+        _core.set_winograd(4)
+        f4 = _bcml(x, w, b, dout)
+        _core.set_winograd(1)
+        f2 = _bcml(x, w, b, dout)
+    finally:
+        _core.set_winograd(before)
+    refs = _refs(x, w, b, dout)
+    assert not np.array_equal(f4[0], f2[0]) and not np.array_equal(f4[1], f2[1])  # F(4x4) ran
+    for o, r in zip(f4, refs):
+        np.testing.assert_allclose(o, r, rtol=1e-4, atol=2e-5 * np.abs(r).max())
+    with pytest.raises(ValueError, match="mode must be 0, 1 or 4"):
+        _core.set_winograd(2)

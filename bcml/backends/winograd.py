@@ -16,14 +16,14 @@ from .. import _core
 class _Module(types.ModuleType):
     @property
     def enabled(self):
-        return _core.get_winograd()
+        return _core.get_winograd() != 0
 
     @enabled.setter
     def enabled(self, value):
-        _core.set_winograd(bool(value))
+        _core.set_winograd(1 if value else 0)
 
 
 if os.environ.get("BCML_WINOGRAD", "").strip() == "0":
-    _core.set_winograd(False)
+    _core.set_winograd(0)
 
 sys.modules[__name__].__class__ = _Module

@@ -151,8 +151,9 @@ void bcml_parallel(int64_t ntasks, bcml_task_fn fn, void *arg);
 /* Threads bcml's kernels may use (the process default; starts pool threads as needed). */
 void bcml_set_num_threads(int n);
 int bcml_get_num_threads(void);
-/* Winograd convolution for 3x3 stride-1 convolutions on (1, the default) or off (winograd.c). */
-void bcml_set_winograd(int on);
+/* Winograd convolution for 3x3 stride-1 convolutions: 1 on (the default), 0 off; 4 runs F(4x4)
+ * where F(2x2) would run (tests and benchmarks only) (winograd.c). */
+void bcml_set_winograd(int mode);
 int bcml_get_winograd(void);
 /* Caps the calling thread (e.g. 1 inside a sweep job); 0 removes the cap. */
 void bcml_set_thread_limit(int n);

@@ -27,9 +27,11 @@
 #include <stdatomic.h>
 #include <string.h>
 
-static atomic_int enabled = 1; /* bcml.backends.winograd.enabled */
+/* bcml.backends.winograd.enabled: 0 off, 1 on (the rule below); 4 (tests and benchmarks only,
+ * through bcml._core.set_winograd(4)): F(4x4) wherever the rule takes F(2x2) */
+static atomic_int enabled = 1;
 
-void bcml_set_winograd(int on) { atomic_store(&enabled, on ? 1 : 0); }
+void bcml_set_winograd(int mode) { atomic_store(&enabled, mode == 4 ? 4 : mode ? 1 : 0); }
 int bcml_get_winograd(void) { return atomic_load(&enabled); }
 
 #define TARGET_COLS 256              /* tiles wanted in one unit's GEMMs */
@@ -59,9 +61,10 @@ static const double G4[6 * 3] = {1, 0, 0, 1.0 / 3, 1.0 / 3, 1.0 / 3, -1.0 / 3, 1
 
 int bcml_wino_tile(int64_t N, int64_t Cin, int64_t Cout, int64_t H, int64_t W) {
     (void)N; (void)Cin; (void)Cout;
-    if (!atomic_load(&enabled) || Cin < 1 || Cout < 1) return 0;
+    const int mode = atomic_load(&enabled);
+    if (!mode || Cin < 1 || Cout < 1) return 0;
     if (H == 2 && W == 2) return 1;
-    return H >= 3 && W >= 3 ? 2 : 0;
+    return H >= 3 && W >= 3 ? (mode == 4 ? 4 : 2) : 0;
 }
 
 typedef struct {

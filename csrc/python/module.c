@@ -911,17 +911,21 @@ static PyObject *py_set_blas_threads(PyObject *self, PyObject *arg) {
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
-/* set_winograd(flag): Winograd convolution on or off (bcml.backends.winograd.enabled). */
+/* set_winograd(mode): Winograd convolution off (0) or on (1) (bcml.backends.winograd.enabled). */
 static PyObject *py_set_winograd(PyObject *self, PyObject *arg) {
     (void)self;
-    int on = PyObject_IsTrue(arg);
-    if (on < 0) return NULL;
-    bcml_set_winograd(on);
+    long mode = PyLong_AsLong(arg); /* 0 off, 1 on, 4 F(4x4) where F(2x2) would run (tests) */
+    if (mode == -1 && PyErr_Occurred()) return NULL;
+    if (mode != 0 && mode != 1 && mode != 4) {
+        PyErr_SetString(PyExc_ValueError, "set_winograd: mode must be 0, 1 or 4");
+        return NULL;
+    }
+    bcml_set_winograd((int)mode);
     Py_RETURN_NONE;
 }
 static PyObject *py_get_winograd(PyObject *self, PyObject *noargs) {
     (void)self; (void)noargs;
-    return PyBool_FromLong(bcml_get_winograd());
+    return PyLong_FromLong(bcml_get_winograd());
 }
 /* set_thread_limit(n): caps bcml's kernel threads for the calling thread (0: no cap). */
 static PyObject *py_set_thread_limit(PyObject *self, PyObject *arg) {
