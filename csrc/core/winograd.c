@@ -189,29 +189,24 @@ static inline __attribute__((always_inline)) void out_tf(const wino_job *j, cons
 /* F(2x2, 3x3): the same transforms written out (points 0, 1, -1): per tile row, B^T along the
  * columns over whole padded rows (contiguous), then along the rows per tile. */
 static void in_tf2(const wino_job *j, const float *restrict x, int64_t ty0, int64_t nty, float *restrict v,
-                   int64_t vs, float *restrict pad, float *restrict tmp) {
+                   int64_t vs, float *restrict zero, float *restrict tmp) {
     const int64_t H = j->H, W = j->W, tw = j->tw, pw = tw * 2 + 2;
-    const int64_t r0 = ty0 * 2, nr = nty * 2 + 2;
-    for (int64_t r = 0; r < nr; r++) {
-        float *restrict d = pad + r * pw;
-        const int64_t ih = r0 + r - 1;
-        if (ih < 0 || ih >= H) {
-            for (int64_t q = 0; q < pw; q++) d[q] = 0.0f;
-            continue;
-        }
-        d[0] = 0.0f;
-        memcpy(d + 1, x + ih * W, (size_t)W * sizeof(float));
-        for (int64_t q = W + 1; q < pw; q++) d[q] = 0.0f;
-    }
+    /* c_q (pw): B^T along the columns of the 4 input rows of a tile row, the padding columns 0 */
     float *restrict c0 = tmp, *restrict c1 = tmp + pw, *restrict c2 = tmp + 2 * pw, *restrict c3 = tmp + 3 * pw;
+    for (int64_t q = 0; q < 4 * pw; q++) tmp[q] = 0.0f;
+    for (int64_t q = 0; q < W; q++) zero[q] = 0.0f;
     for (int64_t ty = 0; ty < nty; ty++) {
-        const float *restrict d0 = pad + ty * 2 * pw, *restrict d1 = d0 + pw, *restrict d2 = d1 + pw,
-                              *restrict d3 = d2 + pw;
-        for (int64_t q = 0; q < pw; q++) {
-            c0[q] = d0[q] - d2[q];
-            c1[q] = d1[q] + d2[q];
-            c2[q] = d2[q] - d1[q];
-            c3[q] = d1[q] - d3[q];
+        const float *rows[4];
+        for (int i = 0; i < 4; i++) { /* input rows (ty0 + ty)*2 - 1 + i, zero outside the map */
+            const int64_t ih = (ty0 + ty) * 2 - 1 + i;
+            rows[i] = ih >= 0 && ih < H ? x + ih * W : zero;
+        }
+        const float *restrict d0 = rows[0], *restrict d1 = rows[1], *restrict d2 = rows[2], *restrict d3 = rows[3];
+        for (int64_t q = 0; q < W; q++) {
+            c0[q + 1] = d0[q] - d2[q];
+            c1[q + 1] = d1[q] + d2[q];
+            c2[q + 1] = d2[q] - d1[q];
+            c3[q + 1] = d1[q] - d3[q];
         }
         float *restrict vt = v + ty * tw;
         const float *cr[4] = {c0, c1, c2, c3};
@@ -449,6 +444,31 @@ static void weight_tf(float *U, const float *w, int flip, int64_t Cin, int64_t C
         }
 }
 
+/* weight_tf for F(2x2): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] written out, in double. */
+static void weight_tf2(float *U, const float *w, int flip, int64_t Cin, int64_t Cout) {
+    const int64_t S = Cout * Cin;
+    for (int64_t o = 0; o < Cout; o++)
+        for (int64_t c = 0; c < Cin; c++) {
+            double g[3][3], t[4][3];
+            for (int i = 0; i < 3; i++)
+                for (int k = 0; k < 3; k++)
+                    g[i][k] = flip ? w[((c * Cout + o) * 3 + 2 - i) * 3 + 2 - k] : w[((o * Cin + c) * 3 + i) * 3 + k];
+            for (int k = 0; k < 3; k++) {
+                t[0][k] = g[0][k];
+                t[1][k] = 0.5 * (g[0][k] + g[1][k] + g[2][k]);
+                t[2][k] = 0.5 * (g[0][k] - g[1][k] + g[2][k]);
+                t[3][k] = g[2][k];
+            }
+            float *u = U + o * Cin + c;
+            for (int p = 0; p < 4; p++) {
+                u[(p * 4 + 0) * S] = (float)t[p][0];
+                u[(p * 4 + 1) * S] = (float)(0.5 * (t[p][0] + t[p][1] + t[p][2]));
+                u[(p * 4 + 2) * S] = (float)(0.5 * (t[p][0] - t[p][1] + t[p][2]));
+                u[(p * 4 + 3) * S] = (float)t[p][2];
+            }
+        }
+}
+
 bcml_status bcml_wino_conv(int m, const float *x, const float *w, int flip, const float *bias, const float *scale,
                            const float *shift, int relu, float *out, int acc, int64_t N, int64_t Cin, int64_t Cout,
                            int64_t H, int64_t W, bcml_err *err) {
@@ -462,7 +482,10 @@ bcml_status bcml_wino_conv(int m, const float *x, const float *w, int flip, cons
     plan_units(&j);
     float *U = bcml_alloc((size_t)((int64_t)a * a * Cin * Cout) * sizeof(float));
     if (!U) return bcml_fail(err, BCML_ENOMEM, "conv2d: out of memory for the Winograd weight transform");
-    weight_tf(U, w, flip, Cin, Cout, m == 2 ? G2 : G4, a);
+    if (m == 2)
+        weight_tf2(U, w, flip, Cin, Cout);
+    else
+        weight_tf(U, w, flip, Cin, Cout, G4, a);
     j.U = U;
     bcml_parallel(min64(j.nunits, MAX_TASKS), m == 2 ? task2 : task4, &j);
     bcml_free(U);
