@@ -278,7 +278,7 @@ static inline __attribute__((always_inline)) void run_units(wino_job *j, int64_t
                       pad, tmp);
         for (int64_t p = 0; p < aa; p++)
             bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->Cout, (int)T, (int)j->Cin, 1.0f,
-                       j->U + p * j->Cout * j->Cin, (int)j->Cin, V + p * vs, (int)T, 0.0f,
+                       j->U + p * (j->Cout * j->Cin + SKEW), (int)j->Cin, V + p * vs, (int)T, 0.0f,
                        M + p * ms, (int)T);
         for (int64_t b = 0; b < nim; b++)
             for (int64_t o = 0; o < j->Cout; o++)
@@ -365,7 +365,8 @@ static void dw_task2(void *arg, int64_t k, int64_t nchunks) {
     float *buf = bcml_alloc((size_t)(nv + nd + npad + ntmp) * sizeof(float));
     if (!buf) { atomic_store(&j->failed, 1); return; }
     float *V = buf, *D = V + nv, *pad = D + nd, *tmp = pad + npad;
-    float *part = j->part + k * 16 * j->Cout * j->Cin; /* (16, Cout, Cin) */
+    const int64_t us = j->Cout * j->Cin + SKEW; /* point stride of the partial dU */
+    float *part = j->part + k * 16 * us;      /* (16, Cout, Cin) */
     const int64_t HW = j->H * j->W;
     for (int64_t u = j->nunits * k / nchunks; u < j->nunits * (k + 1) / nchunks; u++) {
         int64_t im, nim, ty0, nty;
@@ -380,7 +381,7 @@ static void dw_task2(void *arg, int64_t k, int64_t nchunks) {
         }
         for (int64_t p = 0; p < 16; p++)
             bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->Cout, (int)j->Cin, (int)T, 1.0f, D + p * ds,
-                       (int)T, V + p * vs, (int)T, 1.0f, part + p * j->Cout * j->Cin, (int)j->Cin);
+                       (int)T, V + p * vs, (int)T, 1.0f, part + p * us, (int)j->Cin);
     }
     bcml_free(buf);
 }
@@ -391,7 +392,7 @@ bcml_status bcml_wino_dw(const float *x, const float *dout, float *dw, int64_t N
     wino_job j = {.m = 2, .a = 4, .N = N, .Cin = Cin, .Cout = Cout, .H = H, .W = W, .x = x, .dout = dout};
     atomic_init(&j.failed, 0);
     plan_units(&j);
-    const int64_t m16 = 16 * Cout * Cin;
+    const int64_t us = Cout * Cin + SKEW, m16 = 16 * us; /* point stride, one partial dU */
     const int64_t nchunks = min64(j.nunits, min64(DW_CHUNKS, max64(1, DW_BUDGET / m16)));
     float *part = bcml_alloc((size_t)(nchunks * m16) * sizeof(float));
     if (!part) return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory for Winograd weight gradients");
@@ -413,7 +414,7 @@ bcml_status bcml_wino_dw(const float *x, const float *dout, float *dw, int64_t N
             for (int p = 0; p < 4; p++)
                 for (int k = 0; k < 3; k++) {
                     double v = 0.0;
-                    for (int q = 0; q < 4; q++) v += (double)part[((int64_t)(p * 4 + q) * Cout + o) * Cin + c] * G2[q * 3 + k];
+                    for (int q = 0; q < 4; q++) v += (double)part[(p * 4 + q) * us + o * Cin + c] * G2[q * 3 + k];
                     t[p][k] = v;
                 }
             float *restrict d = dw + (o * Cin + c) * 9;
@@ -439,14 +440,14 @@ static void weight_tf(float *U, const float *w, int flip, int64_t Cin, int64_t C
                     t[p][k] = G[p * 3] * g[0][k] + G[p * 3 + 1] * g[1][k] + G[p * 3 + 2] * g[2][k];
             for (int p = 0; p < a; p++)
                 for (int q = 0; q < a; q++)
-                    U[((int64_t)(p * a + q) * Cout + o) * Cin + c] =
+                    U[(int64_t)(p * a + q) * (Cout * Cin + SKEW) + o * Cin + c] =
                         (float)(t[p][0] * G[q * 3] + t[p][1] * G[q * 3 + 1] + t[p][2] * G[q * 3 + 2]);
         }
 }
 
 /* weight_tf for F(2x2): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] written out, in double. */
 static void weight_tf2(float *U, const float *w, int flip, int64_t Cin, int64_t Cout) {
-    const int64_t S = Cout * Cin;
+    const int64_t S = Cout * Cin + SKEW; /* point stride */
     for (int64_t o = 0; o < Cout; o++)
         for (int64_t c = 0; c < Cin; c++) {
             double g[3][3], t[4][3];
@@ -480,7 +481,7 @@ bcml_status bcml_wino_conv(int m, const float *x, const float *w, int flip, cons
                   .scale = scale, .shift = shift, .out = out, .relu = relu, .acc = acc};
     atomic_init(&j.failed, 0);
     plan_units(&j);
-    float *U = bcml_alloc((size_t)((int64_t)a * a * Cin * Cout) * sizeof(float));
+    float *U = bcml_alloc((size_t)((int64_t)a * a * (Cin * Cout + SKEW)) * sizeof(float));
     if (!U) return bcml_fail(err, BCML_ENOMEM, "conv2d: out of memory for the Winograd weight transform");
     if (m == 2)
         weight_tf2(U, w, flip, Cin, Cout);
