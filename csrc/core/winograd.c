@@ -297,6 +297,26 @@ static inline __attribute__((always_inline)) void run_units(wino_job *j, int64_t
 static void task2(void *arg, int64_t k, int64_t n) { run_units(arg, k, n, BT2, AT2, 4, 2); }
 static void task4(void *arg, int64_t k, int64_t n) { run_units(arg, k, n, BT4, AT4, 6, 4); }
 
+/* fn(ctx, lo, hi) over [0, n) in RANGE_TASKS pieces or fewer (from n only): for the
+ * elementwise passes (weight transforms, the weight gradient's final transform), whose every
+ * element is computed the same way whatever the split. */
+#define RANGE_TASKS 8
+typedef struct {
+    void (*fn)(void *ctx, int64_t lo, int64_t hi);
+    void *ctx;
+    int64_t n;
+} range_job;
+
+static void range_task(void *arg, int64_t k, int64_t ntasks) {
+    range_job *r = arg;
+    r->fn(r->ctx, r->n * k / ntasks, r->n * (k + 1) / ntasks);
+}
+
+static void parallel_range(int64_t n, void (*fn)(void *, int64_t, int64_t), void *ctx) {
+    range_job r = {fn, ctx, n};
+    bcml_parallel(min64(n, RANGE_TASKS), range_task, &r);
+}
+
 /* Units of j (m, N, Cin, Cout, H, W set): images per unit for TARGET_COLS tiles with V and M
  * within UNIT_BUDGET; an image too large for that is cut into bands of tile rows. */
 static void plan_units(wino_job *j) {
@@ -386,6 +406,38 @@ static void dw_task2(void *arg, int64_t k, int64_t nchunks) {
     bcml_free(buf);
 }
 
+typedef struct {
+    float *part, *dw;
+    int64_t nchunks, us, Cin, Cout;
+} dwf_job;
+
+/* Output channels [o0, o1): the partial dU summed in chunk order, then dW += G^T dU G in double. */
+static void dw_final(void *arg, int64_t o0, int64_t o1) {
+    const dwf_job *q = arg;
+    const int64_t us = q->us, Cin = q->Cin, m16 = 16 * us;
+    float *part = q->part;
+    for (int64_t p = 0; p < 16; p++)
+        for (int64_t c = 1; c < q->nchunks; c++) {
+            float *restrict d = part + p * us + o0 * Cin;
+            const float *restrict s = part + c * m16 + p * us + o0 * Cin;
+            for (int64_t i = 0; i < (o1 - o0) * Cin; i++) d[i] += s[i];
+        }
+    for (int64_t o = o0; o < o1; o++)
+        for (int64_t c = 0; c < Cin; c++) {
+            double t[4][3];
+            for (int p = 0; p < 4; p++)
+                for (int k = 0; k < 3; k++) {
+                    double v = 0.0;
+                    for (int q4 = 0; q4 < 4; q4++) v += (double)part[(p * 4 + q4) * us + o * Cin + c] * G2[q4 * 3 + k];
+                    t[p][k] = v;
+                }
+            float *restrict d = q->dw + (o * Cin + c) * 9;
+            for (int i = 0; i < 3; i++)
+                for (int k = 0; k < 3; k++)
+                    d[i * 3 + k] += (float)(G2[i] * t[0][k] + G2[3 + i] * t[1][k] + G2[6 + i] * t[2][k] + G2[9 + i] * t[3][k]);
+        }
+}
+
 bcml_status bcml_wino_dw(const float *x, const float *dout, float *dw, int64_t N, int64_t Cin, int64_t Cout,
                          int64_t H, int64_t W, bcml_err *err) {
     if (N == 0 || Cin == 0 || Cout == 0 || H == 0 || W == 0) return BCML_OK;
@@ -403,25 +455,7 @@ bcml_status bcml_wino_dw(const float *x, const float *dout, float *dw, int64_t N
         bcml_free(part);
         return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory for Winograd buffers");
     }
-    for (int64_t c = 1; c < nchunks; c++) { /* the partial sums, in chunk order */
-        const float *restrict pc = part + c * m16;
-        for (int64_t i = 0; i < m16; i++) part[i] += pc[i];
-    }
-    /* dW (Cout, Cin, 3, 3) += G^T dU G, in double */
-    for (int64_t o = 0; o < Cout; o++)
-        for (int64_t c = 0; c < Cin; c++) {
-            double t[4][3];
-            for (int p = 0; p < 4; p++)
-                for (int k = 0; k < 3; k++) {
-                    double v = 0.0;
-                    for (int q = 0; q < 4; q++) v += (double)part[(p * 4 + q) * us + o * Cin + c] * G2[q * 3 + k];
-                    t[p][k] = v;
-                }
-            float *restrict d = dw + (o * Cin + c) * 9;
-            for (int i = 0; i < 3; i++)
-                for (int k = 0; k < 3; k++)
-                    d[i * 3 + k] += (float)(G2[i] * t[0][k] + G2[3 + i] * t[1][k] + G2[6 + i] * t[2][k] + G2[9 + i] * t[3][k]);
-        }
+    parallel_range(Cout, dw_final, &(dwf_job){part, dw, nchunks, us, Cin, Cout});
     bcml_free(part);
     return BCML_OK;
 }
@@ -446,9 +480,21 @@ static void weight_tf(float *U, const float *w, int flip, int64_t Cin, int64_t C
 }
 
 /* weight_tf for F(2x2): G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1] written out, in double. */
-static void weight_tf2(float *U, const float *w, int flip, int64_t Cin, int64_t Cout) {
+typedef struct {
+    float *U;
+    const float *w;
+    int flip;
+    int64_t Cin, Cout;
+} wtf_job;
+
+static void weight_tf2(void *arg, int64_t o0, int64_t o1) {
+    const wtf_job *q = arg;
+    float *U = q->U;
+    const float *w = q->w;
+    const int flip = q->flip;
+    const int64_t Cin = q->Cin, Cout = q->Cout;
     const int64_t S = Cout * Cin + SKEW; /* point stride */
-    for (int64_t o = 0; o < Cout; o++)
+    for (int64_t o = o0; o < o1; o++)
         for (int64_t c = 0; c < Cin; c++) {
             double g[3][3], t[4][3];
             for (int i = 0; i < 3; i++)
@@ -484,7 +530,7 @@ bcml_status bcml_wino_conv(int m, const float *x, const float *w, int flip, cons
     float *U = bcml_alloc((size_t)((int64_t)a * a * (Cin * Cout + SKEW)) * sizeof(float));
     if (!U) return bcml_fail(err, BCML_ENOMEM, "conv2d: out of memory for the Winograd weight transform");
     if (m == 2)
-        weight_tf2(U, w, flip, Cin, Cout);
+        parallel_range(Cout, weight_tf2, &(wtf_job){U, w, flip, Cin, Cout});
     else
         weight_tf(U, w, flip, Cin, Cout, G4, a);
     j.U = U;
@@ -557,16 +603,42 @@ static void dense_table(const dense_job *d, int *tab) {
         for (int64_t po = 0; po < d->P; po++) tab[pi * d->P + po] = dense_tap(d, pi, po);
 }
 
-/* B (C*P, OC*P) from w (OC, C, 3, 3). */
-static void dense_matrix(const dense_job *d, const int *tab, float *B, const float *w) {
+typedef struct {
+    const dense_job *d;
+    const int *tab;
+    float *B, *dw;
+    const float *w;
+} dmat_job;
+
+/* Rows of input channels [c0, c1) of B (C*P, OC*P) from w (OC, C, 3, 3). */
+static void dense_matrix(void *arg, int64_t c0, int64_t c1) {
+    const dmat_job *q = arg;
+    const dense_job *d = q->d;
     const int64_t P = d->P, OP = d->OC * P;
-    for (int64_t c = 0; c < d->C; c++)
+    for (int64_t c = c0; c < c1; c++)
         for (int64_t pi = 0; pi < P; pi++) {
-            float *restrict row = B + (c * P + pi) * OP;
-            const int *t = tab + pi * P;
+            float *restrict row = q->B + (c * P + pi) * OP;
+            const int *t = q->tab + pi * P;
             for (int64_t o = 0; o < d->OC; o++) {
-                const float *restrict wk = w + (o * d->C + c) * 9;
+                const float *restrict wk = q->w + (o * d->C + c) * 9;
                 for (int64_t po = 0; po < P; po++) row[o * P + po] = t[po] < 0 ? 0.0f : wk[t[po]];
+            }
+        }
+}
+
+/* dw[:, c0:c1] += each tap's sum over the pixel pairs it joins in dB, in a fixed order. */
+static void dense_taps(void *arg, int64_t c0, int64_t c1) {
+    const dmat_job *q = arg;
+    const dense_job *d = q->d;
+    const int64_t P = d->P, OP = d->OC * P;
+    for (int64_t c = c0; c < c1; c++)
+        for (int64_t pi = 0; pi < P; pi++) {
+            const float *restrict row = q->B + (c * P + pi) * OP;
+            const int *t = q->tab + pi * P;
+            for (int64_t o = 0; o < d->OC; o++) {
+                float *restrict g = q->dw + (o * d->C + c) * 9;
+                for (int64_t po = 0; po < P; po++)
+                    if (t[po] >= 0) g[t[po]] += row[o * P + po];
             }
         }
 }
@@ -588,7 +660,7 @@ bcml_status bcml_dense_conv(const float *x, const float *w, const float *bias, c
     }
     dense_table(&d, tab);
     if (out || dx) {
-        dense_matrix(&d, tab, B, w);
+        parallel_range(C, dense_matrix, &(dmat_job){&d, tab, B, NULL, w});
         d.B = B;
     }
     if (out) {
@@ -605,16 +677,7 @@ bcml_status bcml_dense_conv(const float *x, const float *w, const float *bias, c
         d.dB = B; /* reused: (CP, OP) */
         d.mode = 2;
         bcml_parallel(min64(C, DENSE_CHANNEL_CHUNKS), dense_task, &d);
-        for (int64_t c = 0; c < C; c++) /* each tap's sum over the pixel pairs it joins, in a fixed order */
-            for (int64_t pi = 0; pi < d.P; pi++) {
-                const float *restrict row = B + (c * d.P + pi) * OP;
-                const int *t = tab + pi * d.P;
-                for (int64_t o = 0; o < OC; o++) {
-                    float *restrict g = dw + (o * C + c) * 9;
-                    for (int64_t po = 0; po < d.P; po++)
-                        if (t[po] >= 0) g[t[po]] += row[o * d.P + po];
-                }
-            }
+        parallel_range(C, dense_taps, &(dmat_job){&d, tab, B, dw, NULL});
     }
     bcml_free(B);
     return BCML_OK;
