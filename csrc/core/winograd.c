@@ -34,7 +34,7 @@ static atomic_int enabled = 1;
 void bcml_set_winograd(int mode) { atomic_store(&enabled, mode == 4 ? 4 : mode ? 1 : 0); }
 int bcml_get_winograd(void) { return atomic_load(&enabled); }
 
-#define TARGET_COLS 256              /* tiles wanted in one unit's GEMMs */
+#define TARGET_COLS 128              /* tiles wanted in one unit's GEMMs */
 #define UNIT_BUDGET ((int64_t)1 << 20) /* floats in a unit's V or M buffer (4 MiB) */
 #define MAX_TASKS 16
 #define DW_CHUNKS 4                  /* weight-gradient partial sums (a constant: not the thread count) */
