@@ -25,6 +25,10 @@
  * the output channels 0.52 ms, im2col + OpenBLAS's small-matrix GEMM 0.27 ms (our loops get SSE2
  * only, while OpenBLAS picks AVX-512/AVX2 kernels at run time).
  *
+ * 3x3 stride-1 padding-1 convolutions (groups 1, dilation 1, every tap used) on maps of at least
+ * 2x2 go to winograd.c instead (Winograd F(2x2, 3x3), or a dense matrix on 2x2 maps), forward,
+ * dx and dW, unless bcml.backends.winograd.enabled is off; the choice is made here at each call
+ * from the shapes and that switch (wino_tile), so replayed plans follow the switch too.
  * Threads: units (chunks of NB images or pixel tiles for forward and dW; chunk of images, group
  * and a chunk of input channels for dx) are counted from the shapes only (NB too). Forward and dx units write disjoint
  * outputs; dW units are grouped into a fixed number of chunks (from the sizes, never the thread

@@ -1,26 +1,42 @@
-/* winograd.c: Winograd convolution F(m x m, 3 x 3) for 3x3, stride-1, padding-1 convolutions
- * (groups 1, dilation 1), used by conv2d.c for the forward pass and for the gradient with
- * respect to the input (a 3x3 stride-1 padding-1 convolution of dout with the weights rotated by
- * 180 degrees and transposed).
+/* winograd.c: fast algorithms for 3x3, stride-1, padding-1 convolutions (groups 1, dilation 1,
+ * every tap used), chosen by conv2d.c through bcml_wino_tile from the shapes and the switch:
+ * Winograd F(2x2, 3x3) on maps of at least 3x3, a dense matrix on 2x2 maps (end of the file),
+ * im2col + GEMM (conv2d.c) elsewhere. Forward, input gradient (a 3x3 stride-1 padding-1
+ * convolution of dout with the weights rotated by 180 degrees and transposed) and weight
+ * gradient all take the same algorithm.
  *
- * With a = m + 2, an input tile d (a x a) of a channel, its transform V = B^T d B, the weight's
- * U = G g G^T, and the output tile y (m x m) = A^T [sum over channels U (.) V] A. Per unit (a
- * chunk of images, or a band of tile rows of one image) with T tiles:
+ * Winograd: with a = m + 2, an input tile d (a x a) of a channel, its transform V = B^T d B, the
+ * weight's U = G g G^T, and the output tile y (m x m) = A^T [sum over channels U (.) V] A. Per
+ * unit (a chunk of images, or a band of tile rows of one image) with T tiles:
  *   V[p] (Cin, T)  for each of the a*a transform points p (input transform),
  *   M[p] (Cout, T) = U[p] (Cout, Cin) @ V[p] (Cin, T)   (a*a cblas_sgemm calls),
  *   then the output transform, the bias (and, for conv-bn-relu in eval mode, scale, shift and
  *   ReLU) and the crop of the padded tiles, in one pass over each output plane.
- * Transforms: points 0, 1, -1 for F(2x2) (Lavin's matrices); 0, 1, -1, 1/2, -2 for F(4x4)
- * (the most accurate set of 0, +-1, +-2, +-1/2, +-1/4, +-3/2, +-2/3 in a float32 simulation on
- * ResNet18's shapes). The weight transform is computed in double.
- * Accuracy (max abs error / max abs value against float64, divided by PyTorch's float32 error on
- * the same inputs, measured with a float32 NumPy model of these loops): F(2x2) 1.0-1.7 on maps
- * of 4x4 and more, 3.4-4.2 on 2x2 maps; F(4x4) 6-15 with the best points (the sum over the
- * channels, in float32, of larger transformed values dominates: with that sum in double it is
- * still 3-4). So the rule (bcml_wino_tile) takes F(2x2) for maps of at least 3x3 and F(4x4)
- * nowhere yet; the rest stays on im2col + GEMM.
+ * Weight gradient: dU[p] (Cout, Cin) = sum over units of dM[p] (Cout, T) @ V[p]^T, with dM =
+ * A dY A^T of each output-gradient tile, then dW = G^T dU G (see bcml_wino_dw).
+ * Transforms: points 0, 1, -1 for F(2x2) (Lavin's matrices, written out); 0, 1, -1, 1/2, -2 for
+ * F(4x4) (the most accurate set of 0, +-1, +-2, +-1/2, +-1/4, +-3/2, +-2/3 in a float32
+ * simulation on ResNet18's shapes; generic loops). Weight transforms are computed in double.
+ *
+ * The rule, from accuracy first: the normalised error (max abs error / max abs value against
+ * float64) divided by PyTorch's float32 error on the same inputs, on ResNet18's 3x3 shapes
+ * (64 ch 8x8, 128 ch 4x4, 256 ch 2x2, and 64 ch 56x56, 128 ch 28x28), measured here: F(2x2)
+ * 1.0-1.6 (forward and dx) on maps of 4x4 and more; F(2x2) on 2x2 maps 3.4-4.2 in a float32
+ * model of these loops (too close to the bound of 4); F(4x4) 7.5-12.5 (the sum over the
+ * channels, in float32, of larger transformed values dominates: with that sum in double a
+ * model still gives 3-4). So F(4x4) is not chosen (it stays reachable through the test mode 4)
+ * and 2x2 maps take the dense matrix, whose sums are the direct convolution's.
+ * Then speed, measured on one core of this machine (AMD EPYC, AVX-512 OpenBLAS), batch 128,
+ * CPU time of one convolution, ms, forward / forward + backward, im2col -> this file:
+ *   64 ch 8x8 (F(2x2)):     8.1 / 25.4 -> 4.3 / 15.2   (PyTorch 5.0-5.4 / 15-25)
+ *   128 ch 4x4 (F(2x2)):    7.0 / 22.3 -> 4.8 / 15.0   (PyTorch 3.9 / 14)
+ *   256 ch 2x2 (dense):     6.6 / 21.5 -> 4.0 / 13.5   (PyTorch 4.5 / 16.5)
+ *   64 ch 56x56, batch 16:  43 / 137 -> 22 / 76        (PyTorch 35 / 139-155)
+ * so every eligible shape of at least 2x2 takes one of them.
  * Threads: the units are counted from the shapes only, each unit writes disjoint outputs and
- * its GEMMs are the same calls whatever the thread count: the same bits with any threads. */
+ * its GEMMs are the same calls whatever the thread count; the weight gradient's partial sums
+ * come in a fixed number of chunks (DW_CHUNKS, not the thread count) added in chunk order: the
+ * same bits with any number of threads. */
 #include "ops.h"
 #include "blas.h"
 
@@ -187,7 +203,8 @@ static inline __attribute__((always_inline)) void out_tf(const wino_job *j, cons
 }
 
 /* F(2x2, 3x3): the same transforms written out (points 0, 1, -1): per tile row, B^T along the
- * columns over whole padded rows (contiguous), then along the rows per tile. */
+ * columns over the map's 4 input rows (contiguous; a zero row outside the map), then along the
+ * rows per tile. */
 static void in_tf2(const wino_job *j, const float *restrict x, int64_t ty0, int64_t nty, float *restrict v,
                    int64_t vs, float *restrict zero, float *restrict tmp) {
     const int64_t H = j->H, W = j->W, tw = j->tw, pw = tw * 2 + 2;
