@@ -405,7 +405,8 @@ static void dw_task2(void *arg, int64_t k, int64_t nchunks) {
     const int64_t us = j->Cout * j->Cin + SKEW; /* point stride of the partial dU */
     float *part = j->part + k * 16 * us;      /* (16, Cout, Cin) */
     const int64_t HW = j->H * j->W;
-    for (int64_t u = j->nunits * k / nchunks; u < j->nunits * (k + 1) / nchunks; u++) {
+    const int64_t u0 = j->nunits * k / nchunks; /* its first unit sets the partial, the others add */
+    for (int64_t u = u0; u < j->nunits * (k + 1) / nchunks; u++) {
         int64_t im, nim, ty0, nty;
         unit_span(j, u, &im, &nim, &ty0, &nty);
         const int64_t tpi = nty * tw, T = nim * tpi;
@@ -418,7 +419,7 @@ static void dw_task2(void *arg, int64_t k, int64_t nchunks) {
         }
         for (int64_t p = 0; p < 16; p++)
             bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->Cout, (int)j->Cin, (int)T, 1.0f, D + p * ds,
-                       (int)T, V + p * vs, (int)T, 1.0f, part + p * us, (int)j->Cin);
+                       (int)T, V + p * vs, (int)T, u == u0 ? 0.0f : 1.0f, part + p * us, (int)j->Cin);
     }
     bcml_free(buf);
 }
@@ -465,7 +466,6 @@ bcml_status bcml_wino_dw(const float *x, const float *dout, float *dw, int64_t N
     const int64_t nchunks = min64(j.nunits, min64(DW_CHUNKS, max64(1, DW_BUDGET / m16)));
     float *part = bcml_alloc((size_t)(nchunks * m16) * sizeof(float));
     if (!part) return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory for Winograd weight gradients");
-    memset(part, 0, (size_t)(nchunks * m16) * sizeof(float));
     j.part = part;
     bcml_parallel(nchunks, dw_task2, &j);
     if (atomic_load(&j.failed)) {
