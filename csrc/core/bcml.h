@@ -241,9 +241,9 @@ typedef enum {
     BCML_OP_COMPAT_LOSS,   /* in: h2 output, target, h1 output; i[0] kind (0 nll 1 ce 2 bce 3 kl), i[1] mode
                               (0 new-error 1 strict-imitation), i[2] reduction, i[3] dissonance only;
                               f[0] lambda_c, f[1] discriminant pivot (see compat_loss.c) */
-    BCML_OP_CONV2D_BN_RELU, /* eval-mode conv + batch norm (+ ReLU), forward only: in: x, weight, scale (OC),
-                               shift (OC), bias (OC) or NULL; i[0..6] as CONV2D, i[7] relu;
-                               out = relu((conv(x, weight) + bias) * scale + shift) */
+    BCML_OP_CONV2D_BN_RELU, /* eval-mode conv (no bias) + batch norm (+ ReLU), forward only: in: x, weight,
+                               running_mean, running_var, bn weight, bn bias (OC each); i[0..6] as
+                               CONV2D, i[7] relu; f[0] eps */
     BCML_OP_COUNT
 } bcml_op;
 

@@ -37,6 +37,7 @@
 #include "ops.h"
 #include "blas.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -654,27 +655,42 @@ bcml_status bcml_conv2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
     return conv_forward(n, NULL, NULL, 0, out, err);
 }
 
-/* Eval-mode conv + batch norm (+ ReLU) in the convolution's output pass. in: x, weight, scale,
- * shift, bias or NULL; args as conv2d, i[7] relu. */
+/* Eval-mode conv + batch norm (+ ReLU) in the convolution's output pass. in: x, weight,
+ * running_mean, running_var, bn weight, bn bias (each (OC)); args as conv2d, i[7] relu, f[0] eps.
+ * The affine map is computed here from the batch norm's tensors at each call (a replayed plan
+ * reads them as they are then): scale = weight / sqrt(var + eps), shift = bias - mean * scale. */
 bcml_status bcml_conv2d_bn_relu_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
     (void)ctx;
-    const bcml_tensor *w = n->in[1], *sc = n->in[2], *sh = n->in[3];
-    bcml_status st;
-    if ((st = bcml_require_dtype(sc, BCML_FLOAT32, "conv2d_bn_relu", "scale", err)) ||
-        (st = bcml_require_dtype(sh, BCML_FLOAT32, "conv2d_bn_relu", "shift", err)))
-        return st;
+    static const char *names[4] = {"running_mean", "running_var", "weight", "bias"};
+    const bcml_tensor *w = n->in[1];
     const int64_t oc = w->ndim == 4 ? w->shape[0] : -1; /* a bad weight is reported by conv2d's checks */
-    if (oc >= 0 && (sc->ndim != 1 || sc->shape[0] != oc || sh->ndim != 1 || sh->shape[0] != oc))
-        return bcml_fail(err, BCML_EVALUE, "conv2d_bn_relu: scale and shift must have shape (%lld,)", (long long)oc);
-    bcml_node c; /* the convolution's own inputs: x, weight, bias */
+    bcml_status st;
+    for (int k = 0; k < 4; k++) {
+        const bcml_tensor *t = n->in[2 + k];
+        if ((st = bcml_require_dtype(t, BCML_FLOAT32, "conv2d_bn_relu", names[k], err))) return st;
+        if (oc >= 0 && (t->ndim != 1 || t->shape[0] != oc))
+            return bcml_fail(err, BCML_EVALUE, "conv2d_bn_relu: %s must have shape (%lld,)", names[k], (long long)oc);
+    }
+    const int64_t m = oc > 0 ? oc : 1;
+    float *ss = bcml_alloc((size_t)(2 * m) * sizeof(float)); /* scale, shift */
+    if (!ss) return bcml_fail(err, BCML_ENOMEM, "conv2d_bn_relu: out of memory");
+    const float *mean = bcml_f32(n->in[2]), *var = bcml_f32(n->in[3]), *gam = bcml_f32(n->in[4]),
+                *bet = bcml_f32(n->in[5]);
+    for (int64_t o = 0; o < oc; o++) {
+        const double sc = (double)gam[o] / sqrt((double)var[o] + n->args.f[0]);
+        ss[o] = (float)sc;
+        ss[m + o] = (float)((double)bet[o] - (double)mean[o] * sc);
+    }
+    bcml_node c; /* the convolution's own inputs: x, weight */
     memset(&c, 0, sizeof c);
     c.op = BCML_OP_CONV2D;
     c.args = n->args;
     c.in[0] = n->in[0];
     c.in[1] = n->in[1];
-    c.in[2] = n->n_in > 4 ? n->in[4] : NULL;
-    c.n_in = c.in[2] ? 3 : 2;
-    return conv_forward(&c, bcml_f32(sc), bcml_f32(sh), n->args.i[7] != 0, out, err);
+    c.n_in = 2;
+    st = conv_forward(&c, ss, ss + m, n->args.i[7] != 0, out, err);
+    bcml_free(ss);
+    return st;
 }
 
 bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {
