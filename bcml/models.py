@@ -160,8 +160,10 @@ class BasicBlock(nn.Module):
         if x.shape[1] != self.conv1.in_channels:
             raise ValueError("BasicBlock.forward(): argument 'x' must have %d channels (dim 1), got shape %s"
                              % (self.conv1.in_channels, tuple(x.shape)))
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
+        fused = F._conv_bn_relu(x, self.conv1, self.bn1, True)  # eval mode, no gradient: one op
+        out = self.relu(self.bn1(self.conv1(x))) if fused is None else fused
+        fused = F._conv_bn_relu(out, self.conv2, self.bn2, False)
+        out = self.bn2(self.conv2(out)) if fused is None else fused
         if self.downsample is not None:
             identity = self.downsample(x)
         return self.relu(out + identity)
@@ -206,7 +208,8 @@ class ResNet18(nn.Module):
         if x.shape[1] != 3:
             raise ValueError("ResNet18.forward(): argument 'x' must be (B, 3, H, W) images, got shape %s"
                              % (tuple(x.shape),))
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        fused = F._conv_bn_relu(x, self.conv1, self.bn1, True)  # eval mode, no gradient: one op
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))) if fused is None else fused)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         x = self.avgpool(x).flatten(1)
         return _triple(self.fc(x))

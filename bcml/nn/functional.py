@@ -267,6 +267,35 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     return _apply(OPS["conv2d"], ins, (sh, sw, ph, pw, dh, dw, int(groups)), ())
 
 
+def _hooked(m):
+    d = m.__dict__
+    return bool(d.get("_forward_pre_hooks") or d.get("_forward_hooks") or d.get("_backward_hooks"))
+
+
+def _conv_bn_relu(input, conv, bn, relu):
+    """conv -> bn (-> ReLU) of nn modules as one op when conv has no bias, bn is a BatchNorm2d in
+    eval mode with running statistics and no gradient is needed: the convolution's output pass
+    applies the batch norm's affine map (computed in the op from bn's tensors at each call) and
+    the ReLU. None when that does not apply (the caller runs the modules)."""
+    from .modules import BatchNorm2d, Conv2d
+    if (type(conv).forward is not Conv2d.forward or type(bn).forward is not BatchNorm2d.forward
+            or not isinstance(conv, Conv2d) or not isinstance(bn, BatchNorm2d) or bn.training
+            or conv.bias is not None or bn.running_mean is None or bn.running_var is None
+            or _hooked(conv) or _hooked(bn) or isinstance(conv.padding, str) or not isinstance(input, Tensor)
+            or input.ndim != 4 or str(input.dtype) != "bcml.float32" or bn.num_features != conv.out_channels):
+        return None
+    if _core.is_grad_enabled() and any(t is not None and t.requires_grad
+                                       for t in (input, conv.weight, bn.weight, bn.bias)):
+        return None
+    import numpy as np
+    C = bn.num_features
+    weight = bn.weight if bn.weight is not None else _core.from_numpy(np.ones(C, np.float32))
+    bias = bn.bias if bn.bias is not None else _core.from_numpy(np.zeros(C, np.float32))
+    ins = (input, conv.weight, bn.running_mean, bn.running_var, weight, bias)
+    args = tuple(conv.stride) + tuple(conv.padding) + tuple(conv.dilation) + (int(conv.groups), int(bool(relu)))
+    return _apply(OPS["conv2d_bn_relu"], ins, args, (float(bn.eps),))
+
+
 def _pool_args(kernel_size, stride, padding):
     kh, kw = _pair(kernel_size, "kernel_size", 1)
     default = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)

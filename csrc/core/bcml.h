@@ -157,6 +157,10 @@ void bcml_parallel_for(int64_t n, int64_t grain, bcml_range_fn fn, void *arg);
 /* Threads bcml's kernels may use (the process default; starts pool threads as needed). */
 void bcml_set_num_threads(int n);
 int bcml_get_num_threads(void);
+/* Winograd convolution for 3x3 stride-1 convolutions: 1 on (the default), 0 off; 4 runs F(4x4)
+ * where F(2x2) would run (tests and benchmarks only) (winograd.c). */
+void bcml_set_winograd(int mode);
+int bcml_get_winograd(void);
 /* Caps the calling thread (e.g. 1 inside a sweep job); 0 removes the cap. */
 void bcml_set_thread_limit(int n);
 /* Fork safety (threads.c). Every call into the BLAS holds the BLAS lock in shared mode
@@ -243,6 +247,9 @@ typedef enum {
     BCML_OP_COMPAT_LOSS,   /* in: h2 output, target, h1 output; i[0] kind (0 nll 1 ce 2 bce 3 kl), i[1] mode
                               (0 new-error 1 strict-imitation), i[2] reduction, i[3] dissonance only;
                               f[0] lambda_c, f[1] discriminant pivot (see compat_loss.c) */
+    BCML_OP_CONV2D_BN_RELU, /* eval-mode conv (no bias) + batch norm (+ ReLU), forward only: in: x, weight,
+                               running_mean, running_var, bn weight, bn bias (OC each); i[0..6] as
+                               CONV2D, i[7] relu; f[0] eps */
     BCML_OP_COUNT
 } bcml_op;
 

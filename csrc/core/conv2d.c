@@ -25,6 +25,10 @@
  * the output channels 0.52 ms, im2col + OpenBLAS's small-matrix GEMM 0.27 ms (our loops get SSE2
  * only, while OpenBLAS picks AVX-512/AVX2 kernels at run time).
  *
+ * 3x3 stride-1 padding-1 convolutions (groups 1, dilation 1, every tap used) on maps of at least
+ * 2x2 go to winograd.c instead (Winograd F(2x2, 3x3), or a dense matrix on 2x2 maps), forward,
+ * dx and dW, unless bcml.backends.winograd.enabled is off; the choice is made here at each call
+ * from the shapes and that switch (wino_tile), so replayed plans follow the switch too.
  * Threads: units (chunks of NB images or pixel tiles for forward and dW; chunk of images, group
  * and a chunk of input channels for dx) are counted from the shapes only (NB too). Forward and dx units write disjoint
  * outputs; dW units are grouped into a fixed number of chunks (from the sizes, never the thread
@@ -33,6 +37,7 @@
 #include "ops.h"
 #include "blas.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <string.h>
 
@@ -403,6 +408,8 @@ typedef struct {
     float *out;        /* (N, OC, OH, OW) */
     float *dx;         /* (N, C, H, W) */
     float *part;       /* (nchunks, OC, K): dW partial sums, or dW itself when nchunks == 1 */
+    const float *scale, *shift; /* (OC) each, or NULL: out = (conv + bias) * scale + shift (eval-mode batch norm) */
+    int relu;                   /* then max(out, 0) */
     int64_t nunits, CCW; /* units; input channels per dx unit */
     atomic_int failed;
 } conv_job;
@@ -487,6 +494,19 @@ static void fw_task(void *arg, int64_t k, int64_t ntasks) {
                     for (int64_t p = 0; p < g->P; p++) d[p] = bv + t[p];
                 }
         }
+        if (j->scale) /* the fused batch norm (and ReLU) while the unit's outputs are in cache */
+            for (int64_t b = 0; b < nim; b++)
+                for (int64_t oc = 0; oc < g->OC; oc++) {
+                    float *restrict d = j->out + ((im + b) * g->OC + oc) * g->P + p0;
+                    const float sc = j->scale[oc], sh = j->shift[oc];
+                    if (j->relu)
+                        for (int64_t p = 0; p < np; p++) {
+                            const float v = d[p] * sc + sh;
+                            d[p] = v < 0.0f ? 0.0f : v;
+                        }
+                    else
+                        for (int64_t p = 0; p < np; p++) d[p] = d[p] * sc + sh;
+                }
     }
     bcml_free(tmp);
     bcml_free(colbuf);
@@ -586,12 +606,21 @@ static bcml_status job_weight(const conv_geom *g, conv_job *j, const bcml_tensor
     return BCML_OK;
 }
 
+/* The Winograd tile (winograd.c) for a 3x3 stride-1 padding-1 convolution with groups 1 and
+ * dilation 1 and every tap used, from Cin input to Cout output channels on H x W maps; 0: im2col. */
+static int wino_tile(const conv_geom *g, int64_t Cin, int64_t Cout) {
+    if (g->G != 1 || g->KH != 3 || g->KW != 3 || trimmed(g) || g->sh != 1 || g->sw != 1 || g->ph != 1 ||
+        g->pw != 1 || g->dh != 1 || g->dw != 1)
+        return 0;
+    return bcml_wino_tile(g->N, Cin, Cout, g->H, g->W);
+}
+
 /* ---- the op ----------------------------------------------------------------------------- */
 /* in: x (N, C, H, W) or (C, H, W), weight (OC, C/G, KH, KW), bias (OC) or NULL;
  * args: i[0..1] stride, i[2..3] padding, i[4..5] dilation, i[6] groups. out (N, OC, OH, OW)
  * or (OC, OH, OW). */
-bcml_status bcml_conv2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
-    (void)ctx;
+static bcml_status conv_forward(bcml_node *n, const float *scale, const float *shift, int relu, bcml_tensor **out,
+                                bcml_err *err) {
     conv_geom g;
     bcml_status st = conv_setup(n, &g, err);
     if (st) return st;
@@ -601,7 +630,15 @@ bcml_status bcml_conv2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
     if ((st = bcml_tensor_new(&out[0], BCML_FLOAT32, batched ? 4 : 3, batched ? oshape : oshape + 1, 0, err)))
         return st;
     if (out[0]->numel == 0) return BCML_OK;
-    conv_job j = {.g = &g, .x = bcml_f32(x), .b = b ? bcml_f32(b) : NULL, .out = bcml_f32(out[0])};
+    const int m = wino_tile(&g, g.C, g.OC);
+    if (m == 1)
+        return bcml_dense_conv(bcml_f32(x), bcml_f32(n->in[1]), b ? bcml_f32(b) : NULL, scale, shift, relu,
+                               bcml_f32(out[0]), NULL, NULL, NULL, g.N, g.C, g.OC, g.H, g.W, err);
+    if (m)
+        return bcml_wino_conv(m, bcml_f32(x), bcml_f32(n->in[1]), 0, b ? bcml_f32(b) : NULL, scale, shift, relu,
+                              bcml_f32(out[0]), 0, g.N, g.C, g.OC, g.H, g.W, err);
+    conv_job j = {.g = &g, .x = bcml_f32(x), .b = b ? bcml_f32(b) : NULL, .out = bcml_f32(out[0]), .scale = scale,
+                  .shift = shift, .relu = relu};
     atomic_init(&j.failed, 0);
     float *ws;
     if ((st = job_weight(&g, &j, n->in[1], &ws, err))) return st;
@@ -611,6 +648,49 @@ bcml_status bcml_conv2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
     if (atomic_load(&j.failed))
         return bcml_fail(err, BCML_ENOMEM, "conv2d: out of memory for a column buffer");
     return BCML_OK;
+}
+
+bcml_status bcml_conv2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
+    (void)ctx;
+    return conv_forward(n, NULL, NULL, 0, out, err);
+}
+
+/* Eval-mode conv + batch norm (+ ReLU) in the convolution's output pass. in: x, weight,
+ * running_mean, running_var, bn weight, bn bias (each (OC)); args as conv2d, i[7] relu, f[0] eps.
+ * The affine map is computed here from the batch norm's tensors at each call (a replayed plan
+ * reads them as they are then): scale = weight / sqrt(var + eps), shift = bias - mean * scale. */
+bcml_status bcml_conv2d_bn_relu_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
+    (void)ctx;
+    static const char *names[4] = {"running_mean", "running_var", "weight", "bias"};
+    const bcml_tensor *w = n->in[1];
+    const int64_t oc = w->ndim == 4 ? w->shape[0] : -1; /* a bad weight is reported by conv2d's checks */
+    bcml_status st;
+    for (int k = 0; k < 4; k++) {
+        const bcml_tensor *t = n->in[2 + k];
+        if ((st = bcml_require_dtype(t, BCML_FLOAT32, "conv2d_bn_relu", names[k], err))) return st;
+        if (oc >= 0 && (t->ndim != 1 || t->shape[0] != oc))
+            return bcml_fail(err, BCML_EVALUE, "conv2d_bn_relu: %s must have shape (%lld,)", names[k], (long long)oc);
+    }
+    const int64_t m = oc > 0 ? oc : 1;
+    float *ss = bcml_alloc((size_t)(2 * m) * sizeof(float)); /* scale, shift */
+    if (!ss) return bcml_fail(err, BCML_ENOMEM, "conv2d_bn_relu: out of memory");
+    const float *mean = bcml_f32(n->in[2]), *var = bcml_f32(n->in[3]), *gam = bcml_f32(n->in[4]),
+                *bet = bcml_f32(n->in[5]);
+    for (int64_t o = 0; o < oc; o++) {
+        const double sc = (double)gam[o] / sqrt((double)var[o] + n->args.f[0]);
+        ss[o] = (float)sc;
+        ss[m + o] = (float)((double)bet[o] - (double)mean[o] * sc);
+    }
+    bcml_node c; /* the convolution's own inputs: x, weight */
+    memset(&c, 0, sizeof c);
+    c.op = BCML_OP_CONV2D;
+    c.args = n->args;
+    c.in[0] = n->in[0];
+    c.in[1] = n->in[1];
+    c.n_in = 2;
+    st = conv_forward(&c, ss, ss + m, n->args.i[7] != 0, out, err);
+    bcml_free(ss);
+    return st;
 }
 
 bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {
@@ -641,8 +721,10 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
             db[o] += (float)tot;
         }
     }
+    const int m = din[0] && g.OCg && g.Cg ? wino_tile(&g, g.OC, g.C) : 0; /* dx by Winograd */
+    const int mw = din[1] && g.K ? wino_tile(&g, g.C, g.OC) : 0;           /* dW by Winograd */
     float *gd = NULL;
-    if (g.NB > 1 && ((din[1] && g.K) || (din[0] && g.OCg && g.Cg))) {
+    if (g.NB > 1 && ((din[1] && g.K && !mw) || (din[0] && g.OCg && g.Cg && !m))) {
         /* dout regrouped by image chunk: chunk c's images side by side, (OC, nim*P) */
         if (!(gd = bcml_alloc((size_t)(g.N * g.OC * g.P) * sizeof(float)))) {
             bcml_free(ws);
@@ -657,7 +739,21 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
         }
         j.gd = gd;
     }
-    if (din[1] && g.K) { /* dW (OC, K): chunks of units into partial sums, added in chunk order */
+    if (m == 1 || mw == 1) { /* 2x2 maps: dense matrix */
+        st = bcml_dense_conv(j.x, bcml_f32(n->in[1]), NULL, NULL, NULL, 0, NULL, gout, m ? bcml_f32(din[0]) : NULL,
+                             mw ? bcml_f32(din[1]) : NULL, g.N, g.C, g.OC, g.H, g.W, err);
+        bcml_free(gd);
+        bcml_free(ws);
+        if (st) return st;
+        return atomic_load(&j.failed) ? bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory") : BCML_OK;
+    }
+    if (mw) {
+        if ((st = bcml_wino_dw(j.x, gout, bcml_f32(din[1]), g.N, g.C, g.OC, g.H, g.W, err))) {
+            bcml_free(gd);
+            bcml_free(ws);
+            return st;
+        }
+    } else if (din[1] && g.K) { /* dW (OC, K): chunks of units into partial sums, added in chunk order */
         float *dw = bcml_f32(din[1]);
         j.nunits = g.NI * g.NT;
         int64_t nchunks = min64(j.nunits, min64(want, max64(1, PARTIAL_BUDGET / (g.OC * g.K))));
@@ -685,7 +781,15 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
         if (tr) trim_copy(&g, dw, dwt, 1); /* the other taps read only padding: no gradient */
         bcml_free(part);
     }
-    if (din[0] && g.OCg && g.Cg) { /* dx (N, C, H, W): disjoint units */
+    if (m) { /* dx += the convolution of dout with the weight rotated and transposed */
+        st = bcml_wino_conv(m, gout, bcml_f32(n->in[1]), 1, NULL, NULL, NULL, 0, bcml_f32(din[0]), 1, g.N, g.OC, g.C,
+                            g.H, g.W, err);
+        if (st) {
+            bcml_free(gd);
+            bcml_free(ws);
+            return st;
+        }
+    } else if (din[0] && g.OCg && g.Cg) { /* dx (N, C, H, W): disjoint units */
         j.dx = bcml_f32(din[0]);
         const int64_t per = g.NI * g.G;
         const int64_t nchunk = per < want ? min64(g.Cg, cdiv(want, per)) : 1;

@@ -91,6 +91,24 @@ bcml_status bcml_kl_div_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
 
 bcml_status bcml_conv2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
 bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_conv2d_bn_relu_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+/* Winograd 3x3 stride-1 padding-1 convolution (winograd.c). bcml_wino_tile: the output tile m
+ * (2 or 4) chosen for these shapes, or 0 for im2col + GEMM (also when switched off).
+ * bcml_wino_conv: out (N, Cout, H, W) = conv(x (N, Cin, H, W), w) [+ bias] [* scale + shift]
+ * [ReLU], or with acc out += conv(x, w); with flip, w is (Cin, Cout, 3, 3) and is used rotated
+ * by 180 degrees and transposed (the input gradient of a convolution). */
+int bcml_wino_tile(int64_t N, int64_t Cin, int64_t Cout, int64_t H, int64_t W);
+bcml_status bcml_wino_conv(int m, const float *x, const float *w, int flip, const float *bias, const float *scale,
+                           const float *shift, int relu, float *out, int acc, int64_t N, int64_t Cin, int64_t Cout,
+                           int64_t H, int64_t W, bcml_err *err);
+/* Maps of 2x2 (bcml_wino_tile 1): the convolution as one dense (C*4, OC*4) matrix; any of out
+ * (forward, with bias, scale, shift, relu as bcml_wino_conv), dx (+=, from dout), dw (+=) or NULL. */
+bcml_status bcml_dense_conv(const float *x, const float *w, const float *bias, const float *scale,
+                            const float *shift, int relu, float *out, const float *dout, float *dx, float *dw,
+                            int64_t N, int64_t C, int64_t OC, int64_t H, int64_t W, bcml_err *err);
+/* dw (Cout, Cin, 3, 3) += the weight gradient of that convolution (F(2x2, 3x3)) from x and dout. */
+bcml_status bcml_wino_dw(const float *x, const float *dout, float *dw, int64_t N, int64_t Cin, int64_t Cout,
+                         int64_t H, int64_t W, bcml_err *err);
 bcml_status bcml_max_pool2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
 bcml_status bcml_max_pool2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
 bcml_status bcml_avg_pool2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);

@@ -943,6 +943,22 @@ static PyObject *py_set_blas_threads(PyObject *self, PyObject *arg) {
     Py_END_ALLOW_THREADS
     Py_RETURN_NONE;
 }
+/* set_winograd(mode): Winograd convolution off (0) or on (1) (bcml.backends.winograd.enabled). */
+static PyObject *py_set_winograd(PyObject *self, PyObject *arg) {
+    (void)self;
+    long mode = PyLong_AsLong(arg); /* 0 off, 1 on, 4 F(4x4) where F(2x2) would run (tests) */
+    if (mode == -1 && PyErr_Occurred()) return NULL;
+    if (mode != 0 && mode != 1 && mode != 4) {
+        PyErr_SetString(PyExc_ValueError, "set_winograd: mode must be 0, 1 or 4");
+        return NULL;
+    }
+    bcml_set_winograd((int)mode);
+    Py_RETURN_NONE;
+}
+static PyObject *py_get_winograd(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    return PyLong_FromLong(bcml_get_winograd());
+}
 /* set_thread_limit(n): caps bcml's kernel threads for the calling thread (0: no cap). */
 static PyObject *py_set_thread_limit(PyObject *self, PyObject *arg) {
     (void)self;
@@ -975,6 +991,8 @@ static PyMethodDef module_methods[] = {
     {"set_num_threads", py_set_blas_threads, METH_O, "threads of bcml's kernels (OpenBLAS kept at 1)"},
     {"get_num_threads", py_get_blas_threads, METH_NOARGS, NULL},
     {"set_thread_limit", py_set_thread_limit, METH_O, "cap the calling thread's kernel threads (0: none)"},
+    {"set_winograd", py_set_winograd, METH_O, "Winograd convolution on or off"},
+    {"get_winograd", py_get_winograd, METH_NOARGS, NULL},
     BCML_PY_OPTIM_METHODS
     BCML_PY_SCORES_METHODS
     BCML_PY_SAFETENSORS_METHODS
