@@ -125,3 +125,36 @@ def test_split_elementwise_loops_match_numpy_at_any_thread_count():
     for y, g in outs:
         np.testing.assert_array_equal(y, np.maximum(xs, 0))
         np.testing.assert_array_equal(g, np.where(xs > 0, gs, 0).astype(np.float32))
+
+
+def test_batch_norm_split_over_channels_is_bitwise_the_same():
+    """BatchNorm2d's forward (statistics, running statistics) and backward split their channels
+    over threads for large inputs: 1, 2 and 3 threads give the same bits, and the values match
+    NumPy float64's batch statistics."""
+    rng = np.random.default_rng(5)
+    xs = (rng.standard_normal((16, 24, 16, 16)) * 3 + 1).astype(np.float32)
+    gs = rng.standard_normal(xs.shape).astype(np.float32)
+    before = bcml.get_num_threads()
+    outs = []
+    try:
+        for n in (1, 2, 3):
+            bcml.set_num_threads(n)
+            bcml.manual_seed(0)
+            bn = bcml.nn.BatchNorm2d(24)
+            x = bcml.from_numpy(xs.copy())
+            x.requires_grad = True
+            y = bn(x)
+            y.backward(bcml.from_numpy(gs))
+            outs.append([y.detach().numpy().copy(), x.grad.numpy().copy(), bn.weight.grad.numpy().copy(),
+                         bn.bias.grad.numpy().copy(), bn.running_mean.numpy().copy(), bn.running_var.numpy().copy()])
+    finally:
+        bcml.set_num_threads(before)
+    for o in outs[1:]:
+        for a, b in zip(outs[0], o):
+            np.testing.assert_array_equal(a, b)
+    x64 = xs.astype(np.float64)
+    mean, var = x64.mean((0, 2, 3)), x64.var((0, 2, 3))
+    ref = (x64 - mean[None, :, None, None]) / np.sqrt(var[None, :, None, None] + 1e-5)
+    np.testing.assert_allclose(outs[0][0], ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(outs[0][3], gs.astype(np.float64).sum((0, 2, 3)), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(outs[0][4], 0.1 * mean, rtol=1e-5, atol=1e-6)
