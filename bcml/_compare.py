@@ -186,6 +186,12 @@ def mcnemar_exact(b, c):
     k = min(b, c)
     if k * 2 == m:
         return 1.0
+    if m <= 4096:  # exact integer arithmetic (one rounding at the end)
+        tail, term = 0, 1
+        for j in range(k + 1):
+            tail += term
+            term = term * (m - j) // (j + 1)
+        return min(1.0, 2 * tail / (1 << m))  # int / int: correctly rounded
     # log C(m, j) for j = 0..k by the running product, then a log-sum-exp
     j = np.arange(1, k + 1, dtype=np.float64)
     logc = np.concatenate([[0.0], np.cumsum(np.log((m - j + 1) / j))])
@@ -334,16 +340,16 @@ def compare(h1_pred, h2_pred, y, *, h1_proba=None, h2_proba=None, groups=None, c
             arrs.append(_to_numpy(v))
         except Exception as e:
             raise TypeError("%s(): argument '%s' could not be read as labels: %s" % (fname, arg, e)) from None
-    if num_classes is None and class_names is None:
-        for p in (h1_proba, h2_proba):
-            if p is not None and getattr(p, "ndim", 0) == 2:
-                num_classes = int(p.shape[1])
-                break
     try:
         table, names, zd = scores._table(arrs[0], arrs[1], arrs[2], num_classes, class_names,
                                          zero_division, fname)
     except (TypeError, ValueError) as e:
         raise _renamed(e) from None
+    if num_classes is None and class_names is None:  # classes no label shows: from the probabilities
+        k = max((p.shape[1] for p in (h1_proba, h2_proba) if getattr(p, "ndim", 0) == 2
+                 and isinstance(p.shape[1], int)), default=0)
+        if table.shape[0] < k <= (1 << 16):
+            table = np.concatenate([table, np.zeros((k - table.shape[0], table.shape[1]), table.dtype)])
     report = scores._report_from_table(table, names, zd, fname)
     h1, h2, yy = (a.reshape(-1).astype(np.int64) for a in arrs)
     return extend(report, table, h1, h2, yy, fname, groups=groups, min_group_size=min_group_size, ci=ci,
@@ -352,8 +358,9 @@ def compare(h1_pred, h2_pred, y, *, h1_proba=None, h2_proba=None, groups=None, c
 
 # ---- bcml.seed_baseline ---------------------------------------------------------------------
 def _predictions(out, X, fname):
-    """Labels from what train_fn returned: predictions, a bcml model (called on X: a triple
-    (logits, softmax, labels) or logits), or an object with predict(X)."""
+    """Labels from what train_fn returned: predictions, a bcml model (called on X: the triple
+    (logits, softmax, log_softmax) or logits, whose argmax is the label; one sigmoid output:
+    label 1 above 0.5), or an object with predict(X)."""
     if hasattr(out, "predict") and callable(out.predict):
         out = out.predict(X)
     elif callable(out):
@@ -361,7 +368,10 @@ def _predictions(out, X, fname):
         with no_grad():
             out = out(X)
         if isinstance(out, tuple):
-            out = out[-1] if len(out) == 3 else out[0]
+            out = out[0]
+        a = _to_numpy(out)
+        if a.ndim == 2 and a.shape[1] == 1 and a.dtype.kind == "f":
+            return (a[:, 0] > 0.5).astype(np.int64)
     a = _to_numpy(out)
     if a.ndim == 2 and a.shape[1] > 1:
         a = a.argmax(axis=1)
@@ -372,8 +382,9 @@ def seed_baseline(train_fn, X, y, seeds=(0, 1, 2, 3, 4)):
     """The BTC / BEC / NFR (and the other scores) that seed noise alone produces.
 
     ``train_fn(seed)`` returns a trained model (a bcml model called on X, giving logits or the
-    (logits, softmax, labels) triple; or any object with ``predict(X)``) or its predictions on
-    X. Every ordered pair of seeds (s, t), s != t, is scored as h1 = model s, h2 = model t.
+    (logits, softmax, log_softmax) triple, labelled by argmax, or one sigmoid output, labelled
+    by > 0.5; or any object with ``predict(X)``) or its predictions on X (labels, or scores of
+    shape (n, C) labelled by argmax). Every ordered pair of seeds (s, t), s != t, is scored as h1 = model s, h2 = model t.
     Returns a dict: ``seeds``, ``pairs`` (one dict per pair: h1_seed, h2_seed and every
     score) and, per score, ``{"mean", "min", "max"}`` over the pairs.
     """
