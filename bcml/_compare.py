@@ -119,7 +119,14 @@ def _proba(p, n, C, fname, arg):
         raise TypeError("%s(): argument '%s' could not be read as probabilities: %s" % (fname, arg, e)) from None
     if a.dtype.kind not in "fiu" or a.dtype == np.bool_:
         raise TypeError("%s(): argument '%s' must hold float probabilities, got %s" % (fname, arg, a.dtype))
-    a = a.astype(np.float64)
+    if a.ndim not in (1, 2) or a.shape[0] != n:
+        raise ValueError("%s(): argument '%s' must have shape (%d, %d) (one row of class probabilities per "
+                         "sample), got %s" % (fname, arg, n, C, a.shape))
+    try:
+        a = a.astype(np.float64)
+    except MemoryError:
+        raise MemoryError("%s(): argument '%s': out of memory converting %s probabilities to float64"
+                          % (fname, arg, a.shape)) from None
     if a.ndim == 1:
         if C > 2:
             raise ValueError("%s(): argument '%s' is 1-D (P(class 1) of a binary model) but there are %d classes"
@@ -230,7 +237,11 @@ def extend(report, table, h1, h2, y, fname, *, groups=None, min_group_size=30, c
         if ids is None:
             report["negative_flip_ids"] = report["positive_flip_ids"] = None
         else:
-            ia = _to_numpy(ids)
+            try:
+                ia = _to_numpy(ids)
+            except Exception as e:
+                raise (TypeError if isinstance(e, TypeError) else ValueError)(
+                    "%s(): argument 'ids' could not be read as an array of ids: %s" % (fname, e)) from None
             if ia.ndim != 1 or ia.shape[0] != n:
                 raise ValueError("%s(): argument 'ids' must have shape (%d,) (one id per sample), got %s"
                                  % (fname, n, ia.shape))
@@ -327,8 +338,7 @@ def compare(h1_pred, h2_pred, y, *, h1_proba=None, h2_proba=None, groups=None, c
     """
     fname = "compare"
     from . import scores
-    if min_group_size is not None:
-        min_group_size = _check_int(min_group_size, fname, "min_group_size", 0)
+    min_group_size = _check_int(min_group_size, fname, "min_group_size", 0)
     if ci is not None:
         ci = _check_real(ci, fname, "ci", 0.0, 1.0, lo_open=True, hi_open=True)
     n_boot = _check_int(n_boot, fname, "n_boot", 1, 1 << 24)
@@ -394,6 +404,10 @@ def seed_baseline(train_fn, X, y, seeds=(0, 1, 2, 3, 4)):
                         % (fname, type(train_fn).__name__))
     if isinstance(seeds, (str, bytes)) or not isinstance(seeds, collections.abc.Iterable):
         raise TypeError("%s(): argument 'seeds' must be a sequence of ints, not %s" % (fname, type(seeds).__name__))
+    try:
+        seeds = list(seeds)
+    except TypeError as e:
+        raise TypeError("%s(): argument 'seeds' must be a sequence of ints: %s" % (fname, e)) from None
     seeds = [_check_int(s, fname, "seeds", 0, (1 << 63) - 1) for s in seeds]
     if len(seeds) < 2:
         raise ValueError("%s(): argument 'seeds' needs at least 2 seeds, got %d" % (fname, len(seeds)))

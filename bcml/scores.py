@@ -466,8 +466,7 @@ def compatibility_report(h1_labels, h2_labels, y, num_classes=None, class_names=
     """
     fname = "compatibility_report"
     from . import _compare
-    if min_group_size is not None:
-        min_group_size = _compare._check_int(min_group_size, fname, "min_group_size", 0)
+    min_group_size = _compare._check_int(min_group_size, fname, "min_group_size", 0)
     if ci is not None:
         ci = _compare._check_real(ci, fname, "ci", 0.0, 1.0, lo_open=True, hi_open=True)
     n_boot = _compare._check_int(n_boot, fname, "n_boot", 1, 1 << 24)
