@@ -199,11 +199,14 @@ def mcnemar_exact(b, c):
             tail += term
             term = term * (m - j) // (j + 1)
         return min(1.0, 2 * tail / (1 << m))  # int / int: correctly rounded
-    # log C(m, j) for j = 0..k by the running product, then a log-sum-exp
-    j = np.arange(1, k + 1, dtype=np.float64)
-    logc = np.concatenate([[0.0], np.cumsum(np.log((m - j + 1) / j))])
-    top = logc.max()
-    logp = top + math.log(np.exp(logc - top).sum()) - m * math.log(2.0)
+    # the terms C(m, j) / 2^m for j = k, k - 1, ...: each is the last times j / (m - j + 1) < 1,
+    # so they fall at least as fast as a normal density of sd sqrt(m) / 2 around m / 2: after
+    # 20 sqrt(m) terms (40 sd) the rest is below exp(-800) of the first
+    L = min(k, int(20 * math.sqrt(m)) + 100)
+    j = np.arange(k, k - L, -1, dtype=np.float64)  # the ratio from term j to term j - 1
+    logt = np.concatenate([[0.0], np.cumsum(np.log(j / (m - j + 1)))])
+    logk = math.lgamma(m + 1) - math.lgamma(k + 1) - math.lgamma(m - k + 1) - m * math.log(2.0)
+    logp = logk + math.log(np.exp(logt).sum())
     return min(1.0, 2.0 * math.exp(logp))
 
 
