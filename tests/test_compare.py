@@ -1,6 +1,7 @@
 """bcml.compare, cohorts, bootstrap intervals, McNemar's test and seed_baseline (issue 13,
 items 1-3), against NumPy float64 recomputations, exact arithmetic and hand-computed cases."""
 import itertools
+import os
 import json
 import math
 from fractions import Fraction
@@ -424,3 +425,38 @@ def test_seed_baseline_bad_inputs():
         bcml.seed_baseline(lambda s: y, None, y, seeds=5)
     with pytest.raises(ValueError, match=r"train_fn\(0\)"):
         bcml.seed_baseline(lambda s: y[:2] if s == 0 else y, None, y, seeds=(0, 1))
+
+
+# ---- the widget without models ----------------------------------------------------------------
+def test_model_comparison_from_predictions_and_report(tmp_path):
+    from conftest import need
+    need("anywidget")
+    from bcml import _engine
+    from bcml.helpers.training import _predict_pair
+    from bcml.helpers.training import evaluate_model_performance_and_compatibility_on_dataset as evaluate
+    from bcml.metrics import model_accuracy
+    from bcml.widget import ModelComparison
+    from test_sweep import _setup
+    h1, h2, tr, te = _setup()
+    l1, l2, y, ids, C = _predict_pair(h1, h2, _engine.as_dataset(te, "dataset"), None)
+    want = evaluate(h1, h2, te)
+    w = ModelComparison.from_predictions(l1, l2, y, ids=ids, class_names=["benign", "malignant"])
+    assert w.evaluation == want       # the same view as the widget made from the models
+    assert w.h1_performance == pytest.approx(model_accuracy(h1, te)) and w.kind == "comparison"
+    assert w.class_names == {"0": "benign", "1": "malignant"} and w.h1 is None
+    r = bcml.compare(l1.tolist(), l2, y, ids=ids, class_names=["b", "m"], ci=None)
+    w2 = ModelComparison.from_report(r)
+    assert w2.evaluation == want and w2.class_names == {"0": "b", "1": "m"} and w2.report is r
+    rows = w2.request("page", index=0, filter={"region": "regress"}, page=0, page_size=100)[0]["rows"]
+    assert sorted(row["instance_id"] for row in rows) == sorted(r["negative_flip_ids"])
+    out = w2.save_html(str(tmp_path / "w.html"))
+    assert os.path.getsize(out) > 1000
+    # row indices as ids without ids=
+    w3 = ModelComparison.from_predictions(l1, l2, y)
+    assert w3.evaluation["models_error_overlap"][0] == np.flatnonzero(l1 != y).tolist()
+    with pytest.raises(ValueError, match="report"):
+        ModelComparison.from_report(S.compatibility_report(l1, l2, y))
+    with pytest.raises(TypeError, match="report"):
+        ModelComparison.from_report({"btc": 1.0})
+    with pytest.raises(ValueError, match="h2_pred"):
+        ModelComparison.from_predictions(l1, l2[:3], y)
