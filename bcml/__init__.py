@@ -211,6 +211,7 @@ set_num_threads(_default_threads())
 from . import nn, optim  # noqa: E402,F401
 from . import models  # noqa: E402,F401
 from . import scores  # noqa: E402,F401
+from ._compare import compare, seed_baseline  # noqa: E402,F401  (issue 13: any model's predictions)
 from . import loss  # noqa: E402,F401
 from . import metrics, helpers  # noqa: E402,F401
 from . import backends, cuda  # noqa: E402,F401  (PyTorch's queries and switches, for code written for it)

@@ -203,11 +203,14 @@ def _scores(c, zd, where, undefined):
 
 
 class CompatibilityReport(dict):
-    """The result of :func:`compatibility_report`: a dict whose repr is an aligned table.
+    """The result of :func:`compatibility_report` and :func:`bcml.compare`: a dict whose repr
+    is an aligned table.
 
     Keys: ``btc, bec, bec_h1, nfr, pfr, nfi, churn, h1_accuracy, h2_accuracy, n,
-    num_classes, counts`` (the overall cells, by name) and ``per_class``: one dict per class
-    (``class`` index, ``name``, ``support`` and the same scores on that class's samples).
+    num_classes, counts`` (the overall cells, by name), ``mcnemar_pvalue`` and ``per_class``:
+    one dict per class (``class`` index, ``name``, ``support`` and the same scores on that
+    class's samples). Groups, intervals and :func:`bcml.compare` add keys (see those).
+    ``to_dict()`` / ``to_json()`` / ``to_frame()`` / ``save_html(path)`` export it.
     """
 
     def __init__(self, mapping=(), **kwargs):
@@ -234,14 +237,139 @@ class CompatibilityReport(dict):
         def fmt(v):
             return "nan" if math.isnan(v) else "%.*f" % (digits, v)
 
-        lines = ["compatibility report: %d samples, %d classes" % (self["n"], self["num_classes"]),
+        head = "compatibility report: %d samples, %d classes" % (self["n"], self["num_classes"])
+        if isinstance(self.get("mcnemar_pvalue"), float):
+            head += "; McNemar exact p-value (h1 vs h2 errors): %s" % fmt(self["mcnemar_pvalue"])
+        lines = [head,
                  "%-*s  %*s  %s" % (name_w, "class", sup_w, "support",
                                     "  ".join("%*s" % (num_w, h) for _, h in _COLUMNS))]
         for name, support, d in rows:
             lines.append("%-*s  %*d  %s" % (name_w, name, sup_w, support,
                                             "  ".join("%*s" % (num_w, fmt(d[k]))
                                                       for k, _ in _COLUMNS)))
-        return "\n".join(lines)
+        return "\n".join(lines + self._extra_lines(digits))
+
+    def _extra_lines(self, digits):
+        """The lines beyond the class table: McNemar, probabilities, intervals, cohorts."""
+        def fmt(v):
+            return "-" if v is None else "nan" if math.isnan(v) else "%.*f" % (digits, v)
+
+        lines = []
+        if self.get("prob_churn") is not None or self.get("regressed_h2_confidence") is not None:
+            lines.append("probability churn (mean total variation): %s; mean confidence on regressed "
+                         "samples: h2 %s, h1 %s" % (fmt(self.get("prob_churn")),
+                                                    fmt(self.get("regressed_h2_confidence")),
+                                                    fmt(self.get("regressed_h1_confidence"))))
+        if "ci" in self and "ci_settings" in self:
+            st = self["ci_settings"]
+            lines.append("%g%% bootstrap intervals (%d resamples, seed %d):"
+                         % (100 * st["level"], st["n_boot"], st["seed"]))
+            lines.append("  " + "  ".join("%s [%s, %s]" % (h, fmt(self["ci"][k][0]), fmt(self["ci"][k][1]))
+                                          for k, h in _COLUMNS))
+        if "per_group" in self:
+            groups = {g["group"]: g for g in self["per_group"]}
+            ranked = [groups[g] for g in self.get("ranking", ())]
+            rest = [g for g in self["per_group"] if not g["ranked"]]
+            gw = max([len("cohort")] + [len(g["group"]) for g in self["per_group"]])
+            nw = max(len("n"), len(str(self["n"])))
+            has_ci = all("ci" in g for g in self["per_group"])
+            lines.append("cohorts, the most hurt first (by NFR, then BTC drop; n >= %d):"
+                         % self.get("min_group_size", 0))
+            cols = ["NFR", "BTC_drop", "h1_acc", "h2_acc", "churn"]
+            lines.append("%-*s  %*s  %s" % (gw, "cohort", nw, "n", "  ".join(
+                "%*s" % (digits + 3 + (2 * digits + 12 if has_ci and c in ("NFR", "BTC_drop") else 0), c)
+                for c in cols)))
+            for g in ranked + rest:
+                cells = []
+                for key in ("nfr", "btc_drop", "h1_accuracy", "h2_accuracy", "churn"):
+                    txt = "%*s" % (digits + 3, fmt(g[key]))
+                    if has_ci and key in ("nfr", "btc_drop"):
+                        lo, hi = g["ci"][key]
+                        txt += " [%*s, %*s]" % (digits + 3, fmt(lo), digits + 3, fmt(hi))
+                        txt = "%*s" % (3 * digits + 15, txt)
+                    cells.append(txt)
+                lines.append("%-*s  %*d  %s%s" % (gw, g["group"], nw, g["n"], "  ".join(cells),
+                                                  "" if g["ranked"] else "  (too small to rank)"))
+        return lines
+
+    def to_dict(self):
+        """A plain dict of Python values (arrays as nested lists; nan stays a float nan)."""
+        from . import _compare
+        return _compare.plain(dict(self))
+
+    def to_json(self, indent=None):
+        """The report as JSON (the keys of :meth:`to_dict`; nan written as null)."""
+        from . import _compare
+        if indent is not None and (isinstance(indent, bool) or not isinstance(indent, numbers.Integral)):
+            raise TypeError("to_json(): argument 'indent' must be an int or None, not %s" % type(indent).__name__)
+        if indent is not None and not 0 <= indent <= 16:
+            raise ValueError("to_json(): argument 'indent' must lie in [0, 16], got %d" % indent)
+        return _compare.to_json(self, indent)
+
+    def to_frame(self):
+        """A pandas DataFrame: one row per scope (overall, each class, each cohort) with its
+        size and every score (and ``<score>_lo`` / ``<score>_hi`` with intervals). Needs pandas."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("to_frame() needs pandas (pip install pandas)") from None
+        return pd.DataFrame(self._rows())
+
+    def _rows(self):
+        rows = []
+        scopes = [("overall", "overall", self.get("n"), self)]
+        scopes += [("class", pc["name"], pc["support"], pc) for pc in self.get("per_class", ())]
+        scopes += [("group", g["group"], g["n"], g) for g in self.get("per_group", ())]
+        for scope, name, n, d in scopes:
+            row = {"scope": scope, "name": name, "n": n}
+            for k, _ in _COLUMNS:
+                row[k] = d.get(k)
+                if "ci" in d:
+                    row[k + "_lo"], row[k + "_hi"] = d["ci"][k]
+            for k in ("prob_churn", "regressed_h2_confidence", "mcnemar_pvalue"):
+                if k in d:
+                    row[k] = d[k]
+            rows.append(row)
+        return rows
+
+    def save_html(self, path):
+        """Writes the report as a static, self-contained HTML page (its tables); returns path."""
+        import html as _html
+        import os
+        if not isinstance(path, (str, os.PathLike)):
+            raise TypeError("save_html(): argument 'path' must be a str or path, not %s" % type(path).__name__)
+        rows = self._rows()
+        cols = list(dict.fromkeys(k for r in rows for k in r))
+
+        def cell(v):
+            if isinstance(v, float):
+                return "nan" if math.isnan(v) else "%.4f" % v
+            return _html.escape("" if v is None else str(v))
+
+        parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>bcml compatibility report</title>",
+                 "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
+                 "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
+                 "td:nth-child(-n+2){text-align:left}</style></head><body>",
+                 "<h1>Compatibility report</h1><pre>%s</pre>" % _html.escape(self.format()),
+                 "<h2>Scores</h2><table><tr>%s</tr>" % "".join("<th>%s</th>" % _html.escape(c) for c in cols)]
+        for r in rows:
+            parts.append("<tr>%s</tr>" % "".join("<td>%s</td>" % cell(r.get(c)) for c in cols))
+        parts.append("</table>")
+        fm = self.get("flip_matrix")
+        if fm is not None:
+            names = [pc["name"] for pc in self.get("per_class", ())]
+            parts.append("<h2>Flip matrix (rows: h1's label, columns: h2's label), per true class</h2>")
+            for c, name in enumerate(names):
+                parts.append("<h3>true class %s</h3><table><tr><th></th>%s</tr>" % (
+                    _html.escape(name), "".join("<th>h2=%s</th>" % _html.escape(m) for m in names)))
+                for a, an in enumerate(names):
+                    parts.append("<tr><th>h1=%s</th>%s</tr>" % (
+                        _html.escape(an), "".join("<td>%d</td>" % fm[c][a][b] for b in range(len(names)))))
+                parts.append("</table>")
+        parts.append("</body></html>")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(parts))
+        return path
 
     def __repr__(self):
         return self.format()
@@ -252,16 +380,8 @@ class CompatibilityReport(dict):
         p.text(self.format())
 
 
-def compatibility_report(h1_labels, h2_labels, y, num_classes=None, class_names=None,
-                         zero_division=float("nan")):
-    """Every score, overall and per true class, from one pass.
-
-    ``class_names``: one name per class (then ``num_classes`` defaults to its length).
-    Scores whose denominator is zero (e.g. BTC of a class h1 never gets right, or every
-    score of a class without samples) take ``zero_division``'s value: nan by default, or
-    "warn" (0.0 and one warning listing them), 0.0, 1.0.
-    """
-    fname = "compatibility_report"
+def _table(h1_labels, h2_labels, y, num_classes, class_names, zero_division, fname):
+    """(count table (C, 5), class names or None, checked zero_division) of a report."""
     zd = _zero_division(zero_division, fname)
     num_classes = _num_classes(num_classes, fname)
     names = None
@@ -295,6 +415,10 @@ def compatibility_report(h1_labels, h2_labels, y, num_classes=None, class_names=
         table = np.concatenate([table, np.zeros((len(names) - table.shape[0], table.shape[1]), table.dtype)])
     else:
         table = _core.count_table(h1_labels, h2_labels, y, num_classes, name=fname)
+    return table, names, zd
+
+
+def _report_from_table(table, names, zd, fname):
     C = table.shape[0]
     undefined = []
     totals = [int(v) for v in table.sum(axis=0)]
@@ -315,6 +439,52 @@ def compatibility_report(h1_labels, h2_labels, y, num_classes=None, class_names=
         shown = ", ".join(undefined[:8]) + (", ..." if len(undefined) > 8 else "")
         warnings.warn("%s: %d scores are ill-defined and set to 0.0 (zero denominator): %s. "
                       "Use `zero_division` to control this behavior."
-                      % (fname, len(undefined), shown), UndefinedMetricWarning, stacklevel=2)
+                      % (fname, len(undefined), shown), UndefinedMetricWarning, stacklevel=3)
     return report
+
+
+def compatibility_report(h1_labels, h2_labels, y, num_classes=None, class_names=None,
+                         zero_division=float("nan"), *, groups=None, min_group_size=30, ci=None,
+                         n_boot=1000, seed=None):
+    """Every score, overall and per true class, from one pass.
+
+    ``class_names``: one name per class (then ``num_classes`` defaults to its length).
+    Scores whose denominator is zero (e.g. BTC of a class h1 never gets right, or every
+    score of a class without samples) take ``zero_division``'s value: nan by default, or
+    "warn" (0.0 and one warning listing them), 0.0, 1.0.
+
+    ``mcnemar_pvalue``: McNemar's exact test of h1's and h2's errors (two-sided exact binomial
+    test on the discordant pairs, h1 right & h2 wrong against h1 wrong & h2 right).
+    ``groups`` (an array of group labels, or a dict of name to boolean mask) adds
+    ``per_group`` (every score per cohort, nan where undefined, plus ``btc_drop`` = 1 - BTC
+    and the cohort's McNemar p-value), ``ranking`` (the names of the cohorts of at least
+    ``min_group_size`` samples, the most hurt first: by NFR, then BTC drop) and
+    ``min_group_size``. ``ci`` (a level in (0, 1), e.g. 0.95) adds bootstrap percentile
+    intervals of every score (``ci``, and ``ci`` in every per_class / per_group entry) from
+    ``n_boot`` multinomial resamples of the count table drawn in C with ``seed`` (None: a
+    fresh seed, recorded in ``ci_settings``). :func:`bcml.compare` adds more.
+    """
+    fname = "compatibility_report"
+    from . import _compare
+    min_group_size = _compare._check_int(min_group_size, fname, "min_group_size", 0)
+    if ci is not None:
+        ci = _compare._check_real(ci, fname, "ci", 0.0, 1.0, lo_open=True, hi_open=True)
+    n_boot = _compare._check_int(n_boot, fname, "n_boot", 1, 1 << 24)
+    if seed is not None:
+        seed = _compare._check_seed(seed, fname)
+    if groups is not None:  # the cohorts' tables index the labels: read them once as arrays
+        arrs = []
+        for arg, v in (("h1_labels", h1_labels), ("h2_labels", h2_labels), ("y", y)):
+            try:
+                arrs.append(_compare._to_numpy(v))
+            except Exception as e:
+                raise TypeError("%s: %s could not be read as labels: %s" % (fname, arg, e)) from None
+        h1_labels, h2_labels, y = arrs
+    table, names, zd = _table(h1_labels, h2_labels, y, num_classes, class_names, zero_division, fname)
+    report = _report_from_table(table, names, zd, fname)
+    h1 = h2 = yy = None
+    if groups is not None:
+        h1, h2, yy = (a.reshape(-1).astype(np.int64) for a in (h1_labels, h2_labels, y))
+    return _compare.extend(report, table, h1, h2, yy, fname, groups=groups, min_group_size=min_group_size,
+                           ci=ci, n_boot=n_boot, seed=seed)
 

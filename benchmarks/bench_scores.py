@@ -14,8 +14,14 @@ Measured (plus, for context, the time NumPy takes to just read the three arrays 
             count_nonzero ...; the candidates and their times are printed).
   separate  trust_compatibility_score + error_compatibility_score, two calls (two passes),
             against two NumPy functions that each compare the labels themselves.
+  bootstrap 95% intervals of every score from 1,000 resamples of 1 million labels (10
+            classes): bcml.scores.compatibility_report(ci=0.95, n_boot=1000) (one count pass,
+            then multinomial resamples of the count table drawn in C) against a per-sample NumPy
+            bootstrap (resampled indices, the nine overall scores per resample). NumPy's time is
+            that of --boot-np resamples (default 20, --quick 5) scaled to 1,000: its cost is
+            linear in the resamples.
 
-Usage: python benchmarks/bench_scores.py [--quick] [--n N] [--reps R]
+Usage: python benchmarks/bench_scores.py [--quick] [--n N] [--reps R] [--boot-np B]
 """
 import argparse
 import json
@@ -106,7 +112,30 @@ def median_times(fns, reps):
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def worker(n, reps):
+BOOT_N, BOOT_RESAMPLES = 1_000_000, 1000
+
+
+def numpy_bootstrap(h1, h2, y, resamples, seed=0):
+    """Per-sample bootstrap: the nine overall scores of each of `resamples` resampled index sets."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    out = np.empty((resamples, 9))
+    for b in range(resamples):
+        i = rng.integers(0, n, n)
+        a, c, t = h1[i], h2[i], y[i]
+        r1, r2 = a == t, c == t
+        rr = np.count_nonzero(r1 & r2)
+        k1, k2 = np.count_nonzero(r1), np.count_nonzero(r2)
+        rw, wr = k1 - rr, k2 - rr
+        ww = n - rr - rw - wr
+        diff = np.count_nonzero(a != c)
+        out[b] = (rr / k1, ww / (rw + ww), ww / (wr + ww), rw / n, wr / n, rw / (rw + ww), diff / n,
+                  k1 / n, k2 / n)
+    return np.quantile(out, [0.025, 0.975], axis=0)
+
+
+def worker(n, reps, boot_np):
     import numpy as np
     import bcml
     from bcml import scores
@@ -133,7 +162,19 @@ def worker(n, reps):
     # context, not a competitor: reading the three arrays once (the memory-traffic floor of
     # any one-pass method)
     fns["read_once"] = lambda: (h1.sum(), h2.sum(), y.sum())
+    bh1, bh2, by = make_labels(BOOT_N, seed=1)
+    fns["np_boot"] = lambda: numpy_bootstrap(bh1, bh2, by, boot_np)
+    fns["bcml_boot"] = lambda: scores.compatibility_report(bh1, bh2, by, ci=0.95, n_boot=BOOT_RESAMPLES, seed=0)
+    # the two bootstraps agree (each with its own Monte Carlo error: within 0.3 of a width, 200 NumPy resamples)
+    lo_hi = numpy_bootstrap(bh1, bh2, by, 200)
+    rep = fns["bcml_boot"]()
+    for j, k in enumerate(("btc", "bec", "bec_h1", "nfr", "pfr", "nfi", "churn", "h1_accuracy", "h2_accuracy")):
+        width = lo_hi[1, j] - lo_hi[0, j]
+        if not np.allclose(rep["ci"][k], lo_hi[:, j], rtol=0, atol=0.3 * width):
+            raise SystemExit("bench_scores: bootstrap intervals of %s disagree: %r vs %r" % (k, rep["ci"][k],
+                                                                                           lo_hi[:, j]))
     t = median_times(fns, reps)
+    t["np_boot"] *= BOOT_RESAMPLES / boot_np
     print(json.dumps({"times": t, "numpy": np.__version__, "bcml": bcml.__version__,
                       "blas_threads": bcml.get_num_threads()}))
 
@@ -144,12 +185,15 @@ def main():
     ap.add_argument("--n", type=int, default=None, help="labels per array (default 10 million)")
     ap.add_argument("--reps", type=int, default=None, help="repetitions (>= 5)")
     ap.add_argument("--threads", type=int, nargs="*", default=[1, 2])
+    ap.add_argument("--boot-np", type=int, default=None,
+                    help="NumPy bootstrap resamples timed (scaled to 1,000; default 20, --quick 5)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     n = args.n or (2_000_000 if args.quick else 10_000_000)
     reps = max(5, args.reps or (5 if args.quick else 11))
+    boot_np = max(1, args.boot_np or (5 if args.quick else 20))
     if args.worker:
-        worker(n, reps)
+        worker(n, reps, boot_np)
         return
     print("bench_scores: BTC + BEC, %d random int64 labels per array, 10 classes, median of %d"
           % (n, reps))
@@ -157,7 +201,7 @@ def main():
     for threads in args.threads:
         env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
         out = subprocess.run([sys.executable, os.path.abspath(__file__), "--worker", "--n", str(n),
-                              "--reps", str(reps)], env=env, check=True, capture_output=True,
+                              "--reps", str(reps), "--boot-np", str(boot_np)], env=env, check=True, capture_output=True,
                              text=True)
         results[threads] = json.loads(out.stdout.strip().splitlines()[-1])
     first = next(iter(results.values()))
@@ -167,18 +211,19 @@ def main():
         t = r["times"]
         print("  threads=%d  " % threads + "  ".join(
             "%s %.2f" % (k[3:], v * 1e3) for k, v in t.items()
-            if k.startswith("np_") and k != "np_separate"))
+            if k.startswith("np_") and k not in ("np_separate", "np_boot")))
     print("Reading the three arrays once (NumPy sums, the memory floor of one pass): " +
           ", ".join("threads=%d %.2f ms" % (th, r["times"]["read_once"] * 1e3)
                     for th, r in results.items()))
     print("\n%-9s %-7s %12s %-16s %12s %8s" % ("case", "threads", "numpy ms", "(formulation)",
                                                "bcml ms", "speedup"))
-    best = {"together": [None, None, None], "separate": [None, None, None]}
+    best = {"together": [None, None, None], "separate": [None, None, None], "bootstrap": [None, None, None]}
     for threads, r in results.items():
         t = r["times"]
-        cand = min((v, k[3:]) for k, v in t.items() if k.startswith("np_") and k != "np_separate")
+        cand = min((v, k[3:]) for k, v in t.items() if k.startswith("np_") and k not in ("np_separate", "np_boot"))
         rows = [("together", cand[0], cand[1], t["bcml_together"]),
-                ("separate", t["np_separate"], "two functions", t["bcml_separate"])]
+                ("separate", t["np_separate"], "two functions", t["bcml_separate"]),
+                ("bootstrap", t["np_boot"], "per-sample", t["bcml_boot"])]
         for case, tn, form, tb in rows:
             print("%-9s %-7d %12.2f %-16s %12.2f %7.2fx" % (case, threads, tn * 1e3, form,
                                                            tb * 1e3, tn / tb))

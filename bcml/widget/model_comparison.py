@@ -42,15 +42,71 @@ class ModelComparison(_Widget):
                                                  dataset, device))
         self.port = port  # ignored: no server
         self.h1, self.h2, self.dataset = h1, h2, dataset
+        self._show(evaluation, h1_performance, getattr(performance_metric, "__name__", "performance"), image_fn,
+                   data_fn, label_fn, names, title, page_size)
+
+    def _show(self, evaluation, h1_performance, metric_name, image_fn, data_fn, label_fn, names, title, page_size):
         self.evaluation = evaluation
         self.get_instance_image_by_id = image_fn
         data = _data.WidgetData(self._get_evaluation, image_fn, data_fn, label_fn, names)
         _base._Widget.__init__(self, kind="comparison", title=title, can_start=False, status="done",
                                progress=1.0, page_size=page_size, columns=data.columns(), class_names=names,
                                h1_performance=_base._finite_or_none(h1_performance),
-                               performance_metric=getattr(performance_metric, "__name__", "performance"),
+                               performance_metric=metric_name,
                                selection=dict(_data.EMPTY_SELECTION, point=0))
         self._setup_data(data)
+
+    @classmethod
+    def from_report(cls, report, *, class_names=None, get_instance_metadata=None, get_instance_image_by_id=None,
+                    get_instance_data_by_id=None, get_instance_label_by_id=None, title=None, page_size=5):
+        """The widget of a :func:`bcml.compare` report, without models: the report keeps the
+        predictions it was made from (instance ids: compare's ``ids``, else row indices). The
+        performance shown is accuracy. class_names defaults to the report's class names."""
+        fname = "ModelComparison.from_report"
+        from ..scores import CompatibilityReport
+        from .. import _compare
+        if _base.anywidget is None:
+            raise ImportError(_base._MISSING)
+        if not isinstance(report, CompatibilityReport):
+            raise TypeError("%s(): argument 'report' must be a CompatibilityReport (from bcml.compare), not %s"
+                            % (fname, type(report).__name__))
+        labels = getattr(report, "_labels", None)
+        if labels is None:
+            raise ValueError("%s(): argument 'report' holds no predictions: make it with bcml.compare (a report of "
+                             "compatibility_report, or one read back from JSON, has only the scores)" % fname)
+        meta_fn = _base._optional_function(get_instance_metadata, "get_instance_metadata", fname)
+        image_fn = _base._optional_function(get_instance_image_by_id, "get_instance_image_by_id", fname)
+        data_fn = _base._optional_function(get_instance_data_by_id, "get_instance_data_by_id", fname)
+        label_fn = _base._optional_function(get_instance_label_by_id, "get_instance_label_by_id", fname)
+        if class_names is None:
+            class_names = [pc["name"] for pc in report["per_class"]]
+        names = _base._class_names(class_names, fname)
+        page_size = _base._page_size(page_size, fname)
+        title = _base._title(title, "Model comparison", fname)
+        l1, l2, y, ids = labels
+        evaluation = _compare.widget_evaluation(l1, l2, y, ids, report["num_classes"], meta_fn)
+        self = cls.__new__(cls)
+        self.port = None
+        self.h1 = self.h2 = self.dataset = None
+        self.report = report
+        self._show(evaluation, report["h1_accuracy"], "model_accuracy", image_fn, data_fn, label_fn, names, title,
+                   page_size)
+        return self
+
+    @classmethod
+    def from_predictions(cls, h1_pred, h2_pred, y, *, ids=None, class_names=None, get_instance_metadata=None,
+                         get_instance_image_by_id=None, get_instance_data_by_id=None, get_instance_label_by_id=None,
+                         title=None, page_size=5):
+        """The widget of two models' predictions (any model's: as :func:`bcml.compare` reads
+        them), without models: ``from_report(bcml.compare(h1_pred, h2_pred, y, ids=ids, ci=None))``."""
+        from .. import _compare
+        if _base.anywidget is None:
+            raise ImportError(_base._MISSING)
+        report = _compare.compare(h1_pred, h2_pred, y, ids=ids, ci=None)
+        return cls.from_report(report, class_names=class_names, get_instance_metadata=get_instance_metadata,
+                               get_instance_image_by_id=get_instance_image_by_id,
+                               get_instance_data_by_id=get_instance_data_by_id,
+                               get_instance_label_by_id=get_instance_label_by_id, title=title, page_size=page_size)
 
     def _get_evaluation(self, index):
         if index != 0:

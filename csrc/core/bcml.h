@@ -547,5 +547,13 @@ bcml_status bcml_count_table(int64_t **counts,     /* out: (num_classes, 5) */
                              const int64_t *h2,    /* (n) */
                              const int64_t *y,     /* (n) */
                              int64_t n, int nthreads, const char *fname, bcml_err *err);
+/* Bootstrap of count tables: out[s, b, :] ~ Multinomial(sum(tables[s]), tables[s] / sum), for
+ * S tables of K disjoint cells and b < n_boot (what a per-sample bootstrap of the samples
+ * behind each table gives). Draw (s, b) uses a generator seeded with bcml_gen_derive(seed,
+ * s * n_boot + b): the result does not depend on nthreads. EVALUE on a negative count. */
+bcml_status bcml_bootstrap_tables(int64_t *out,           /* out: (S, n_boot, K) */
+                                  const int64_t *tables,  /* (S, K) */
+                                  int64_t S, int64_t K, int64_t n_boot, uint64_t seed,
+                                  int nthreads, const char *fname, bcml_err *err);
 
 #endif

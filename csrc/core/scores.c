@@ -24,6 +24,7 @@
  * int64 labels) take about as long as reading the three arrays once. */
 #include "bcml.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -495,4 +496,140 @@ bcml_status bcml_count_table(int64_t **counts, int64_t *num_classes, const int64
         bcml_free(jobs[k].spill);
     }
     return st;
+}
+
+/* ---- bootstrap of count tables --------------------------------------------------------------
+ * A per-sample bootstrap (n draws with replacement) of a data set whose samples fall into K
+ * disjoint cells gives a table distributed as Multinomial(n, counts / n): each table is drawn
+ * here as K conditional binomials, cell k ~ Binomial(n left, counts[k] / counts left), so one
+ * resample costs K binomials instead of n draws, whatever n is.
+ *
+ * Binomial(t, p), exact: while t * min(p, 1 - p) is large, split on an order statistic (Knuth,
+ * TAOCP vol. 2, 3.4.1): the a-th smallest of t uniforms, a = 1 + t / 2, is X ~ Beta(a, t + 1 - a).
+ * If X >= p, the count below p is that of a - 1 uniforms on [0, X): Binomial(a - 1, p / X); else
+ * it is a plus that of the t - a uniforms on (X, 1]: Binomial(t - a, (p - X) / (1 - X)). Each
+ * split halves t. Beta from two gamma variates (Marsaglia and Tsang's method, shape >= 1). The
+ * rest, t * p <= BT_SPLIT, by inversion (a sequential search from 0, about t * p + 1 steps). */
+
+#define BT_SPLIT 16.0
+
+static double bt_gamma(bcml_generator *g, double a) { /* a >= 1 */
+    double d = a - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+    for (;;) {
+        double x = bcml_gen_normal(g), v = 1.0 + c * x;
+        if (v <= 0.0) continue;
+        v = v * v * v;
+        double u = 1.0 - bcml_gen_uniform(g); /* (0, 1] */
+        if (log(u) < 0.5 * x * x + d - d * v + d * log(v)) return d * v;
+    }
+}
+
+/* Binomial(t, p) for t * p small (p <= 0.5): inversion. */
+static int64_t bt_invert(bcml_generator *g, int64_t t, double p) {
+    if (t == 0 || p <= 0.0) return 0;
+    double q = 1.0 - p, s = p / q, r = exp((double)t * log1p(-p)), u = bcml_gen_uniform(g);
+    int64_t x = 0;
+    while (u > r && x < t) {
+        u -= r;
+        x++;
+        r *= s * (double)(t - x + 1) / (double)x;
+        if (r <= 0.0) break; /* the tail left is below double precision */
+    }
+    return x;
+}
+
+static int64_t bt_binomial(bcml_generator *g, int64_t t, double p) {
+    if (p <= 0.0 || t == 0) return 0;
+    if (p >= 1.0) return t;
+    int flip = p > 0.5;
+    if (flip) p = 1.0 - p;
+    int64_t acc = 0, t0 = t;
+    while ((double)t * p > BT_SPLIT) {
+        int64_t a = 1 + t / 2;
+        double ga = bt_gamma(g, (double)a), gb = bt_gamma(g, (double)(t + 1 - a));
+        double x = ga / (ga + gb);
+        if (x >= p) {
+            t = a - 1;
+            p = p / x;
+        } else {
+            acc += a;
+            t -= a;
+            p = (p - x) / (1.0 - x);
+        }
+        if (p > 0.5) { /* the rest with p > 0.5: drawn as its complement (a call on t / 2) */
+            acc += bt_binomial(g, t, p);
+            t = 0;
+            break;
+        }
+    }
+    if (t > 0) acc += bt_invert(g, t, p);
+    return flip ? t0 - acc : acc;
+}
+
+typedef struct bt_job {
+    int64_t *out;          /* (S, n_boot, K) */
+    const int64_t *tables; /* (S, K) */
+    int64_t K, n_boot, lo, hi; /* draws [lo, hi) of S * n_boot */
+    uint64_t seed;
+} bt_job;
+
+static void bt_run(bt_job *jb) {
+    for (int64_t d = jb->lo; d < jb->hi; d++) {
+        const int64_t *c = jb->tables + (d / jb->n_boot) * jb->K;
+        int64_t *o = jb->out + d * jb->K;
+        bcml_generator g;
+        bcml_gen_seed(&g, bcml_gen_derive(jb->seed, (uint64_t)d));
+        int64_t left = 0;
+        for (int64_t k = 0; k < jb->K; k++) left += c[k];
+        int64_t n = left; /* draws left to place */
+        for (int64_t k = 0; k < jb->K; k++) {
+            int64_t x;
+            if (c[k] == 0) x = 0;
+            else if (c[k] == left) x = n;
+            else x = bt_binomial(&g, n, (double)c[k] / (double)left);
+            o[k] = x;
+            n -= x;
+            left -= c[k];
+        }
+    }
+}
+
+static void *bt_thread(void *arg) {
+    bt_run((bt_job *)arg);
+    return NULL;
+}
+
+bcml_status bcml_bootstrap_tables(int64_t *out, const int64_t *tables, int64_t S, int64_t K,
+                                  int64_t n_boot, uint64_t seed, int nthreads, const char *fname,
+                                  bcml_err *err) {
+    if (S < 0 || K < 1 || n_boot < 1)
+        return bcml_fail(err, BCML_EVALUE, "%s: a bootstrap needs n_boot >= 1 and cells >= 1, got %lld and %lld",
+                         fname, (long long)n_boot, (long long)K);
+    for (int64_t s = 0; s < S; s++) {
+        int64_t total = 0;
+        for (int64_t k = 0; k < K; k++) {
+            int64_t v = tables[s * K + k];
+            if (v < 0 || v > INT64_MAX - total)
+                return bcml_fail(err, BCML_EVALUE, "%s: count table %lld holds a negative count or overflows "
+                                 "(cell %lld is %lld)", fname, (long long)s, (long long)k, (long long)v);
+            total += v;
+        }
+    }
+    int64_t draws = S * n_boot;
+    int64_t T = nthreads < 1 ? 1 : nthreads;
+    if (T > CT_MAX_THREADS) T = CT_MAX_THREADS;
+    if (T > draws / 64) T = draws / 64 > 1 ? draws / 64 : 1; /* a thread per 64 draws at least */
+    bt_job jobs[CT_MAX_THREADS];
+    pthread_t tids[CT_MAX_THREADS];
+    int started[CT_MAX_THREADS] = {0};
+    for (int64_t k = 0; k < T; k++) {
+        jobs[k] = (bt_job){out, tables, K, n_boot, draws * k / T, draws * (k + 1) / T, seed};
+        if (k > 0) started[k] = pthread_create(&tids[k], NULL, bt_thread, &jobs[k]) == 0;
+    }
+    if (T > 0) bt_run(&jobs[0]);
+    for (int64_t k = 1; k < T; k++) {
+        if (started[k]) pthread_join(tids[k], NULL);
+        else bt_run(&jobs[k]);
+    }
+    return BCML_OK;
 }

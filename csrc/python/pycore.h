@@ -30,8 +30,10 @@ PyObject *bcml_py_adam_step(PyObject *self, PyObject *args, PyObject *kw);
 
 /* scores_py.c */
 PyObject *bcml_py_count_table(PyObject *self, PyObject *args, PyObject *kw);
+PyObject *bcml_py_bootstrap_tables(PyObject *self, PyObject *args, PyObject *kw);
 #define BCML_PY_SCORES_METHODS \
-    {"count_table", (PyCFunction)(void (*)(void))bcml_py_count_table, METH_VARARGS | METH_KEYWORDS, NULL},
+    {"count_table", (PyCFunction)(void (*)(void))bcml_py_count_table, METH_VARARGS | METH_KEYWORDS, NULL}, \
+    {"bootstrap_tables", (PyCFunction)(void (*)(void))bcml_py_bootstrap_tables, METH_VARARGS | METH_KEYWORDS, NULL},
 
 /* safetensors_py.c */
 PyObject *bcml_py_safetensors_header(PyObject *self, PyObject *arg);

@@ -245,3 +245,42 @@ done:
     for (int a = 0; a < 3; a++) labels_release(&v[a]);
     return result;
 }
+
+/* bootstrap_tables(tables, n_boot, seed, num_threads=0, name="bootstrap_tables")
+ *   -> ndarray int64 (S, n_boot, K): n_boot multinomial resamples of each row of tables (S, K)
+ * (bcml_bootstrap_tables, run with the GIL released). */
+PyObject *bcml_py_bootstrap_tables(PyObject *self, PyObject *args, PyObject *kw) {
+    (void)self;
+    static char *kwlist[] = {"tables", "n_boot", "seed", "num_threads", "name", NULL};
+    PyObject *obj;
+    long long n_boot;
+    unsigned long long seed;
+    int nthreads = 0;
+    const char *fname = "bootstrap_tables";
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OLK|is:bootstrap_tables", kwlist, &obj, &n_boot,
+                                     &seed, &nthreads, &fname))
+        return NULL;
+    PyArrayObject *t = (PyArrayObject *)PyArray_FromAny(
+        obj, PyArray_DescrFromType(NPY_INT64), 2, 2, NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED, NULL);
+    if (!t) return NULL;
+    npy_intp S = PyArray_DIM(t, 0), K = PyArray_DIM(t, 1);
+    if (n_boot < 1 || K < 1 || (S > 0 && (double)S * (double)n_boot * (double)K > 0x1p40)) {
+        PyErr_Format(PyExc_ValueError, "%s: n_boot must be >= 1 with at most 2^40 cells drawn, got n_boot=%lld "
+                     "for %lld tables of %lld cells", fname, n_boot, (long long)S, (long long)K);
+        Py_DECREF(t);
+        return NULL;
+    }
+    npy_intp dims[3] = {S, (npy_intp)n_boot, K};
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(3, dims, NPY_INT64);
+    if (!out) { Py_DECREF(t); return NULL; }
+    if (nthreads < 1) nthreads = bcml_get_num_threads();
+    bcml_err err;
+    bcml_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = bcml_bootstrap_tables((int64_t *)PyArray_DATA(out), (const int64_t *)PyArray_DATA(t), (int64_t)S,
+                               (int64_t)K, (int64_t)n_boot, (uint64_t)seed, nthreads, fname, &err);
+    Py_END_ALLOW_THREADS
+    Py_DECREF(t);
+    if (st) { Py_DECREF(out); return bcml_py_raise(st, &err); }
+    return (PyObject *)out;
+}
