@@ -31,6 +31,8 @@ import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import _common  # noqa: E402,F401  (the checkout's in-place bcml build first on sys.path)
 
 
 def make_labels(n, classes=10, seed=0):
