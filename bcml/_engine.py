@@ -497,40 +497,15 @@ class _Guard:
         self.state = PyState(live_modules() + self.roots + list(self.watch), contents)
 
     @staticmethod
-    def modules_of(plan):
-        """The live Modules owning one of the plan's constants (parameters, buffers), and their
-        parents."""
-        from .nn.modules import live_modules
-        ptrs = {c._data_ptr for c in plan.constants()}
-        ptrs.discard(0)
-        mods = live_modules()
-        parents, used = {}, {}
-        for o in mods:
-            d = o.__dict__
-            for c in list(d.get("_modules", {}).values()):
-                if c is not None:
-                    parents.setdefault(id(c), []).append(o)
-            ts = list(d.get("_parameters", {}).values()) + list(d.get("_buffers", {}).values())
-            if any(getattr(t, "_data_ptr", None) in ptrs for t in ts):
-                used[id(o)] = o
-        todo = list(used.values())
-        while todo:
-            for p in parents.get(id(todo.pop()), ()):
-                if id(p) not in used:
-                    used[id(p)] = p
-                    todo.append(p)
-        return list(used.values())
-
-    def used(self, plan):
-        from .nn.modules import Module
+    def _owners(mods, plan):
+        """Those of mods (Modules) owning one of the plan's constants (parameters, buffers), and
+        their parents among mods."""
         ptrs = set()
         if plan is not None:
             ptrs = {c._data_ptr for c in plan.constants()}
             ptrs.discard(0)
         parents, used = {}, {}
-        for o, _s in self.state.saved.values():
-            if not isinstance(o, Module):
-                continue
+        for o in mods:
             d = o.__dict__
             for c in list(d.get("_modules", {}).values()):
                 if c is not None:
@@ -544,8 +519,19 @@ class _Guard:
                 if id(p) not in used:
                     used[id(p)] = p
                     todo.append(p)
+        return list(used.values())
+
+    @staticmethod
+    def modules_of(plan):
+        """The live Modules owning one of the plan's constants, and their parents."""
+        from .nn.modules import live_modules
+        return _Guard._owners(live_modules(), plan)
+
+    def used(self, plan):
+        from .nn.modules import Module
+        used = self._owners([o for o, _s in self.state.saved.values() if isinstance(o, Module)], plan)
         ids = {id(o) for o in self.watch}
-        for m in list(used.values()) + self.roots:
+        for m in used + self.roots:
             ids.update(id(s) for s in m.modules())
         return ids
 
