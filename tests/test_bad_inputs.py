@@ -1741,6 +1741,12 @@ def _restore_globals():
     import bcml
     bcml._core.set_grad_enabled(True)
     bcml.set_num_threads(1)
+    # ipywidgets keeps every widget (and the models a ModelComparison holds) alive until it is
+    # closed: without this, thousands of probes' widgets pile up, and every replay guard, which
+    # looks at each live Module, gets slower with each call (quadratic: an hour under ASan)
+    w = sys.modules.get("ipywidgets")
+    if w is not None:
+        w.Widget.close_all()
 
 
 def build(target, targets, slot, kind, tmp):
@@ -1970,7 +1976,7 @@ def chunks(names, size=12):
     """Callables in chunks of about `size`, heavy ones (training, sweeps, data sets) alone in
     smaller chunks so that the chunks take similar times."""
     heavy = [n for n in names if n.startswith(("bcml.helpers", "bcml.sweep_management", "bcml.datasets",
-                                               "bcml.plot", "bcml.models"))]
+                                               "bcml.plot", "bcml.models", "bcml.widget"))]
     light = [n for n in names if n not in heavy]
     out = [light[i:i + size] for i in range(0, len(light), size)]
     out += [heavy[i:i + 3] for i in range(0, len(heavy), 3)]

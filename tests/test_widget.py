@@ -309,6 +309,29 @@ def test_model_comparison(setup):
         ModelComparison(h1, h2, te, device="cuda")
 
 
+def test_a_closed_widget_frees_its_models(setup):
+    """Once closed (as every ipywidget is freed), nothing keeps a widget or the models it holds
+    alive: anywidget's file watcher held every widget made from a path forever, so that a
+    notebook or a loop making widgets leaked each pair of models (and every replay guard,
+    which looks at each live Module, got slower)."""
+    import gc
+    import weakref
+    from bcml.nn.modules import live_modules
+    _h1, _h2, _tr, te = setup
+    gc.collect()
+    before = len(live_modules())
+    refs = []
+    for _ in range(3):
+        a, b = bcml.models.LogisticRegression(9, 2), bcml.models.LogisticRegression(9, 2)
+        w = ModelComparison(a, b, te)
+        refs += [weakref.ref(w), weakref.ref(a), weakref.ref(b)]
+        w.close()
+        del w, a, b
+    gc.collect()
+    assert [r for r in refs if r() is not None] == []
+    assert len(live_modules()) == before
+
+
 # ---- save_html -------------------------------------------------------------------------------------
 def _blocks(path):
     text = open(path, encoding="utf-8").read()

@@ -73,8 +73,11 @@ def _finite_or_none(v):
 
 if anywidget is not None:
     class _WidgetBase(anywidget.AnyWidget):
-        _esm = STATIC / "widget.js"
-        _css = STATIC / "widget.css"
+        # the files' text, not their paths: anywidget watches a path for edits through a signal
+        # that holds every widget made from it, so no widget (nor the models it holds) was ever
+        # freed
+        _esm = (STATIC / "widget.js").read_text(encoding="utf-8")
+        _css = (STATIC / "widget.css").read_text(encoding="utf-8")
 
         kind = traitlets.Unicode("analysis").tag(sync=True)
         title = traitlets.Unicode("").tag(sync=True)
