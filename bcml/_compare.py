@@ -415,18 +415,23 @@ def widget_evaluation(l1, l2, y, ids, C, get_instance_metadata=None):
 def _predictions(out, X, fname):
     """Labels from what train_fn returned: predictions, a bcml model (called on X: the triple
     (logits, softmax, log_softmax) or logits, whose argmax is the label; one sigmoid output:
-    label 1 above 0.5), or an object with predict(X)."""
+    label 1 at 0.5 and above, as bcml labels a binary model), or an object with predict(X)."""
     if hasattr(out, "predict") and callable(out.predict):
         out = out.predict(X)
     elif callable(out):
         from . import no_grad
+        from ._tensor import from_numpy
+        from .nn.modules import Module
+        if isinstance(out, Module) and not isinstance(X, _core.TensorBase):
+            # a bcml model takes a float32 tensor: X as one (as the model's own inputs are)
+            X = from_numpy(np.ascontiguousarray(_to_numpy(X), dtype=np.float32))
         with no_grad():
             out = out(X)
         if isinstance(out, tuple):
             out = out[0]
         a = _to_numpy(out)
-        if a.ndim == 2 and a.shape[1] == 1 and a.dtype.kind == "f":
-            return (a[:, 0] > 0.5).astype(np.int64)
+        if a.dtype.kind == "f" and (a.ndim == 1 or (a.ndim == 2 and a.shape[1] == 1)):
+            return (a.reshape(-1) >= 0.5).astype(np.int64)   # one sigmoid output per sample, as bcml labels it
     a = _to_numpy(out)
     if a.ndim == 2 and a.shape[1] > 1:
         a = a.argmax(axis=1)
@@ -438,7 +443,7 @@ def seed_baseline(train_fn, X, y, seeds=(0, 1, 2, 3, 4)):
 
     ``train_fn(seed)`` returns a trained model (a bcml model called on X, giving logits or the
     (logits, softmax, log_softmax) triple, labelled by argmax, or one sigmoid output, labelled
-    by > 0.5; or any object with ``predict(X)``) or its predictions on X (labels, or scores of
+    by >= 0.5; or any object with ``predict(X)``) or its predictions on X (labels, or scores of
     shape (n, C) labelled by argmax). Every ordered pair of seeds (s, t), s != t, is scored as h1 = model s, h2 = model t.
     Returns a dict: ``seeds``, ``pairs`` (one dict per pair: h1_seed, h2_seed and every
     score) and, per score, ``{"mean", "min", "max"}`` over the pairs.

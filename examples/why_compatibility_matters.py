@@ -99,14 +99,15 @@ def _compas_folders(data_dir):
     return [Path(f) for f in folders if f is not None]
 
 
-def load(name, data_dir=None, download=False):
+def load(name, data_dir=None, download=False, standardize=True):
     """The data set `name` (one of DATASETS) as a bcml.datasets.Dataset (all rows in X, y).
 
     Adult and German credit: the copies bundled with bcml (or data_dir when it holds the
     original files; download plays no part). COMPAS (not bundled): data_dir when given, else the first of
     $BCML_SHARED_DATA and ../shared/data beside the checkout that holds
     compas-scores-two-years.csv; then bcml's cache folder; then, with download, ProPublica's
-    file. Raises DatasetNotFoundError or DownloadError when it is found nowhere."""
+    file. standardize=False: Adult's and German credit's numeric columns as they are (ages in
+    years, for cohorts). Raises DatasetNotFoundError or DownloadError when it is found nowhere."""
     if name == "compas":
         folders = _compas_folders(data_dir)
         hit = next((f for f in folders if (f / COMPAS_FILE).is_file()), None)
@@ -117,8 +118,8 @@ def load(name, data_dir=None, download=False):
         loader = load_adult if name == "adult" else load_german_credit
         files = ("adult.data", "adult.test") if name == "adult" else ("german.data",)
         if data_dir is not None and all((Path(data_dir) / f).is_file() for f in files):
-            return loader(data_dir)
-        return loader()  # the copy bundled with bcml (or one in bcml's cache folder)
+            return loader(data_dir, standardize=standardize)
+        return loader(standardize=standardize)  # the copy bundled with bcml (or one in bcml's cache folder)
     raise ValueError("name must be one of %s, got %r" % (", ".join(DATASETS), name))
 
 
@@ -149,16 +150,19 @@ def split(n_rows, seed, test_share=TEST_SHARE, h1_share=H1_SHARE, h1_min_rows=H1
 class Split:
     """One seed's data: ``X_train, y_train`` (h2's rows), ``X_h1, y_h1`` (h1's rows, a subset),
     ``X_test, y_test``; numeric columns standardised with the training rows' mean and standard
-    deviation. ``rows`` holds the (train, test, h1) indices into the data set's X."""
+    deviation. ``rows`` holds the (train, test, h1) indices into the X split (the data set's X,
+    or its subsample with max_rows); ``test_index`` the test rows' indices into the data set's X."""
 
     def __init__(self, dataset, seed, max_rows=None, **split_args):
         X, y = np.asarray(dataset.X, dtype=np.float32), np.asarray(dataset.y, dtype=np.int64)
+        keep = np.arange(len(y))
         if max_rows is not None and len(y) > max_rows:  # quick runs: a seeded subsample
             keep = np.sort(np.random.default_rng(int(seed)).permutation(len(y))[:int(max_rows)])
             X, y = X[keep], y[keep]
         self.name, self.seed = getattr(dataset, "name", ""), int(seed)
         train_rows, test_rows, h1_rows = split(len(y), seed, **split_args)
         self.rows = (train_rows, test_rows, h1_rows)
+        self.test_index = keep[test_rows]   # the test rows' indices into the data set's own X
         X = X.copy()
         num = list(getattr(dataset, "numeric_features", ()))
         if num:
@@ -251,6 +255,75 @@ def run_protocol(datasets, models=MODELS, seeds=SEEDS, max_rows=None, min_steps=
     """run_update for every data set ({name: Dataset}), model kind and seed: a list of dicts."""
     return [run_update(datasets[name], kind, seed, max_rows=max_rows, min_steps=min_steps)
             for name in datasets for kind in models for seed in seeds]
+
+
+# ---- who the update hurts: cohorts, intervals, seed noise (bcml.compare, bcml.seed_baseline) ----
+AGE_BANDS = ((None, 30, "age < 30"), (30, 45, "age 30-44"), (45, 65, "age 45-64"), (65, None, "age >= 65"))
+
+
+def cohorts(raw, index):
+    """{cohort name: boolean mask} of the rows `index` of `raw`, a data set loaded with
+    standardize=False (ages in years): age bands, and each value of the one-hot columns sex=...
+    and race=... (Adult; a data set without them gets only what it has)."""
+    names = list(raw.feature_names)
+    X = np.asarray(raw.X)[np.asarray(index)]
+    out = {}
+    if "age" in names:
+        age = X[:, names.index("age")]
+        for lo, hi, label in AGE_BANDS:
+            out[label] = (age >= (lo if lo is not None else -np.inf)) & (age < (hi if hi is not None else np.inf))
+    for prefix in ("sex=", "race="):
+        for j, f in enumerate(names):
+            if f.startswith(prefix):
+                out[f[len(prefix):]] = X[:, j] > 0.5
+    return out
+
+
+def _labels_and_proba(model, X):
+    """A binary model's test labels (probability >= 0.5, as bcml labels them) and (n, 2) probabilities."""
+    with bcml.no_grad():
+        p = model(bcml.from_numpy(np.ascontiguousarray(X, dtype=np.float32))).numpy().reshape(-1).astype(np.float64)
+    return (p >= 0.5).astype(np.int64), np.stack([1.0 - p, p], axis=1)
+
+
+def cohort_report(dataset, raw, model_kind, seed, max_rows=None, min_steps=None, n_boot=1000):
+    """One seed of the protocol (run_update's h1 and h2), judged by bcml.compare on the test set:
+    every score overall, per class and per cohort (cohorts(raw, ...)), with 95% bootstrap
+    intervals; the cohorts of at least 30 test rows ranked, the most hurt first."""
+    _result, h1, h2, data = run_update(dataset, model_kind, seed, max_rows=max_rows, min_steps=min_steps,
+                                       return_models=True)
+    l1, p1 = _labels_and_proba(h1, data.X_test)
+    l2, p2 = _labels_and_proba(h2, data.X_test)
+    return bcml.compare(l1, l2, data.y_test, h1_proba=p1, h2_proba=p2, groups=cohorts(raw, data.test_index),
+                        class_names=list(getattr(dataset, "class_names", None) or ["0", "1"]),
+                        ids=data.test_index, ci=0.95, n_boot=n_boot, seed=int(seed))
+
+
+def seed_noise(dataset, model_kind, seed, seeds=SEEDS, max_rows=None, min_steps=None):
+    """bcml.seed_baseline of h2 on one seed's split: h2 retrained on the same rows with each of
+    `seeds` as its initialisation and shuffling seed; every ordered pair scored on the test set.
+    The scores that seed noise alone produces, to read an update's against."""
+    data = Split(dataset, seed, max_rows=max_rows)
+    return bcml.seed_baseline(lambda s: fit(model_kind, data.X_train, data.y_train, 1000 * int(s) + 2, min_steps),
+                              data.X_test, data.y_test, seeds=tuple(seeds))
+
+
+def cohort_table(report, top=None):
+    """The cohorts of a cohort_report as a Markdown table, the ranked (most hurt) first."""
+    entries = {g["group"]: g for g in report["per_group"]}
+    order = list(report["ranking"]) + [g for g in entries if g not in report["ranking"]]
+    lines = ["| cohort | test rows | h1 accuracy | h2 accuracy | NFR (95% CI) | BTC (95% CI) | churn |",
+             "|---|---|---|---|---|---|---|"]
+
+    def ci(e, k):
+        lo, hi = e["ci"][k]
+        return "%.1f%% [%.1f, %.1f]" % (100 * e[k], 100 * lo, 100 * hi) if e[k] == e[k] else "-"
+    for name in order[:top] if top else order:
+        e = entries[name]
+        small = "" if name in report["ranking"] else " (fewer than %d: not ranked)" % report["min_group_size"]
+        lines.append("| %s%s | %d | %.3f | %.3f | %s | %s | %.1f%% |" % (
+            name, small, e["n"], e["h1_accuracy"], e["h2_accuracy"], ci(e, "nfr"), ci(e, "btc"), 100 * e["churn"]))
+    return "\n".join(lines)
 
 
 # ---- the lambda_c sweep -------------------------------------------------------------------------

@@ -361,6 +361,22 @@ def test_seed_baseline_with_predictions_and_models():
     with bcml.no_grad():
         p0, p1 = m0(bcml.tensor(X))[0].numpy().argmax(1), m1(bcml.tensor(X))[0].numpy().argmax(1)
     assert_same(res["pairs"][0], ref_scores(p0, p1, y))
+    # X as NumPy (float64 too) reaches a bcml model as a float32 tensor; a binary model's one
+    # sigmoid output ((n, 1) or (n,)) is labelled 1 from 0.5 on
+    assert bcml.seed_baseline(bcml_model, np.asarray(X, np.float64), y, seeds=(0, 1))["pairs"] == res["pairs"]
+
+    class Flat(bcml.nn.Module):
+        def __init__(self, seed):
+            super().__init__()
+            bcml.manual_seed(seed)
+            self.lin = bcml.nn.Linear(4, 1)
+
+        def forward(self, x):
+            return bcml.sigmoid(self.lin(x)).reshape(-1)
+    res1 = bcml.seed_baseline(Flat, X, y, seeds=(0, 1))
+    with bcml.no_grad():
+        q0, q1 = [(Flat(s)(bcml.tensor(np.asarray(X, np.float32))).numpy() >= 0.5).astype(int) for s in (0, 1)]
+    assert_same(res1["pairs"][0], ref_scores(q0, q1, y))
 
 
 # ---- export -----------------------------------------------------------------------------------

@@ -116,6 +116,55 @@ def test_run_update_result_on_a_tiny_split(study, one_thread):
     assert result["roc_auc_h2"] == pytest.approx(auc)
 
 
+@pytest.mark.slow
+def test_cohorts_report_and_seed_noise_on_a_tiny_split(study, one_thread):
+    """Who the update hurts: the cohorts come from the raw columns of the test rows (age bands in
+    years, each sex= / race= column), the report's scores per cohort are NumPy's on the two
+    models' labels, and seed_noise scores h2 retrained with each seed against each other."""
+    ds, raw = study.load("adult"), study.load("adult", standardize=False)
+    assert np.array_equal(ds.y, raw.y) and ds.X.shape == raw.X.shape
+    report = study.cohort_report(ds, raw, "logistic_regression", seed=1, max_rows=1500, min_steps=20, n_boot=200)
+    result, h1, h2, data = study.run_update(ds, "logistic_regression", seed=1, max_rows=1500, min_steps=20,
+                                            return_models=True)
+    # the test rows, found in the raw data set by their labels' and one-hot columns' agreement
+    np.testing.assert_array_equal(raw.y[data.test_index], data.y_test)
+    names = list(raw.feature_names)
+    age = raw.X[data.test_index, names.index("age")]
+    assert age.min() >= 17 and age.max() <= 90   # years, not standardised
+    with bcml.no_grad():
+        l1 = (h1(bcml.from_numpy(data.X_test)).numpy().reshape(-1) >= 0.5)
+        l2 = (h2(bcml.from_numpy(data.X_test)).numpy().reshape(-1) >= 0.5)
+    y = data.y_test
+    r1, r2 = l1 == y, l2 == y
+    assert report["n"] == len(y) == 300 and report["nfr"] == pytest.approx(np.mean(r1 & ~r2))
+    assert report["btc"] == pytest.approx(result["btc"]) and report["bec"] == pytest.approx(result["bec"])
+    masks = {"age < 30": age < 30, "age 30-44": (age >= 30) & (age < 45), "age 45-64": (age >= 45) & (age < 65),
+             "age >= 65": age >= 65,
+             "Female": raw.X[data.test_index, names.index("sex=Female")] == 1,
+             "White": raw.X[data.test_index, names.index("race=White")] == 1}
+    groups = {g["group"]: g for g in report["per_group"]}
+    assert len(groups) == 4 + 2 + 5   # age bands, sex, race
+    for name, m in masks.items():
+        assert groups[name]["n"] == m.sum(), name
+        assert groups[name]["nfr"] == pytest.approx(np.mean((r1 & ~r2)[m]) if m.any() else float("nan"),
+                                                    nan_ok=True), name
+    assert set(report["ranking"]) == {g for g, e in groups.items() if e["n"] >= 30}
+    table = study.cohort_table(report)
+    assert table.count("\n") == 1 + len(groups) and "not ranked" in table
+
+    noise = study.seed_noise(ds, "logistic_regression", 1, seeds=(0, 1), max_rows=1500, min_steps=20)
+    split = study.Split(ds, 1, max_rows=1500)
+    preds = []
+    for s in (0, 1):
+        m = study.fit("logistic_regression", split.X_train, split.y_train, 1000 * s + 2, 20)
+        with bcml.no_grad():
+            preds.append(m(bcml.from_numpy(split.X_test)).numpy().reshape(-1) >= 0.5)
+    ok0, ok1 = preds[0] == split.y_test, preds[1] == split.y_test
+    assert [p["h1_seed"] for p in noise["pairs"]] == [0, 1]
+    assert noise["pairs"][0]["nfr"] == pytest.approx(np.mean(ok0 & ~ok1))
+    assert noise["pairs"][1]["nfr"] == pytest.approx(np.mean(ok1 & ~ok0))
+
+
 def test_summarise_gives_mean_and_standard_error(study):
     rows = [{"dataset": "a", "model": "m", "btc": v, "bec": w} for v, w in ((0.5, 0.1), (0.7, None), (0.9, 0.3))]
     rows.append({"dataset": "b", "model": "m", "btc": 0.4, "bec": 0.2})
