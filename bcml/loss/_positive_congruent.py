@@ -68,6 +68,7 @@ class _PositiveCongruentLoss(_CompatibilityLoss):
 
     def _op(self, x2, y, x1, red, dissonance_only):
         kind, top_k, f1, f2, f3 = self._settings(int(x2.shape[1]))
+        y = self._checked_labels(y, "y (the target)", False, int(x2.shape[1]))  # names y when out of range
         return _core.apply(OPS["pc_loss"], (x2, y, x1), (kind, red, top_k, int(dissonance_only)),
                            (self.lambda_c, f1, f2, f3))
 
