@@ -24,10 +24,9 @@ h1_output=None)`` runs h1 (under no_grad, or reads h1_output, its cached outputs
 models return the triple (logits, softmax, log_softmax) (h1 may also return its logits alone).
 ``dissonance_from_inputs(x, y)`` gives the penalty term alone, (1/B) sum_i pen_i.
 """
-import math
 import numbers
 
-from .. import _core
+from .. import _core, _values
 from .._tensor import OPS
 from .._values import FLT_MAX
 from ..nn import functional as F
@@ -171,22 +170,18 @@ class LogitDifferenceInhibitionLoss(_PositiveCongruentLoss):
                     raise TypeError("%s: h1[%d] must be a callable model, got %s" % (fname, k, type(m).__name__))
             h1 = h1[0] if len(h1) == 1 else _Ensemble(h1)
         self._init_common(h1, h2, lambda_c)
-        if isinstance(p, bool) or not isinstance(p, numbers.Real):
-            raise TypeError("%s: p must be a real number >= 1, got %s" % (fname, type(p).__name__))
-        try:
-            pv = float(p)
-        except OverflowError:
-            pv = math.inf
-        if not (math.isfinite(pv) and pv >= 1.0):
+        pv = _loss_setting(p, fname, "p", "finite and >= 1", "finite, >= 1 and within float32's range (<= %g)"
+                           % FLT_MAX, nonneg=True)
+        if not pv >= 1.0:
             raise ValueError("%s: p must be finite and >= 1, got %r" % (fname, p))
         self.p = pv
         self.margin = _nonneg(margin, fname, "margin")
         if top_k is not None:
             if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral):
                 raise TypeError("%s: top_k must be a positive int or None, got %s" % (fname, type(top_k).__name__))
+            top_k = _values.index(top_k, fname, "top_k")   # ValueError beyond int64
             if top_k < 1:
                 raise ValueError("%s: top_k must be a positive int or None, got %r" % (fname, top_k))
-            top_k = int(top_k)
         self.top_k = top_k
 
     @property
