@@ -340,8 +340,7 @@ def test_compatibility_helpers_with_an_ensemble():
     np.testing.assert_allclose(test_compatibility(h2, loss, te, 40)[0], ref_pc(loss, z2, y[80:], z1), rtol=1e-5)
 
 
-def _sweep(folder, NE, SI, ne_kw=None, si_kw=None):
-    from bcml.helpers.training import compatibility_sweep
+def _sweep_args(NE, SI, ne_kw, si_kw):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((200, 4)).astype(np.float32)
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.int64) + (x[:, 2] > 1)
@@ -349,9 +348,16 @@ def _sweep(folder, NE, SI, ne_kw=None, si_kw=None):
     h1, h2 = LogisticRegression(4, 3), LogisticRegression(4, 3)
     tr = DataLoader(x[:150], y[:150], batch_size=32, shuffle=True, seed=1)
     te = DataLoader(x[150:], y[150:], batch_size=50)
-    return compatibility_sweep(str(folder), 1, h1, h2, tr, te, 32, 50, bcml.optim.SGD, {"lr": 0.1}, NE, SI,
-                               lambda_c_stepsize=1.0, new_error_loss_kwargs=ne_kw, strict_imitation_loss_kwargs=si_kw,
-                               seed=7, n_jobs=1, progress=False)
+    return (1, h1, h2, tr, te, 32, 50), dict(
+        OptimizerClass=bcml.optim.SGD, optimizer_kwargs={"lr": 0.1}, NewErrorLossClass=NE, StrictImitationLossClass=SI,
+        lambda_c_stepsize=1.0, new_error_loss_kwargs=ne_kw, strict_imitation_loss_kwargs=si_kw, seed=7, n_jobs=1,
+        progress=False)
+
+
+def _sweep(folder, NE, SI, ne_kw=None, si_kw=None):
+    from bcml.helpers.training import compatibility_sweep
+    args, kw = _sweep_args(NE, SI, ne_kw, si_kw)
+    return compatibility_sweep(str(folder), *args, **kw)
 
 
 def test_sweep_with_the_new_losses(tmp_path):
@@ -370,6 +376,21 @@ def test_sweep_with_the_new_losses(tmp_path):
         assert any(not np.allclose(new1[k].numpy(), new0[k].numpy()) for k in new0)
     with open(tmp_path / "new" / "sweep_summary.json") as f:
         assert len(json.load(f)["data"]) == 8   # 2 lambdas x 2 kinds x (train, test)
+
+
+def test_widget_sweep_with_the_new_losses(tmp_path):
+    """CompatibilityAnalysis passes the classes on to its sweep: the same points as the sweep's."""
+    from conftest import need
+    need("anywidget")
+    from bcml.widget import CompatibilityAnalysis
+    ne_kw, si_kw = {"kind": "kl", "temperature": 2.0}, {"p": 1, "top_k": 2}
+    want = _sweep(tmp_path / "direct", FD, LDI, ne_kw, si_kw)
+    args, kw = _sweep_args(FD, LDI, ne_kw, si_kw)
+    w = CompatibilityAnalysis(str(tmp_path / "widget"), *args, **kw)
+    assert w.start_sweep()
+    assert w.wait(120) is True
+    assert w.status == "done" and w.error == ""
+    assert w.points == want["data"]
 
 
 # ---- bad arguments --------------------------------------------------------------------------------
