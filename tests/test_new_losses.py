@@ -378,6 +378,21 @@ def test_sweep_with_the_new_losses(tmp_path):
         assert len(json.load(f)["data"]) == 8   # 2 lambdas x 2 kinds x (train, test)
 
 
+def test_sweep_with_binary_models_names_the_problem(tmp_path):
+    """Binary models (one probability per sample) cannot give these losses logits: the sweep
+    stops with an error saying so."""
+    from bcml.helpers.training import compatibility_sweep
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 3)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    nn = bcml.nn
+    h1, h2 = nn.Sequential(nn.Linear(3, 1), nn.Sigmoid()), nn.Sequential(nn.Linear(3, 1), nn.Sigmoid())
+    with pytest.raises(ValueError, match="FocalDistillationLoss needs multi-class logits"):
+        compatibility_sweep(str(tmp_path), 1, h1, h2, DataLoader(x, y, batch_size=20), DataLoader(x, y, batch_size=30),
+                            20, 30, bcml.optim.SGD, {"lr": 0.1}, FD, LDI, lambda_c_stepsize=1.0, seed=1, n_jobs=1,
+                            progress=False)
+
+
 def test_widget_sweep_with_the_new_losses(tmp_path):
     """CompatibilityAnalysis passes the classes on to its sweep: the same points as the sweep's."""
     from conftest import need

@@ -65,6 +65,14 @@ class _PositiveCongruentLoss(_CompatibilityLoss):
         """(pc_loss kind, top_k, f[1], f[2], f[3]) for logits of C classes."""
         raise NotImplementedError
 
+    def _element(self, out, who):
+        """The logits; a binary model's one probability per sample is refused by name."""
+        if isinstance(out, _core.TensorBase) and out.ndim == 1:
+            raise ValueError("%s needs multi-class logits (B, C): %s has shape %s (a binary model's "
+                             "probabilities?); the models must return (logits, softmax, log_softmax)"
+                             % (type(self).__name__, who, tuple(out.shape)))
+        return _CompatibilityLoss._element(self, out, who)
+
     def _op(self, x2, y, x1, red, dissonance_only):
         kind, top_k, f1, f2, f3 = self._settings(int(x2.shape[1]))
         y = self._checked_labels(y, "y (the target)", False, int(x2.shape[1]))  # names y when out of range
