@@ -588,6 +588,12 @@ EXAMPLES = {
     "bcml.loss.StrictImitationCrossEntropyLoss.dissonance": lambda c: _a(c.labels(), c.x()),
     "bcml.loss.StrictImitationBinaryCrossEntropyLoss.dissonance": lambda c: _a(c.probs(), c.probs()),
     "bcml.loss.StrictImitationKLDivergenceLoss.dissonance": lambda c: _a(c.x().softmax(1), c.x().softmax(1)),
+    # positive-congruent losses (issue 13, item 5): h1, h2 LogisticRegression(3, 3)
+    **{"bcml.loss." + k: (lambda c: _a(c.model(), c.model(), 0.5))
+       for k in ("FocalDistillationLoss", "LogitDifferenceInhibitionLoss")},
+    **{"bcml.loss.%s.%s" % (k, m): (lambda c: _a(c.x(), c.labels()))
+       for k in ("FocalDistillationLoss", "LogitDifferenceInhibitionLoss")
+       for m in ("__call__", "forward", "dissonance_from_inputs")},
     # ---- bcml.models --------------------------------------------------------------------------
     "bcml.models.BasicBlock": lambda c: _a(2, 2),
     "bcml.models.LogisticRegression": lambda c: _a(3, 3),
@@ -1185,6 +1191,16 @@ def _compat_loss_ref(dissonance):
     return oracle
 
 
+def _pc_loss_ref(penalty_only):
+    """FocalDistillationLoss / LogitDifferenceInhibitionLoss against tests/test_new_losses.py's
+    NumPy float64 formulas, on the models' logits."""
+    def oracle(call):
+        from test_new_losses import ref_from_call
+        f = call.fresh()
+        same(call.result, np.asarray(ref_from_call(f.receiver, f.bound, penalty_only), np.float32))
+    return oracle
+
+
 def _dissonance_ref(call):
     """A loss's dissonance(a, b) against tests/test_loss_dissonance.py's NumPy float64 formulas."""
     from test_loss_dissonance import reduce, ref_d
@@ -1368,6 +1384,9 @@ def _crop_ref(call):
 
 
 ORACLES = {
+    **{"bcml.loss.%s.%s" % (k, m): _pc_loss_ref(m == "dissonance_from_inputs")
+       for k in ("FocalDistillationLoss", "LogitDifferenceInhibitionLoss")
+       for m in ("__call__", "forward", "dissonance_from_inputs")},
     "bcml.tensor": _np_tensor_ref,
     "bcml.Tensor": _np_tensor_ref,
     "bcml.from_numpy": _from_numpy_ref,
@@ -1507,6 +1526,9 @@ ALLOWLIST = [
      "any callable is a model (SPEC section 2: a model is called model(x)); what it returns is checked per call"),
     ("bcml.loss.*", "lambda_c", ("int2^63", "int2^64", "np.u64scalar"), "ok",
      "lambda_c is a float setting: any real number >= 0 that float32 holds is valid (values above 1 too, SPEC 3)"),
+    (("bcml.loss.FocalDistillationLoss", "bcml.loss.LogitDifferenceInhibitionLoss"),
+     ("alpha", "beta", "temperature", "p", "margin"), ("int2^63", "int2^64", "np.u64scalar"), "ok",
+     "a float setting of the loss: any real number in its range that float32 holds is valid (however large)"),
     # ---- valid values that are not bad: the call is right to succeed (what it computes is tested elsewhere)
     ("*", FLAGS, "True", "ok", TRUE_IS_VALID),
     (("bcml.datasets.load_*", "bcml.data.*", "bcml.datasets.train_test_split", "bcml.helpers.training.*",

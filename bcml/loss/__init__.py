@@ -29,7 +29,8 @@ from ..nn import functional as F
 
 __all__ = ["BCNLLLoss", "BCCrossEntropyLoss", "BCBinaryCrossEntropyLoss", "BCKLDivergenceLoss",
            "StrictImitationNLLLoss", "StrictImitationCrossEntropyLoss",
-           "StrictImitationBinaryCrossEntropyLoss", "StrictImitationKLDivergenceLoss"]
+           "StrictImitationBinaryCrossEntropyLoss", "StrictImitationKLDivergenceLoss",
+           "FocalDistillationLoss", "LogitDifferenceInhibitionLoss"]
 
 _NLL, _CE, _BCE, _KL = 0, 1, 2, 3
 _TRIPLE_INDEX = {_NLL: 2, _CE: 0, _KL: 2}
@@ -241,6 +242,10 @@ class _CompatibilityLoss:
         if tuple(x2.shape) != tuple(x1.shape):
             raise ValueError("%s shape %s differs from h2 output shape %s"
                              % (cache_name if cache is not None else "h1(x)", tuple(x1.shape), tuple(x2.shape)))
+        return self._op(x2, y, x1, red, dissonance_only)
+
+    def _op(self, x2, y, x1, red, dissonance_only):
+        """The fused C op on the checked outputs (h2's element, labels, h1's element)."""
         return _core.apply(OPS["compat_loss"], (x2, y, x1),
                            (self._kind, self._strict, red, int(dissonance_only)),
                            (self.lambda_c, self.discriminant_pivot))
@@ -471,4 +476,5 @@ for _cls in (BCNLLLoss, BCCrossEntropyLoss, BCBinaryCrossEntropyLoss, BCKLDiverg
     _cls.__doc__ += _DISSONANCE_DOC
 del _cls
 
+from ._positive_congruent import FocalDistillationLoss, LogitDifferenceInhibitionLoss  # noqa: E402
 from . import new_error, strict_imitation  # noqa: E402,F401  (BCML's module names)

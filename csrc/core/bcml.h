@@ -250,6 +250,8 @@ typedef enum {
     BCML_OP_CONV2D_BN_RELU, /* eval-mode conv (no bias) + batch norm (+ ReLU), forward only: in: x, weight,
                                running_mean, running_var, bn weight, bn bias (OC each); i[0..6] as
                                CONV2D, i[7] relu; f[0] eps */
+    BCML_OP_PC_LOSS,       /* in: h2 logits, target, h1 logits; i[0] kind (0 focal kl 1 focal l2 2 ldi), i[1]
+                              reduction, i[2] top_k, i[3] penalty only; f[0] lambda_c, f[1..3] (see pc_loss.c) */
     BCML_OP_COUNT
 } bcml_op;
 

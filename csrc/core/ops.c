@@ -54,6 +54,7 @@ const bcml_opdef bcml_ops[] = {
     OP(DROPOUT2D, "dropout2d", 1, 1, 1, bcml_dropout2d_forward, bcml_dropout2d_backward),
     OP(COMPAT_LOSS, "compat_loss", 3, 3, 1, bcml_compat_loss_forward, bcml_compat_loss_backward),
     OP(CONV2D_BN_RELU, "conv2d_bn_relu", 6, 6, 1, bcml_conv2d_bn_relu_forward, NULL),
+    OP(PC_LOSS, "pc_loss", 3, 3, 1, bcml_pc_loss_forward, bcml_pc_loss_backward),
 };
 
 _Static_assert(sizeof bcml_ops / sizeof bcml_ops[0] == BCML_OP_COUNT, "one table entry per op");

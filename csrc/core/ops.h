@@ -120,5 +120,7 @@ bcml_status bcml_dropout2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_
 
 bcml_status bcml_compat_loss_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
 bcml_status bcml_compat_loss_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
+bcml_status bcml_pc_loss_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
+bcml_status bcml_pc_loss_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
 
 #endif
