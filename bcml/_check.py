@@ -169,7 +169,8 @@ def _read_csv(path, col, where):
         raise InputError("%s: not a UTF-8 text file (%s)" % (where, e.reason)) from None
     except csv.Error as e:
         raise InputError("%s: not a valid CSV file: %s" % (where, e)) from None
-    rows = [r for r in rows if r and any(c.strip() for c in r)]  # blank lines
+    while rows and not any(c.strip() for c in rows[-1]):  # blank lines at the end
+        rows.pop()
     if not rows:
         raise InputError("%s: the file is empty" % where)
     names = None
@@ -181,6 +182,8 @@ def _read_csv(path, col, where):
         if not rows:
             raise InputError("%s: the file has a header row (%s) but no data" % (where, ",".join(names)))
     ncols = len(names) if names is not None else len(rows[0])
+    if ncols == 1:  # a blank line in a file of one column: an empty cell
+        rows = [r or [""] for r in rows]
     for i, r in enumerate(rows):
         if len(r) != ncols:
             raise InputError("%s: line %d has %d field%s, but the %s has %d" % (
@@ -335,7 +338,7 @@ def _probabilities(cols, where, first):
             out[:, k] = a
     if out.size and not np.isfinite(out).all():
         i, k = np.argwhere(~np.isfinite(out))[0]
-        raise InputError("%s: %s, column %d holds %r, not a probability" % (where, _row(first, i), k, out[i, k]))
+        raise InputError("%s: %s, column %d holds %r, not a probability" % (where, _row(first, i), k, float(out[i, k])))
     bad = np.flatnonzero(((out < 0) | (out > 1)).any(axis=1))
     if bad.size:
         raise InputError("%s: %s holds a value outside [0, 1]: not class probabilities" % (where, _row(first, bad[0])))
@@ -382,22 +385,27 @@ def _map_classes(inputs):
                                  % (i.where, i.proba.shape[1], C - 1))
         probas = [None if i.proba is None else i.proba for i in inputs[:2]]
     else:
-        names = set()
+        label_names = set()
         for i in inputs:
             if isinstance(i.labels, list):
-                names.update(i.labels)
-            elif i.labels is not None:
+                label_names.update(i.labels)
+        names = set(label_names)
+        for i in inputs:
+            if i.labels is not None:
                 continue
-            elif i.proba_names is None:
+            if i.proba_names is None:
                 raise InputError("%s: rows of class probabilities with class-name labels need a header row naming "
                                  "each column's class" % i.where)
-            else:
-                names.update(i.proba_names)
+            if not set(i.proba_names) & label_names:
+                raise InputError("%s: its columns (%s) name none of the classes of the labels (%s); with class-name "
+                                 "labels, the header names each probability column's class"
+                                 % (i.where, _some(i.proba_names), _some(label_names)))
+            names.update(i.proba_names)
         texts = set(names)
         for i in inputs:
             if i.labels is not None and not isinstance(i.labels, list):
                 vals = set(str(v) for v in i.labels.tolist())
-                if texts and not vals & texts:
+                if not vals & texts:
                     raise InputError("%s: holds class indices (%s) that name none of the classes of the other "
                                      "inputs (%s): give every input the same kind of labels"
                                      % (i.where, _some(i.labels.tolist()), _some(texts)))
@@ -520,8 +528,9 @@ def _line(c):
     return text
 
 
-def run(args, out=sys.stdout):
+def run(args, out=None):
     """Loads, compares, prints and gates; returns the exit status (InputError on bad input)."""
+    out = sys.stdout if out is None else out
     from . import _compare
     data = load(args)
     try:
