@@ -536,3 +536,29 @@ def test_installed_console_script(tmp_path):
     assert p.stdout.count("usage") == 0
     p = subprocess.run([script, "check", "--help"], cwd=child_cwd(), capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and p.stdout.startswith("usage: bcml check ")
+
+
+def test_readme_github_actions_step(capsys, tmp_path, monkeypatch):
+    """The README's GitHub Actions step runs as written, on files at the paths it names."""
+    import re
+    import shlex
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"```yaml\n(.*?)```", text[text.index("## The CI gate"):], re.S).group(1)
+    run = block.split("run: |", 1)[1].replace("\\\n", " ")
+    line = next(ln for ln in run.splitlines() if ln.strip().startswith("bcml check"))
+    argv = shlex.split(line)[2:]
+    (tmp_path / "out").mkdir()
+    (tmp_path / "data").mkdir()
+    parts = [update(32, 8, 0, 0, 1), update(50, 0, 5, 5, 2)]
+    h1, h2, y = (np.concatenate([p[k] for p in parts]) for k in range(3))
+    names = np.array(["<=50K", ">50K"])
+    write_csv(tmp_path / "out" / "h1_pred.csv", ["id", "label"], zip(range(100), names[h1]))
+    write_csv(tmp_path / "out" / "h2_pred.csv", ["id", "label"], zip(range(100), names[h2]))
+    write_csv(tmp_path / "data" / "test.csv", ["x", "y", "age_band"],
+              zip(range(100), names[y], ["18-40"] * 40 + ["60+"] * 60))
+    monkeypatch.chdir(tmp_path)
+    code, out, err = check(capsys, *argv)
+    # cohort 18-40: NFR 8/40 = 0.2, beyond 0.02 by its whole interval
+    assert (code, err) == (1, "") and "FAIL   cohort '18-40' (n=40) NFR: 0.2000" in out
+    doc = gate_json(tmp_path / "out" / "compatibility.json")
+    assert doc["gate"]["thresholds"] == {"min_btc": 0.97, "max_nfr": 0.02} and doc["gate"]["ci"] == 0.95
