@@ -27,7 +27,7 @@ Inputs, each ``FILE`` or ``FILE:COLUMN`` (COLUMN: a name, or a 0-based position)
 Labels may be ints (class indices) or strings (class names): when any input holds a name, every
 label is read as a name (ints too: "3") and the classes are the sorted names of all inputs.
 Probabilities give h1's / h2's labels by their argmax and are passed to bcml.compare (the report
-then has the probability churn); their columns are the classes in order, or, with class names,
+then has the probability scores); their columns are the classes in order, or, with class names,
 the columns' header names. ``--groups`` holds one cohort label (any text) per row.
 
 ``--json PATH`` writes the report's ``to_dict()`` (nan as null) plus the key ``gate``:
@@ -42,6 +42,7 @@ import csv
 import json
 import math
 import os
+import re
 import sys
 import warnings
 
@@ -308,14 +309,16 @@ def _int_labels(a, where, first):
         bad = np.flatnonzero(~np.isfinite(a) | (a != np.round(a)))
         if bad.size:
             raise InputError("%s: %s holds %r, not a label (labels are ints or class names; rows of class "
-                             "probabilities need one column per class)" % (where, _row(first, bad[0]), float(a[bad[0]])))
+                             "probabilities need one column per class)"
+                             % (where, _row(first, bad[0]), float(a[bad[0]])))
         if a.size and (np.abs(a) > 2.0 ** 62).any():
             i = int(np.flatnonzero(np.abs(a) > 2.0 ** 62)[0])
             raise InputError("%s: %s holds %r, too large for a class index" % (where, _row(first, i), float(a[i])))
     a = a.astype(np.int64)
     neg = np.flatnonzero(a < 0)
     if neg.size:
-        raise InputError("%s: %s holds the label %d (class indices start at 0)" % (where, _row(first, neg[0]), a[neg[0]]))
+        raise InputError("%s: %s holds the label %d (class indices start at 0)"
+                         % (where, _row(first, neg[0]), a[neg[0]]))
     return a
 
 
@@ -330,7 +333,8 @@ def _probabilities(cols, where, first):
                 except ValueError:
                     raise InputError("%s: %s, column %d holds %r, not a probability (a file of %d columns without "
                                      ":COLUMN is read as one column of class probabilities per class; name the "
-                                     "column of labels as FILE:COLUMN)" % (where, _row(first, i), k, v, len(cols))) from None
+                                     "column of labels as FILE:COLUMN)"
+                                     % (where, _row(first, i), k, v, len(cols))) from None
         else:
             a = np.asarray(c)
             if a.dtype.kind not in "biuf":
@@ -381,8 +385,8 @@ def _map_classes(inputs):
                 C = max(C, i.proba.shape[1])
         for i in inputs:
             if i.proba is not None and i.proba.shape[1] < C:
-                raise InputError("%s: has %d probability columns, but the labels go up to %d"
-                                 % (i.where, i.proba.shape[1], C - 1))
+                raise InputError("%s: has %d probability columns, but the other inputs have %d classes (labels "
+                                 "up to %d)" % (i.where, i.proba.shape[1], C, C - 1))
         probas = [None if i.proba is None else i.proba for i in inputs[:2]]
     else:
         label_names = set()
@@ -540,9 +544,12 @@ def run(args, out=None):
                                       h2_proba=data["h2_proba"], groups=data["groups"],
                                       class_names=data["class_names"], min_group_size=args.min_group_size,
                                       ci=args.ci, n_boot=args.n_boot, seed=args.seed)
-    except (TypeError, ValueError) as e:  # what the readers let through; never expected
-        raise InputError("the inputs (%s, %s, %s) were refused by bcml.compare: %s"
-                         % (args.h1, args.h2, args.labels, e)) from None
+    except (TypeError, ValueError) as e:  # what the readers let through (a label beyond the classes bcml supports)
+        msg = str(e)
+        for arg, opt, spec in (("h1_pred", "--h1", args.h1), ("h2_pred", "--h2", args.h2),
+                               ("y", "--labels", args.labels)):
+            msg = re.sub(r"\b%s (holds|must|has)\b" % arg, "%s %s \\1" % (opt, spec.replace("\\", "\\\\")), msg)
+        raise InputError(msg[len("compare: "):] if msg.startswith("compare: ") else msg) from None
     thresholds = {opt: getattr(args, opt) for opt, _, _ in THRESHOLDS if getattr(args, opt) is not None}
     checks = gate(report, thresholds, args.ci is not None)
     failures = [c for c in checks if c["verdict"] == "fail"]

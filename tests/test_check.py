@@ -413,6 +413,7 @@ def _bad_inputs(tmp_path):
     y3 = write_csv(d / "y3.csv", ["y"], list(y[:-1]) + [2])
     gtwo = write_csv(d / "g2.csv", ["a", "b"], zip(y, y))
     gshort = write_csv(d / "gs.csv", ["g"], ["x"] * 29)
+    huge = write_csv(d / "huge.csv", ["y"], list(y[:-1]) + [2 ** 40])   # beyond the classes bcml supports
     return [
         (str(d / "missing.csv"), G("new"), G("y"), [], "--h1 %s: no such file" % (d / "missing.csv")),
         (G("old"), G("nope"), G("y"), [], "--h2 %s:nope: no column named 'nope' (columns: 'old', 'new', 'y')" % good),
@@ -441,13 +442,14 @@ def _bad_inputs(tmp_path):
          % psum),
         (prange, G("new"), G("y"), [], "--h1 %s: line 31 holds a value outside [0, 1]" % prange),
         (pnan, G("new"), G("y"), [], "--h1 %s: line 31, column 0 holds nan, not a probability" % pnan),
-        (p3, G("new"), y3, [], "--h1 %s: has 2 probability columns, but the labels go up to 2" % p3),
+        (p3, G("new"), y3, [], "--h1 %s: has 2 probability columns, but the other inputs have 3 classes (labels up to 2)" % p3),
         (pbare, G("new"), names, [], "--h1 %s: rows of class probabilities with class-name labels need a header "
                                      "row" % pbare),
         (p3, G("new"), names, [], "--h1 %s: its columns ('c0', 'c1') name none of the classes of the labels "
                                   "('no', 'yes')" % p3),
         (G("old"), G("new"), names, [], "--h1 %s:old: holds class indices (0, 1) that name none of the classes "
                                         "of the other inputs ('no', 'yes')" % good),
+        (G("old"), G("new"), huge, [], "--labels %s holds label 1099511627776 at index 29, but at most" % huge),
         (G("old"), G("new"), G("y"), ["--groups", gtwo], "--groups %s: the file has 2 columns; name the one" % gtwo),
         (G("old"), G("new"), G("y"), ["--groups", gshort], "--groups %s: has 29 rows, but --h1 %s:old has 30"
          % (gshort, good)),
