@@ -31,7 +31,8 @@ _SIZES = {
 
 
 def _parser():
-    p = argparse.ArgumentParser(prog="python -m bcml", description="bcml's command-line tools")
+    from ._check import _prog   # "bcml" when run as the console script
+    p = argparse.ArgumentParser(prog=_prog(), description="bcml's command-line tools")
     sub = p.add_subparsers(dest="command", metavar="{demo,check}")
     sub.required = True
     d = sub.add_parser("demo", help="train h1 and h2, sweep lambda_c and write the HTML report",

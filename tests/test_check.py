@@ -538,6 +538,8 @@ def test_installed_console_script(tmp_path):
     assert p.stdout.count("usage") == 0
     p = subprocess.run([script, "check", "--help"], cwd=child_cwd(), capture_output=True, text=True, timeout=120)
     assert p.returncode == 0 and p.stdout.startswith("usage: bcml check ")
+    p = subprocess.run([script, "--help"], cwd=child_cwd(), capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.startswith("usage: bcml [-h] {demo,check}")
 
 
 def test_readme_github_actions_step(capsys, tmp_path, monkeypatch):
