@@ -1,4 +1,5 @@
 """``python -m bcml demo``: an update h1 -> h2, a lambda_c sweep and its HTML report, in one command.
+(``python -m bcml check`` / the ``bcml`` console script: the CI gate of bcml/_check.py.)
 
     python -m bcml demo                          # UCI Adult, bundled with bcml: works offline
     python -m bcml demo --data fashion-mnist     # Debian's dataset-fashion-mnist (ConvNet, a subset)
@@ -30,8 +31,9 @@ _SIZES = {
 
 
 def _parser():
-    p = argparse.ArgumentParser(prog="python -m bcml", description="bcml's command-line tools")
-    sub = p.add_subparsers(dest="command", metavar="{demo}")
+    from ._check import _prog   # "bcml" when run as the console script
+    p = argparse.ArgumentParser(prog=_prog(), description="bcml's command-line tools")
+    sub = p.add_subparsers(dest="command", metavar="{demo,check}")
     sub.required = True
     d = sub.add_parser("demo", help="train h1 and h2, sweep lambda_c and write the HTML report",
                        description=__doc__.split("\n")[0].split(": ", 1)[1])
@@ -42,6 +44,9 @@ def _parser():
                         "of the same name without .html, plus -sweep")
     d.add_argument("--quick", action="store_true", help="fewer epochs (and images), for a check")
     d.add_argument("--seed", type=int, default=0, help="seed of the weights, batches and sweep (default 0)")
+    # parsed by bcml._check (main() hands it the rest of the command line): listed here for --help
+    sub.add_parser("check", add_help=False, help="a CI gate: exit 1 when an update crosses a compatibility "
+                   "threshold (see check --help)")
     return p
 
 
@@ -134,6 +139,11 @@ def demo(data="adult", out="bcml-demo-report.html", quick=False, seed=0):
 
 
 def main(argv=None):
+    """``python -m bcml`` and the ``bcml`` console script: runs a subcommand, returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "check":
+        from . import _check
+        return _check.main(argv[1:])
     p = _parser()
     args = p.parse_args(argv)
     from bcml.datasets import DatasetNotFoundError
