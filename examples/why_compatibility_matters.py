@@ -36,7 +36,9 @@ import bcml.nn.functional as F
 from bcml.data import DataLoader
 from bcml.datasets import DatasetNotFoundError, DownloadError, load_adult, load_compas, load_german_credit
 from bcml.helpers.training import compatibility_scores, compatibility_sweep
-from bcml.loss import BCBinaryCrossEntropyLoss, StrictImitationBinaryCrossEntropyLoss
+from bcml.loss import (BCBinaryCrossEntropyLoss, BCCrossEntropyLoss, FocalDistillationLoss,
+                       LogitDifferenceInhibitionLoss, StrictImitationBinaryCrossEntropyLoss,
+                       StrictImitationCrossEntropyLoss)
 from bcml.metrics import model_accuracy, model_roc_auc
 from bcml.models import LogisticRegression, MLPClassifier
 
@@ -388,6 +390,81 @@ def read_sweep(folder, dataset_name="", model_kind="", seed=0, h1=None, test=Non
                               "accuracy": 1.0 - h2_errors / ev["dataset_size"], "btc": ev["btc"],
                               "bec": ev["bec"]}, **extra))
     return rows
+
+
+# ---- the newer compatibility losses: two logits per model ----------------------------------------
+#: (name, new-error loss class) compared on the same splits: BCML's new-error loss and the two
+#: positive-congruent losses (focal distillation, Yan et al. 2021; logit difference inhibition,
+#: Zhao et al. 2022), each at its default settings. They need class logits, so the models here
+#: have two outputs (softmax) instead of one sigmoid output.
+LOSS_FAMILIES = (("new error (BCML)", BCCrossEntropyLoss),
+                 ("focal distillation", FocalDistillationLoss),
+                 ("logit difference inhibition", LogitDifferenceInhibitionLoss))
+
+
+def make_classifier(model_kind, n_features, seed):
+    """As make_model, with two logits (the (logits, softmax, log_softmax) triple) instead of one
+    sigmoid output."""
+    bcml.manual_seed(int(seed))
+    if model_kind == "logistic_regression":
+        return LogisticRegression(n_features, 2)
+    return MLPClassifier(n_features, 2, hidden_sizes=settings(model_kind, 1)["hidden"])
+
+
+def fit_classifier(model_kind, X, y, seed, min_steps=None):
+    """As fit, for make_classifier's models: Adam on the cross-entropy of the two logits."""
+    model = make_classifier(model_kind, X.shape[1], seed)
+    train_loader, s = loader(X, y, model_kind, seed, min_steps)
+    optimizer = bcml.optim.Adam(model.parameters(), **optimizer_kwargs(s))
+    model.train()
+    for _epoch in range(s["epochs"]):
+        for _ids, x, target in train_loader:
+            optimizer.zero_grad()
+            F.nll_loss(model(x)[2], target).backward()
+            optimizer.step()
+    model.eval()
+    return model
+
+
+def run_loss_comparison(dataset, model_kind, seed, base_folder, lambda_c_stepsize=0.5, max_rows=None,
+                        min_steps=None, losses=LOSS_FAMILIES):
+    """One seed's split, h1 and h2's initialisation as in run_sweep (two-logit models), and a
+    compatibility_sweep for each loss family as its new-error loss (into base_folder/<i>). Returns
+    one dict per (loss, lambda_c) on the test set: loss, lambda_c, accuracy, btc, bec, nfr (the
+    share of test rows h1 gets right and h2 wrong)."""
+    data = dataset if isinstance(dataset, Split) else Split(dataset, seed, max_rows=max_rows)
+    s1, s2 = _seeds(seed)
+    h1 = fit_classifier(model_kind, data.X_h1, data.y_h1, s1, min_steps)
+    train_loader, s = loader(data.X_train, data.y_train, model_kind, s2, min_steps)
+    rows = []
+    for i, (name, loss_class) in enumerate(losses):
+        folder = os.path.join(os.fspath(base_folder), "%s-%s-%d-loss%d" % (data.name, model_kind, int(seed), i))
+        os.makedirs(folder, exist_ok=True)
+        h2 = make_classifier(model_kind, data.n_features, s2)
+        compatibility_sweep(folder, s["epochs"], h1, h2, train_loader, data.test_loader(), s["batch_size"],
+                            TEST_BATCH, bcml.optim.Adam, optimizer_kwargs(s), loss_class,
+                            StrictImitationCrossEntropyLoss, performance_metric=model_accuracy,
+                            lambda_c_stepsize=lambda_c_stepsize, seed=int(s2), progress=False, overwrite=True)
+        with open(os.path.join(folder, "sweep_settings.json"), encoding="utf-8") as f:
+            lambdas = json.load(f)["lambdas"]
+        for k, lam in enumerate(lambdas):
+            # the new-error point's test-set evaluation (SPEC's file numbering, as read_sweep)
+            with open(os.path.join(folder, "%d-evaluation-data.json" % (4 * k + 1)), encoding="utf-8") as f:
+                ev = json.load(f)
+            e1, e2, both = (len(ids) for ids in ev["models_error_overlap"])
+            n = ev["dataset_size"]
+            rows.append({"loss": name, "lambda_c": lam, "accuracy": 1.0 - e2 / n, "btc": ev["btc"],
+                         "bec": ev["bec"], "nfr": (e2 - both) / n})
+    return rows
+
+
+def loss_table(rows):
+    """run_loss_comparison's rows as a Markdown table."""
+    lines = ["| loss | lambda_c | accuracy | BTC | BEC | NFR |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append("| %s | %g | %.4f | %.4f | %.4f | %.2f%% |" % (r["loss"], r["lambda_c"], r["accuracy"], r["btc"],
+                                                                  r["bec"], 100 * r["nfr"]))
+    return "\n".join(lines)
 
 
 # ---- summaries ----------------------------------------------------------------------------------

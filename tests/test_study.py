@@ -165,6 +165,27 @@ def test_cohorts_report_and_seed_noise_on_a_tiny_split(study, one_thread):
     assert noise["pairs"][1]["nfr"] == pytest.approx(np.mean(ok1 & ~ok0))
 
 
+def test_loss_comparison_on_a_tiny_split(study, tmp_path, one_thread):
+    """The newer losses beside BCML's on one split: at lambda_c = 0 every loss is plain
+    cross-entropy, so all three train the same h2 (the same points); above it they differ; each
+    row's NFR and accuracy are those of the point's evaluation file (h1's and h2's error ids)."""
+    ds = study.load("german_credit")
+    rows = study.run_loss_comparison(ds, "logistic_regression", 0, tmp_path, lambda_c_stepsize=1.0, max_rows=600,
+                                     min_steps=30)
+    assert [(r["loss"], r["lambda_c"]) for r in rows] == [(name, lam) for name, _ in study.LOSS_FAMILIES
+                                                         for lam in (0.0, 1.0)]
+    at0 = [{k: v for k, v in r.items() if k != "loss"} for r in rows if r["lambda_c"] == 0.0]
+    assert at0[0] == at0[1] == at0[2]
+    at1 = [(r["btc"], r["nfr"]) for r in rows if r["lambda_c"] == 1.0]
+    assert at1[0] != at1[1] and at1[0] != at1[2]
+    ev = json.load(open(tmp_path / "german_credit-logistic_regression-0-loss1" / "5-evaluation-data.json"))
+    h1_ids, h2_ids, both = (set(x) for x in ev["models_error_overlap"])
+    assert both == h1_ids & h2_ids and ev["lambda_c"] == 1.0
+    r = rows[3]   # focal distillation, lambda_c = 1
+    assert r["nfr"] == pytest.approx(len(h2_ids - h1_ids) / 120) and r["accuracy"] == pytest.approx(1 - len(h2_ids) / 120)
+    assert "| focal distillation | 1 |" in study.loss_table(rows)
+
+
 def test_summarise_gives_mean_and_standard_error(study):
     rows = [{"dataset": "a", "model": "m", "btc": v, "bec": w} for v, w in ((0.5, 0.1), (0.7, None), (0.9, 0.3))]
     rows.append({"dataset": "b", "model": "m", "btc": 0.4, "bec": 0.2})
