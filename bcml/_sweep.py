@@ -800,13 +800,12 @@ def _run_on_executor(executor, shared, jobs, finish, cancel_event, metric_in_par
             if callable(cancel):
                 cancel()
     if failed:
-        job, e = failed[0]
-        others = "" if len(failed) == 1 else " (and %d other job(s) failed: lambda_c %s)" % (
-            len(failed) - 1, ", ".join("%r %s" % (j["lambda_c"], KINDS[j["kind"]]) for j, _ in failed[1:]))
+        what = "; ".join("job %d (lambda_c=%r, %s loss): %s: %s" % (j["index"], j["lambda_c"], KINDS[j["kind"]],
+                                                                  type(e).__name__, e) for j, e in failed)
         raise SweepJobError(
-            "compatibility_sweep: job %d (lambda_c=%r, %s loss) failed on the executor: %s: %s%s; the "
-            "finished jobs are kept in %r: run the sweep again with the same settings (and seed) to resume"
-            % (job["index"], job["lambda_c"], KINDS[job["kind"]], type(e).__name__, e, others, folder)) from e
+            "compatibility_sweep: %d job(s) failed on the executor: %s; the finished jobs are kept in %r: run "
+            "the sweep again with the same settings (and seed) to resume" % (len(failed), what, folder)) \
+            from failed[0][1]
 
 
 def _replay_problem(spec):
