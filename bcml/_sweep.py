@@ -405,7 +405,7 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
     bcml's additions (keywords): ``seed`` (jobs' generators derive from it and their index;
     default: a draw from bcml's default generator, so pass one to resume in a new process),
     ``n_jobs`` (local workers, default all cores), ``executor`` (an object with ``submit``,
-    e.g. a ``concurrent.futures`` executor or ``dask.distributed.Client.get_executor()``, or
+    e.g. a ``concurrent.futures`` executor, ``dask.distributed.Client.get_executor()`` or the Client, or
     with ``apply_async``, e.g. a ``multiprocessing`` or ``ray.util.multiprocessing`` Pool; the
     models, data sets and classes must then be picklable. They are pickled once and reach each
     worker once, not with every job: Dask's Client scatters them to every worker, a Ray Pool puts
@@ -724,9 +724,19 @@ def _shared_part(token, shared):
     return part
 
 
+def _dask_client(executor):
+    """The Dask Client behind Client.get_executor()'s executor, or the Client itself, or None."""
+    if not (type(executor).__module__ or "").startswith("distributed."):
+        return None
+    client = getattr(executor, "_client", None)
+    if client is None and callable(getattr(executor, "scatter", None)):
+        client = executor
+    return client
+
+
 def _executor_kind(executor):
     module = type(executor).__module__ or ""
-    if module.startswith("distributed.") and getattr(executor, "_client", None) is not None:
+    if _dask_client(executor) is not None:
         return "dask"
     if module.startswith("ray.util.multiprocessing"):
         return "ray"
@@ -761,7 +771,7 @@ def _run_on_executor(executor, shared, jobs, finish, cancel_event, metric_in_par
         blob = _pickle_shared(shared, kind)
         token = hashlib.sha256(blob).hexdigest()
         if kind == "dask":
-            ref = executor._client.scatter(blob, broadcast=True)
+            ref = _dask_client(executor).scatter(blob, broadcast=True)
         elif kind == "ray":
             import ray
             ref = ray.put(blob)
@@ -770,8 +780,11 @@ def _run_on_executor(executor, shared, jobs, finish, cancel_event, metric_in_par
         del blob
     pending = []
     if callable(getattr(executor, "submit", None)):
+        # a Dask Client itself would name a job by its arguments (pure=True) and could hand back an
+        # earlier sweep's result: each submission is a new task, as with get_executor()
+        extra = {"pure": False} if kind == "dask" and _dask_client(executor) is executor else {}
         for j in jobs:
-            pending.append((j, executor.submit(run_shared_job, token, ref, j)))
+            pending.append((j, executor.submit(run_shared_job, token, ref, j, **extra)))
         if all(isinstance(f, _cf.Future) for _, f in pending):
             by_future = {f: j for j, f in pending}
             done = ((by_future[f], f.result) for f in _cf.as_completed(by_future))
@@ -799,6 +812,8 @@ def _run_on_executor(executor, shared, jobs, finish, cancel_event, metric_in_par
             cancel = getattr(f, "cancel", None)
             if callable(cancel):
                 cancel()
+        with _SHARED_LOCK:   # an executor that ran jobs in this process: do not keep their copy
+            _SHARED.pop(token, None)
     if failed:
         what = "; ".join("job %d (lambda_c=%r, %s loss): %s: %s" % (j["index"], j["lambda_c"], KINDS[j["kind"]],
                                                                   type(e).__name__, e) for j, e in failed)

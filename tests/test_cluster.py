@@ -146,9 +146,10 @@ def test_dask_local_cluster_same_bits_once_per_worker(setup, reference, tmp_path
         summary = _sweep(tmp_path, setup, executor=dask_client.get_executor())
     _same_as_reference(reference, tmp_path, summary)
     _once_per_worker(count, 2)
-    # again on the same cluster: the same bytes (token), so no worker unpickles them again
+    # again on the same cluster, through the Client itself: the same bytes (token), so no worker
+    # unpickles them again
     with _Count(setup) as count:
-        summary = _sweep(tmp_path / "again", setup, executor=dask_client.get_executor())
+        summary = _sweep(tmp_path / "again", setup, executor=dask_client)
     _same_as_reference(reference, tmp_path / "again", summary)
     assert count.pickled == sorted(MARKERS) and count.unpickled == []
 
