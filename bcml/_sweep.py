@@ -405,9 +405,15 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
     bcml's additions (keywords): ``seed`` (jobs' generators derive from it and their index;
     default: a draw from bcml's default generator, so pass one to resume in a new process),
     ``n_jobs`` (local workers, default all cores), ``executor`` (an object with ``submit``,
-    e.g. a ``concurrent.futures`` executor or ``dask.distributed.Client.get_executor()``, or
-    with ``apply_async``, e.g. a ``multiprocessing`` or ``ray.util.multiprocessing`` Pool; jobs
-    and models must then be picklable), ``overwrite`` (replace a sweep with other settings in
+    e.g. a ``concurrent.futures`` executor, ``dask.distributed.Client.get_executor()`` or the Client, or
+    with ``apply_async``, e.g. a ``multiprocessing`` or ``ray.util.multiprocessing`` Pool; the
+    models, data sets and classes must then be picklable. They are pickled once and reach each
+    worker once, not with every job: Dask's Client scatters them to every worker, a Ray Pool puts
+    them in Ray's object store; any other executor that pickles (e.g. a ProcessPoolExecutor)
+    transfers their bytes with every job, but each worker unpickles them only once. A job that
+    fails there, e.g. on a worker that died (Dask retries those itself first), raises
+    ``SweepJobError`` naming its lambda_c once the other jobs are done; a rerun resumes),
+    ``overwrite`` (replace a sweep with other settings in
     the folder), ``progress`` (a tqdm bar: None when tqdm is installed, True/False),
     ``cancel_event`` (a threading.Event: set it to stop after the running jobs' current epoch).
     """
@@ -500,16 +506,18 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
             if all(os.path.exists(os.path.join(folder, f)) for f in files):
                 done_jobs += 1
                 continue
-            jobs.append({
-                "index": index, "k": k, "kind": kind, "lambda_c": lam, "job_seed": _core.derive_seed(seed, index),
-                "h1": h1, "h2": h2, "OptimizerClass": OptimizerClass, "optimizer_kwargs": optimizer_kwargs,
-                "LossClass": NewErrorLossClass if kind == 0 else StrictImitationLossClass,
-                "loss_kwargs": ne_kwargs if kind == 0 else si_kwargs, "epochs": epochs,
-                "start_epoch": train_data.loader.epoch if train_data.loader is not None else None,
-                "train_data": train_data, "test_data": test_data, "train_h1": train_h1, "test_h1": test_h1,
-                "performance_metric": performance_metric, "get_instance_metadata": get_instance_metadata,
-                "train_user": training_set, "test_user": test_set,
-            })
+            # a job carries only what differs between jobs; the rest is shared (shipped to an
+            # executor's workers once per worker: _run_on_executor)
+            jobs.append({"index": index, "k": k, "kind": kind, "lambda_c": lam,
+                         "job_seed": _core.derive_seed(seed, index)})
+    shared = {
+        "h1": h1, "h2": h2, "OptimizerClass": OptimizerClass, "optimizer_kwargs": optimizer_kwargs,
+        "losses": ((NewErrorLossClass, ne_kwargs), (StrictImitationLossClass, si_kwargs)), "epochs": epochs,
+        "start_epoch": train_data.loader.epoch if train_data.loader is not None else None,
+        "train_data": train_data, "test_data": test_data, "train_h1": train_h1, "test_h1": test_h1,
+        "performance_metric": performance_metric, "get_instance_metadata": get_instance_metadata,
+        "train_user": training_set, "test_user": test_set,
+    }
     total = 2 * len(grid)
     if jobs and os.path.exists(os.path.join(folder, SUMMARY)):
         os.remove(os.path.join(folder, SUMMARY))  # stale: the sweep is incomplete until it is rewritten
@@ -558,7 +566,7 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
     metric_in_parent = set()   # indices of the jobs whose metric the parent calls (_for_processes)
     try:
         if jobs:
-            _run_jobs(jobs, finish, n_jobs, executor, cancel_event, metric_in_parent)
+            _run_jobs(shared, jobs, finish, n_jobs, executor, cancel_event, metric_in_parent, folder)
         if cancel_event is not None and cancel_event.is_set():
             raise SweepCancelled("the sweep was cancelled; run it again to resume")
         summary = read_summary(folder, rows)
@@ -571,18 +579,26 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
     return summary
 
 
-def _for_processes(job, metric_in_parent):
-    """A job to send to another process by pickling (an executor, or worker processes started
-    without fork). The user's data sets stay here: the job evaluates h2 with model_accuracy and,
-    for any other metric, the parent calls the user's metric on the trained weights it gets
-    back, with the very objects the user passed (finish, _parent_metric), whether or not they
-    could be pickled."""
+def _for_processes(shared, jobs, metric_in_parent):
+    """The shared part of the jobs to send to another process by pickling (an executor, or
+    worker processes started without fork). The user's data sets stay here: the jobs evaluate h2
+    with model_accuracy and, for any other metric, the parent calls the user's metric on the
+    trained weights it gets back, with the very objects the user passed (finish, _parent_metric),
+    whether or not they could be pickled."""
     from .metrics import model_accuracy
-    job = dict(job, cancel=None, train_user=None, test_user=None)
-    if job["performance_metric"] is not model_accuracy:
-        metric_in_parent.add(job["index"])
-        job.update(metric_in_parent=True, performance_metric=None)   # need not be picklable either
-    return job
+    shared = dict(shared, cancel=None, train_user=None, test_user=None)
+    if shared["performance_metric"] is not model_accuracy:
+        metric_in_parent.update(j["index"] for j in jobs)
+        shared.update(metric_in_parent=True, performance_metric=None)   # need not be picklable either
+    return shared
+
+
+def job_spec(shared, job):
+    """One job's full spec (run_job's argument): the shared part, its loss and its own keys."""
+    loss_class, loss_kwargs = shared["losses"][job["kind"]]
+    spec = dict(shared, LossClass=loss_class, loss_kwargs=loss_kwargs)
+    spec.update(job)
+    return spec
 
 
 def _parent_metric(h2, state, metric, training_set, test_set, device, ev_train, ev_test):
@@ -607,18 +623,13 @@ def _number(value):
         raise TypeError("performance_metric must return a number, got %s" % type(value).__name__) from None
 
 
-def _run_jobs(jobs, finish, n_jobs, executor, cancel_event, metric_in_parent):
+def _run_jobs(shared, jobs, finish, n_jobs, executor, cancel_event, metric_in_parent, folder):
     if executor is not None:
-        if callable(getattr(executor, "submit", None)):
-            futures = [executor.submit(run_job, _for_processes(j, metric_in_parent)) for j in jobs]
-            for fut in _as_completed(futures):
-                finish(fut.result())
-        else:  # a Pool: apply_async(fn, args) -> AsyncResult with get()
-            for res in [executor.apply_async(run_job, (_for_processes(j, metric_in_parent),)) for j in jobs]:
-                finish(res.get())
+        _run_on_executor(executor, shared, jobs, finish, cancel_event, metric_in_parent, folder)
         return
     workers = min(n_jobs, len(jobs))
-    probe = jobs[0]
+    specs = [job_spec(shared, j) for j in jobs]
+    probe = specs[0]
     why = _replay_problem(probe)
     if why is not None and workers > 1:
         # the step runs in Python: threads would take turns on the GIL, so use processes
@@ -626,7 +637,7 @@ def _run_jobs(jobs, finish, n_jobs, executor, cancel_event, metric_in_parent):
         global _FORKED_JOBS
         if "fork" in mp.get_all_start_methods():
             # forked workers inherit the jobs (models need not be picklable); results come back
-            _FORKED_JOBS = [dict(j, cancel=None) for j in jobs]
+            _FORKED_JOBS = [dict(j, cancel=None) for j in specs]
             try:
                 with _cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
                     _drain([pool.submit(_run_forked, i) for i in range(len(jobs))], finish, cancel_event)
@@ -634,11 +645,10 @@ def _run_jobs(jobs, finish, n_jobs, executor, cancel_event, metric_in_parent):
                 _FORKED_JOBS = None
         else:
             with _cf.ProcessPoolExecutor(max_workers=workers) as pool:
-                _drain([pool.submit(run_job, _for_processes(j, metric_in_parent)) for j in jobs], finish,
-                       cancel_event)
+                _run_on_executor(pool, shared, jobs, finish, cancel_event, metric_in_parent, folder)
         return
     if workers == 1:
-        for j in jobs:
+        for j in specs:
             if cancel_event is not None and cancel_event.is_set():
                 return
             try:
@@ -647,7 +657,7 @@ def _run_jobs(jobs, finish, n_jobs, executor, cancel_event, metric_in_parent):
                 return
         return
     with _cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bcml-sweep") as pool:
-        futures = [pool.submit(run_job, dict(j, cancel=cancel_event)) for j in jobs]
+        futures = [pool.submit(run_job, dict(j, cancel=cancel_event)) for j in specs]
         _drain(futures, finish, cancel_event)
 
 
@@ -675,11 +685,142 @@ def _drain(futures, finish, cancel_event):
         raise
 
 
-def _as_completed(futures):
-    """as_completed for concurrent.futures futures, in submission order for other kinds."""
-    if all(isinstance(f, _cf.Future) for f in futures):
-        return _cf.as_completed(futures)
-    return iter(futures)
+class SweepJobError(Exception):
+    """A sweep's job failed on an executor (its worker died, or the job raised): the message
+    names the job and its lambda_c; the jobs that finished are kept, so a rerun resumes."""
+
+
+# ---- jobs on an executor: the shared part goes to each worker once ------------------------------
+# The shared part of the jobs (models, data sets, h1's outputs, optimizer and loss classes and
+# settings) is pickled once, here; each worker unpickles it once and keeps it (the last sweep's
+# only) in _SHARED, keyed by a token (the hash of its bytes). How the bytes reach the workers
+# depends on the executor: Dask's Client scatters them to every worker once (broadcast) and the
+# jobs carry the future; a Ray Pool puts them in Ray's object store once and the jobs carry the
+# ObjectRef (a worker fetches it once); an in-process ThreadPoolExecutor gets the objects
+# themselves; any other executor gets the bytes with every job (still unpickled once per worker).
+_SHARED = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def run_shared_job(token, shared, job):
+    """run_job for an executor: shared is the jobs' shared part (a dict, in process), its pickled
+    bytes, or a Ray ObjectRef to them; job holds the job's own keys (index, kind, lambda_c, ...)."""
+    return run_job(job_spec(_shared_part(token, shared), job))
+
+
+def _shared_part(token, shared):
+    if isinstance(shared, dict):
+        return shared
+    import pickle
+    with _SHARED_LOCK:   # one unpickling per process, even with several threads per worker
+        part = _SHARED.get(token)
+        if part is None:
+            if not isinstance(shared, (bytes, bytearray, memoryview)):   # a Ray ObjectRef
+                import ray
+                shared = ray.get(shared)
+            part = pickle.loads(shared)
+            _SHARED.clear()
+            _SHARED[token] = part
+    return part
+
+
+def _dask_client(executor):
+    """The Dask Client behind Client.get_executor()'s executor, or the Client itself, or None."""
+    if not (type(executor).__module__ or "").startswith("distributed."):
+        return None
+    client = getattr(executor, "_client", None)
+    if client is None and callable(getattr(executor, "scatter", None)):
+        client = executor
+    return client
+
+
+def _executor_kind(executor):
+    module = type(executor).__module__ or ""
+    if _dask_client(executor) is not None:
+        return "dask"
+    if module.startswith("ray.util.multiprocessing"):
+        return "ray"
+    if isinstance(executor, _cf.ThreadPoolExecutor):
+        return "threads"
+    return "other"
+
+
+def _pickle_shared(shared, kind):
+    """The shared part's bytes: with cloudpickle for Dask and Ray (as they pickle jobs, so that
+    classes defined in __main__ still reach their workers), pickle for the others."""
+    import pickle
+    if kind in ("dask", "ray"):
+        try:
+            import cloudpickle
+            return cloudpickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL)
+        except ImportError:
+            pass
+    return pickle.dumps(shared, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _run_on_executor(executor, shared, jobs, finish, cancel_event, metric_in_parent, folder):
+    """Runs the jobs on an executor with submit() or a Pool with apply_async(); the shared part
+    reaches each worker once (see _SHARED). A job that fails (a worker killed, or an error in the
+    job) does not stop the others: their results are written as they come, then SweepJobError
+    names the failed job; a rerun resumes from the finished ones."""
+    kind = _executor_kind(executor)
+    shared = _for_processes(shared, jobs, metric_in_parent)
+    if kind == "threads":
+        token, ref = None, shared
+    else:
+        blob = _pickle_shared(shared, kind)
+        token = hashlib.sha256(blob).hexdigest()
+        if kind == "dask":
+            ref = _dask_client(executor).scatter(blob, broadcast=True)
+        elif kind == "ray":
+            import ray
+            ref = ray.put(blob)
+        else:
+            ref = blob
+        del blob
+    pending = []
+    if callable(getattr(executor, "submit", None)):
+        # a Dask Client itself would name a job by its arguments (pure=True) and could hand back an
+        # earlier sweep's result: each submission is a new task, as with get_executor()
+        extra = {"pure": False} if kind == "dask" and _dask_client(executor) is executor else {}
+        for j in jobs:
+            pending.append((j, executor.submit(run_shared_job, token, ref, j, **extra)))
+        if all(isinstance(f, _cf.Future) for _, f in pending):
+            by_future = {f: j for j, f in pending}
+            done = ((by_future[f], f.result) for f in _cf.as_completed(by_future))
+        else:
+            done = ((j, f.result) for j, f in pending)
+    else:  # a Pool: apply_async(fn, args) -> AsyncResult with get(); results in submission order
+        for j in jobs:
+            pending.append((j, executor.apply_async(run_shared_job, (token, ref, j))))
+        done = ((j, r.get) for j, r in pending)
+    failed = []
+    try:
+        for job, get in done:
+            try:
+                result = get()
+            except (SweepCancelled, _cf.CancelledError):
+                continue
+            except Exception as e:   # a worker lost, or the job raised: the others go on
+                failed.append((job, e))
+                continue
+            finish(result)
+            if cancel_event is not None and cancel_event.is_set():
+                break
+    finally:
+        for _, f in pending:   # stopped early (cancelled, or an error here): drop what has not started
+            cancel = getattr(f, "cancel", None)
+            if callable(cancel):
+                cancel()
+        with _SHARED_LOCK:   # an executor that ran jobs in this process: do not keep their copy
+            _SHARED.pop(token, None)
+    if failed:
+        what = "; ".join("job %d (lambda_c=%r, %s loss): %s: %s" % (j["index"], j["lambda_c"], KINDS[j["kind"]],
+                                                                  type(e).__name__, e) for j, e in failed)
+        raise SweepJobError(
+            "compatibility_sweep: %d job(s) failed on the executor: %s; the finished jobs are kept in %r: run "
+            "the sweep again with the same settings (and seed) to resume" % (len(failed), what, folder)) \
+            from failed[0][1]
 
 
 def _replay_problem(spec):

@@ -32,11 +32,11 @@ import queue
 import threading
 
 from . import _checks, _sweep, _values
-from ._sweep import MANIFEST, SUMMARY, SweepCancelled
+from ._sweep import MANIFEST, SUMMARY, SweepCancelled, SweepJobError
 from .helpers import training
 from .metrics import model_accuracy
 
-__all__ = ["SweepManager", "SweepCancelled"]
+__all__ = ["SweepManager", "SweepCancelled", "SweepJobError"]
 
 
 def load_sweep_summary(folder):
