@@ -122,16 +122,21 @@ def _array(v, fname, arg):
     if a.dtype == object:
         raise TypeError("%s(): argument '%s' must be an array of numbers or labels, got an array of Python objects"
                         % (fname, arg))
+    from ._values import check_size
+    check_size(a.shape, 8, fname, arg, "float64")   # before a mask or a float64 copy is allocated
     return a
 
 
-def _scores_array(v, fname, arg):
-    """A finite float64 array of scores or probabilities."""
+def _scores_array(v, fname, arg, shape=None):
+    """A finite array of scores or probabilities (1-D or 2-D; of the given shape when asked)."""
     a = _array(v, fname, arg)
     if a.dtype.kind not in "fiub":
         raise TypeError("%s(): argument '%s' must hold numbers, got dtype %s" % (fname, arg, a.dtype))
-    if a.ndim not in (1, 2):
-        raise ValueError("%s(): argument '%s' must be 1-D or 2-D, got shape %s" % (fname, arg, a.shape))
+    if a.ndim not in (1, 2) or (shape is not None and a.shape != shape):
+        raise ValueError("%s(): argument '%s' must %s, got shape %s"
+                         % (fname, arg, "be 1-D or 2-D" if shape is None else "have shape %s" % (shape,), a.shape))
+    from ._values import check_size
+    check_size(a.shape, 8, fname, arg, "float64")   # before a mask or a float64 copy is allocated
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise ValueError("%s(): argument '%s' must hold finite values (it holds NaN or infinity)" % (fname, arg))
     return a
@@ -156,10 +161,7 @@ def _labels_array(v, fname, arg):
 def _weights(sample_weight, n, fname):
     if sample_weight is None:
         return None
-    w = _scores_array(sample_weight, fname, "sample_weight")
-    if w.ndim != 1 or w.shape[0] != n:
-        raise ValueError("%s(): argument 'sample_weight' must have shape (%d,), got %s" % (fname, n, w.shape))
-    return w.astype(np.float64)
+    return _scores_array(sample_weight, fname, "sample_weight", (n,)).astype(np.float64)
 
 
 def _same_length(n1, n2, fname, arg2):
@@ -228,6 +230,7 @@ def roc_auc_score(y_true, y_score, *, average="macro", sample_weight=None, max_f
     * multilabel: ``y_true`` an (n, L) 0/1 indicator matrix, ``y_score`` (n, L); average
       "micro", "macro", "weighted", "samples" or None (the per-label array).
 
+    ``labels`` is for the multiclass case only (ValueError otherwise; scikit-learn ignores it).
     Ties count as half (the Mann-Whitney statistic, equal to the trapezoidal area). A class
     without positive or negative samples gives nan and an UndefinedMetricWarning, as
     scikit-learn. ``max_fpr`` (partial AUC) is not supported: it must be None or 1.
@@ -237,12 +240,19 @@ def roc_auc_score(y_true, y_score, *, average="macro", sample_weight=None, max_f
                                     and max_fpr == 1):
         raise ValueError("%s(): argument 'max_fpr' (a partial AUC) is not supported by bcml; pass None, got %r"
                          % (fname, max_fpr))
+    if not (average is None or isinstance(average, str)):
+        raise TypeError("%s(): argument 'average' must be a str or None, not %s" % (fname, type(average).__name__))
+    if not isinstance(multi_class, str):
+        raise TypeError("%s(): argument 'multi_class' must be a str, not %s" % (fname, type(multi_class).__name__))
     if average not in _AVERAGES:
         raise ValueError("%s(): argument 'average' must be one of %s, got %r" % (fname, _AVERAGES, average))
     if multi_class not in ("raise", "ovr", "ovo"):
         raise ValueError("%s(): argument 'multi_class' must be 'raise', 'ovr' or 'ovo', got %r" % (fname, multi_class))
     S = _scores_array(y_score, fname, "y_score").astype(np.float64)
     raw = _array(y_true, fname, "y_true")
+    if labels is not None and not (raw.ndim == 1 and np.unique(raw).size > 2 or S.ndim == 2 and S.shape[1] > 2):
+        raise ValueError("%s(): argument 'labels' names the columns of a multiclass y_score; it must be None for a "
+                         "binary or multilabel y_true (scikit-learn ignores it there)" % fname)
     if raw.ndim == 2 and raw.shape[1] > 1:    # multilabel indicator
         if raw.dtype.kind not in "fiub" or not np.isin(raw, (0, 1)).all():
             raise ValueError("%s(): argument 'y_true' of shape %s must be a 0/1 indicator matrix (multilabel); "
@@ -272,8 +282,9 @@ def _multiclass_auc(y, S, w, average, multi_class, labels, fname):
         raise ValueError("%s(): argument 'y_score' must have shape (n_samples, n_classes) since y_true holds more "
                          "than two classes, got %s" % (fname, S.shape))
     if multi_class == "raise":
-        raise ValueError("%s(): argument 'multi_class' must be 'ovr' or 'ovo' for a multiclass y_true "
-                         "(the default 'raise' refuses it, as scikit-learn)" % fname)
+        raise ValueError("%s(): y_true holds more than two classes or argument 'y_score' has more than two columns "
+                         "(a multiclass problem): argument 'multi_class' must be 'ovr' or 'ovo' (the default "
+                         "'raise' refuses it, as scikit-learn)" % fname)
     if not np.allclose(1, S.sum(axis=1)):
         raise ValueError("%s(): argument 'y_score' must hold probabilities for a multiclass ROC AUC (every row "
                          "summing to 1)" % fname)
