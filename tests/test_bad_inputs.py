@@ -1526,6 +1526,9 @@ FLAGS = ("keepdim", "as_tuple", "training", "inplace", "ceil_mode", "count_inclu
 REDUCTIONS = ("bcml.sum", "bcml.mean", "bcml.max", "bcml.argmax", "bcml.Tensor.sum", "bcml.Tensor.mean",
               "bcml.Tensor.max", "bcml.Tensor.min", "bcml.Tensor.argmax", "bcml.Tensor.argmin")
 ALLOWLIST = [
+    # ---- as_frame (issue 13, item 6)
+    (("bcml.helpers.training.compatibility_sweep", "bcml.sweep_management.SweepManager.get_sweep_summary"),
+     "as_frame", "True", "ok", "True is a valid value: a pandas DataFrame of the points (tests/test_sweep_frame.py)"),
     # ---- bcml.compile (issue 12)
     ("bcml.compile", "model", "lambda", "ok", "a callable is the step function to compile (tests/test_compile.py)"),
     ("bcml.compile", "check_every", BIG_INTS, "ok", "any int >= 1: check the replay every that many calls"),
