@@ -312,6 +312,46 @@ def read_summary(folder, known=None):
             "data": data}
 
 
+def summary_frame(folder, summary, fname):
+    """The summary's points as a pandas DataFrame, one row per (lambda_c, loss, split), with
+    h2's accuracy, NFR and churn (against h1) computed from the point's evaluation file (its
+    error instances and data set size): columns datapoint_index, lambda_c, loss ("new-error" or
+    "strict-imitation"), split ("training" or "testing"), accuracy, performance (the
+    performance metric's value; its name is in ``df.attrs["performance_metric"]``), btc, bec,
+    nfr, churn. ``df.attrs`` also holds h1_performance."""
+    try:
+        import pandas as pd
+    except ImportError:
+        raise ImportError("%s(as_frame=True) needs pandas: pip install pandas" % fname) from None
+    folder = os.fspath(folder)
+    rows = []
+    for d in summary["data"]:
+        i = d["datapoint_index"]
+        acc = nfr = churn = None
+        path = os.path.join(folder, evaluation_file(i))
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                ev = json.load(f)
+            n = ev["dataset_size"]
+            errs = ev["error_instances"]
+            p1 = np.array([e["h1_prediction"] for e in errs], dtype=np.int64)
+            p2 = np.array([e["h2_prediction"] for e in errs], dtype=np.int64)
+            t = np.array([e["ground_truth"] for e in errs], dtype=np.int64)
+            # samples outside error_instances are right for both models (same label: no churn)
+            acc = 1.0 - np.count_nonzero(p2 != t) / n
+            nfr = np.count_nonzero((p1 == t) & (p2 != t)) / n
+            churn = np.count_nonzero(p1 != p2) / n
+        rows.append({"datapoint_index": i, "lambda_c": d["lambda_c"],
+                     "loss": "new-error" if d["new-error"] else "strict-imitation",
+                     "split": "training" if d["training"] else "testing", "accuracy": acc,
+                     "performance": d["performance"], "btc": d["btc"], "bec": d["bec"], "nfr": nfr, "churn": churn})
+    cols = ["datapoint_index", "lambda_c", "loss", "split", "accuracy", "performance", "btc", "bec", "nfr", "churn"]
+    df = pd.DataFrame(rows, columns=cols)
+    df.attrs["performance_metric"] = summary.get("performance_metric")
+    df.attrs["h1_performance"] = summary.get("h1_performance")
+    return df
+
+
 def sweep_status(folder):
     """Fraction of the sweep's files on disk (1.0 only once the summary is written)."""
     folder = os.fspath(folder)
@@ -397,7 +437,8 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
                         lambda_c_stepsize=0.25, percent_complete_queue=None, new_error_loss_kwargs=None,
                         strict_imitation_loss_kwargs=None, get_instance_metadata=None, device="cpu",
                         use_ml_flow=False, ml_flow_run_name="compatibility_sweep", *, seed=None,
-                        n_jobs=None, executor=None, overwrite=False, progress=None, cancel_event=None):
+                        n_jobs=None, executor=None, overwrite=False, progress=None, cancel_event=None,
+                        as_frame=False):
     """Trains h2 against h1 for every lambda_c of the grid with the new-error and the
     strict-imitation loss, evaluates each model on the training and test sets, and writes the
     files of SPEC section 6 into sweeps_folder_path; returns the summary (sweep_summary.json).
@@ -415,12 +456,15 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
     ``SweepJobError`` naming its lambda_c once the other jobs are done; a rerun resumes),
     ``overwrite`` (replace a sweep with other settings in
     the folder), ``progress`` (a tqdm bar: None when tqdm is installed, True/False),
-    ``cancel_event`` (a threading.Event: set it to stop after the running jobs' current epoch).
+    ``cancel_event`` (a threading.Event: set it to stop after the running jobs' current epoch),
+    ``as_frame`` (True: return a pandas DataFrame of the points with accuracy, the performance
+    metric, BTC, BEC, NFR and churn instead of the summary dict; see ``summary_frame``).
     """
-    from . import _checks
+    from . import _checks, _values
     from .helpers import training as T
 
     # ---- arguments, all before any training ----
+    as_frame = _values.flag(as_frame, "compatibility_sweep", "as_frame")
     a = check_arguments(
         sweeps_folder_path, number_of_epochs, h1, h2, training_set, test_set, batch_size_train, batch_size_test,
         OptimizerClass, optimizer_kwargs, NewErrorLossClass, StrictImitationLossClass, performance_metric,
@@ -576,7 +620,7 @@ def compatibility_sweep(sweeps_folder_path, number_of_epochs, h1, h2, training_s
             bar.close()
         if mlflow is not None:
             mlflow.end_run()
-    return summary
+    return summary_frame(folder, summary, "compatibility_sweep") if as_frame else summary
 
 
 def _for_processes(shared, jobs, metric_in_parent):

@@ -311,17 +311,23 @@ class SweepManager(object):
         self.last_sweep_status = status
         return status
 
-    def get_sweep_summary(self):
+    def get_sweep_summary(self, as_frame=False):
         """The sweep's summary, read from the folder: ``{"h1_performance", "performance_metric",
         "data": [...]}`` (see ``compatibility_sweep``). While the sweep runs (or after it was
         interrupted) ``data`` holds the points finished so far; with no sweep in the folder,
-        ``h1_performance`` is None and ``data`` empty."""
+        ``h1_performance`` is None and ``data`` empty. ``as_frame=True``: a pandas DataFrame of
+        the points instead, with accuracy, the performance metric, BTC, BEC, NFR and churn
+        (``bcml._sweep.summary_frame``)."""
+        from . import _values
+        as_frame = _values.flag(as_frame, "get_sweep_summary", "as_frame")
         summary = {"h1_performance": None,
                    "performance_metric": getattr(self.performance_metric, "__name__", None),
                    "data": []}
         found = load_sweep_summary(self.folder_name)
         if found is not None:
             summary.update(found)
+        if as_frame:
+            return _sweep.summary_frame(self.folder_name, summary, "get_sweep_summary")
         return summary
 
     def get_evaluation(self, evaluation_id):

@@ -567,6 +567,8 @@ EXAMPLES = {
     "bcml.metrics.model_accuracy_by_class": lambda c: _a(c.model(), c.data()),
     "bcml.metrics.model_balanced_accuracy": lambda c: _a(c.model(), c.data()),
     "bcml.metrics.model_roc_auc": lambda c: _a(c.model(), c.data()),
+    "bcml.metrics.roc_auc_score": lambda c: _a([0, 1, 1, 0], [0.1, 0.8, 0.4, 0.4]),
+    "bcml.metrics.log_loss": lambda c: _a([0, 1, 1], [[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]]),
     # ---- bcml.loss: constructors, and calls of the loss (h1, h2: LogisticRegression(3, 3), or
     # a binary model for the binary losses) ----------------------------------------------------
     **{"bcml.loss." + k: (lambda k: lambda c: _a(*((c.bmodel(), c.bmodel()) if "Binary" in k else
@@ -604,6 +606,11 @@ EXAMPLES = {
     "bcml.models.MLPClassifier.forward": lambda c: _a(c.x()),
     "bcml.models.ResNet18.forward": lambda c: _a(c.x(2, 3, 16, 16)),
     "bcml.models.SixLayerNet.forward": lambda c: _a(c.x(1, 3, 32, 32)),
+    # ClassifierMixin's methods (receiver: a LogisticRegression(3, 3)); fit: one epoch of 4 rows
+    "bcml.models.ClassifierMixin.fit": lambda c: _a(c.arr(4, 3), [0, 1, 2, 1], epochs=1, batch_size=2, seed=1),
+    "bcml.models.ClassifierMixin.predict": lambda c: _a(c.arr(4, 3)),
+    "bcml.models.ClassifierMixin.predict_proba": lambda c: _a(c.arr(4, 3)),
+    "bcml.models.ClassifierMixin.score": lambda c: _a(c.arr(4, 3), [0, 1, 2, 1]),
     # ---- bcml.nn ------------------------------------------------------------------------------
     "bcml.nn.AdaptiveAvgPool2d": lambda c: _a(2),
     "bcml.nn.AvgPool2d": lambda c: _a(2),
@@ -754,6 +761,7 @@ NO_VALID_CALL = {
 RECEIVERS = {
     "bcml.Tensor": lambda c: c.x(),
     "bcml.nn.Module": lambda c: c.bcml.nn.Linear(3, 2),
+    "bcml.models.ClassifierMixin": lambda c: c.bcml.models.LogisticRegression(3, 3),
     "bcml.optim.Optimizer": lambda c: c.opt(c.model()),
     "bcml.sweep_management.SweepManager": lambda c: c.bcml.sweep_management.SweepManager.from_folder(
         c.sweep_folder(), get_instance_image_by_id=lambda i: np.zeros((2, 2))),
@@ -1133,6 +1141,73 @@ def _from_numpy_ref(call):
 
 
 
+# ---- bcml.metrics' array metrics and bcml.models.ClassifierMixin (issue 13, item 6) ------------
+def _plain(v):
+    """An argument as the NumPy array the function documents converting it to."""
+    if hasattr(v, "detach"):
+        return np.asarray(v.detach().numpy())
+    return np.asarray(v)
+
+
+def _sklearn_metric_ref(name):
+    """A successful call equals scikit-learn's on the same (converted) inputs."""
+    def oracle(call):
+        import sklearn.metrics
+        f = call.fresh()
+        b = dict(f.bound)
+        args = [_plain(b.pop("y_true")), _plain(b.pop("y_score" if name == "roc_auc_score" else "y_proba"))]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = getattr(sklearn.metrics, name)(*args, **{k: _plain(v) if k in ("labels", "sample_weight") else v
+                                                           for k, v in b.items()})
+        assert np.allclose(call.result, want, rtol=1e-6, atol=1e-12, equal_nan=True), (call.result, want)
+    return oracle
+
+
+def _clf_ref(call):
+    """ClassifierMixin on its receiver, a LogisticRegression(3, 3): predict_proba = softmax of
+    X W^T + b in float64 (X as float32), predict = its argmax, score = the (weighted) accuracy;
+    fit = the documented loop (tests/test_fit.py) on a fresh receiver."""
+    import bcml
+    f = call.fresh()
+    m, name = f.receiver, call.target_obj.name.rsplit(".", 1)[-1]
+    X = _plain(f.bound["X"]).astype(np.float32)
+    if name == "fit":
+        assert call.result is call.receiver
+        y = _plain(f.bound["y"]).astype(np.int64)
+        kw = f.bound.get("kwargs", f.bound)
+        bs = kw.get("batch_size", 200) or 200
+        seed, epochs = kw.get("seed"), kw.get("epochs", 10)
+        lr = kw.get("lr") or 1e-3
+        opt = bcml.optim.Adam(m.parameters(), lr=float(lr))
+        loader = bcml.data.DataLoader(X, y, int(bs), shuffle=True, seed=int(seed))
+        from bcml._random import Generator, default_for_thread
+        m.train()
+        with default_for_thread(Generator(int(seed))):
+            for _ in range(int(epochs)):
+                for _ids, x, t in loader:
+                    opt.zero_grad()
+                    bcml.nn.functional.nll_loss(m(x)[2], t).backward()
+                    opt.step()
+        for (k, a), (_k, w) in zip(call.result.state_dict().items(), m.state_dict().items()):
+            assert np.allclose(a.numpy(), w.numpy(), rtol=1e-5, atol=1e-6, equal_nan=True), k
+        return
+    W = m.linear.weight.detach().numpy().astype(np.float64)
+    b = m.linear.bias.detach().numpy().astype(np.float64)
+    z = X.astype(np.float64) @ W.T + b
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    if name == "predict_proba":
+        assert call.result.dtype == np.float32 and np.allclose(call.result, p, rtol=1e-5, atol=1e-6)
+    elif name == "predict":
+        assert call.result.dtype == np.int64 and np.array_equal(call.result, np.argmax(p, axis=1))
+    else:
+        y = _plain(f.bound["y"])
+        w = f.bound.get("sample_weight")
+        want = np.average(np.argmax(p, axis=1) == y, weights=None if w is None else _plain(w))
+        assert math.isclose(call.result, want, rel_tol=1e-12), (call.result, want)
+
+
 def shapes_only(got, want, where="result"):
     """Modules with random weights: the same parameters and buffers (names and shapes) and mode."""
     got, want = as_numpy(got), as_numpy(want)
@@ -1387,6 +1462,9 @@ ORACLES = {
     **{"bcml.loss.%s.%s" % (k, m): _pc_loss_ref(m == "dissonance_from_inputs")
        for k in ("FocalDistillationLoss", "LogitDifferenceInhibitionLoss")
        for m in ("__call__", "forward", "dissonance_from_inputs")},
+    "bcml.metrics.roc_auc_score": _sklearn_metric_ref("roc_auc_score"),
+    "bcml.metrics.log_loss": _sklearn_metric_ref("log_loss"),
+    **{"bcml.models.ClassifierMixin." + k: _clf_ref for k in ("fit", "predict", "predict_proba", "score")},
     "bcml.tensor": _np_tensor_ref,
     "bcml.Tensor": _np_tensor_ref,
     "bcml.from_numpy": _from_numpy_ref,
@@ -1467,6 +1545,9 @@ FLAGS = ("keepdim", "as_tuple", "training", "inplace", "ceil_mode", "count_inclu
 REDUCTIONS = ("bcml.sum", "bcml.mean", "bcml.max", "bcml.argmax", "bcml.Tensor.sum", "bcml.Tensor.mean",
               "bcml.Tensor.max", "bcml.Tensor.min", "bcml.Tensor.argmax", "bcml.Tensor.argmin")
 ALLOWLIST = [
+    # ---- as_frame (issue 13, item 6)
+    (("bcml.helpers.training.compatibility_sweep", "bcml.sweep_management.SweepManager.get_sweep_summary"),
+     "as_frame", "True", "ok", "True is a valid value: a pandas DataFrame of the points (tests/test_sweep_frame.py)"),
     # ---- bcml.compile (issue 12)
     ("bcml.compile", "model", "lambda", "ok", "a callable is the step function to compile (tests/test_compile.py)"),
     ("bcml.compile", "check_every", BIG_INTS, "ok", "any int >= 1: check the replay every that many calls"),

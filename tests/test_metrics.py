@@ -145,3 +145,138 @@ def test_bad_arguments(fn):
         fn(lambda x: "nonsense", [(X, y)])
     with pytest.raises(ValueError, match="binary targets must be 0 or 1"):
         fn(BinarySelector(0, columns=6), [(X, y)])
+
+
+# ---- bcml.metrics.roc_auc_score and log_loss (scikit-learn's array metrics) ------------------
+from conftest import need  # noqa: E402
+from bcml.metrics import log_loss, roc_auc_score  # noqa: E402
+
+
+def test_roc_auc_hand_cases():
+    # 2 positives (0.8, 0.4), 2 negatives (0.4, 0.1): pairs (0.8>0.4, 0.8>0.1, 0.4=0.4 half, 0.4>0.1) = 3.5/4
+    assert roc_auc_score([0, 1, 1, 0], [0.1, 0.8, 0.4, 0.4]) == 3.5 / 4
+    # string labels: the greater label ("yes") is positive
+    assert roc_auc_score(np.array(["no", "yes", "yes", "no"]), [0.1, 0.8, 0.4, 0.4]) == 3.5 / 4
+    # sample weights: the tied negative weighs 3, the other 1; positive weights 1 and 2
+    # pairs: pos 0.8 (w1): beats both negatives -> 1*(3+1); pos 0.4 (w2): ties w3 (half), beats w1 -> 2*(1.5+1)
+    assert roc_auc_score([0, 1, 1, 0], [0.1, 0.8, 0.4, 0.4], sample_weight=[1, 1, 2, 3]) == (4 + 5) / (3 * 4)
+    # multiclass one-vs-rest, 3 classes, a perfect ranker
+    P = np.eye(3)[[0, 1, 2, 0]] * 0.8 + 0.2 / 3
+    assert roc_auc_score([0, 1, 2, 0], P, multi_class="ovr") == 1.0
+    assert roc_auc_score([0, 1, 2, 0], P, multi_class="ovo") == 1.0
+    # and the worst one: every class's own column is its lowest
+    assert roc_auc_score([0, 1, 2, 0], (1 - P) / 2, multi_class="ovr") == 0.0
+    # log loss: -mean log p[y]
+    assert log_loss([0, 1], [[0.9, 0.1], [0.2, 0.8]]) == pytest.approx(-(np.log(0.9) + np.log(0.8)) / 2, rel=1e-15)
+    assert log_loss([0, 1], [0.1, 0.8]) == pytest.approx(-(np.log(0.9) + np.log(0.8)) / 2, rel=1e-15)
+    assert log_loss([0, 1], [0.1, 0.8], normalize=False) == pytest.approx(-(np.log(0.9) + np.log(0.8)), rel=1e-15)
+    assert log_loss([0, 1], [0.1, 0.8], sample_weight=[1, 3]) == pytest.approx(
+        -(np.log(0.9) + 3 * np.log(0.8)) / 4, rel=1e-15)
+    # clipping at float64's epsilon: a certain mistake costs -log(eps), not infinity
+    assert log_loss([0, 1], [[0.0, 1.0], [0.0, 1.0]]) == pytest.approx(-np.log(np.finfo(np.float64).eps) / 2)
+    # labels= names a class absent from y_true; column order is the sorted labels
+    assert log_loss([2, 2], [[0.1, 0.2, 0.7], [0.5, 0.0, 0.5]], labels=[0, 1, 2]) == pytest.approx(
+        -(np.log(0.7) + np.log(0.5)) / 2, rel=1e-15)
+
+
+def test_roc_auc_input_forms():
+    y = np.array([0, 1, 1, 0, 1])
+    s = np.array([0.2, 0.9, 0.3, 0.4, 0.7], np.float32)
+    want = roc_auc_score(y, s)
+    assert want == 5 / 6
+    assert roc_auc_score(y.tolist(), s.tolist()) == want
+    assert roc_auc_score(bcml.from_numpy(y), bcml.from_numpy(s)) == want
+    assert roc_auc_score(y.astype(np.float32), s) == want   # integral float labels
+    assert log_loss(bcml.from_numpy(y), bcml.from_numpy(s)) == pytest.approx(log_loss(y, s.astype(np.float64)),
+                                                                                rel=1e-6)
+
+
+def test_roc_auc_undefined_gives_nan_and_warns():
+    with pytest.warns(bcml.scores.UndefinedMetricWarning, match="only one class"):
+        assert np.isnan(roc_auc_score([1, 1, 1], [0.2, 0.5, 0.9]))
+
+
+def _random_case(rng, n, C, ties=True):
+    y = rng.integers(0, C, n)
+    y[:C] = np.arange(C)
+    P = rng.random((n, C)) ** 3
+    if ties:
+        P = np.round(P, 1) + 1e-3
+    return y, P / P.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_against_scikit_learn(seed):
+    need("sklearn")
+    import sklearn.metrics as sk
+    rng = np.random.default_rng(seed)
+    w = rng.random(80)
+    y2, P2 = _random_case(rng, 80, 2)
+    for kw in ({}, {"sample_weight": w}):
+        assert roc_auc_score(y2, P2[:, 1], **kw) == pytest.approx(sk.roc_auc_score(y2, P2[:, 1], **kw), abs=1e-12)
+        assert log_loss(y2, P2, **kw) == pytest.approx(sk.log_loss(y2, P2, **kw), rel=1e-12)
+        assert log_loss(y2, P2[:, 1], normalize=False, **kw) == pytest.approx(
+            sk.log_loss(y2, P2[:, 1], normalize=False, **kw), rel=1e-12)
+    y, P = _random_case(rng, 80, 4)
+    for mc, avgs in (("ovr", ("macro", "weighted", "micro")), ("ovo", ("macro", "weighted"))):
+        for avg in avgs:
+            assert roc_auc_score(y, P, multi_class=mc, average=avg) == pytest.approx(
+                sk.roc_auc_score(y, P, multi_class=mc, average=avg), abs=1e-12), (mc, avg)
+    assert roc_auc_score(y, P, multi_class="ovr", sample_weight=w) == pytest.approx(
+        sk.roc_auc_score(y, P, multi_class="ovr", sample_weight=w), abs=1e-12)
+    np.testing.assert_allclose(roc_auc_score(y, P, multi_class="ovr", average=None),
+                               sk.roc_auc_score(y, P, multi_class="ovr", average=None), atol=1e-12)
+    # labels= naming the columns, one of them absent from y_true (ovo leaves it out as scikit-learn)
+    yl = np.where(y == 3, 2, y)
+    assert roc_auc_score(yl, P, multi_class="ovo", labels=[0, 1, 2, 3]) == pytest.approx(
+        sk.roc_auc_score(yl, P, multi_class="ovo", labels=[0, 1, 2, 3]), abs=1e-12)
+    # multilabel indicator
+    Y = (rng.random((80, 3)) < 0.4).astype(int)
+    Y[:, 2] = 1 - Y[:, 1]   # every row holds both values (average="samples" takes per-row AUCs)
+    S = np.round(rng.random((80, 3)), 1)
+    for avg in ("macro", "weighted", "micro", "samples"):
+        assert roc_auc_score(Y, S, average=avg) == pytest.approx(sk.roc_auc_score(Y, S, average=avg), abs=1e-12)
+    # log loss: multiclass, labels=, float32 probabilities (clipped at float32's epsilon), certain mistakes
+    assert log_loss(y, P, sample_weight=w) == pytest.approx(sk.log_loss(y, P, sample_weight=w), rel=1e-12)
+    assert log_loss(yl, P, labels=[0, 1, 2, 3]) == pytest.approx(sk.log_loss(yl, P, labels=[0, 1, 2, 3]), rel=1e-12)
+    P0 = np.eye(4)[(y + 1) % 4]
+    assert log_loss(y, P0) == pytest.approx(sk.log_loss(y, P0), rel=1e-12)
+    P32 = np.eye(4, dtype=np.float32)[(y + seed) % 4]
+    assert log_loss(y, P32) == pytest.approx(sk.log_loss(y, P32), rel=1e-6)
+
+
+@pytest.mark.parametrize("call, exc, match", [
+    (lambda: roc_auc_score([0, 1, 2], np.full((3, 3), 1 / 3)), ValueError, "multi_class"),
+    (lambda: roc_auc_score([0, 1, 2], np.full((3, 3), 0.5), multi_class="ovr"), ValueError, "sum"),
+    (lambda: roc_auc_score([0, 1, 2], np.full((3, 2), 0.5), multi_class="ovr"), ValueError, "y_score"),
+    (lambda: roc_auc_score([0, 1, 2], np.full((3, 3), 1 / 3), multi_class="ovo", average=None),
+     ValueError, "average"),
+    (lambda: roc_auc_score([0, 1, 2], np.full((3, 3), 1 / 3), multi_class="ovo", sample_weight=[1, 1, 1]),
+     ValueError, "sample_weight"),
+    (lambda: roc_auc_score([0, 1], [[0.5, 0.5], [0.4, 0.6]]), ValueError, "y_score"),
+    (lambda: roc_auc_score([0, 1], [0.5]), ValueError, "same number"),
+    (lambda: roc_auc_score([0, 1], [0.5, 0.2], max_fpr=0.5), ValueError, "max_fpr"),
+    (lambda: roc_auc_score([0.5, 1], [0.5, 0.2]), ValueError, "y_true"),
+    (lambda: roc_auc_score([0, 1], [0.5, np.nan]), ValueError, "y_score"),
+    (lambda: roc_auc_score(None, [0.5, 0.2]), TypeError, "y_true"),
+    (lambda: roc_auc_score([0, 1], [0.5, 0.2], labels=[0, 1]), ValueError, "labels"),
+    (lambda: roc_auc_score([0, 1, 2], np.full((3, 3), 1 / 3), multi_class="ovr", labels=[0, 2, 1]),
+     ValueError, "labels"),
+    (lambda: roc_auc_score([0, 1, 2], np.full((3, 3), 1 / 3), multi_class=1), TypeError, "multi_class"),
+    (lambda: roc_auc_score([0, 1], [0.5, 0.2], average=3), TypeError, "average"),
+    (lambda: roc_auc_score([0, 1], ["a", "b"]), TypeError, "y_score"),
+    (lambda: log_loss([0, 0], [0.5, 0.2]), ValueError, "labels"),
+    (lambda: log_loss([0, 1], [0.5, 1.2]), ValueError, "greater than 1"),
+    (lambda: log_loss([0, 1, 2], [[0.5, 0.5]] * 3), ValueError, "columns"),
+    (lambda: log_loss([0, 3], [[0.5, 0.5]] * 2, labels=[0, 1]), ValueError, "labels"),
+    (lambda: log_loss([0, 1], [0.5, 0.2], normalize="yes"), TypeError, "normalize"),
+    (lambda: log_loss([0, 1], [0.5, 0.2], sample_weight=[1]), ValueError, "sample_weight"),
+])
+def test_array_metrics_bad_inputs(call, exc, match):
+    with pytest.raises(exc, match=match):
+        call()
+
+
+def test_log_loss_unnormalised_rows_warn():
+    with pytest.warns(UserWarning, match="sum to one"):
+        log_loss([0, 1], [[0.5, 0.2], [0.1, 0.9]])
