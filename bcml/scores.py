@@ -349,12 +349,14 @@ class CompatibilityReport(dict):
         parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>bcml compatibility report</title>",
                  "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
                  "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}"
-                 "td:nth-child(-n+2){text-align:left}</style></head><body>",
-                 "<h1>Compatibility report</h1><pre>%s</pre>" % _html.escape(self.format()),
-                 "<h2>Scores</h2><table><tr>%s</tr>" % "".join("<th>%s</th>" % _html.escape(c) for c in cols)]
+                 "td:nth-child(-n+2){text-align:left}.wide{overflow-x:auto;max-width:100%}</style></head><body>",
+                 # the wide text and table scroll inside the page instead of running off its edge
+                 "<h1>Compatibility report</h1><div class='wide'><pre>%s</pre></div>" % _html.escape(self.format()),
+                 "<h2>Scores</h2><div class='wide'><table><tr>%s</tr>"
+                 % "".join("<th>%s</th>" % _html.escape(c) for c in cols)]
         for r in rows:
             parts.append("<tr>%s</tr>" % "".join("<td>%s</td>" % cell(r.get(c)) for c in cols))
-        parts.append("</table>")
+        parts.append("</table></div>")
         fm = self.get("flip_matrix")
         if fm is not None:
             names = [pc["name"] for pc in self.get("per_class", ())]
