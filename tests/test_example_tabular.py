@@ -74,6 +74,7 @@ def test_examples_speak_of_their_own_flags(script, tmp_path):
     empty.mkdir()
     wanted = (["adult.data", "adult.test"] if script.stem == "tabular_update" else
               ["compas-scores-two-years.csv"] if script.stem == "why_compatibility_matters" else
+              ["german.data"] if script.stem == "german_credit_sklearn" else
               ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                "t10k-labels-idx1-ubyte"])
     for args, words in ((["--data", str(tmp_path / "nowhere")], ["--data", "not a folder"]),
