@@ -241,121 +241,6 @@ def test_ray_pool_same_bits_once_per_worker(setup, reference, tmp_path, monkeypa
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")   # else Ray writes a token to ~/.ray
     temp = tempfile.mkdtemp(prefix="bcml-ray-")
-    try:
-        for attempt in (1, 2):
-            try:
-                ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp,
-                         object_store_memory=80 * 1024 * 1024, log_to_driver=False, configure_logging=False)
-                break
-            except Exception as e:   # Ray waits 30 s (fixed) for its raylet: a busy machine can miss that once
-                ray.shutdown()
-                if attempt == 2 or "timed out during startup" not in str(e):
-                    raise
-        pool = Pool(2)
-        try:
-            with _Count(setup) as count:
-                summary = _sweep(tmp_path, setup, executor=pool)
-        finally:
-            pool.terminate()
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp, ignore_errors=True)
-    _same_as_reference(reference, tmp_path, summary)
-    _once_per_worker(count, 2)
-    # again on the same cluster, through the Client itself: the same bytes (token), so no worker
-    # unpickles them again
-    with _Count(setup) as count:
-        summary = _sweep(tmp_path / "again", setup, executor=dask_client)
-    _same_as_reference(reference, tmp_path / "again", summary)
-    assert count.pickled == sorted(MARKERS) and count.unpickled == []
-
-
-def _sweep_and_kill(folder, setup, executor, stall_dir):
-    """Runs the sweep (with StallingLoss) in a thread, kills the worker process stalling on the
-    lambda_c = 0.5 new-error job, and returns the sweep's (summary, exception)."""
-    out = {}
-
-    def run():
-        try:
-            out["summary"] = _sweep(folder, setup, loss=J.StallingLoss, loss_kwargs={"stall_dir": str(stall_dir)},
-                                    executor=executor)
-        except BaseException as e:  # noqa: B902 (handed to the test)
-            out["error"] = e
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    flag = stall_dir / "stalled"
-    deadline = time.monotonic() + 120
-    while not (flag.exists() and flag.read_text()) and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert flag.exists(), "no job stalled: %r" % (out,)
-    pid = int(flag.read_text())
-    assert pid != os.getpid()
-    os.kill(pid, signal.SIGKILL)
-    thread.join(180)
-    assert not thread.is_alive(), "the sweep did not end after its worker was killed"
-    return out.get("summary"), out.get("error")
-
-
-@pytest.mark.slow
-def test_dask_worker_killed_mid_sweep_is_retried(setup, reference, tmp_path, dask_client):
-    stall = tmp_path / "stall"
-    stall.mkdir()
-    summary, error = _sweep_and_kill(tmp_path / "s", setup, dask_client.get_executor(), stall)
-    assert error is None, error
-    _same_as_reference(reference, tmp_path / "s", summary)
-
-
-@pytest.mark.slow
-def test_dask_worker_killed_without_retries_fails_clearly_and_resumes(setup, reference, tmp_path):
-    cluster, client = _dask_cluster(tmp_path / "dask", allowed_failures=0)
-    try:
-        stall = tmp_path / "stall"
-        stall.mkdir()
-        folder = tmp_path / "s"
-        summary, error = _sweep_and_kill(folder, setup, client.get_executor(), stall)
-        assert summary is None and isinstance(error, SweepJobError)
-        msg = str(error)
-        assert "job 2 (lambda_c=0.5, new-error loss): KilledWorker" in msg, msg
-        assert "run the sweep again" in msg and str(folder) in msg
-        # the message names every failed job (others queued on the killed worker may fail with
-        # it); those left no file, the others ran to the end and are kept; no summary yet
-        failed = {int(i) for i in re.findall(r"job (\d+) \(lambda_c=", msg)}
-        assert 2 in failed and len(failed) < 6
-        assert "%d job(s) failed" % len(failed) in msg
-        grid = [0.0, 0.5, 1.0]
-        for index in range(6):
-            k, kind = divmod(index, 2)
-            files = _sweep_module.job_files(k, grid[k], kind)
-            assert [(folder / f).exists() for f in files] == [index not in failed] * 3, index
-        assert not (folder / "sweep_summary.json").exists()
-        kept = {n: os.stat(folder / n) for n in os.listdir(folder) if n != "sweep_settings.json"}
-        assert len(kept) == 3 * (6 - len(failed))
-        # the rerun (the killed worker has been restarted) runs only what is missing
-        summary = _sweep(folder, setup, loss=J.StallingLoss, loss_kwargs={"stall_dir": str(stall)},
-                         executor=client.get_executor())
-        for n, st in kept.items():
-            now = os.stat(folder / n)
-            assert (now.st_ino, now.st_mtime_ns) == (st.st_ino, st.st_mtime_ns), n
-        _same_as_reference(reference, folder, summary)
-    finally:
-        client.close()
-        cluster.close()
-
-
-# ---- Ray --------------------------------------------------------------------------------------------
-@pytest.mark.slow
-def test_ray_pool_same_bits_once_per_worker(setup, reference, tmp_path, monkeypatch):
-    ray = need("ray")
-    from ray.util.multiprocessing import Pool
-    # Ray's workers are started by its raylet: they find bcml and this folder's modules through
-    # PYTHONPATH; its sockets need a short path, so its session folder is a new one under /tmp
-    here = Path(__file__).resolve().parent
-    paths = [str(Path(bcml.__file__).resolve().parents[1]), str(here)]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths + [p for p in [os.environ.get("PYTHONPATH")] if p]))
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
-    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")   # else Ray writes a token to ~/.ray
-    temp = tempfile.mkdtemp(prefix="bcml-ray-")
     for attempt in (1, 2):
         try:
             ray.init(num_cpus=2, include_dashboard=False, _temp_dir=temp, object_store_memory=80 * 1024 * 1024,
@@ -374,7 +259,6 @@ def test_ray_pool_same_bits_once_per_worker(setup, reference, tmp_path, monkeypa
             pool.terminate()
     finally:
         ray.shutdown()
-        import shutil
         shutil.rmtree(temp, ignore_errors=True)
     _same_as_reference(reference, tmp_path, summary)
     _once_per_worker(count, 2)
