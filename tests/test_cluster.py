@@ -240,6 +240,9 @@ def test_ray_pool_same_bits_once_per_worker(setup, reference, tmp_path, monkeypa
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths + [p for p in [os.environ.get("PYTHONPATH")] if p]))
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")   # else Ray writes a token to ~/.ray
+    # Ray puts the driver's working folder first on its workers' sys.path: from a checkout whose
+    # bcml is pip-installed (CI), they would import the checkout's unbuilt bcml/ instead
+    monkeypatch.chdir(tmp_path)
     temp = tempfile.mkdtemp(prefix="bcml-ray-")
     for attempt in (1, 2):
         try:
