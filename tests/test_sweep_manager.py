@@ -17,6 +17,7 @@ from bcml.loss import BCCrossEntropyLoss, StrictImitationCrossEntropyLoss
 from bcml.metrics import model_accuracy
 from bcml.sweep_management import SweepCancelled, SweepManager
 
+from conftest import need
 from test_sweep import OPT_KW, _setup
 
 N_FILES = 20  # manifest + 6 jobs x (model + 2 evaluations) + summary
@@ -392,36 +393,33 @@ def test_progress_bar(setup, tmp_path, monkeypatch):
     assert len(FakeTqdm.bars) == 2
 
 
-class FakeMlflow(types.ModuleType):
-    def __init__(self):
-        super().__init__("mlflow")
-        self.log = []
-
-    def start_run(self, run_name=None):
-        self.log.append(("start_run", run_name))
-
-    def end_run(self):
-        self.log.append(("end_run",))
-
-    def log_param(self, key, value):
-        self.log.append(("param", key, value))
-
-    def log_metric(self, key, value, step=None):
-        self.log.append(("metric", key, value, step))
-
-
+@pytest.mark.slow
 def test_mlflow_logging(setup, reference, tmp_path, monkeypatch):
+    """SweepManager(use_ml_flow=True) logs to a real MLflow tracking store (a file store in
+    tmp_path, read back with MlflowClient): the run's name, its parameters, and every score at
+    BCML's steps (tests/test_cluster.py does the same through compatibility_sweep)."""
+    mlflow = need("mlflow")
+    from mlflow.tracking import MlflowClient
     _, ref = reference
-    fake = FakeMlflow()
-    monkeypatch.setitem(sys.modules, "mlflow", fake)
-    m = _manager(tmp_path, setup, use_ml_flow=True, ml_flow_run_name="bc-sweep")
-    m.start_sweep()
-    assert m.wait() is True
-    assert fake.log[0] == ("start_run", "bc-sweep") and fake.log[-1] == ("end_run",)
-    params = {e[1]: e[2] for e in fake.log if e[0] == "param"}
-    assert params == {"lambda_c_stepsize": 0.5, "batch_size_train": 32, "batch_size_test": 64,
-                      "number_of_epochs": 1, "seed": 5}
-    metrics = {(e[1], e[3]): e[2] for e in fake.log if e[0] == "metric"}
+    uri = (tmp_path / "mlruns").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")   # MLflow 3 keeps its file store in maintenance
+    monkeypatch.chdir(tmp_path)
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        m = _manager(tmp_path / "sweep", setup, use_ml_flow=True, ml_flow_run_name="bc-sweep")
+        m.start_sweep()
+        assert m.wait() is True
+    finally:
+        mlflow.set_tracking_uri(previous)
+    client = MlflowClient(tracking_uri=uri)
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    assert len(runs) == 1 and runs[0].info.run_name == "bc-sweep" and runs[0].info.status == "FINISHED"
+    assert runs[0].data.params == {"lambda_c_stepsize": "0.5", "batch_size_train": "32", "batch_size_test": "64",
+                                   "number_of_epochs": "1", "seed": "5"}
+    metrics = {(key, h.step): h.value for key in runs[0].data.metrics
+               for h in client.get_metric_history(runs[0].info.run_id, key)}
     expected = {}
     for r in ref["data"]:
         kind = "new_error" if r["new-error"] else "strict_imitation"
@@ -430,7 +428,7 @@ def test_mlflow_logging(setup, reference, tmp_path, monkeypatch):
         expected[("lambda_c", k)] = r["lambda_c"]
         for key in ("performance", "btc", "bec"):
             if r[key] is not None:
-                expected[("%s_%s_%s" % (kind, split, key), k)] = r[key]
+                expected[("%s_%s_%s" % (kind, split, key), k)] = pytest.approx(r[key], rel=1e-12)
     assert metrics == expected and len(metrics) == 39
 
 
