@@ -340,7 +340,7 @@ def test_groups_formats(capsys, tmp_path):
 
 
 def test_parquet(capsys, tmp_path):
-    pa = pytest.importorskip("pyarrow")   # .ci/run does not install pyarrow: this skips in CI too
+    pa = pytest.importorskip("pyarrow")   # pyarrow comes with mlflow, which .ci/run installs; a user without it skips
     import pyarrow.parquet as pq
     h1, h2, y = SMALL
     ref = bcml.compare(h1, h2, y, ci=None).to_dict()
