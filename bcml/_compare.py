@@ -381,34 +381,10 @@ def widget_evaluation(l1, l2, y, ids, C, get_instance_metadata=None):
     if ids is None:
         ids = np.arange(len(y))
     table = _core.count_table(l1, l2, y, C, name="ModelComparison")
-    e1, e2 = l1 != y, l2 != y
-    sorted_classes = np.unique(y).tolist()
-    incompatible = T._ids_by_class(~e1 & e2, y, ids, np.asarray(sorted_classes, dtype=np.int64))
-    either = np.flatnonzero(e1 | e2)
-    error_ids = ids[either].tolist()
-    if get_instance_metadata is not None:
-        from . import _checks
-        metadata = [_checks.call_user(get_instance_metadata, "get_instance_metadata(instance_id)", i)
-                    for i in error_ids]
-    else:
-        metadata = [""] * len(error_ids)
     tot = table.sum(axis=0)
-    return {
-        "models_error_overlap": [ids[e1].tolist(), ids[e2].tolist(), ids[e1 & e2].tolist()],
-        "h2_incompatible_instance_ids_by_class": [{"class": c, "incompatibleInstanceIds": i}
-                                                  for c, i in zip(sorted_classes, incompatible)],
-        "sorted_classes": sorted_classes,
-        "h1_accuracy_by_class": T._accuracy_by_class(table[:, 0] + table[:, 1], l1, y, ids, C),
-        "h2_accuracy_by_class": T._accuracy_by_class(table[:, 0] + table[:, 2], l2, y, ids, C),
-        "h2_performance": float(tot[0] + tot[2]) / len(y),
-        "btc": scores._ratio(int(tot[0]), int(tot[0] + tot[1]), 0.0, "", ""),
-        "bec": scores._ratio(int(tot[3]), int(tot[1] + tot[3]), 0.0, "", ""),
-        "error_instances": [
-            {"instance_id": i, "metadata": m, "h1_prediction": a, "h2_prediction": b, "ground_truth": t}
-            for i, m, a, b, t in zip(error_ids, metadata, l1[either].tolist(), l2[either].tolist(),
-                                     y[either].tolist())],
-        "dataset_size": int(len(y)),
-    }
+    return T._evaluation(l1, l2, y, ids, C, table, float(tot[0] + tot[2]) / len(y),
+                         scores._ratio(int(tot[0]), int(tot[0] + tot[1]), 0.0, "", ""),
+                         scores._ratio(int(tot[3]), int(tot[1] + tot[3]), 0.0, "", ""), get_instance_metadata)
 
 
 # ---- bcml.seed_baseline ---------------------------------------------------------------------

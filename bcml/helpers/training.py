@@ -662,7 +662,7 @@ def evaluate_model_performance_and_compatibility_on_dataset(h1, h2, dataset, per
     data = _engine.as_dataset(dataset, "dataset")
     l1, l2, y, ids, C = _predict_pair(h1, h2, data, _h1_outputs)
     table = _scores.count_table(l1, l2, y, num_classes=C)
-    e1, e2 = l1 != y, l2 != y
+    e2 = l2 != y
 
     if performance_metric is model_accuracy:
         h2_performance = float(np.count_nonzero(~e2)) / len(y)
@@ -676,10 +676,19 @@ def evaluate_model_performance_and_compatibility_on_dataset(h1, h2, dataset, per
         except (TypeError, ValueError):
             raise TypeError("performance_metric must return a number, got %s" % type(value).__name__) from None
 
+    return _evaluation(l1, l2, y, ids, C, table, h2_performance,
+                       _scores.trust_compatibility_score(l1, l2, y, zero_division=zd),
+                       _scores.error_compatibility_score(l1, l2, y, zero_division=zd), get_instance_metadata)
+
+
+def _evaluation(l1, l2, y, ids, C, table, h2_performance, btc, bec, get_instance_metadata):
+    """The evaluation dict (the keys above) from the two models' labels l1, l2 of the samples
+    with labels y and instance ids ids, C classes, their count table, and the scores given;
+    get_instance_metadata(instance_id) is called for every error instance, in data set order.
+    (bcml.compare's widget builds it from labels alone.)"""
+    e1, e2 = l1 != y, l2 != y
     sorted_classes = np.unique(y).tolist()
     incompatible = _ids_by_class(~e1 & e2, y, ids, np.asarray(sorted_classes, dtype=np.int64))
-    incompatible_by_class = [{"class": c, "incompatibleInstanceIds": i}
-                             for c, i in zip(sorted_classes, incompatible)]
     either = np.flatnonzero(e1 | e2)
     error_ids = ids[either].tolist()
     if get_instance_metadata is not None:
@@ -687,21 +696,20 @@ def evaluate_model_performance_and_compatibility_on_dataset(h1, h2, dataset, per
                     for i in error_ids]
     else:
         metadata = [""] * len(error_ids)
-    error_instances = [
-        {"instance_id": i, "metadata": m, "h1_prediction": p1, "h2_prediction": p2, "ground_truth": t}
-        for i, m, p1, p2, t in zip(error_ids, metadata, l1[either].tolist(), l2[either].tolist(),
-                                   y[either].tolist())]
-
     return {
         "models_error_overlap": [ids[e1].tolist(), ids[e2].tolist(), ids[e1 & e2].tolist()],
-        "h2_incompatible_instance_ids_by_class": incompatible_by_class,
+        "h2_incompatible_instance_ids_by_class": [{"class": c, "incompatibleInstanceIds": i}
+                                                  for c, i in zip(sorted_classes, incompatible)],
         "sorted_classes": sorted_classes,
         "h1_accuracy_by_class": _accuracy_by_class(table[:, 0] + table[:, 1], l1, y, ids, C),
         "h2_accuracy_by_class": _accuracy_by_class(table[:, 0] + table[:, 2], l2, y, ids, C),
         "h2_performance": h2_performance,
-        "btc": _scores.trust_compatibility_score(l1, l2, y, zero_division=zd),
-        "bec": _scores.error_compatibility_score(l1, l2, y, zero_division=zd),
-        "error_instances": error_instances,
+        "btc": btc,
+        "bec": bec,
+        "error_instances": [
+            {"instance_id": i, "metadata": m, "h1_prediction": p1, "h2_prediction": p2, "ground_truth": t}
+            for i, m, p1, p2, t in zip(error_ids, metadata, l1[either].tolist(), l2[either].tolist(),
+                                       y[either].tolist())],
         "dataset_size": int(len(y)),
     }
 
