@@ -213,14 +213,19 @@ def optimizer_kwargs(s):
 def fit(model_kind, X, y, seed, min_steps=None):
     """A bcml model of kind model_kind trained on X, y as settings() says: Adam on the binary
     cross-entropy of the model's probability, in a PyTorch-style loop."""
-    model = make_model(model_kind, X.shape[1], seed)
+    return _train(make_model(model_kind, X.shape[1], seed), model_kind, X, y, seed, min_steps,
+                  lambda out, target: F.binary_cross_entropy(out.reshape(-1), target.float()))
+
+
+def _train(model, model_kind, X, y, seed, min_steps, loss_fn):
+    """model trained on X, y as settings() says: Adam on loss_fn(model(x), target); in eval mode."""
     train_loader, s = loader(X, y, model_kind, seed, min_steps)
     optimizer = bcml.optim.Adam(model.parameters(), **optimizer_kwargs(s))
     model.train()
     for _epoch in range(s["epochs"]):
         for _ids, x, target in train_loader:
             optimizer.zero_grad()
-            F.binary_cross_entropy(model(x).reshape(-1), target.float()).backward()
+            loss_fn(model(x), target).backward()
             optimizer.step()
     model.eval()
     return model
@@ -413,17 +418,8 @@ def make_classifier(model_kind, n_features, seed):
 
 def fit_classifier(model_kind, X, y, seed, min_steps=None):
     """As fit, for make_classifier's models: Adam on the cross-entropy of the two logits."""
-    model = make_classifier(model_kind, X.shape[1], seed)
-    train_loader, s = loader(X, y, model_kind, seed, min_steps)
-    optimizer = bcml.optim.Adam(model.parameters(), **optimizer_kwargs(s))
-    model.train()
-    for _epoch in range(s["epochs"]):
-        for _ids, x, target in train_loader:
-            optimizer.zero_grad()
-            F.nll_loss(model(x)[2], target).backward()
-            optimizer.step()
-    model.eval()
-    return model
+    return _train(make_classifier(model_kind, X.shape[1], seed), model_kind, X, y, seed, min_steps,
+                  lambda out, target: F.nll_loss(out[2], target))
 
 
 def run_loss_comparison(dataset, model_kind, seed, base_folder, lambda_c_stepsize=0.5, max_rows=None,
