@@ -44,12 +44,12 @@ def ref_fd_pen(z2, y, z1, alpha, beta, kind, T):
 
 
 def ref_ldi_pen(z2, z1, p, margin, top_k):
-    """sum over h1's top_k classes (ties: lower index first) of max(0, |z2 - z1| - margin)^p."""
+    """The p-norm over h1's top_k classes (ties: lower index first) of max(0, |z2 - z1| - margin)."""
     C = z1.shape[1]
     k = C if top_k is None else top_k
     idx = np.argsort(-z1, axis=1, kind="stable")[:, :k]
     d = np.take_along_axis(z2 - z1, idx, axis=1)
-    return (np.maximum(np.abs(d) - margin, 0.0) ** p).sum(axis=1)
+    return (np.maximum(np.abs(d) - margin, 0.0) ** p).sum(axis=1) ** (1.0 / p)
 
 
 def _reduce(v, red):
@@ -148,9 +148,21 @@ def test_hand_computed():
     # l2: h1 right (argmax 0 == 0): weight 1 + 5; D = ((0-2)^2 + (1-0)^2) / 2 = 2.5
     got = FD(Fixed(z1), Fixed(z2), 0.1, kind="l2")(x, y).item()
     np.testing.assert_allclose(got, ce + 0.1 * 6 * 2.5, rtol=1e-6)
-    # ldi: top-1 class of h1 is 0: |0 - 2| - 0.5 = 1.5, squared 2.25
+    # ldi: top-1 class of h1 is 0: |0 - 2| - 0.5 = 1.5, whose 2-norm is 1.5
     got = LDI(Fixed(z1), Fixed(z2), 0.1, p=2, margin=0.5, top_k=1)(x, y).item()
-    np.testing.assert_allclose(got, ce + 0.1 * 2.25, rtol=1e-6)
+    np.testing.assert_allclose(got, ce + 0.1 * 1.5, rtol=1e-6)
+    # ldi over both classes: hinges |0 - 2| - 0.5 = 1.5 and |1 - 0| - 0.5 = 0.5; 2-norm sqrt(2.5),
+    # 3-norm 3.5^(1/3); with margin 3 both hinges are 0: the penalty and its gradient are 0
+    got = LDI(Fixed(z1), Fixed(z2), 0.1, p=2, margin=0.5)(x, y).item()
+    np.testing.assert_allclose(got, ce + 0.1 * np.sqrt(2.5), rtol=1e-6)
+    got = LDI(Fixed(z1), Fixed(z2), 0.1, p=3, margin=0.5)(x, y).item()
+    np.testing.assert_allclose(got, ce + 0.1 * 3.5 ** (1 / 3), rtol=1e-6)
+    h2 = Fixed(z2, grad=True)
+    out = LDI(Fixed(z1), h2, 1.0, p=2, margin=3.0)(x, y)
+    out.backward()
+    np.testing.assert_allclose(out.item(), ce, rtol=1e-6)
+    p2 = np.exp(z2[0]) / np.exp(z2[0]).sum()
+    np.testing.assert_allclose(h2.z.grad.numpy()[0], p2 - np.eye(2)[0], rtol=1e-6)
     # kl at T = 2 with h1 wrong (label 1): weight alpha = 1; q1 = softmax([1, 0]), q2 = softmax([0, .5])
     q1 = np.exp([1, 0]) / np.exp([1, 0]).sum()
     q2 = np.exp([0, .5]) / np.exp([0, .5]).sum()
@@ -205,7 +217,7 @@ def _torch_ref(torch, loss, z2, y, z1):
         k = loss.top_k or z1.shape[1]
         idx = torch.sort(z1, dim=1, descending=True, stable=True).indices[:, :k]
         diff = (z2 - z1).gather(1, idx)
-        pen = torch.relu(diff.abs() - loss.margin).pow(loss.p).sum(1)
+        pen = torch.linalg.vector_norm(torch.relu(diff.abs() - loss.margin), ord=loss.p, dim=1)
     return ce + loss.lambda_c * pen
 
 

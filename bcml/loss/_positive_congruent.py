@@ -12,9 +12,10 @@ cross-entropy:
   kind="l2": D_i = (1/C) sum_c (z2_ic - z1_ic)^2 (the mean squared logit difference: the
   authors' implementation's MSE, "logit matching").
 * LogitDifferenceInhibitionLoss (Zhao et al., "ELODI", CVPR 2022):
-  pen_i = sum over K_i of max(0, |z2_ik - z1_ik| - margin)^p, K_i the top_k classes of h1's
-  logits z1_i (every class when top_k is None; ties go to the lower class index). With
-  margin = 0 and p = 2 over every class this is logit matching (C times the l2 D_i above); the
+  pen_i = (sum over K_i of max(0, |z2_ik - z1_ik| - margin)^p)^(1/p), the p-norm of the hinged
+  differences over K_i, the top_k classes of h1's logits z1_i (every class when top_k is None;
+  ties go to the lower class index; as the authors' code with use_p_norm). With margin = 0 and
+  p = 2 over every class this is the L2 distance of the logits (sqrt(C D_i), D_i as l2 above); the
   margin leaves differences up to it unpenalised, as LDI inhibits large logit changes without
   forcing the logits to coincide. h1 may be a list of models: an ensemble whose mean logits are
   z1 (ELODI's reference model).
@@ -163,8 +164,9 @@ class _Ensemble:
 
 class LogitDifferenceInhibitionLoss(_PositiveCongruentLoss):
     """Logit-difference inhibition (ELODI, Zhao et al., CVPR 2022): CE(h2) + lambda_c (1/B)
-    sum_i sum_{k in K_i} max(0, |z2_ik - z1_ik| - margin)^p, K_i the top_k classes of h1's
-    logits (every class for None). h1 is one model or a list of models (an ensemble: their mean
+    sum_i (sum_{k in K_i} max(0, |z2_ik - z1_ik| - margin)^p)^(1/p) (the p-norm of the hinged
+    differences; its gradient is 0 where they all are), K_i the top_k classes of h1's logits
+    (every class for None). h1 is one model or a list of models (an ensemble: their mean
     logits); it is not differentiated. p is a real number >= 1 (the paper uses 2)."""
 
     def __init__(self, h1, h2, lambda_c, p=2, margin=0.0, top_k=None):

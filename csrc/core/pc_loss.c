@@ -16,7 +16,8 @@
  *       distillation authors' implementation), terms with softmax(z1/T)_c = 0 count 0;
  *   l2: D_i = (1/C) sum_c (z2_ic - z1_ic)^2 (the mean squared logit difference, as the
  *       authors' implementation's MSE).
- * ldi: pen_i = sum over K_i of max(0, |z2_ik - z1_ik| - margin)^p, K_i = the top_k classes of
+ * ldi: pen_i = (sum over K_i of max(0, |z2_ik - z1_ik| - margin)^p)^(1/p), the p-norm of the
+ *      hinges, K_i = the top_k classes of
  *   z1_i (largest first, ties to the lower index, NaN above every number, as torch.topk).
  * argmax: the first maximum; a NaN row's argmax is its first NaN (never equal to a label's
  * check: a row with a NaN is never "right"). mean divides by B (NaN for B = 0), sum sums. The
@@ -178,20 +179,28 @@ static double penalty(pc_args *a, int64_t i, double w, float *g /* (C) or NULL *
     const float *r2 = a->z2 + i * C, *r1 = a->z1 + i * C; /* (C), (C) */
     if (a->kind == PK_LDI) {
         if (a->keep) top_classes(a, i);
+        /* the p-norm of the hinges: pen = S^(1/p), S = sum of h^p; d pen / d h_c =
+         * S^(1/p - 1) h_c^(p - 1) (1 for p = 1), and 0 where every hinge is 0 (a subgradient) */
         const double p = a->a, margin = a->b;
         double acc = 0.0;
         for (int64_t c = 0; c < C; c++) {
             if (!in_k(a, c)) continue;
-            double d = (double)r2[c] - (double)r1[c], h = fabs(d) - margin;
-            if (isnan(h)) { acc += h; if (g) g[c] += (float)h; continue; }
-            if (h <= 0.0) continue;
-            acc += p == 1.0 ? h : p == 2.0 ? h * h : pow(h, p);
-            if (g) {
-                double dh = p == 1.0 ? 1.0 : p == 2.0 ? 2.0 * h : p * pow(h, p - 1.0);
-                g[c] += (float)(w * dh * (d > 0.0 ? 1.0 : -1.0));
+            double h = fabs((double)r2[c] - (double)r1[c]) - margin;
+            if (isnan(h) || h > 0.0) acc += p == 1.0 ? h : p == 2.0 ? h * h : pow(h, p);
+        }
+        const double pen = p == 1.0 ? acc : p == 2.0 ? sqrt(acc) : pow(acc, 1.0 / p);
+        if (g && acc != 0.0) {
+            const double scale = p == 1.0 ? 1.0 : p == 2.0 ? 1.0 / pen : pow(acc, 1.0 / p - 1.0);
+            for (int64_t c = 0; c < C; c++) {
+                if (!in_k(a, c)) continue;
+                double d = (double)r2[c] - (double)r1[c], h = fabs(d) - margin;
+                if (isnan(h) || isnan(scale)) { g[c] += (float)(h + scale); continue; }
+                if (h <= 0.0) continue;
+                double dh = p == 1.0 ? 1.0 : p == 2.0 ? h : pow(h, p - 1.0);
+                g[c] += (float)(w * scale * dh * (d > 0.0 ? 1.0 : -1.0));
             }
         }
-        return acc;
+        return pen;
     }
     const double fw = a->a + (h1_right(a, i) ? a->b : 0.0);
     if (a->kind == PK_FD_L2) {
