@@ -3,7 +3,6 @@ against NumPy float64 formulas written here from the papers, central differences
 formulas, and PyTorch autograd; in a recorded/replayed training step, the compatibility
 helpers and a compatibility sweep; and their bad arguments."""
 import json
-import os
 import warnings
 
 import numpy as np
@@ -279,13 +278,7 @@ def test_top_k_ties_and_nan():
 
 
 # ---- training: replay, helpers, sweep ---------------------------------------------------------
-class CountingStep:
-    def __init__(self, fn):
-        self.fn, self.calls = fn, 0
-
-    def __call__(self, x, y, h1):
-        self.calls += 1
-        return self.fn(x, y, h1)
+from test_replay import CountingStep  # noqa: E402  (step(x, y, h1) with a call counter)
 
 
 @pytest.fixture
