@@ -161,6 +161,12 @@ int bcml_get_num_threads(void);
  * where F(2x2) would run (tests and benchmarks only) (winograd.c). */
 void bcml_set_winograd(int mode);
 int bcml_get_winograd(void);
+/* The direct convolution kernels for small channel counts (conv_direct.c): 1 on where the CPU has
+ * AVX-512 (the default), 0 off (tests and benchmarks). */
+void bcml_set_conv_direct(int on);
+int bcml_get_conv_direct(void);
+/* 1 where this build and CPU can run them (x86-64 with AVX-512). */
+int bcml_conv_direct_cpu(void);
 /* Caps the calling thread (e.g. 1 inside a sweep job); 0 removes the cap. */
 void bcml_set_thread_limit(int n);
 /* Fork safety (threads.c). Every call into the BLAS holds the BLAS lock in shared mode

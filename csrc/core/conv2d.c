@@ -615,6 +615,13 @@ static int wino_tile(const conv_geom *g, int64_t Cin, int64_t Cout) {
     return bcml_wino_tile(g->N, Cin, Cout, g->H, g->W);
 }
 
+/* Whether the direct small-channel kernels (conv_direct.c) take these shapes (forward, dx and dW
+ * alike): stride 1, groups 1, every tap used, a kernel larger than 1x1. */
+static int direct_ok(const conv_geom *g) {
+    if (g->G != 1 || g->sh != 1 || g->sw != 1 || trimmed(g) || g->KH * g->KW < 2) return 0;
+    return bcml_conv_direct_ok(g->C, g->OC, g->KH, g->KW, g->H, g->ph, g->pw, g->dh, g->dw, g->OH, g->OW);
+}
+
 /* ---- the op ----------------------------------------------------------------------------- */
 /* in: x (N, C, H, W) or (C, H, W), weight (OC, C/G, KH, KW), bias (OC) or NULL;
  * args: i[0..1] stride, i[2..3] padding, i[4..5] dilation, i[6] groups. out (N, OC, OH, OW)
@@ -637,6 +644,10 @@ static bcml_status conv_forward(bcml_node *n, const float *scale, const float *s
     if (m)
         return bcml_wino_conv(m, bcml_f32(x), bcml_f32(n->in[1]), 0, b ? bcml_f32(b) : NULL, scale, shift, relu,
                               bcml_f32(out[0]), 0, g.N, g.C, g.OC, g.H, g.W, err);
+    if (direct_ok(&g))
+        return bcml_conv_direct_fw(bcml_f32(x), bcml_f32(n->in[1]), b ? bcml_f32(b) : NULL, scale, shift, relu,
+                                   bcml_f32(out[0]), g.N, g.C, g.H, g.W, g.OC, g.KH, g.KW, g.ph, g.pw, g.dh, g.dw,
+                                   g.OH, g.OW, err);
     conv_job j = {.g = &g, .x = bcml_f32(x), .b = b ? bcml_f32(b) : NULL, .out = bcml_f32(out[0]), .scale = scale,
                   .shift = shift, .relu = relu};
     atomic_init(&j.failed, 0);
@@ -723,8 +734,10 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
     }
     const int m = din[0] && g.OCg && g.Cg ? wino_tile(&g, g.OC, g.C) : 0; /* dx by Winograd */
     const int mw = din[1] && g.K ? wino_tile(&g, g.C, g.OC) : 0;           /* dW by Winograd */
+    const int ddx = din[0] && g.OCg && g.Cg && !m && direct_ok(&g);     /* dx by the direct kernels */
+    const int ddw = din[1] && g.K && !mw && direct_ok(&g);              /* dW by the direct kernels */
     float *gd = NULL;
-    if (g.NB > 1 && ((din[1] && g.K && !mw) || (din[0] && g.OCg && g.Cg && !m))) {
+    if (g.NB > 1 && ((din[1] && g.K && !mw && !ddw) || (din[0] && g.OCg && g.Cg && !m && !ddx))) {
         /* dout regrouped by image chunk: chunk c's images side by side, (OC, nim*P) */
         if (!(gd = bcml_alloc((size_t)(g.N * g.OC * g.P) * sizeof(float)))) {
             bcml_free(ws);
@@ -747,7 +760,14 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
         if (st) return st;
         return atomic_load(&j.failed) ? bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory") : BCML_OK;
     }
-    if (mw) {
+    if (ddw) {
+        if ((st = bcml_conv_direct_dw(j.x, gout, bcml_f32(din[1]), g.N, g.C, g.H, g.W, g.OC, g.KH, g.KW, g.ph, g.pw,
+                                      g.dh, g.dw, g.OH, g.OW, err))) {
+            bcml_free(gd);
+            bcml_free(ws);
+            return st;
+        }
+    } else if (mw) {
         if ((st = bcml_wino_dw(j.x, gout, bcml_f32(din[1]), g.N, g.C, g.OC, g.H, g.W, err))) {
             bcml_free(gd);
             bcml_free(ws);
@@ -781,7 +801,15 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
         if (tr) trim_copy(&g, dw, dwt, 1); /* the other taps read only padding: no gradient */
         bcml_free(part);
     }
-    if (m) { /* dx += the convolution of dout with the weight rotated and transposed */
+    if (ddx) {
+        st = bcml_conv_direct_dx(gout, bcml_f32(n->in[1]), bcml_f32(din[0]), g.N, g.C, g.H, g.W, g.OC, g.KH, g.KW,
+                                 g.ph, g.pw, g.dh, g.dw, g.OH, g.OW, err);
+        if (st) {
+            bcml_free(gd);
+            bcml_free(ws);
+            return st;
+        }
+    } else if (m) { /* dx += the convolution of dout with the weight rotated and transposed */
         st = bcml_wino_conv(m, gout, bcml_f32(n->in[1]), 1, NULL, NULL, NULL, 0, bcml_f32(din[0]), 1, g.N, g.OC, g.C,
                             g.H, g.W, err);
         if (st) {

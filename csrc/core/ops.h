@@ -109,6 +109,21 @@ bcml_status bcml_dense_conv(const float *x, const float *w, const float *bias, c
 /* dw (Cout, Cin, 3, 3) += the weight gradient of that convolution (F(2x2, 3x3)) from x and dout. */
 bcml_status bcml_wino_dw(const float *x, const float *dout, float *dw, int64_t N, int64_t Cin, int64_t Cout,
                          int64_t H, int64_t W, bcml_err *err);
+/* Direct convolution for small channel counts, stride 1, groups 1, AVX-512 (conv_direct.c).
+ * bcml_conv_direct_ok: whether these shapes take it (forward, dx and dw alike); fw: out =
+ * conv(x, w) [+ bias] [* scale + shift] [ReLU]; dx += and dw += the gradients from dout. */
+int bcml_conv_direct_ok(int64_t C, int64_t OC, int64_t KH, int64_t KW, int64_t H, int64_t ph, int64_t pw,
+                        int64_t dh, int64_t dw, int64_t OH, int64_t OW);
+bcml_status bcml_conv_direct_fw(const float *x, const float *w, const float *bias, const float *scale,
+                                const float *shift, int relu, float *out, int64_t N, int64_t C, int64_t H, int64_t W,
+                                int64_t OC, int64_t KH, int64_t KW, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
+                                int64_t OH, int64_t OW, bcml_err *err);
+bcml_status bcml_conv_direct_dx(const float *dout, const float *w, float *dx, int64_t N, int64_t C, int64_t H,
+                                int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t ph, int64_t pw, int64_t dh,
+                                int64_t dw, int64_t OH, int64_t OW, bcml_err *err);
+bcml_status bcml_conv_direct_dw(const float *x, const float *dout, float *dw, int64_t N, int64_t C, int64_t H,
+                                int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t ph, int64_t pw, int64_t dh,
+                                int64_t dwl, int64_t OH, int64_t OW, bcml_err *err);
 bcml_status bcml_max_pool2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
 bcml_status bcml_max_pool2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);
 bcml_status bcml_avg_pool2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);

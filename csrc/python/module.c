@@ -959,6 +959,27 @@ static PyObject *py_get_winograd(PyObject *self, PyObject *noargs) {
     (void)self; (void)noargs;
     return PyLong_FromLong(bcml_get_winograd());
 }
+/* set_conv_direct(on): the direct small-channel convolution kernels off (0) or on (1) (tests and
+ * benchmarks). */
+static PyObject *py_set_conv_direct(PyObject *self, PyObject *arg) {
+    (void)self;
+    long on = PyLong_AsLong(arg);
+    if (on == -1 && PyErr_Occurred()) return NULL;
+    if (on != 0 && on != 1) {
+        PyErr_SetString(PyExc_ValueError, "set_conv_direct: on must be 0 or 1");
+        return NULL;
+    }
+    bcml_set_conv_direct((int)on);
+    Py_RETURN_NONE;
+}
+static PyObject *py_get_conv_direct(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    return PyLong_FromLong(bcml_get_conv_direct());
+}
+static PyObject *py_conv_direct_cpu(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    return PyBool_FromLong(bcml_conv_direct_cpu());
+}
 /* set_thread_limit(n): caps bcml's kernel threads for the calling thread (0: no cap). */
 static PyObject *py_set_thread_limit(PyObject *self, PyObject *arg) {
     (void)self;
@@ -993,6 +1014,9 @@ static PyMethodDef module_methods[] = {
     {"set_thread_limit", py_set_thread_limit, METH_O, "cap the calling thread's kernel threads (0: none)"},
     {"set_winograd", py_set_winograd, METH_O, "Winograd convolution on or off"},
     {"get_winograd", py_get_winograd, METH_NOARGS, NULL},
+    {"set_conv_direct", py_set_conv_direct, METH_O, "direct small-channel convolution kernels on or off"},
+    {"get_conv_direct", py_get_conv_direct, METH_NOARGS, NULL},
+    {"conv_direct_cpu", py_conv_direct_cpu, METH_NOARGS, "whether this CPU runs the direct kernels (AVX-512)"},
     BCML_PY_OPTIM_METHODS
     BCML_PY_SCORES_METHODS
     BCML_PY_SAFETENSORS_METHODS
