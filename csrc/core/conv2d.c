@@ -704,6 +704,32 @@ bcml_status bcml_conv2d_bn_relu_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor
     return st;
 }
 
+/* db[o] += the sum of dout[:, o] for the channels o of task k (each channel summed alike in any task). */
+typedef struct {
+    const conv_geom *g;
+    const float *dout;
+    float *db;
+} bias_job;
+
+static void bias_task(void *arg, int64_t k, int64_t ntasks) {
+    const bias_job *bj = arg;
+    const conv_geom *g = bj->g;
+    for (int64_t o = g->OC * k / ntasks; o < g->OC * (k + 1) / ntasks; o++) {
+        double tot = 0.0;
+        for (int64_t im = 0; im < g->N; im++) {
+            const float *r = bj->dout + (im * g->OC + o) * g->P;
+            float acc[8] = {0};
+            int64_t p = 0;
+            for (; p + 8 <= g->P; p += 8)
+                for (int l = 0; l < 8; l++) acc[l] += r[p + l];
+            float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+            for (; p < g->P; p++) s += r[p];
+            tot += s;
+        }
+        bj->db[o] += (float)tot;
+    }
+}
+
 bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {
     conv_geom g;
     bcml_status st = conv_setup(n, &g, err);
@@ -715,22 +741,9 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
     float *ws = NULL;
     if (din[0] && g.OCg && g.Cg && (st = job_weight(&g, &j, n->in[1], &ws, err))) return st;
     const int64_t want = want_tasks((double)g.N * g.OC * g.K * g.P);
-    if (n->n_in > 2 && din[2]) { /* dbias (OC) += sums of dout over N, OH, OW */
-        float *db = bcml_f32(din[2]);
-        for (int64_t o = 0; o < g.OC; o++) {
-            double tot = 0.0;
-            for (int64_t im = 0; im < g.N; im++) {
-                const float *r = gout + (im * g.OC + o) * g.P;
-                float acc[8] = {0};
-                int64_t p = 0;
-                for (; p + 8 <= g.P; p += 8)
-                    for (int l = 0; l < 8; l++) acc[l] += r[p + l];
-                float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-                for (; p < g.P; p++) s += r[p];
-                tot += s;
-            }
-            db[o] += (float)tot;
-        }
+    if (n->n_in > 2 && din[2]) { /* dbias (OC) += sums of dout over N, OH, OW, channels split over tasks */
+        bias_job bj = {.g = &g, .dout = gout, .db = bcml_f32(din[2])};
+        bcml_parallel(min64(g.OC, want_tasks((double)g.N * g.OC * g.P)), bias_task, &bj);
     }
     const int m = din[0] && g.OCg && g.Cg ? wino_tile(&g, g.OC, g.C) : 0; /* dx by Winograd */
     const int mw = din[1] && g.K ? wino_tile(&g, g.C, g.OC) : 0;           /* dW by Winograd */
