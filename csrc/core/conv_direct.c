@@ -244,7 +244,8 @@ static void fill_koff(int64_t *koff, int64_t C, int64_t KH, int64_t KW, int64_t 
                 koff[(c * KH + ky) * KW + kx] = ((c * KW + kx) * Hp + ky * dh) * OW;
 }
 
-static bcml_status run_fw(direct_job *j, bcml_err *err) {
+/* Sets the derived sizes (Hp, P, K) of a job and allocates and fills its koff (freed by the caller). */
+static bcml_status job_geometry(direct_job *j, bcml_err *err) {
     j->Hp = j->H + 2 * j->ph;
     j->P = j->OH * j->OW;
     j->K = j->C * j->KH * j->KW;
@@ -253,8 +254,14 @@ static bcml_status run_fw(direct_job *j, bcml_err *err) {
     fill_koff(koff, j->C, j->KH, j->KW, j->Hp, j->OW, j->dh);
     j->koff = koff;
     atomic_init(&j->failed, 0);
+    return BCML_OK;
+}
+
+static bcml_status run_fw(direct_job *j, bcml_err *err) {
+    bcml_status st = job_geometry(j, err);
+    if (st) return st;
     bcml_parallel(min64(j->N, MAX_TASKS), fw_task, j);
-    bcml_free(koff);
+    bcml_free((void *)j->koff);
     if (atomic_load(&j->failed)) return bcml_fail(err, BCML_ENOMEM, "conv2d: out of memory for a shifted copy");
     return BCML_OK;
 }
@@ -380,16 +387,10 @@ bcml_status bcml_conv_direct_dx(const float *dout, const float *w, float *dx, in
      * added into a shifted copy's layout, then folded back into dx */
     direct_job j = {.dout = dout, .wt = w, .out = dx, .N = N, .C = C, .H = H, .W = W, .OC = OC, .KH = KH, .KW = KW,
                     .ph = ph, .pw = pw, .dh = dh, .dw = dw, .OH = OH, .OW = OW};
-    j.Hp = H + 2 * ph;
-    j.P = OH * OW;
-    j.K = C * KH * KW;
-    int64_t *koff = bcml_alloc((size_t)j.K * sizeof(int64_t));
-    if (!koff) return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory");
-    fill_koff(koff, C, KH, KW, j.Hp, OW, dh);
-    j.koff = koff;
-    atomic_init(&j.failed, 0);
+    bcml_status st = job_geometry(&j, err);
+    if (st) return st;
     bcml_parallel(min64(N, MAX_TASKS), dx_task, &j);
-    bcml_free(koff);
+    bcml_free((void *)j.koff);
     if (atomic_load(&j.failed)) return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory for a shifted copy");
     return BCML_OK;
 #else
@@ -462,20 +463,15 @@ bcml_status bcml_conv_direct_dw(const float *x, const float *dout, float *dw, in
 #if HAVE_DIRECT
     direct_job j = {.x = x, .dout = dout, .dwt = dw, .N = N, .C = C, .H = H, .W = W, .OC = OC, .KH = KH, .KW = KW,
                     .ph = ph, .pw = pw, .dh = dh, .dw = dwl, .OH = OH, .OW = OW};
-    j.Hp = H + 2 * ph;
-    j.P = OH * OW;
-    j.K = C * KH * KW;
+    bcml_status st = job_geometry(&j, err);
+    if (st) return st;
     const int64_t xsn = C * KW * j.Hp * OW;
     const int64_t chunk = max64(1, min64(N, DW_CHUNK / xsn)); /* images per chunk: from the shapes */
-    int64_t *koff = bcml_alloc((size_t)j.K * sizeof(int64_t));
     float *xs = bcml_alloc((size_t)(chunk * xsn) * sizeof(float));
-    if (!koff || !xs) {
-        bcml_free(koff);
-        bcml_free(xs);
+    if (!xs) {
+        bcml_free((void *)j.koff);
         return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory for shifted copies");
     }
-    fill_koff(koff, C, KH, KW, j.Hp, OW, dh);
-    j.koff = koff;
     j.xs = xs;
     j.nkb = cdiv(j.K, DW_KB);
     j.ntiles = cdiv(OC, DW_OCB) * j.nkb;
@@ -485,7 +481,7 @@ bcml_status bcml_conv_direct_dw(const float *x, const float *dout, float *dw, in
         bcml_parallel(min64(j.ntiles, MAX_TASKS), dw_tiles, &j);
     }
     bcml_free(xs);
-    bcml_free(koff);
+    bcml_free((void *)j.koff);
     return BCML_OK;
 #else
     (void)x; (void)dout; (void)dw; (void)N; (void)C; (void)H; (void)W; (void)OC; (void)KH; (void)KW; (void)ph;
