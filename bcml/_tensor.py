@@ -15,6 +15,7 @@ from . import _core
 from . import _values
 
 OPS = _core.op_ids()
+_INDEX_SELECT, _SLICE = OPS["index_select"], OPS["slice"]
 _apply = _core.apply
 
 REDUCTIONS = {"none": 0, "mean": 1, "sum": 2, "batchmean": 3}
@@ -623,6 +624,17 @@ class Tensor(_core.TensorBase):
 
     # ---- indexing -------------------------------------------------------------------------
     def __getitem__(self, key):
+        # the two indexings of a training loop, without index()'s general walk: rows picked by a
+        # 1-D int64 tensor (x[idx]) and a step-1 slice of the first dimension (perm[i:i + B])
+        tk = type(key)
+        if tk is Tensor and key.ndim == 1 and key._dtype_name == "int64" and self.ndim:
+            return _apply(_INDEX_SELECT, (self, key), (0,), ())
+        if tk is slice and key.step is None and self.ndim:
+            n = self.shape[0]
+            start, stop, _ = key.indices(n)
+            if start == 0 and stop == n:
+                return self
+            return _apply(_SLICE, (self,), (0, start, max(stop, start), 1), ())
         return index(self, key)
 
     def __setitem__(self, key, value):
