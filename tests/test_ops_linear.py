@@ -132,6 +132,46 @@ def test_nn_linear_init_bounds():
 
 
 # ==== matmul ==============================================================================
+# Layers with at most 4 outputs take the narrow kernels (dot products and column sums over x's
+# rows; AVX-512 where the CPU has it): rows split over tasks, 16-column chunks with a remainder.
+NARROW_SHAPES = [(754, 108, 2), (754, 108, 1), (1000, 37, 3), (33, 200, 4), (17, 16, 2), (5, 3, 4)]
+
+
+@pytest.mark.parametrize("R,C,OC", NARROW_SHAPES, ids=["%dx%d->%d" % s for s in NARROW_SHAPES])
+def test_narrow_linear_against_float64(R, C, OC):
+    rng = np.random.default_rng(R + C + OC)
+    x = rng.standard_normal((R, C)).astype(np.float32)
+    w = rng.standard_normal((OC, C)).astype(np.float32)
+    b = rng.standard_normal(OC).astype(np.float32)
+    g = rng.standard_normal((R, OC)).astype(np.float32)
+    ts = [bcml.tensor(a, requires_grad=True) for a in (x, w, b)]
+    out = F.linear(*ts)
+    out.backward(bcml.tensor(g))
+    x64, w64, g64 = x.astype(np.float64), w.astype(np.float64), g.astype(np.float64)
+    for got, ref in ((arr(out), x64 @ w64.T + b), (ts[0].grad.numpy(), g64 @ w64), (ts[1].grad.numpy(), g64.T @ x64),
+                     (ts[2].grad.numpy(), g64.sum(0))):
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * (1 + np.abs(ref).max()))
+
+
+def test_narrow_linear_same_bits_at_any_thread_count():
+    rng = np.random.default_rng(9)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((754, 108), (2, 108), (2,))]
+    g = rng.standard_normal((754, 2)).astype(np.float32)
+    before, results = bcml.get_num_threads(), []
+    try:
+        for n in (1, 2, 3):
+            bcml.set_num_threads(n)
+            ts = [bcml.tensor(a, requires_grad=True) for a in arrays]
+            out = F.linear(*ts)
+            out.backward(bcml.tensor(g))
+            results.append([arr(out).copy()] + [t.grad.numpy().copy() for t in ts])
+    finally:
+        bcml.set_num_threads(before)
+    for other in results[1:]:
+        for a, c in zip(results[0], other):
+            np.testing.assert_array_equal(a, c)
+
+
 MATMUL_SHAPES = [((4,), (4,)), ((4,), (4, 3)), ((2, 4), (4,)), ((2, 4), (4, 3)), ((3, 2, 4), (3, 4, 5)),
                  ((0, 4), (4, 3)), ((2, 0), (0, 3)), ((2, 4), (4, 0)), ((0, 2, 4), (0, 4, 5)), ((1, 1), (1, 1))]
 

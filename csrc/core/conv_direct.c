@@ -52,8 +52,8 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+int bcml_have_avx512(void) {
 #if HAVE_DIRECT
-static int cpu_ok(void) {
     static atomic_int known = -1;
     int k = atomic_load(&known);
     if (k < 0) {
@@ -62,7 +62,13 @@ static int cpu_ok(void) {
         atomic_store(&known, k);
     }
     return k;
+#else
+    return 0;
+#endif
 }
+
+#if HAVE_DIRECT
+static int cpu_ok(void) { return bcml_have_avx512(); }
 #endif
 
 int bcml_conv_direct_cpu(void) {

@@ -55,7 +55,7 @@ static inline __attribute__((always_inline)) void fw_narrow_oc(float *out, const
     }
 }
 
-BCML_CLONES_512 static void linear_fw_narrow(float *out, const float *x, const float *w, const float *b,
+BCML_CLONES static void linear_fw_narrow(float *out, const float *x, const float *w, const float *b,
                                              int64_t R, int64_t C, int64_t OC) {
     switch (OC) {
     case 1: fw_narrow_oc(out, x, w, b, R, C, 1); break;
@@ -103,7 +103,7 @@ static inline __attribute__((always_inline)) void dw_narrow_oc(float *dw, const 
     }
 }
 
-BCML_CLONES_512 static void linear_dw_narrow(float *dw, const float *g, const float *x, int64_t R, int64_t C,
+BCML_CLONES static void linear_dw_narrow(float *dw, const float *g, const float *x, int64_t R, int64_t C,
                              int64_t OC, int64_t c0, int64_t c1) {
     switch (OC) {
     case 1: dw_narrow_oc(dw, g, x, R, C, c0, c1, 1); break;
@@ -125,6 +125,87 @@ BCML_CLONES static void linear_dx_narrow(float *dx, const float *g, const float 
         }
     }
 }
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_AVX512_NARROW 1
+#define AVX512 __attribute__((target("avx512f")))
+
+static inline __attribute__((always_inline)) AVX512 __mmask16 lanes(int64_t n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n > 0 ? (__mmask16)((1u << n) - 1u) : (__mmask16)0;
+}
+
+/* The narrow kernels on AVX-512 registers (the C loops above keep their sums in memory):
+ * out (R, OC) = x (R, C) @ W^T (+ b), each row's 16-float chunks read once for every output. */
+static inline __attribute__((always_inline)) AVX512 void fw_narrow512_oc(float *out, const float *x,
+                                                                        const float *w, const float *b,
+                                                                        int64_t R, int64_t C, const int OC) {
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = x + r * C;
+        __m512 acc[NARROW_OC];
+        for (int o = 0; o < OC; o++) acc[o] = _mm512_setzero_ps();
+        for (int64_t c = 0; c < C; c += 16) {
+            const __mmask16 m = lanes(C - c);
+            const __m512 xv = _mm512_maskz_loadu_ps(m, xr + c);
+            for (int o = 0; o < OC; o++) acc[o] = _mm512_fmadd_ps(xv, _mm512_maskz_loadu_ps(m, w + o * C + c), acc[o]);
+        }
+        for (int o = 0; o < OC; o++) {
+            const float s = _mm512_reduce_add_ps(acc[o]);
+            out[r * OC + o] = b ? b[o] + s : s;
+        }
+    }
+}
+
+AVX512 static void linear_fw_narrow512(float *out, const float *x, const float *w, const float *b, int64_t R,
+                                       int64_t C, int64_t OC) {
+    switch (OC) {
+    case 1: fw_narrow512_oc(out, x, w, b, R, C, 1); break;
+    case 2: fw_narrow512_oc(out, x, w, b, R, C, 2); break;
+    case 3: fw_narrow512_oc(out, x, w, b, R, C, 3); break;
+    default: fw_narrow512_oc(out, x, w, b, R, C, 4); break;
+    }
+}
+
+/* dW[:, c0:c1] (OC, C) += g^T (OC, R) @ x[:, c0:c1]: 64 columns at a time summed over all rows in
+ * registers (x read once), g's values broadcast. */
+static inline __attribute__((always_inline)) AVX512 void dw_narrow512_oc(float *dw, const float *g, const float *x,
+                                                                        int64_t R, int64_t C, int64_t c0, int64_t c1,
+                                                                        const int OC) {
+    for (int64_t c = c0; c < c1; c += 64) {
+        __m512 acc[NARROW_OC][4];
+        __mmask16 m[4];
+        for (int v = 0; v < 4; v++) m[v] = lanes(c1 - c - 16 * v);
+        for (int o = 0; o < OC; o++)
+            for (int v = 0; v < 4; v++) acc[o][v] = _mm512_setzero_ps();
+        for (int64_t r = 0; r < R; r++) {
+            const float *xr = x + r * C + c;
+            __m512 xv[4];
+            for (int v = 0; v < 4; v++) xv[v] = _mm512_maskz_loadu_ps(m[v], xr + 16 * v);
+            for (int o = 0; o < OC; o++) {
+                const __m512 gv = _mm512_set1_ps(g[r * OC + o]);
+                for (int v = 0; v < 4; v++) acc[o][v] = _mm512_fmadd_ps(gv, xv[v], acc[o][v]);
+            }
+        }
+        for (int o = 0; o < OC; o++)
+            for (int v = 0; v < 4; v++) {
+                float *d = dw + o * C + c + 16 * v;
+                _mm512_mask_storeu_ps(d, m[v], _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], d), acc[o][v]));
+            }
+    }
+}
+
+AVX512 static void linear_dw_narrow512(float *dw, const float *g, const float *x, int64_t R, int64_t C,
+                                       int64_t OC, int64_t c0, int64_t c1) {
+    switch (OC) {
+    case 1: dw_narrow512_oc(dw, g, x, R, C, c0, c1, 1); break;
+    case 2: dw_narrow512_oc(dw, g, x, R, C, c0, c1, 2); break;
+    case 3: dw_narrow512_oc(dw, g, x, R, C, c0, c1, 3); break;
+    default: dw_narrow512_oc(dw, g, x, R, C, c0, c1, 4); break;
+    }
+}
+#else
+#define HAVE_AVX512_NARROW 0
+#endif
 
 /* Number of tasks an (M x N x K) product is split into: from its size only (never from the
  * thread count), so results are the same bits with any number of threads. */
@@ -152,10 +233,17 @@ static void linear_fw_task(void *arg, int64_t k, int64_t n) {
     int64_t r0, r1;
     split(j->R, k, n, 8, &r0, &r1);
     if (r1 <= r0) return;
-    if (j->OC <= NARROW_OC && j->C > 0)
+    if (j->OC <= NARROW_OC && j->C > 0) {
+#if HAVE_AVX512_NARROW
+        if (bcml_have_avx512()) {
+            linear_fw_narrow512(j->out + r0 * j->OC, j->x + r0 * j->C, j->w, j->b, r1 - r0, j->C, j->OC);
+            return;
+        }
+#endif
         linear_fw_narrow(j->out + r0 * j->OC, j->x + r0 * j->C, j->w, j->b, r1 - r0, j->C, j->OC);
-    else
+    } else {
         linear_fw(j->out + r0 * j->OC, j->x + r0 * j->C, j->w, j->b, r1 - r0, j->C, j->OC);
+    }
 }
 
 /* dx rows [r0, r1) += g[r0:r1] (., OC) @ W (OC, C) */
@@ -175,11 +263,18 @@ static void linear_dw_task(void *arg, int64_t k, int64_t n) {
     linear_job *j = arg;
     int64_t c0, c1;
     split(j->C, k, n, 16, &c0, &c1);
-    if (c1 > c0 && j->OC <= NARROW_OC)
+    if (c1 > c0 && j->OC <= NARROW_OC) {
+#if HAVE_AVX512_NARROW
+        if (bcml_have_avx512()) {
+            linear_dw_narrow512(j->dw, j->g, j->x, j->R, j->C, j->OC, c0, c1);
+            return;
+        }
+#endif
         linear_dw_narrow(j->dw, j->g, j->x, j->R, j->C, j->OC, c0, c1);
-    else if (c1 > c0)
+    } else if (c1 > c0) {
         bcml_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)j->OC, (int)(c1 - c0), (int)j->R, 1.0f,
                    j->g, (int)j->OC, j->x + c0, (int)j->C, 1.0f, j->dw + c0, (int)j->C);
+    }
 }
 
 static bcml_status check_blas_dims(int64_t a, int64_t b, int64_t c, const char *op, bcml_err *err) {

@@ -9,12 +9,12 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__linux__) && \
     !defined(__SANITIZE_ADDRESS__)
 #define BCML_CLONES __attribute__((target_clones("avx2", "default")))
-/* the same with an AVX-512 version first (kernels whose loops are 16 floats wide) */
-#define BCML_CLONES_512 __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define BCML_CLONES
-#define BCML_CLONES_512
 #endif
+
+/* 1 where this build runs on x86-64 and the CPU has AVX-512F (conv_direct.c). */
+int bcml_have_avx512(void);
 
 /* y[i] = exp(x[i]) (y may equal x): a branch-free vectorisable exp within 1 ulp (elementwise.c). */
 void bcml_exp_f32(float *y, const float *x, int64_t n);
