@@ -211,27 +211,8 @@ class CompiledStep:
         """The identities of the Modules and optimizers the step names and the values of the
         numbers it names, and for each Module its submodules' scalar attributes (the train/eval
         flag, a dropout's p, ...) and parameter and buffer identities: a change records the step
-        again."""
-        sig = [id(o) for o in named]
-        sig.append(tuple(scalars))
-        add, extend, scalar = sig.append, sig.extend, _SCALAR_TYPES
-        seen = set()
-        for o in named:
-            if isinstance(o, Module) and id(o) not in seen:
-                stack = [o]
-                while stack:   # the module tree, depth first (Module.modules() without its generators)
-                    m = stack.pop()
-                    if id(m) in seen:
-                        continue
-                    seen.add(id(m))
-                    d = m.__dict__
-                    add(tuple([v for v in d.values() if type(v) in scalar]))
-                    extend(map(id, d["_parameters"].values()))
-                    extend(map(id, d["_buffers"].values()))
-                    subs = d["_modules"]
-                    add(len(subs))
-                    stack.extend(c for c in subs.values() if c is not None)
-        return tuple(sig)
+        again. (The walk is in C: _core.compile_state, csrc/python/replay_py.c.)"""
+        return _core.compile_state(named, scalars, Module)
 
     # ---- calls ----------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):

@@ -142,6 +142,24 @@ def _hooks(c):
     return call
 
 
+def _compile_state(c):
+    """bcml.compile's module walk on a small model (a Sequential with a dropout, a shared child
+    and a None submodule) and on bad arguments."""
+    core, nn = c.core, c.bcml.nn
+    lin = nn.Linear(3, 2)
+    model = nn.Sequential(lin, nn.Dropout(0.3), lin)
+    model.add_module("none", None)
+
+    def call():
+        core.compile_state([model, lin], (1, "a", None), nn.Module)
+        _fails(core.compile_state, (model,), (), nn.Module)
+        _fails(core.compile_state, [model], 3, nn.Module)
+        bad = nn.Linear(2, 2)
+        object.__setattr__(bad, "_parameters", [1])
+        _fails(core.compile_state, [bad], (), nn.Module)
+    return call
+
+
 def _fails(f, *args, errors=(TypeError, ValueError)):
     """Calls f(*args), which must raise one of errors: error paths must not leak either."""
     try:
@@ -204,6 +222,7 @@ CALLS = {
     "set_thread_limit": lambda c: lambda: c.core.set_thread_limit(0),
     "set_winograd": lambda c: lambda: (c.core.set_winograd(c.core.get_winograd()), _fails(c.core.set_winograd, 2),
                                        _fails(c.core.set_winograd, "1")),
+    "compile_state": _compile_state,
     "set_conv_direct": lambda c: lambda: (c.core.set_conv_direct(c.core.get_conv_direct()),
                                           _fails(c.core.set_conv_direct, 2), _fails(c.core.set_conv_direct, "1")),
     "conv_direct_cpu": lambda c: lambda: c.core.conv_direct_cpu(),

@@ -25,6 +25,31 @@ static bcml_status require_float_grad(const bcml_tensor *dout, const char *op, b
 /* Row gather: for each of `outer` blocks, copies K rows of `inner` elements (esz bytes each)
  * from src (outer, n, inner) to dst (outer, K, inner); row k of a block is rows[k] when rows is
  * given, else start + k * step. Rows must already be validated to lie in [0, n). */
+#define GATHER_SPLIT_BYTES 65536.0 /* gathers of at least this many bytes go through gather_task */
+#define GATHER_TASKS 4               /* their tasks: a constant, not the thread count */
+#define GATHER_AHEAD 6               /* rows prefetched ahead */
+
+typedef struct {
+    char *dst;
+    const char *src;
+    const int64_t *rows;
+    int64_t K;
+    size_t rowbytes;
+} gather_job;
+
+/* Rows [K*k/ntasks, K*(k+1)/ntasks) of dst (K, rowbytes) = src's rows rows[k]. */
+static void gather_task(void *arg, int64_t k, int64_t ntasks) {
+    const gather_job *j = arg;
+    const int64_t k0 = j->K * k / ntasks, k1 = j->K * (k + 1) / ntasks;
+    for (int64_t i = k0; i < k1; i++) {
+        if (i + GATHER_AHEAD < k1) {
+            const char *a = j->src + (size_t)j->rows[i + GATHER_AHEAD] * j->rowbytes;
+            for (size_t b = 0; b < j->rowbytes; b += 64) __builtin_prefetch(a + b, 0, 3);
+        }
+        memcpy(j->dst + (size_t)i * j->rowbytes, j->src + (size_t)j->rows[i] * j->rowbytes, j->rowbytes);
+    }
+}
+
 static void gather_rows(void *dstv,        /* (outer, K, inner) */
                         const void *srcv,  /* (outer, n, inner) */
                         const int64_t *rows, /* (K) or NULL */
@@ -48,6 +73,13 @@ static void gather_rows(void *dstv,        /* (outer, K, inner) */
         default: break;
         }
 #undef GATHER_ELEMS
+    }
+    if (outer == 1 && rows && (double)K * (double)rowbytes >= GATHER_SPLIT_BYTES && rowbytes >= 64) {
+        /* a batch of rows picked from a data set (x[idx]): random rows, mostly out of cache, each
+         * prefetched a few rows ahead, and big gathers split over tasks (disjoint output rows) */
+        gather_job j = {dst, src, rows, K, rowbytes};
+        bcml_parallel(K >= 4 * GATHER_TASKS ? GATHER_TASKS : 1, gather_task, &j);
+        return;
     }
     for (int64_t o = 0; o < outer; o++)
         for (int64_t k = 0; k < K; k++) {

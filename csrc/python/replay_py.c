@@ -720,6 +720,114 @@ done:
     return ret;
 }
 
+/* compile_state(named, scalars, Module) -> tuple: bcml.compile's signature of the Modules and
+ * optimizers a step names (bcml/_compile.py, CompiledStep._state): the ids of named, the scalars,
+ * then for each Module reached from named (depth first, each once) the values of its attributes
+ * whose type is exactly bool, int, float, complex, str, bytes or None, the ids of its parameters
+ * and buffers, and its number of submodules. The same walk as the Python it replaces, run at
+ * every call of a compiled step (12 us in Python for a 7-module MLP). */
+static int scalar_type(PyObject *v) {
+    PyTypeObject *t = Py_TYPE(v);
+    return t == &PyBool_Type || t == &PyLong_Type || t == &PyFloat_Type || t == &PyComplex_Type ||
+           t == &PyUnicode_Type || t == &PyBytes_Type || v == Py_None;
+}
+
+static int append_steal(PyObject *list, PyObject *o) {
+    if (!o) return -1;
+    int r = PyList_Append(list, o);
+    Py_DECREF(o);
+    return r;
+}
+
+static int append_ids(PyObject *sig, PyObject *d, const char *what) {
+    if (!d || !PyDict_Check(d)) {
+        PyErr_Format(PyExc_TypeError, "compile_state: a Module's %s is not a dict", what);
+        return -1;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(d, &pos, &k, &v))
+        if (append_steal(sig, PyLong_FromVoidPtr(v)) < 0) return -1;
+    return 0;
+}
+
+static int state_of_module(PyObject *sig, PyObject *m) {
+    PyObject *d = PyObject_GetAttrString(m, "__dict__");
+    if (!d) return -1;
+    int rc = -1;
+    PyObject *sc = NULL;
+    if (!PyDict_Check(d)) {
+        PyErr_SetString(PyExc_TypeError, "compile_state: a Module's __dict__ is not a dict");
+        goto done;
+    }
+    if (!(sc = PyList_New(0))) goto done;
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (PyDict_Next(d, &pos, &k, &v))
+        if (scalar_type(v) && PyList_Append(sc, v) < 0) goto done;
+    if (append_steal(sig, PyList_AsTuple(sc)) < 0) goto done;
+    if (append_ids(sig, PyDict_GetItemString(d, "_parameters"), "_parameters") < 0 ||
+        append_ids(sig, PyDict_GetItemString(d, "_buffers"), "_buffers") < 0)
+        goto done;
+    rc = 0;
+done:
+    Py_XDECREF(sc);
+    Py_DECREF(d);
+    return rc;
+}
+
+static PyObject *py_compile_state(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *named, *scalars, *module_type;
+    if (!PyArg_ParseTuple(args, "O!OO:compile_state", &PyList_Type, &named, &scalars, &module_type)) return NULL;
+    PyObject *sig = PyList_New(0), *seen = PySet_New(NULL), *stack = PyList_New(0), *ret = NULL;
+    if (!sig || !seen || !stack) goto done;
+    Py_ssize_t n = PyList_GET_SIZE(named);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (append_steal(sig, PyLong_FromVoidPtr(PyList_GET_ITEM(named, i))) < 0) goto done;
+    if (append_steal(sig, PySequence_Tuple(scalars)) < 0) goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = PyList_GET_ITEM(named, i);
+        int is = PyObject_IsInstance(o, module_type);
+        if (is < 0) goto done;
+        if (!is) continue;
+        if (PyList_Append(stack, o) < 0) goto done;
+        while (PyList_GET_SIZE(stack) > 0) {
+            Py_ssize_t top = PyList_GET_SIZE(stack) - 1;
+            PyObject *m = PyList_GET_ITEM(stack, top);
+            Py_INCREF(m);
+            if (PyList_SetSlice(stack, top, top + 1, NULL) < 0) { Py_DECREF(m); goto done; }
+            PyObject *key = PyLong_FromVoidPtr(m);
+            int r = key ? PySet_Contains(seen, key) : -1;
+            if (r == 0) r = PySet_Add(seen, key) < 0 ? -1 : 0;
+            else if (r == 1) { Py_DECREF(key); Py_DECREF(m); continue; }
+            Py_XDECREF(key);
+            if (r < 0 || state_of_module(sig, m) < 0) { Py_DECREF(m); goto done; }
+            PyObject *d = PyObject_GetAttrString(m, "__dict__");
+            Py_DECREF(m);
+            if (!d) goto done;
+            PyObject *subs = PyDict_Check(d) ? PyDict_GetItemString(d, "_modules") : NULL;
+            if (!subs || !PyDict_Check(subs)) {
+                Py_DECREF(d);
+                PyErr_SetString(PyExc_TypeError, "compile_state: a Module's _modules is not a dict");
+                goto done;
+            }
+            if (append_steal(sig, PyLong_FromSsize_t(PyDict_Size(subs))) < 0) { Py_DECREF(d); goto done; }
+            Py_ssize_t pos = 0;
+            PyObject *k, *c;
+            while (PyDict_Next(subs, &pos, &k, &c))
+                if (c != Py_None && PyList_Append(stack, c) < 0) { Py_DECREF(d); goto done; }
+            Py_DECREF(d);
+        }
+    }
+    ret = PyList_AsTuple(sig);
+done:
+    Py_XDECREF(sig);
+    Py_XDECREF(seen);
+    Py_XDECREF(stack);
+    return ret;
+}
+
 PyMethodDef bcml_py_replay_methods[] = {
     {"record_begin", py_record_begin, METH_VARARGS,
      "record_begin(steps=False): start recording this thread's ops (steps: backward and optimizer steps too)"},
@@ -733,6 +841,8 @@ PyMethodDef bcml_py_replay_methods[] = {
     {"plan_train", py_plan_train, METH_VARARGS,
      "plan_train(plans, full, order, bounds, start, groups, losses) -> next batch"},
     {"plan_predict", py_plan_predict, METH_VARARGS, "plan_predict(plans, full, order, bounds, start, outs) -> next batch"},
+    {"compile_state", py_compile_state, METH_VARARGS,
+     "compile_state(named, scalars, Module) -> tuple: bcml.compile's signature of the Modules a step names"},
     {NULL, NULL, 0, NULL},
 };
 
