@@ -216,6 +216,15 @@ static int64_t gemm_tasks(int64_t M, int64_t N, int64_t K) {
     return t;
 }
 
+/* The narrow kernels (<= NARROW_OC outputs) read x once at memory speed: their tasks follow the
+ * size of x (R x C floats), again never the thread count. */
+static int64_t narrow_tasks(int64_t R, int64_t C) {
+    double n = (double)R * (double)C;
+    int64_t t = n >= 262144 ? 4 : n >= 32768 ? 2 : 1;
+    while (t > 1 && R / t < 16) t /= 2;
+    return t;
+}
+
 static void split(int64_t M, int64_t k, int64_t n, int64_t align, int64_t *m0, int64_t *m1) {
     int64_t chunk = ((M + n - 1) / n + align - 1) / align * align;
     *m0 = k * chunk < M ? k * chunk : M;
@@ -311,7 +320,7 @@ bcml_status bcml_linear_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
     if ((st = bcml_tensor_new(&out[0], BCML_FLOAT32, x->ndim, oshape, 0, err))) return st;
     linear_job j = {.out = bcml_f32(out[0]), .x = bcml_f32(x), .w = bcml_f32(w),
                     .b = b ? bcml_f32(b) : NULL, .R = R, .C = C, .OC = OC};
-    bcml_parallel(gemm_tasks(R, OC, C), linear_fw_task, &j);
+    bcml_parallel(OC <= NARROW_OC && C > 0 ? narrow_tasks(R, C) : gemm_tasks(R, OC, C), linear_fw_task, &j);
     return BCML_OK;
 }
 
@@ -325,11 +334,11 @@ bcml_status bcml_linear_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
     linear_job j = {.x = bcml_f32(x), .w = bcml_f32(w), .g = g, .R = R, .C = C, .OC = OC};
     if (din[0] && R && C) { /* dx (R, C) += g (R, OC) @ W (OC, C) */
         j.dx = bcml_f32(din[0]);
-        bcml_parallel(gemm_tasks(R, C, OC), linear_dx_task, &j);
+        bcml_parallel(OC <= NARROW_OC ? narrow_tasks(R, C) : gemm_tasks(R, C, OC), linear_dx_task, &j);
     }
     if (din[1] && R && C) { /* dW (OC, C) += g^T (OC, R) @ x (R, C) */
         j.dw = bcml_f32(din[1]);
-        bcml_parallel(gemm_tasks(C, OC, R), linear_dw_task, &j);
+        bcml_parallel(OC <= NARROW_OC ? narrow_tasks(R, C) : gemm_tasks(C, OC, R), linear_dw_task, &j);
     }
     if (n->n_in > 2 && din[2]) { /* db (OC) += column sums of g */
         float *db = bcml_f32(din[2]);

@@ -26,7 +26,7 @@ static bcml_status require_float_grad(const bcml_tensor *dout, const char *op, b
  * from src (outer, n, inner) to dst (outer, K, inner); row k of a block is rows[k] when rows is
  * given, else start + k * step. Rows must already be validated to lie in [0, n). */
 #define GATHER_SPLIT_BYTES 65536.0 /* gathers of at least this many bytes go through gather_task */
-#define GATHER_TASKS 4               /* their tasks: a constant, not the thread count */
+#define GATHER_TASKS 2               /* their tasks: a constant, not the thread count (halves, as the ops after them split a batch) */
 #define GATHER_AHEAD 6               /* rows prefetched ahead */
 
 typedef struct {
