@@ -743,7 +743,7 @@ bcml_status bcml_conv2d_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
     const int64_t want = want_tasks((double)g.N * g.OC * g.K * g.P);
     if (n->n_in > 2 && din[2]) { /* dbias (OC) += sums of dout over N, OH, OW, channels split over tasks */
         bias_job bj = {.g = &g, .dout = gout, .db = bcml_f32(din[2])};
-        bcml_parallel(min64(g.OC, want_tasks((double)g.N * g.OC * g.P)), bias_task, &bj);
+        bcml_parallel(g.N * g.OC * g.P >= 65536 ? min64(g.OC, 4) : 1, bias_task, &bj);
     }
     const int m = din[0] && g.OCg && g.Cg ? wino_tile(&g, g.OC, g.C) : 0; /* dx by Winograd */
     const int mw = din[1] && g.K ? wino_tile(&g, g.C, g.OC) : 0;           /* dW by Winograd */

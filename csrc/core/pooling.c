@@ -170,6 +170,7 @@ static bcml_status run_planes(pool_job *j, double work_per_plane, const char *op
     if (P <= 0) return BCML_OK;
     double work = (double)P * (work_per_plane > 0 ? work_per_plane : 1);
     int64_t ntasks = (int64_t)(work / PLANE_GRAIN);
+    if (ntasks > 1) ntasks = (ntasks + 3) / 4 * 4; /* a multiple of 4: even shares on 2 or 4 threads */
     if (ntasks > PLANE_MAX_TASKS) ntasks = PLANE_MAX_TASKS;
     if (ntasks > P) ntasks = P;
     if (ntasks < 1) ntasks = 1;
