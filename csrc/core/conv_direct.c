@@ -39,7 +39,8 @@
 #define MAX_K 1024                 /* taps C*KH*KW */
 #define MIN_P 48                   /* output pixels per image (at least 3 vectors) */
 #define XS_BUDGET ((int64_t)1 << 20) /* floats in one image's shifted copy */
-#define DW_CHUNK ((int64_t)1 << 20)  /* floats in the shifted copies of a dW image chunk */
+#define DW_SUB_BUDGET ((int64_t)1 << 17) /* floats of copies + output gradients in a dW sub-chunk (512 KiB) */
+#define DW_MIN_GROUP 4               /* images per dW group, at least */
 #define MAX_TASKS 16
 
 /* 1 on (the default, where the CPU has AVX-512), 0 off (tests and benchmarks) */
@@ -102,10 +103,9 @@ typedef struct {
     const int64_t *koff;            /* (K) */
     int64_t N, C, H, W, OC, KH, KW, ph, pw, dh, dw, Hp, OH, OW, P, K;
     int relu, acc;
-    float *xs;                      /* dW: the chunk's shifted copies */
     const float *dout;              /* dW */
-    float *dwt;                     /* dW (OC, K) */
-    int64_t im0, nim, ntiles, nkb;
+    float *part;                    /* dW: (ngroups, OC, K) partial sums */
+    int64_t ntiles, nkb, ngroups, ntchunks, sub;
     atomic_int failed;
 } direct_job;
 
@@ -410,8 +410,10 @@ bcml_status bcml_conv_direct_dx(const float *dout, const float *w, float *dx, in
 #define DW_OCB 4
 #define DW_KB 6
 
-/* dwt[oc][k] += over the chunk's images and pixels, oc in [oc0, oc0 + OCB), k in [k0, k0 + KB). */
-static inline __attribute__((always_inline)) AVX512 void dw_tile(const direct_job *j, int64_t oc0, int64_t k0,
+/* out[oc][k] += over images [im0, im0 + nim) (their shifted copies at xs) and pixels, oc in
+ * [oc0, oc0 + OCB), k in [k0, k0 + KB). */
+static inline __attribute__((always_inline)) AVX512 void dw_tile(const direct_job *j, const float *xsb, int64_t im0,
+                                                                 int64_t nim, float *out, int64_t oc0, int64_t k0,
                                                                  const int OCB, const int KB) {
     __m512 acc[DW_OCB][DW_KB];
     _Pragma("GCC unroll 8") for (int o = 0; o < OCB; o++)
@@ -419,9 +421,9 @@ static inline __attribute__((always_inline)) AVX512 void dw_tile(const direct_jo
     const int64_t P = j->P, xsn = j->C * j->KW * j->Hp * j->OW;
     int64_t ko[DW_KB];
     _Pragma("GCC unroll 8") for (int q = 0; q < KB; q++) ko[q] = j->koff[k0 + q];
-    for (int64_t b = 0; b < j->nim; b++) {
-        const float *restrict xs = j->xs + b * xsn;
-        const float *restrict dy = j->dout + ((j->im0 + b) * j->OC + oc0) * P;
+    for (int64_t b = 0; b < nim; b++) {
+        const float *restrict xs = xsb + b * xsn;
+        const float *restrict dy = j->dout + ((im0 + b) * j->OC + oc0) * P;
         for (int64_t p0 = 0; p0 < P; p0 += 16) {
             const __mmask16 m = lane_mask(P - p0);
             __m512 dv[DW_OCB];
@@ -433,33 +435,44 @@ static inline __attribute__((always_inline)) AVX512 void dw_tile(const direct_jo
         }
     }
     _Pragma("GCC unroll 8") for (int o = 0; o < OCB; o++)
-        _Pragma("GCC unroll 8") for (int q = 0; q < KB; q++) j->dwt[(oc0 + o) * j->K + k0 + q] += _mm512_reduce_add_ps(acc[o][q]);
+        _Pragma("GCC unroll 8") for (int q = 0; q < KB; q++) out[(oc0 + o) * j->K + k0 + q] += _mm512_reduce_add_ps(acc[o][q]);
 }
 
-#define DW_CASE(ocb, kb) case (ocb) * 8 + (kb): dw_tile(j, oc0, k0, ocb, kb); break;
+#define DW_CASE(ocb, kb) case (ocb) * 8 + (kb): dw_tile(j, xs, im0, nim, out, oc0, k0, ocb, kb); break;
 #define DW_CASES(ocb) DW_CASE(ocb, 1) DW_CASE(ocb, 2) DW_CASE(ocb, 3) DW_CASE(ocb, 4) DW_CASE(ocb, 5) DW_CASE(ocb, 6)
 
-AVX512 static void dw_tile_any(const direct_job *j, int64_t oc0, int ocb, int64_t k0, int kb) {
+AVX512 static void dw_tile_any(const direct_job *j, const float *xs, int64_t im0, int64_t nim, float *out,
+                               int64_t oc0, int ocb, int64_t k0, int kb) {
     switch (ocb * 8 + kb) {
         DW_CASES(1) DW_CASES(2) DW_CASES(3) DW_CASES(4)
         default: break;
     }
 }
 
-static void dw_tiles(void *arg, int64_t k, int64_t ntasks) {
+/* dW task k: image group g = k % ngroups (its own partial sums, part + g*OC*K) and the chunk
+ * k / ngroups of tiles. The group's images are taken DW_SUB at a time: their shifted copies are
+ * built by the task (in its own cache) and every tile of the chunk runs over them. */
+static void dw_task(void *arg, int64_t k, int64_t ntasks) {
+    (void)ntasks;
     direct_job *j = arg;
-    for (int64_t t = j->ntiles * k / ntasks; t < j->ntiles * (k + 1) / ntasks; t++) {
-        const int64_t ob = t / j->nkb, kb = t % j->nkb;
-        const int64_t oc0 = ob * DW_OCB, k0 = kb * DW_KB;
-        dw_tile_any(j, oc0, (int)min64(DW_OCB, j->OC - oc0), k0, (int)min64(DW_KB, j->K - k0));
-    }
-}
-
-static void dw_build(void *arg, int64_t k, int64_t ntasks) {
-    direct_job *j = arg;
+    const int64_t g = k % j->ngroups, tc = k / j->ngroups, ntc = j->ntchunks;
+    const int64_t n0 = j->N * g / j->ngroups, n1 = j->N * (g + 1) / j->ngroups;
+    const int64_t t0 = j->ntiles * tc / ntc, t1 = j->ntiles * (tc + 1) / ntc;
+    if (n1 <= n0 || t1 <= t0) return;
     const int64_t xsn = j->C * j->KW * j->Hp * j->OW;
-    for (int64_t b = j->nim * k / ntasks; b < j->nim * (k + 1) / ntasks; b++)
-        build_xs(j, j->x + (j->im0 + b) * j->C * j->H * j->W, j->xs + b * xsn);
+    float *xs = bcml_alloc((size_t)(min64(j->sub, n1 - n0) * xsn) * sizeof(float));
+    if (!xs) { atomic_store(&j->failed, 1); return; }
+    float *out = j->part + g * j->OC * j->K;
+    for (int64_t im0 = n0; im0 < n1; im0 += j->sub) {
+        const int64_t nim = min64(j->sub, n1 - im0);
+        for (int64_t b = 0; b < nim; b++) build_xs(j, j->x + (im0 + b) * j->C * j->H * j->W, xs + b * xsn);
+        for (int64_t t = t0; t < t1; t++) {
+            const int64_t ob = t / j->nkb, kb = t % j->nkb;
+            const int64_t oc0 = ob * DW_OCB, k0 = kb * DW_KB;
+            dw_tile_any(j, xs, im0, nim, out, oc0, (int)min64(DW_OCB, j->OC - oc0), k0, (int)min64(DW_KB, j->K - k0));
+        }
+    }
+    bcml_free(xs);
 }
 #endif
 
@@ -467,27 +480,39 @@ bcml_status bcml_conv_direct_dw(const float *x, const float *dout, float *dw, in
                                 int64_t W, int64_t OC, int64_t KH, int64_t KW, int64_t ph, int64_t pw, int64_t dh,
                                 int64_t dwl, int64_t OH, int64_t OW, bcml_err *err) {
 #if HAVE_DIRECT
-    direct_job j = {.x = x, .dout = dout, .dwt = dw, .N = N, .C = C, .H = H, .W = W, .OC = OC, .KH = KH, .KW = KW,
+    direct_job j = {.x = x, .dout = dout, .N = N, .C = C, .H = H, .W = W, .OC = OC, .KH = KH, .KW = KW,
                     .ph = ph, .pw = pw, .dh = dh, .dw = dwl, .OH = OH, .OW = OW};
     bcml_status st = job_geometry(&j, err);
     if (st) return st;
+    /* From the shapes only (never the thread count): image groups, each summed into its own
+     * partial dW (a core's own copies and output gradients, in its cache), added in group order;
+     * with fewer than 4 groups the tiles are split too; images of a group in sub-chunks whose
+     * copies and output gradients fit a core's cache */
     const int64_t xsn = C * KW * j.Hp * OW;
-    const int64_t chunk = max64(1, min64(N, DW_CHUNK / xsn)); /* images per chunk: from the shapes */
-    float *xs = bcml_alloc((size_t)(chunk * xsn) * sizeof(float));
-    if (!xs) {
-        bcml_free((void *)j.koff);
-        return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory for shifted copies");
-    }
-    j.xs = xs;
+    j.ngroups = N >= 4 * DW_MIN_GROUP ? 4 : N >= 2 * DW_MIN_GROUP ? 2 : 1;
     j.nkb = cdiv(j.K, DW_KB);
     j.ntiles = cdiv(OC, DW_OCB) * j.nkb;
-    for (j.im0 = 0; j.im0 < N; j.im0 += chunk) {
-        j.nim = min64(chunk, N - j.im0);
-        bcml_parallel(min64(j.nim, MAX_TASKS), dw_build, &j);
-        bcml_parallel(min64(j.ntiles, MAX_TASKS), dw_tiles, &j);
+    j.ntchunks = min64(j.ntiles, 4 / j.ngroups);
+    j.sub = max64(1, DW_SUB_BUDGET / (xsn + OC * j.P));
+    const int64_t m = OC * j.K;
+    float *part = bcml_alloc((size_t)(j.ngroups * m) * sizeof(float));
+    if (!part) {
+        bcml_free((void *)j.koff);
+        return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory for weight gradients");
     }
-    bcml_free(xs);
+    memset(part, 0, (size_t)(j.ngroups * m) * sizeof(float));
+    j.part = part;
+    bcml_parallel(j.ngroups * j.ntchunks, dw_task, &j);
+    if (!atomic_load(&j.failed))
+        for (int64_t i = 0; i < m; i++) {
+            float s = part[i];
+            for (int64_t g = 1; g < j.ngroups; g++) s += part[g * m + i];
+            dw[i] += s;
+        }
+    bcml_free(part);
     bcml_free((void *)j.koff);
+    if (atomic_load(&j.failed))
+        return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory for shifted copies");
     return BCML_OK;
 #else
     (void)x; (void)dout; (void)dw; (void)N; (void)C; (void)H; (void)W; (void)OC; (void)KH; (void)KW; (void)ph;
