@@ -98,7 +98,10 @@ static void dropout2d_bw_task(void *arg, int64_t k, int64_t n) {
 
 /* Splits the planes into tasks by size only (so any thread count gives the same result). */
 static void dropout2d_run(plane_dropout_job *j, bcml_task_fn fn) {
+    /* from 32K elements, 16 tasks or more (as the convolutions before it split their images:
+     * each core then mostly reads what it wrote) */
     int64_t ntasks = j->P * j->S / 65536;
+    if (j->P * j->S >= 32768 && ntasks < 16) ntasks = 16;
     if (ntasks > 64) ntasks = 64;
     if (ntasks > j->P) ntasks = j->P;
     if (ntasks < 1) ntasks = 1;
