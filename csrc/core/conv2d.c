@@ -619,7 +619,7 @@ static int wino_tile(const conv_geom *g, int64_t Cin, int64_t Cout) {
  * alike): stride 1, groups 1, every tap used, a kernel larger than 1x1. */
 static int direct_ok(const conv_geom *g) {
     if (g->G != 1 || g->sh != 1 || g->sw != 1 || trimmed(g) || g->KH * g->KW < 2) return 0;
-    return bcml_conv_direct_ok(g->C, g->OC, g->KH, g->KW, g->H, g->ph, g->pw, g->dh, g->dw, g->OH, g->OW);
+    return bcml_conv_direct_ok(g->C, g->OC, g->KH, g->KW, g->H, g->ph, g->OH, g->OW);
 }
 
 /* ---- the op ----------------------------------------------------------------------------- */

@@ -17,11 +17,17 @@
  *            folded back into dx (the adjoint of the shifted copy): only the products the
  *            forward made, where a padded "full" convolution of dout would compute 2x more;
  *   dW       dw[oc][k] += sum over images and pixels of dout[oc][p] * cols[k][p]: tiles of 4
- *            output channels x 6 taps of 16-lane partial sums in registers over all the images of
- *            a chunk, reduced at the end.
- * Threads and bits: forward and dx units are images (each writes only its own outputs); dW tiles
- * are computed whole by one task each, over image chunks counted from the shapes (never the
- * thread count): the same bits with any number of threads. */
+ *            output channels x 6 taps of 16-lane partial sums in registers over the images of a
+ *            sub-chunk (its copies and output gradients within 512 KiB, in the core's cache),
+ *            reduced at the end of each.
+ * Threads and bits: forward and dx units are images (each writes only its own outputs). dW runs
+ * in image groups (4 from 16 images, 2 from 8), each task building its group's copies and summing
+ * into the group's own partial dW (with fewer than 4 groups the tiles are split too), and the
+ * partials are added in group order; groups, tiles and sub-chunks come from the shapes (never the
+ * thread count): the same bits with any number of threads. Measured on one core (conv 1 -> 10 on
+ * 28x28 and 10 -> 20 on 12x12, batch 64, forward + backward): 0.80 -> 0.60 ms and 2.67 -> 1.65 ms
+ * against im2col + GEMM; the first layer's dW, over the whole batch at once, streamed 2.3 MB per
+ * tile from L3 and did not scale to a second core before the groups. */
 #include "ops.h"
 
 #include <stdatomic.h>
@@ -80,8 +86,8 @@ int bcml_conv_direct_cpu(void) {
 #endif
 }
 
-int bcml_conv_direct_ok(int64_t C, int64_t OC, int64_t KH, int64_t KW, int64_t H, int64_t ph, int64_t pw,
-                        int64_t dh, int64_t dw, int64_t OH, int64_t OW) {
+int bcml_conv_direct_ok(int64_t C, int64_t OC, int64_t KH, int64_t KW, int64_t H, int64_t ph, int64_t OH,
+                        int64_t OW) {
 #if HAVE_DIRECT
     if (!atomic_load(&enabled) || !cpu_ok()) return 0;
     const int64_t Hp = H + 2 * ph;
@@ -89,7 +95,7 @@ int bcml_conv_direct_ok(int64_t C, int64_t OC, int64_t KH, int64_t KW, int64_t H
     if (C * KW * Hp * OW > XS_BUDGET) return 0;
     return 1;
 #else
-    (void)C; (void)OC; (void)KH; (void)KW; (void)H; (void)ph; (void)pw; (void)dh; (void)dw; (void)OH; (void)OW;
+    (void)C; (void)OC; (void)KH; (void)KW; (void)H; (void)ph; (void)OH; (void)OW;
     return 0;
 #endif
 }

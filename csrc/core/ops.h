@@ -115,8 +115,8 @@ bcml_status bcml_wino_dw(const float *x, const float *dout, float *dw, int64_t N
 /* Direct convolution for small channel counts, stride 1, groups 1, AVX-512 (conv_direct.c).
  * bcml_conv_direct_ok: whether these shapes take it (forward, dx and dw alike); fw: out =
  * conv(x, w) [+ bias] [* scale + shift] [ReLU]; dx += and dw += the gradients from dout. */
-int bcml_conv_direct_ok(int64_t C, int64_t OC, int64_t KH, int64_t KW, int64_t H, int64_t ph, int64_t pw,
-                        int64_t dh, int64_t dw, int64_t OH, int64_t OW);
+int bcml_conv_direct_ok(int64_t C, int64_t OC, int64_t KH, int64_t KW, int64_t H, int64_t ph, int64_t OH,
+                        int64_t OW);
 bcml_status bcml_conv_direct_fw(const float *x, const float *w, const float *bias, const float *scale,
                                 const float *shift, int relu, float *out, int64_t N, int64_t C, int64_t H, int64_t W,
                                 int64_t OC, int64_t KH, int64_t KW, int64_t ph, int64_t pw, int64_t dh, int64_t dw,
