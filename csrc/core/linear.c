@@ -242,7 +242,7 @@ static void linear_fw_task(void *arg, int64_t k, int64_t n) {
     int64_t r0, r1;
     split(j->R, k, n, 8, &r0, &r1);
     if (r1 <= r0) return;
-    if (j->OC <= NARROW_OC && j->C > 0) {
+    if (j->OC > 0 && j->OC <= NARROW_OC && j->C > 0) {
 #if HAVE_AVX512_NARROW
         if (bcml_have_avx512()) {
             linear_fw_narrow512(j->out + r0 * j->OC, j->x + r0 * j->C, j->w, j->b, r1 - r0, j->C, j->OC);
@@ -320,7 +320,7 @@ bcml_status bcml_linear_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
     if ((st = bcml_tensor_new(&out[0], BCML_FLOAT32, x->ndim, oshape, 0, err))) return st;
     linear_job j = {.out = bcml_f32(out[0]), .x = bcml_f32(x), .w = bcml_f32(w),
                     .b = b ? bcml_f32(b) : NULL, .R = R, .C = C, .OC = OC};
-    bcml_parallel(OC <= NARROW_OC && C > 0 ? narrow_tasks(R, C) : gemm_tasks(R, OC, C), linear_fw_task, &j);
+    bcml_parallel(OC > 0 && OC <= NARROW_OC && C > 0 ? narrow_tasks(R, C) : gemm_tasks(R, OC, C), linear_fw_task, &j);
     return BCML_OK;
 }
 
