@@ -75,12 +75,11 @@ int bcml_have_avx512(void) {
 }
 
 #if HAVE_DIRECT
-static int cpu_ok(void) { return bcml_have_avx512(); }
 #endif
 
 int bcml_conv_direct_cpu(void) {
 #if HAVE_DIRECT
-    return cpu_ok();
+    return bcml_have_avx512();
 #else
     return 0;
 #endif
@@ -89,7 +88,7 @@ int bcml_conv_direct_cpu(void) {
 int bcml_conv_direct_ok(int64_t C, int64_t OC, int64_t KH, int64_t KW, int64_t H, int64_t ph, int64_t OH,
                         int64_t OW) {
 #if HAVE_DIRECT
-    if (!atomic_load(&enabled) || !cpu_ok()) return 0;
+    if (!atomic_load(&enabled) || !bcml_have_avx512()) return 0;
     const int64_t Hp = H + 2 * ph;
     if (OC < 1 || C < 1 || OC > MAX_OC || C * KH * KW > MAX_K || OH * OW < MIN_P) return 0;
     if (C * KW * Hp * OW > XS_BUDGET) return 0;
@@ -103,7 +102,7 @@ int bcml_conv_direct_ok(int64_t C, int64_t OC, int64_t KH, int64_t KW, int64_t H
 #if HAVE_DIRECT
 /* One direct convolution: out (N, OC, OH, OW) [+]= conv(x (N, C, H, W)) with the transposed
  * weights wt (K, OC), wt[k*OC + oc], stride 1. */
-typedef struct {
+typedef struct direct_job {
     const float *x, *wt, *bias, *scale, *shift;
     float *out;
     const int64_t *koff;            /* (K) */
@@ -112,6 +111,7 @@ typedef struct {
     const float *dout;              /* dW */
     float *part;                    /* dW: (ngroups, OC, K) partial sums */
     int64_t ntiles, nkb, ngroups, ntchunks, sub;
+    void (*image)(const struct direct_job *j, int64_t n, float *buf); /* forward / dx: one image */
     atomic_int failed;
 } direct_job;
 
@@ -238,14 +238,16 @@ AVX512 static void fw_image(const direct_job *j, int64_t n, float *xs) {
     }
 }
 
-static void fw_task(void *arg, int64_t k, int64_t ntasks) {
+/* Forward and dx task k: its share of the images, each through j->image with one scratch buffer
+ * in xs's layout. */
+static void image_task(void *arg, int64_t k, int64_t ntasks) {
     direct_job *j = arg;
     const int64_t n0 = j->N * k / ntasks, n1 = j->N * (k + 1) / ntasks;
     if (n1 <= n0) return;
-    float *xs = bcml_alloc((size_t)(j->C * j->KW * j->Hp * j->OW) * sizeof(float));
-    if (!xs) { atomic_store(&j->failed, 1); return; }
-    for (int64_t n = n0; n < n1; n++) fw_image(j, n, xs);
-    bcml_free(xs);
+    float *buf = bcml_alloc((size_t)(j->C * j->KW * j->Hp * j->OW) * sizeof(float));
+    if (!buf) { atomic_store(&j->failed, 1); return; }
+    for (int64_t n = n0; n < n1; n++) j->image(j, n, buf);
+    bcml_free(buf);
 }
 
 /* koff (K): where tap k = (c, ky, kx) reads in xs. */
@@ -269,12 +271,15 @@ static bcml_status job_geometry(direct_job *j, bcml_err *err) {
     return BCML_OK;
 }
 
-static bcml_status run_fw(direct_job *j, bcml_err *err) {
+/* Runs image (fw_image or dx_image) over every image, the images split over tasks. */
+static bcml_status run_images(direct_job *j, void (*image)(const direct_job *, int64_t, float *), const char *op,
+                              bcml_err *err) {
     bcml_status st = job_geometry(j, err);
     if (st) return st;
-    bcml_parallel(min64(j->N, MAX_TASKS), fw_task, j);
+    j->image = image;
+    bcml_parallel(min64(j->N, MAX_TASKS), image_task, j);
     bcml_free((void *)j->koff);
-    if (atomic_load(&j->failed)) return bcml_fail(err, BCML_ENOMEM, "conv2d: out of memory for a shifted copy");
+    if (atomic_load(&j->failed)) return bcml_fail(err, BCML_ENOMEM, "%s: out of memory for a shifted copy", op);
     return BCML_OK;
 }
 #endif
@@ -292,7 +297,7 @@ bcml_status bcml_conv_direct_fw(const float *x, const float *w, const float *bia
     direct_job j = {.x = x, .wt = wt, .bias = bias, .scale = scale, .shift = shift, .out = out, .N = N, .C = C,
                     .H = H, .W = W, .OC = OC, .KH = KH, .KW = KW, .ph = ph, .pw = pw, .dh = dh, .dw = dw, .OH = OH,
                     .OW = OW, .relu = relu, .acc = 0};
-    bcml_status st = run_fw(&j, err);
+    bcml_status st = run_images(&j, fw_image, "conv2d", err);
     bcml_free(wt);
     return st;
 #else
@@ -380,15 +385,6 @@ AVX512 static void dx_image(const direct_job *j, int64_t n, float *dxs) {
     fold_dxs(j, dxs, j->out + n * j->C * j->H * j->W);
 }
 
-static void dx_task(void *arg, int64_t k, int64_t ntasks) {
-    direct_job *j = arg;
-    const int64_t n0 = j->N * k / ntasks, n1 = j->N * (k + 1) / ntasks;
-    if (n1 <= n0) return;
-    float *dxs = bcml_alloc((size_t)(j->C * j->KW * j->Hp * j->OW) * sizeof(float));
-    if (!dxs) { atomic_store(&j->failed, 1); return; }
-    for (int64_t n = n0; n < n1; n++) dx_image(j, n, dxs);
-    bcml_free(dxs);
-}
 #endif
 
 bcml_status bcml_conv_direct_dx(const float *dout, const float *w, float *dx, int64_t N, int64_t C, int64_t H,
@@ -399,12 +395,7 @@ bcml_status bcml_conv_direct_dx(const float *dout, const float *w, float *dx, in
      * added into a shifted copy's layout, then folded back into dx */
     direct_job j = {.dout = dout, .wt = w, .out = dx, .N = N, .C = C, .H = H, .W = W, .OC = OC, .KH = KH, .KW = KW,
                     .ph = ph, .pw = pw, .dh = dh, .dw = dw, .OH = OH, .OW = OW};
-    bcml_status st = job_geometry(&j, err);
-    if (st) return st;
-    bcml_parallel(min64(N, MAX_TASKS), dx_task, &j);
-    bcml_free((void *)j.koff);
-    if (atomic_load(&j.failed)) return bcml_fail(err, BCML_ENOMEM, "conv2d backward: out of memory for a shifted copy");
-    return BCML_OK;
+    return run_images(&j, dx_image, "conv2d backward", err);
 #else
     (void)dout; (void)w; (void)dx; (void)N; (void)C; (void)H; (void)W; (void)OC; (void)KH; (void)KW; (void)ph;
     (void)pw; (void)dh; (void)dw; (void)OH; (void)OW;

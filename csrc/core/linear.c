@@ -23,6 +23,17 @@ static void linear_fw(float *out, const float *x, const float *w, const float *b
  * packing of x costs more than the product: dot products and axpys over x's rows instead. */
 #define NARROW_OC 4
 
+/* Calls f(args..., OC) with OC (1 to NARROW_OC) a compile-time constant in each branch. */
+#define NARROW_DISPATCH(oc, f, ...)                                                                \
+    do {                                                                                           \
+        switch (oc) {                                                                              \
+        case 1: f(__VA_ARGS__, 1); break;                                                          \
+        case 2: f(__VA_ARGS__, 2); break;                                                          \
+        case 3: f(__VA_ARGS__, 3); break;                                                          \
+        default: f(__VA_ARGS__, 4); break;                                                         \
+        }                                                                                          \
+    } while (0)
+
 /* out (R, OC) = x (R, C) @ W^T (+ b), OC <= NARROW_OC a compile-time constant: each row's chunks
  * of x read once for every output, 16 lanes per output summed at the end of the row. */
 static inline __attribute__((always_inline)) void fw_narrow_oc(float *out, const float *x, const float *w,
@@ -57,12 +68,7 @@ static inline __attribute__((always_inline)) void fw_narrow_oc(float *out, const
 
 BCML_CLONES static void linear_fw_narrow(float *out, const float *x, const float *w, const float *b,
                                              int64_t R, int64_t C, int64_t OC) {
-    switch (OC) {
-    case 1: fw_narrow_oc(out, x, w, b, R, C, 1); break;
-    case 2: fw_narrow_oc(out, x, w, b, R, C, 2); break;
-    case 3: fw_narrow_oc(out, x, w, b, R, C, 3); break;
-    default: fw_narrow_oc(out, x, w, b, R, C, 4); break;
-    }
+    NARROW_DISPATCH(OC, fw_narrow_oc, out, x, w, b, R, C);
 }
 
 /* dW[:, c0:c1] (OC, C) += g^T (OC, R) @ x[:, c0:c1] with OC a compile-time constant: 16
@@ -105,12 +111,7 @@ static inline __attribute__((always_inline)) void dw_narrow_oc(float *dw, const 
 
 BCML_CLONES static void linear_dw_narrow(float *dw, const float *g, const float *x, int64_t R, int64_t C,
                              int64_t OC, int64_t c0, int64_t c1) {
-    switch (OC) {
-    case 1: dw_narrow_oc(dw, g, x, R, C, c0, c1, 1); break;
-    case 2: dw_narrow_oc(dw, g, x, R, C, c0, c1, 2); break;
-    case 3: dw_narrow_oc(dw, g, x, R, C, c0, c1, 3); break;
-    default: dw_narrow_oc(dw, g, x, R, C, c0, c1, 4); break;
-    }
+    NARROW_DISPATCH(OC, dw_narrow_oc, dw, g, x, R, C, c0, c1);
 }
 
 /* dx rows [r0, r1) (., C) += g (., OC) @ W (OC, C), OC <= NARROW_OC */
@@ -158,12 +159,7 @@ static inline __attribute__((always_inline)) AVX512 void fw_narrow512_oc(float *
 
 AVX512 static void linear_fw_narrow512(float *out, const float *x, const float *w, const float *b, int64_t R,
                                        int64_t C, int64_t OC) {
-    switch (OC) {
-    case 1: fw_narrow512_oc(out, x, w, b, R, C, 1); break;
-    case 2: fw_narrow512_oc(out, x, w, b, R, C, 2); break;
-    case 3: fw_narrow512_oc(out, x, w, b, R, C, 3); break;
-    default: fw_narrow512_oc(out, x, w, b, R, C, 4); break;
-    }
+    NARROW_DISPATCH(OC, fw_narrow512_oc, out, x, w, b, R, C);
 }
 
 /* dW[:, c0:c1] (OC, C) += g^T (OC, R) @ x[:, c0:c1]: 64 columns at a time summed over all rows in
@@ -196,12 +192,7 @@ static inline __attribute__((always_inline)) AVX512 void dw_narrow512_oc(float *
 
 AVX512 static void linear_dw_narrow512(float *dw, const float *g, const float *x, int64_t R, int64_t C,
                                        int64_t OC, int64_t c0, int64_t c1) {
-    switch (OC) {
-    case 1: dw_narrow512_oc(dw, g, x, R, C, c0, c1, 1); break;
-    case 2: dw_narrow512_oc(dw, g, x, R, C, c0, c1, 2); break;
-    case 3: dw_narrow512_oc(dw, g, x, R, C, c0, c1, 3); break;
-    default: dw_narrow512_oc(dw, g, x, R, C, c0, c1, 4); break;
-    }
+    NARROW_DISPATCH(OC, dw_narrow512_oc, dw, g, x, R, C, c0, c1);
 }
 #else
 #define HAVE_AVX512_NARROW 0
