@@ -10,7 +10,7 @@ import bcml.nn.functional as F
 from test_ops_conv import conv2d_ref
 
 _core = bcml._core
-needs_cpu = pytest.mark.skipif(not _core.conv_direct_cpu(), reason="the direct kernels need x86-64 with AVX-512")
+needs_cpu = pytest.mark.skipif(not _core.cpu_avx512(), reason="the direct kernels need x86-64 with AVX-512")
 
 # (input shape, weight shape, padding, dilation): shapes the direct kernels take
 CASES = [

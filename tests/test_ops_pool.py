@@ -253,6 +253,66 @@ def test_max_pool2d_window_of_padding_only():
     np.testing.assert_array_equal(x.grad.numpy(), 0.0)
 
 
+@pytest.fixture(params=[1, 0], ids=["avx512", "portable"])
+def kernels(request):
+    """Runs the test on the AVX-512 kernels (the 2 x 2 stride-2 max pool's, where the CPU has
+    them) and on the portable ones, and puts the switch back."""
+    before = _core.get_avx512()
+    if request.param and not _core.cpu_avx512():
+        pytest.skip("this CPU has no AVX-512")
+    _core.set_avx512(request.param)
+    yield request.param
+    _core.set_avx512(before)
+
+
+def special_values(x, rng, frac=0.15):
+    """x with ties, NaNs, +-inf and signed zeros in random places."""
+    x = x.copy().reshape(-1)
+    n = x.size
+    for v in (np.nan, np.inf, -np.inf, 0.0, -0.0, 1.0):
+        x[rng.choice(n, max(1, int(n * frac / 6)), replace=False)] = v
+    return x.reshape(-1)
+
+
+# 2 x 2 windows of stride 2: rows of 1 to 35 outputs (one masked vector, whole vectors and a
+# masked tail), odd sizes (the last row / column unused), the MNIST ConvNet's two pools, and the
+# padded and ceil_mode paths (the same row kernel over a padded copy)
+K2S2_SHAPES = [(64, 10, 24, 24), (64, 20, 8, 8), (3, 2, 2, 2), (2, 3, 7, 9), (1, 2, 5, 33), (2, 1, 6, 64),
+               (1, 3, 9, 70), (2, 2, 3, 31)]
+
+
+@pytest.mark.parametrize("shape", K2S2_SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("p, c", [(0, False), (1, False), (0, True)], ids=["plain", "pad1", "ceil"])
+def test_max_pool2d_k2s2_kernels_match_numpy(kernels, shape, p, c):
+    rng = np.random.default_rng(hash((shape, p, c)) % 2 ** 32)
+    x = special_values(rng.standard_normal(shape).astype(np.float32), rng).reshape(shape)
+    if shape == (2, 2, 3, 31):
+        x[:] = -np.inf                                # windows of -inf only: the first tap (or, padded, a real one)
+    out, dx, w = run(lambda t: F.max_pool2d(t, 2, 2, p, ceil_mode=c), x)
+    ref, idx = max_pool_ref(x, 2, 2, p, 1, c)
+    np.testing.assert_array_equal(out, ref.astype(np.float32))
+    np.testing.assert_array_equal(dx, max_pool_grad_ref(x, idx, w).astype(np.float32))  # one tap each: exact
+
+
+@pytest.mark.skipif(not _core.cpu_avx512(), reason="this CPU has no AVX-512")
+def test_max_pool2d_k2s2_avx512_and_portable_give_the_same_bits():
+    rng = np.random.default_rng(7)
+    before = _core.get_avx512()
+    try:
+        for shape in K2S2_SHAPES[:3] + [(4, 5, 30, 46)]:
+            x = special_values(rng.standard_normal(shape).astype(np.float32), rng).reshape(shape)
+            res = []
+            for on in (1, 0):
+                _core.set_avx512(on)
+                with bcml.no_grad():
+                    nograd = F.max_pool2d(bcml.from_numpy(x), 2).numpy()
+                res.append((nograd,) + run(lambda t: F.max_pool2d(t, 2), x)[:2])
+            for a, b in zip(*res):
+                assert a.tobytes() == b.tobytes()
+    finally:
+        _core.set_avx512(before)
+
+
 # ---- avg_pool2d ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("cfg", POOLS, ids=pool_id)

@@ -165,8 +165,12 @@ int bcml_get_winograd(void);
  * AVX-512 (the default), 0 off (tests and benchmarks). */
 void bcml_set_conv_direct(int on);
 int bcml_get_conv_direct(void);
-/* 1 where this build and CPU can run them (x86-64 with AVX-512). */
-int bcml_conv_direct_cpu(void);
+/* Every AVX-512 kernel (direct convolution, narrow linear, 2 x 2 max pool): 1 on where the CPU
+ * has AVX-512F (the default), 0 off: the portable kernels everywhere (tests) (cpu.c). */
+void bcml_set_avx512(int on);
+int bcml_get_avx512(void);
+/* 1 where this build and CPU can run them (x86-64 with AVX-512F). */
+int bcml_cpu_avx512(void);
 /* Caps the calling thread (e.g. 1 inside a sweep job); 0 removes the cap. */
 void bcml_set_thread_limit(int n);
 /* Fork safety (threads.c). Every call into the BLAS holds the BLAS lock in shared mode

@@ -59,31 +59,6 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-int bcml_have_avx512(void) {
-#if HAVE_DIRECT
-    static atomic_int known = -1;
-    int k = atomic_load(&known);
-    if (k < 0) {
-        __builtin_cpu_init();
-        k = __builtin_cpu_supports("avx512f") ? 1 : 0;
-        atomic_store(&known, k);
-    }
-    return k;
-#else
-    return 0;
-#endif
-}
-
-#if HAVE_DIRECT
-#endif
-
-int bcml_conv_direct_cpu(void) {
-#if HAVE_DIRECT
-    return bcml_have_avx512();
-#else
-    return 0;
-#endif
-}
 
 int bcml_conv_direct_ok(int64_t C, int64_t OC, int64_t KH, int64_t KW, int64_t H, int64_t ph, int64_t OH,
                         int64_t OW) {

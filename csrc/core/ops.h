@@ -13,7 +13,7 @@
 #define BCML_CLONES
 #endif
 
-/* 1 where this build runs on x86-64 and the CPU has AVX-512F (conv_direct.c). */
+/* 1 where this build runs on x86-64, the CPU has AVX-512F and the AVX-512 kernels are on (cpu.c). */
 int bcml_have_avx512(void);
 
 /* y[i] = exp(x[i]) (y may equal x): a branch-free vectorisable exp within 1 ulp (elementwise.c). */

@@ -149,6 +149,7 @@ typedef struct pool_job {
     const int64_t *bounds;    /* adaptive windows: row starts (OH), row ends (OH), column starts (OW), ends (OW) */
     int64_t Hp, Wp;           /* padded plane (0: no padded copy) */
     int split;                /* the padded rows hold even columns, then odd ones (copy_split) */
+    int k2s2;                 /* max forward: 2 x 2 windows of stride 2, all inside the plane, AVX-512 */
     int64_t chunk;            /* planes per task */
     float *scratch;           /* (ntasks, Hp * Wp) */
 } pool_job;
@@ -421,11 +422,97 @@ static void max_row_k3s2_split(float *restrict out, int64_t *restrict idx, const
 
 #undef MAX_TAP
 
+/* 2 x 2 windows of stride 2 and dilation 1 on AVX-512 (the MNIST ConvNet's pools): 16 outputs
+ * at a time from two 32-float loads per input row, their even and odd columns parted by one
+ * permute each. max_row's rule (a tap replaces the running maximum when larger or NaN, taps in
+ * row order) is applied as a tree, (t00, t01) then (t10, t11) then the two: it keeps the first
+ * of equal maxima and the last NaN, as the scan does, with half its dependency chain. A scan
+ * from -inf leaves index -1 to a window of -inf only (max_row's contract, with_pad); a plane
+ * without padding starts from the first tap, as max_one does. The last outputs of a row run
+ * masked. */
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define HAVE_POOL_AVX512 1
+#define AVX512 __attribute__((target("avx512f")))
+
+/* (m, q) = b if b is larger than a or NaN, else a (indices qa, qb) */
+#define PICK16(m, q, a, qa, b, qb)                                                                          \
+    do {                                                                                                    \
+        __mmask16 t_ = _mm512_cmp_ps_mask((b), (a), _CMP_GT_OQ) | _mm512_cmp_ps_mask((b), (b), _CMP_UNORD_Q); \
+        m = _mm512_mask_blend_ps(t_, (a), (b));                                                             \
+        q = _mm512_mask_blend_epi32(t_, (qa), (qb));                                                        \
+    } while (0)
+
+AVX512 static inline __attribute__((always_inline)) void
+max_row_k2s2_avx512(float *restrict out, int64_t *restrict idx, const float *restrict x, int64_t ldx, int32_t q0,
+                    int32_t W, int64_t n, int with_pad) {
+    const float *r0 = x, *r1 = x + ldx;
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+    const __m512i one = _mm512_set1_epi32(1), w = _mm512_set1_epi32(W);
+    for (int64_t o = 0; o < n; o += 16) {
+        int64_t cnt = n - o < 16 ? n - o : 16, c = 2 * o;
+        __mmask16 mo = (__mmask16)((1u << cnt) - 1);
+        /* the input columns [c, c + 2 cnt) in two loads of 16 */
+        int64_t lo = 2 * cnt < 16 ? 2 * cnt : 16, hi = 2 * cnt - lo;
+        __mmask16 ml = (__mmask16)((1u << lo) - 1), mh = (__mmask16)((1u << hi) - 1);
+        __m512 a0 = _mm512_maskz_loadu_ps(ml, r0 + c), a1 = _mm512_maskz_loadu_ps(mh, r0 + c + 16);
+        __m512 b0 = _mm512_maskz_loadu_ps(ml, r1 + c), b1 = _mm512_maskz_loadu_ps(mh, r1 + c + 16);
+        __m512 ae = _mm512_permutex2var_ps(a0, even, a1), ao = _mm512_permutex2var_ps(a0, odd, a1);
+        __m512 be = _mm512_permutex2var_ps(b0, even, b1), bo = _mm512_permutex2var_ps(b0, odd, b1);
+        __m512i q00 = _mm512_add_epi32(_mm512_set1_epi32(q0 + (int32_t)c), even);
+        __m512i q01 = _mm512_add_epi32(q00, one), q10 = _mm512_add_epi32(q00, w), q11 = _mm512_add_epi32(q10, one);
+        __m512 m0, m1, m;
+        __m512i p0, p1, q;
+        PICK16(m0, p0, ae, q00, ao, q01);
+        PICK16(m1, p1, be, q10, bo, q11);
+        PICK16(m, q, m0, p0, m1, p1);
+        if (with_pad) /* every tap -inf: the scan from -inf took none */
+            q = _mm512_mask_blend_epi32(_mm512_cmp_ps_mask(m, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ), q,
+                                        _mm512_set1_epi32(-1));
+        _mm512_mask_storeu_ps(out + o, mo, m);
+        if (idx) {
+            _mm512_mask_storeu_epi64(idx + o, (__mmask8)(mo & 0xff), _mm512_cvtepi32_epi64(_mm512_castsi512_si256(q)));
+            _mm512_mask_storeu_epi64(idx + o + 8, (__mmask8)(mo >> 8),
+                                     _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(q, 1)));
+        }
+    }
+}
+#undef PICK16
+
+/* max_row's contract (rows of a padded copy) */
+AVX512 static void max_row_k2s2(float *out, int64_t *idx, const float *x, int64_t ldx, int32_t q0, int32_t W,
+                                int64_t n) {
+    max_row_k2s2_avx512(out, idx, x, ldx, q0, W, n, 1);
+}
+
+/* A whole plane (H, W) -> (OH, OW) whose windows are all inside it. */
+AVX512 static void max_plane_k2s2(float *restrict out, int64_t *restrict idx, const float *restrict x, int64_t W,
+                                  int64_t OH, int64_t OW) {
+    if (idx)
+        for (int64_t oh = 0; oh < OH; oh++)
+            max_row_k2s2_avx512(out + oh * OW, idx + oh * OW, x + 2 * oh * W, W, (int32_t)(2 * oh * W), (int32_t)W,
+                                OW, 0);
+    else
+        for (int64_t oh = 0; oh < OH; oh++)
+            max_row_k2s2_avx512(out + oh * OW, NULL, x + 2 * oh * W, W, 0, (int32_t)W, OW, 0);
+}
+
+#else
+#define HAVE_POOL_AVX512 0
+#endif
+
 /* The vector loops leave n % 4 outputs to a scalar tail whose unpredictable branches cost more
  * than the rest of a short row: rows run as a multiple of 4 outputs and then their last 4 outputs
  * (recomputing up to 3 of them to the same values). */
 static void max_row_fast(float *out, int64_t *idx, const float *x, int64_t ldx, int32_t q0,
                          const pool_geom *g, int64_t n) {
+#if HAVE_POOL_AVX512
+    if (g->d == 1 && g->kh == 2 && g->kw == 2 && g->sw == 2 && bcml_have_avx512()) {
+        max_row_k2s2(out, idx, x, ldx, q0, (int32_t)g->W, n);
+        return;
+    }
+#endif
     if (n < 4 || n % 4 == 0) {
         max_row_any(out, idx, x, ldx, q0, g, n);
         return;
@@ -463,6 +550,13 @@ static void max_fw_planes(const pool_job *j, int64_t p0, int64_t p1, float *scra
         interior(H, g->kh, g->sh, g->ph, g->d, OH, &oh0, &oh1);
         interior(W, g->kw, g->sw, g->pw, g->d, OW, &ow0, &ow1);
     }
+#if HAVE_POOL_AVX512
+    if (j->k2s2) {
+        for (int64_t p = p0; p < p1; p++)
+            max_plane_k2s2(j->out + p * OH * OW, j->idx ? j->idx + p * OH * OW : NULL, j->x + p * H * W, W, OH, OW);
+        return;
+    }
+#endif
     for (int64_t p = p0; p < p1; p++) {
         const float *x = j->x + p * H * W;          /* (H, W) */
         float *out = j->out + p * OH * OW;          /* (OH, OW) */
@@ -519,6 +613,8 @@ bcml_status bcml_max_pool2d_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **o
     j.split = g.d == 1 && g.kh == 3 && g.kw == 3 && g.sw == 2;
     padded_size(&g, j.split, &j.Hp, &j.Wp);
     j.split = j.split && j.Hp > 0;
+    j.k2s2 = HAVE_POOL_AVX512 && g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 &&
+             g.d == 1 && 2 * g.OH <= g.H && 2 * g.OW <= g.W && g.H * g.W < ((int64_t)1 << 30) && bcml_have_avx512();
     if ((st = run_planes(&j, pool_work(&g), "max_pool2d", err))) {
         bcml_tensor_unref(idx);
         return st;

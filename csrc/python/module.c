@@ -959,26 +959,45 @@ static PyObject *py_get_winograd(PyObject *self, PyObject *noargs) {
     (void)self; (void)noargs;
     return PyLong_FromLong(bcml_get_winograd());
 }
+/* A 0 / 1 switch's argument: -1 with a TypeError (not an int) or ValueError (another int). */
+static int switch_arg(PyObject *arg, const char *fn, int *on) {
+    long v = PyLong_AsLong(arg);
+    if (v == -1 && PyErr_Occurred()) return -1;
+    if (v != 0 && v != 1) {
+        PyErr_Format(PyExc_ValueError, "%s: on must be 0 or 1", fn);
+        return -1;
+    }
+    *on = (int)v;
+    return 0;
+}
 /* set_conv_direct(on): the direct small-channel convolution kernels off (0) or on (1) (tests and
  * benchmarks). */
 static PyObject *py_set_conv_direct(PyObject *self, PyObject *arg) {
     (void)self;
-    long on = PyLong_AsLong(arg);
-    if (on == -1 && PyErr_Occurred()) return NULL;
-    if (on != 0 && on != 1) {
-        PyErr_SetString(PyExc_ValueError, "set_conv_direct: on must be 0 or 1");
-        return NULL;
-    }
-    bcml_set_conv_direct((int)on);
+    int on;
+    if (switch_arg(arg, "set_conv_direct", &on) < 0) return NULL;
+    bcml_set_conv_direct(on);
     Py_RETURN_NONE;
 }
 static PyObject *py_get_conv_direct(PyObject *self, PyObject *noargs) {
     (void)self; (void)noargs;
     return PyLong_FromLong(bcml_get_conv_direct());
 }
-static PyObject *py_conv_direct_cpu(PyObject *self, PyObject *noargs) {
+/* set_avx512(on): every AVX-512 kernel off (0: the portable ones, for tests) or on (1). */
+static PyObject *py_set_avx512(PyObject *self, PyObject *arg) {
+    (void)self;
+    int on;
+    if (switch_arg(arg, "set_avx512", &on) < 0) return NULL;
+    bcml_set_avx512(on);
+    Py_RETURN_NONE;
+}
+static PyObject *py_get_avx512(PyObject *self, PyObject *noargs) {
     (void)self; (void)noargs;
-    return PyBool_FromLong(bcml_conv_direct_cpu());
+    return PyLong_FromLong(bcml_get_avx512());
+}
+static PyObject *py_cpu_avx512(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    return PyBool_FromLong(bcml_cpu_avx512());
 }
 /* set_thread_limit(n): caps bcml's kernel threads for the calling thread (0: no cap). */
 static PyObject *py_set_thread_limit(PyObject *self, PyObject *arg) {
@@ -1016,7 +1035,9 @@ static PyMethodDef module_methods[] = {
     {"get_winograd", py_get_winograd, METH_NOARGS, NULL},
     {"set_conv_direct", py_set_conv_direct, METH_O, "direct small-channel convolution kernels on or off"},
     {"get_conv_direct", py_get_conv_direct, METH_NOARGS, NULL},
-    {"conv_direct_cpu", py_conv_direct_cpu, METH_NOARGS, "whether this CPU runs the direct kernels (AVX-512)"},
+    {"set_avx512", py_set_avx512, METH_O, "every AVX-512 kernel off (0) or on (1) (tests)"},
+    {"get_avx512", py_get_avx512, METH_NOARGS, "1 if the AVX-512 kernels are on"},
+    {"cpu_avx512", py_cpu_avx512, METH_NOARGS, "whether this build and CPU run AVX-512 kernels"},
     BCML_PY_OPTIM_METHODS
     BCML_PY_SCORES_METHODS
     BCML_PY_SAFETENSORS_METHODS
