@@ -42,6 +42,19 @@ def torch():
     return t
 
 
+@pytest.fixture(params=[1, 0], ids=["avx512", "portable"])
+def kernels(request):
+    """Runs the test on the AVX-512 kernels (where the CPU has them) and on the portable ones, and
+    puts the switch back."""
+    from bcml import _core
+    before = _core.get_avx512()
+    if request.param and not _core.cpu_avx512():
+        pytest.skip("this CPU has no AVX-512")
+    _core.set_avx512(request.param)
+    yield request.param
+    _core.set_avx512(before)
+
+
 @pytest.fixture
 def shared_data():
     return need_path(SHARED_DATA)

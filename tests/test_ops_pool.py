@@ -253,18 +253,6 @@ def test_max_pool2d_window_of_padding_only():
     np.testing.assert_array_equal(x.grad.numpy(), 0.0)
 
 
-@pytest.fixture(params=[1, 0], ids=["avx512", "portable"])
-def kernels(request):
-    """Runs the test on the AVX-512 kernels (the 2 x 2 stride-2 max pool's, where the CPU has
-    them) and on the portable ones, and puts the switch back."""
-    before = _core.get_avx512()
-    if request.param and not _core.cpu_avx512():
-        pytest.skip("this CPU has no AVX-512")
-    _core.set_avx512(request.param)
-    yield request.param
-    _core.set_avx512(before)
-
-
 def special_values(x, rng, frac=0.15):
     """x with ties, NaNs, +-inf and signed zeros in random places."""
     x = x.copy().reshape(-1)
