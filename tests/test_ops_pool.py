@@ -301,6 +301,22 @@ def test_max_pool2d_k2s2_avx512_and_portable_give_the_same_bits():
         _core.set_avx512(before)
 
 
+def test_max_pool2d_k2s2_backward_adds_into_an_existing_gradient(kernels):
+    # .grad holds -0.0, +0.0, NaN and numbers: the elements no window picks keep their bits, the
+    # picked ones get grad + g, as the scalar scatter dx[idx] += g gives
+    x = rand(3, 4, 9, 10)
+    g = rand(3, 4, 4, 5)
+    grad0 = np.random.default_rng(5).choice(np.array([-0.0, 0.0, np.nan, 1.5, -2.25], np.float32), x.shape)
+    xb = bcml.tensor(x, requires_grad=True)
+    xb.grad = bcml.from_numpy(grad0.copy())
+    (F.max_pool2d(xb, 2) * bcml.from_numpy(g)).sum().backward()
+    _, idx = max_pool_ref(x, 2, 2, 0)
+    expected = grad0.copy().ravel()
+    flat = (np.arange(12)[:, None] * 90 + idx.reshape(12, -1)).ravel()
+    expected[flat] += g.ravel()
+    assert xb.grad.numpy().tobytes() == expected.reshape(x.shape).tobytes()
+
+
 # ---- avg_pool2d ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("cfg", POOLS, ids=pool_id)
