@@ -113,6 +113,27 @@ def test_direct_kernels_are_taken_and_agree_with_gemm(xshape, wshape, padding, d
         assert_close(a, c, what)
 
 
+def test_kernels_wider_than_32_columns_take_gemm_and_agree():
+    """The direct kernels gather a dx row's kernel columns in registers, up to 32 of them; a wider
+    kernel goes to im2col + GEMM (the switch then changes nothing) and is still right."""
+    x, w, b = make((2, 2, 6, 50), (3, 2, 2, 33))
+    gy = np.random.default_rng(2).standard_normal(out_shape(x.shape, w.shape, 1, 1)).astype(np.float32)
+    before = _core.get_conv_direct()
+    try:
+        res = []
+        for on in (1, 0):
+            _core.set_conv_direct(on)
+            res.append(run((x, w, b), 1, 1, gy))
+    finally:
+        _core.set_conv_direct(before)
+    for a, c in zip(*res):
+        assert a.tobytes() == c.tobytes()
+    out, dx, dw, db = res[0]
+    assert_close(out, conv2d_ref(x, w, b, 1, 1, 1), "forward")
+    for got, ref, what in zip((dx, dw, db), grads_ref(x, w, gy, 1, 1), ("dx", "dW", "db")):
+        assert_close(got, ref, what)
+
+
 @pytest.mark.parametrize("xshape,wshape,padding,dilation", [CASES[0], CASES[1], CASES[5]], ids=[IDS[0], IDS[1], IDS[5]])
 def test_same_bits_at_any_thread_count(direct, xshape, wshape, padding, dilation):
     x, w, b = make(xshape, wshape, seed=5)

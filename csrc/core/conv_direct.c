@@ -43,6 +43,7 @@
 
 #define MAX_OC 64                  /* output channels (forward) / input channels (dx) */
 #define MAX_K 1024                 /* taps C*KH*KW */
+#define MAX_KW 32                  /* kernel columns */
 #define MIN_P 48                   /* output pixels per image (at least 3 vectors) */
 #define XS_BUDGET ((int64_t)1 << 20) /* floats in one image's shifted copy */
 #define DW_SUB_BUDGET ((int64_t)1 << 17) /* floats of copies + output gradients in a dW sub-chunk (512 KiB) */
@@ -65,7 +66,7 @@ int bcml_conv_direct_ok(int64_t C, int64_t OC, int64_t KH, int64_t KW, int64_t H
 #if HAVE_DIRECT
     if (!atomic_load(&enabled) || !bcml_have_avx512()) return 0;
     const int64_t Hp = H + 2 * ph;
-    if (OC < 1 || C < 1 || OC > MAX_OC || C * KH * KW > MAX_K || OH * OW < MIN_P) return 0;
+    if (OC < 1 || C < 1 || OC > MAX_OC || C * KH * KW > MAX_K || KW > MAX_KW || OH * OW < MIN_P) return 0;
     if (C * KW * Hp * OW > XS_BUDGET) return 0;
     return 1;
 #else
@@ -325,21 +326,29 @@ AVX512 static void dx_tile_any(const direct_job *j, const float *dy, float *dxs,
     }
 }
 
-/* dx[c][iy][ix] += dxs[c][kx][iy + ph][ix - kx*dw + pw] where that lies in the image: the adjoint of build_xs. */
+/* dx[c][iy][ix] += dxs[c][kx][iy + ph][ix - kx*dw + pw] where that lies in the image, kx in order:
+ * the adjoint of build_xs. Each 16 columns of a dx row gather their KW terms in a register and
+ * are written once (a pass per kx re-read each row right after its masked store, which stalls). */
 AVX512 static void fold_dxs(const direct_job *j, const float *restrict dxs, float *restrict dx) {
-    const int64_t H = j->H, W = j->W, OW = j->OW, Hp = j->Hp;
+    const int64_t H = j->H, W = j->W, OW = j->OW, Hp = j->Hp, KW = j->KW;
+    int64_t lo[MAX_KW], hi[MAX_KW], off[MAX_KW]; /* kx's columns: dx columns [lo, hi) read d[ix - off] */
+    for (int64_t kx = 0; kx < KW; kx++) {
+        off[kx] = kx * j->dw - j->pw;
+        lo[kx] = min64(W, max64(0, off[kx]));
+        hi[kx] = max64(lo[kx], min64(W, OW + off[kx]));
+    }
     for (int64_t c = 0; c < j->C; c++)
-        for (int64_t kx = 0; kx < j->KW; kx++) {
-            const float *d = dxs + (c * j->KW + kx) * Hp * OW + j->ph * OW; /* row iy = 0 */
-            const int64_t off = kx * j->dw - j->pw;
-            const int64_t lo = min64(OW, max64(0, -off)), hi = max64(lo, min64(OW, W - off));
-            for (int64_t iy = 0; iy < H; iy++, d += OW) {
-                float *x = dx + (c * H + iy) * W + off; /* x[o] for o in [lo, hi) */
-                for (int64_t o0 = lo - lo % 16; o0 < hi; o0 += 16) {
-                    const __mmask16 mk = (__mmask16)(lane_mask(hi - o0) & ~lane_mask(lo - o0));
-                    _mm512_mask_storeu_ps(x + o0, mk, _mm512_add_ps(_mm512_maskz_loadu_ps(mk, x + o0),
-                                                                    _mm512_maskz_loadu_ps(mk, d + o0)));
+        for (int64_t iy = 0; iy < H; iy++) {
+            float *x = dx + (c * H + iy) * W;
+            const float *d = dxs + c * KW * Hp * OW + (iy + j->ph) * OW; /* kx = 0's row */
+            for (int64_t i0 = 0; i0 < W; i0 += 16) {
+                const __mmask16 mx = lane_mask(W - i0);
+                __m512 acc = _mm512_maskz_loadu_ps(mx, x + i0);
+                for (int64_t kx = 0; kx < KW; kx++) {
+                    const __mmask16 mk = (__mmask16)(lane_mask(hi[kx] - i0) & ~lane_mask(lo[kx] - i0));
+                    if (mk) acc = _mm512_mask_add_ps(acc, mk, acc, _mm512_maskz_loadu_ps(mk, d + kx * Hp * OW + i0 - off[kx]));
                 }
+                _mm512_mask_storeu_ps(x + i0, mx, acc);
             }
         }
 }
