@@ -138,7 +138,7 @@ NARROW_SHAPES = [(754, 108, 2), (754, 108, 1), (1000, 37, 3), (33, 200, 4), (17,
 
 
 @pytest.mark.parametrize("R,C,OC", NARROW_SHAPES, ids=["%dx%d->%d" % s for s in NARROW_SHAPES])
-def test_narrow_linear_against_float64(R, C, OC):
+def test_narrow_linear_against_float64(kernels, R, C, OC):
     rng = np.random.default_rng(R + C + OC)
     x = rng.standard_normal((R, C)).astype(np.float32)
     w = rng.standard_normal((OC, C)).astype(np.float32)
@@ -153,7 +153,7 @@ def test_narrow_linear_against_float64(R, C, OC):
         np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * (1 + np.abs(ref).max()))
 
 
-def test_narrow_linear_same_bits_at_any_thread_count():
+def test_narrow_linear_same_bits_at_any_thread_count(kernels):
     rng = np.random.default_rng(9)
     arrays = [rng.standard_normal(s).astype(np.float32) for s in ((754, 108), (2, 108), (2,))]
     g = rng.standard_normal((754, 2)).astype(np.float32)
