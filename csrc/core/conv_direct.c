@@ -33,13 +33,8 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#define HAVE_DIRECT 1
-#include <immintrin.h>
-#define AVX512 __attribute__((target("avx512f")))
-#else
-#define HAVE_DIRECT 0
-#endif
+#define HAVE_DIRECT BCML_AVX512_BUILD
+#define AVX512 BCML_AVX512
 
 #define MAX_OC 64                  /* output channels (forward) / input channels (dx) */
 #define MAX_K 1024                 /* taps C*KH*KW */
@@ -59,7 +54,6 @@ int bcml_get_conv_direct(void) { return atomic_load(&enabled); }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t max64(int64_t a, int64_t b) { return a > b ? a : b; }
 static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 
 int bcml_conv_direct_ok(int64_t C, int64_t OC, int64_t KH, int64_t KW, int64_t H, int64_t ph, int64_t OH,
                         int64_t OW) {

@@ -10,7 +10,7 @@
 static atomic_int avx512_on = 1;
 
 int bcml_cpu_avx512(void) {
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#if BCML_AVX512_BUILD
     static atomic_int known = -1;
     int k = atomic_load(&known);
     if (k < 0) {

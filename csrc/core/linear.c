@@ -127,10 +127,9 @@ BCML_CLONES static void linear_dx_narrow(float *dx, const float *g, const float 
     }
 }
 
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
+#if BCML_AVX512_BUILD
 #define HAVE_AVX512_NARROW 1
-#define AVX512 __attribute__((target("avx512f")))
+#define AVX512 BCML_AVX512
 
 static inline __attribute__((always_inline)) AVX512 __mmask16 lanes(int64_t n) {
     return n >= 16 ? (__mmask16)0xFFFF : n > 0 ? (__mmask16)((1u << n) - 1u) : (__mmask16)0;

@@ -13,6 +13,17 @@
 #define BCML_CLONES
 #endif
 
+/* The AVX-512 kernels: built (BCML_AVX512_BUILD 1) on x86 with GCC or clang, each function compiled
+ * for AVX-512F with BCML_AVX512 in an otherwise portable build, and called only where
+ * bcml_have_avx512() says the CPU has it. */
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#define BCML_AVX512_BUILD 1
+#include <immintrin.h>
+#define BCML_AVX512 __attribute__((target("avx512f")))
+#else
+#define BCML_AVX512_BUILD 0
+#endif
+
 /* 1 where this build runs on x86-64, the CPU has AVX-512F and the AVX-512 kernels are on (cpu.c). */
 int bcml_have_avx512(void);
 

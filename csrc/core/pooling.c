@@ -430,10 +430,9 @@ static void max_row_k3s2_split(float *restrict out, int64_t *restrict idx, const
  * from -inf leaves index -1 to a window of -inf only (max_row's contract, with_pad); a plane
  * without padding starts from the first tap, as max_one does. The last outputs of a row run
  * masked. */
-#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
+#if BCML_AVX512_BUILD
 #define HAVE_POOL_AVX512 1
-#define AVX512 __attribute__((target("avx512f")))
+#define AVX512 BCML_AVX512
 
 /* (m, q) = b if b is larger than a or NaN, else a (indices qa, qb) */
 #define PICK16(m, q, a, qa, b, qb)                                                                          \
