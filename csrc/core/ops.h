@@ -29,6 +29,8 @@ int bcml_have_avx512(void);
 
 /* y[i] = exp(x[i]) (y may equal x): a branch-free vectorisable exp within 1 ulp (elementwise.c). */
 void bcml_exp_f32(float *y, const float *x, int64_t n);
+/* y[i] = log(x[i]) (y may equal x): a branch-free vectorisable log within 1 ulp (elementwise.c). */
+void bcml_log_f32(float *y, const float *x, int64_t n);
 
 bcml_status bcml_add_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err);
 bcml_status bcml_add_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err);

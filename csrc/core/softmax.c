@@ -59,40 +59,93 @@ static bcml_status split_dim(const bcml_node *n, const char *name, int64_t *oute
     return BCML_OK;
 }
 
+/* Short rows (inner == 1, D < 32: 2 or 10 classes): blocks of rows of at most 4 * CH elements,
+ * one exp call and one log call per block; D a compile-time constant in the common cases. */
+static inline __attribute__((always_inline)) void short_rows_fw(float *restrict y, const float *restrict x,
+                                                               int64_t outer, const int64_t D, int logsm) {
+    float t[4 * CH], s[4 * CH];
+    const int64_t R = (4 * CH) / D;
+    for (int64_t r0 = 0; r0 < outer; r0 += R) {
+        const int64_t nr = outer - r0 < R ? outer - r0 : R;
+        const float *xb = x + r0 * D;
+        float *yb = y + r0 * D;
+        for (int64_t r = 0; r < nr; r++) {
+            float m = -INFINITY;
+            for (int64_t j = 0; j < D; j++) m = xb[r * D + j] > m ? xb[r * D + j] : m;
+            for (int64_t j = 0; j < D; j++) yb[r * D + j] = xb[r * D + j] - m;
+        }
+        bcml_exp_f32(t, yb, nr * D);
+        for (int64_t r = 0; r < nr; r++) {
+            float sum = 0.0f;
+            for (int64_t j = 0; j < D; j++) sum += t[r * D + j];
+            s[r] = sum;
+        }
+        if (logsm) {
+            bcml_log_f32(s, s, nr);
+            for (int64_t r = 0; r < nr; r++)
+                for (int64_t j = 0; j < D; j++) yb[r * D + j] -= s[r];
+        } else {
+            for (int64_t r = 0; r < nr; r++) {
+                const float inv = 1.0f / s[r];
+                for (int64_t j = 0; j < D; j++) yb[r * D + j] = t[r * D + j] * inv;
+            }
+        }
+    }
+}
+
+/* dx += g - exp(y) sum(g) (log_softmax) or y (g - sum(g y)) (softmax) over short rows, in blocks
+ * as forward. */
+static inline __attribute__((always_inline)) void short_rows_bw(float *restrict dx, const float *restrict y,
+                                                               const float *restrict g, int64_t outer,
+                                                               const int64_t D, int logsm) {
+    float t[4 * CH];
+    const int64_t R = (4 * CH) / D;
+    for (int64_t r0 = 0; r0 < outer; r0 += R) {
+        const int64_t nr = outer - r0 < R ? outer - r0 : R;
+        const float *yb = y + r0 * D, *gb = g + r0 * D;
+        float *db = dx + r0 * D;
+        if (logsm) {
+            bcml_exp_f32(t, yb, nr * D);
+            for (int64_t r = 0; r < nr; r++) {
+                float sum = 0.0f;
+                for (int64_t j = 0; j < D; j++) sum += gb[r * D + j];
+                for (int64_t j = 0; j < D; j++) db[r * D + j] += gb[r * D + j] - t[r * D + j] * sum;
+            }
+        } else {
+            for (int64_t r = 0; r < nr; r++) {
+                float sum = 0.0f;
+                for (int64_t j = 0; j < D; j++) sum += gb[r * D + j] * yb[r * D + j];
+                for (int64_t j = 0; j < D; j++) db[r * D + j] += yb[r * D + j] * (gb[r * D + j] - sum);
+            }
+        }
+    }
+}
+
+#define SHORT_DISPATCH(D, f, ...)                                                                  \
+    do {                                                                                           \
+        switch (D) {                                                                               \
+        case 2: f(__VA_ARGS__, 2, logsm); break;                                                   \
+        case 3: f(__VA_ARGS__, 3, logsm); break;                                                   \
+        case 4: f(__VA_ARGS__, 4, logsm); break;                                                   \
+        case 10: f(__VA_ARGS__, 10, logsm); break;                                                 \
+        default: f(__VA_ARGS__, D, logsm); break;                                                  \
+        }                                                                                          \
+    } while (0)
+
+BCML_CLONES static void short_fw(float *y, const float *x, int64_t outer, int64_t D, int logsm) {
+    SHORT_DISPATCH(D, short_rows_fw, y, x, outer);
+}
+
+BCML_CLONES static void short_bw(float *dx, const float *y, const float *g, int64_t outer, int64_t D, int logsm) {
+    SHORT_DISPATCH(D, short_rows_bw, dx, y, g, outer);
+}
+
 /* y (outer, D, inner) = softmax or log_softmax of x along D. A NaN anywhere along D makes that
  * whole slice NaN, as do rows of only -inf or any +inf (as PyTorch). */
 static void softmax_fw(float *restrict y, const float *restrict x, int64_t outer, int64_t D,
                        int64_t inner, int logsm) {
-    if (inner == 1 && D < 32) {
-        /* short rows (e.g. 2 or 10 classes): one exp call per block of rows */
-        const int64_t R = D ? (4 * CH) / D : outer;
-        for (int64_t r0 = 0; r0 < outer; r0 += R) {
-            const int64_t nr = outer - r0 < R ? outer - r0 : R;
-            const float *xb = x + r0 * D;
-            float *yb = y + r0 * D;
-            for (int64_t r = 0; r < nr; r++) {
-                const float m = row_max(xb + r * D, D);
-                for (int64_t j = 0; j < D; j++) yb[r * D + j] = xb[r * D + j] - m;
-            }
-            float *tb = yb;
-            float tmp[4 * CH];
-            if (logsm) { /* keep x - m for the result */
-                for (int64_t k = 0; k < nr * D; k++) tmp[k] = yb[k];
-                tb = tmp;
-            }
-            bcml_exp_f32(tb, tb, nr * D);
-            for (int64_t r = 0; r < nr; r++) {
-                float sum = 0.0f;
-                for (int64_t j = 0; j < D; j++) sum += tb[r * D + j];
-                if (logsm) {
-                    const float ls = logf(sum);
-                    for (int64_t j = 0; j < D; j++) yb[r * D + j] -= ls;
-                } else {
-                    const float inv = 1.0f / sum;
-                    for (int64_t j = 0; j < D; j++) yb[r * D + j] *= inv;
-                }
-            }
-        }
+    if (inner == 1 && D > 0 && D < 32) {
+        short_fw(y, x, outer, D, logsm);
         return;
     }
     if (inner == 1) {
@@ -104,7 +157,8 @@ static void softmax_fw(float *restrict y, const float *restrict x, int64_t outer
             bcml_exp_f32(yr, yr, D);
             const float s = row_dot(yr, NULL, D);
             if (logsm) {
-                const float ls = logf(s);
+                float ls;
+                bcml_log_f32(&ls, &s, 1);
                 for (int64_t j = 0; j < D; j++) yr[j] = (xr[j] - m) - ls;
             } else {
                 const float inv = 1.0f / s;
@@ -132,7 +186,7 @@ static void softmax_fw(float *restrict y, const float *restrict x, int64_t outer
                 for (int64_t j = 0; j < w; j++) s[j] += yr[j];
             }
             if (logsm) {
-                for (int64_t j = 0; j < w; j++) s[j] = logf(s[j]);
+                bcml_log_f32(s, s, w);
                 for (int64_t d = 0; d < D; d++) {
                     const float *xr = xb + d * inner + j0;
                     float *yr = yb + d * inner + j0;
@@ -152,20 +206,9 @@ static void softmax_fw(float *restrict y, const float *restrict x, int64_t outer
 /* dx (outer, D, inner) += softmax / log_softmax backward from y and g */
 static void softmax_bw(float *restrict dx, const float *restrict y, const float *restrict g,
                        int64_t outer, int64_t D, int64_t inner, int logsm) {
-    float t[4 * CH]; /* exp(y) of up to 4 * CH elements (log_softmax) */
-    if (inner == 1 && logsm && D < 32) {
-        /* short rows (e.g. 2 or 10 classes): one exp call per block of rows, as forward */
-        const int64_t R = D ? (4 * CH) / D : outer;
-        for (int64_t r0 = 0; r0 < outer; r0 += R) {
-            const int64_t nr = outer - r0 < R ? outer - r0 : R;
-            const float *yb = y + r0 * D, *gb = g + r0 * D;
-            float *db = dx + r0 * D;
-            bcml_exp_f32(t, yb, nr * D);
-            for (int64_t r = 0; r < nr; r++) {
-                const float s = row_dot(gb + r * D, NULL, D);
-                for (int64_t j = 0; j < D; j++) db[r * D + j] += gb[r * D + j] - t[r * D + j] * s;
-            }
-        }
+    float t[CH]; /* exp(y) of up to CH elements (log_softmax) */
+    if (inner == 1 && D > 0 && D < 32) {
+        short_bw(dx, y, g, outer, D, logsm);
         return;
     }
     if (inner == 1) {
