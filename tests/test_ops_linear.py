@@ -172,6 +172,78 @@ def test_narrow_linear_same_bits_at_any_thread_count(kernels):
             np.testing.assert_array_equal(a, c)
 
 
+# Small products (up to 4.1M multiply-adds, more than 4 outputs) take the AVX-512 small-product
+# kernels where the CPU has them, OpenBLAS otherwise: panels of 1 to 4 vectors of 16 columns (and
+# several panels), tiles of 6 to 24 rows with tails of 4 and 1, rows split over tasks.
+SMALL_SHAPES = [(754, 108, 50), (754, 50, 10), (64, 320, 50), (64, 50, 10), (128, 512, 10), (37, 5, 17),
+                (23, 70, 33), (9, 130, 64), (101, 3, 200), (1, 1, 5), (200, 16, 16), (3, 4000, 7)]
+
+
+@pytest.mark.parametrize("R,C,OC", SMALL_SHAPES, ids=["%dx%d->%d" % s for s in SMALL_SHAPES])
+def test_small_linear_against_float64(kernels, R, C, OC):
+    rng = np.random.default_rng(R * 7 + C * 3 + OC)
+    x = rng.standard_normal((R, C)).astype(np.float32)
+    w = rng.standard_normal((OC, C)).astype(np.float32)
+    b = rng.standard_normal(OC).astype(np.float32)
+    g = rng.standard_normal((R, OC)).astype(np.float32)
+    # gradients add into what .grad holds already
+    old = [rng.standard_normal(a.shape).astype(np.float32) for a in (x, w, b)]
+    ts = [bcml.tensor(a, requires_grad=True) for a in (x, w, b)]
+    for t, o in zip(ts, old):
+        t.grad = bcml.tensor(o)
+    out = F.linear(*ts)
+    out.backward(bcml.tensor(g))
+    x64, w64, g64 = x.astype(np.float64), w.astype(np.float64), g.astype(np.float64)
+    refs = (x64 @ w64.T + b, old[0] + g64 @ w64, old[1] + g64.T @ x64, old[2] + g64.sum(0))
+    for got, ref in zip((arr(out), ts[0].grad.numpy(), ts[1].grad.numpy(), ts[2].grad.numpy()), refs):
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=2e-6 * np.sqrt(max(R, C, OC)) * (1 + np.abs(ref).max()))
+    # without bias, and with only the weight needing a gradient (the first layer of an MLP)
+    tw = bcml.tensor(w, requires_grad=True)
+    out = F.linear(bcml.tensor(x), tw)
+    out.backward(bcml.tensor(g))
+    np.testing.assert_allclose(arr(out), x64 @ w64.T, rtol=1e-5, atol=2e-6 * np.sqrt(C) * (1 + np.abs(x64 @ w64.T).max()))
+    np.testing.assert_allclose(tw.grad.numpy(), g64.T @ x64, rtol=1e-5, atol=2e-6 * np.sqrt(R) * (1 + np.abs(g64.T @ x64).max()))
+
+
+def test_small_linear_nonfinite_like_float64(kernels):
+    # NaN and inf in x reach exactly the outputs and gradients they touch
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((40, 20)).astype(np.float32)
+    x[3, 4], x[17, 0] = np.nan, np.inf
+    w = rng.standard_normal((30, 20)).astype(np.float32)
+    g = rng.standard_normal((40, 30)).astype(np.float32)
+    tw = bcml.tensor(w, requires_grad=True)
+    out = F.linear(bcml.tensor(x), tw)
+    out.backward(bcml.tensor(g))
+    with np.errstate(all="ignore"):
+        ref, dref = x.astype(np.float64) @ w.T, g.astype(np.float64).T @ x
+    np.testing.assert_array_equal(np.isnan(arr(out)), np.isnan(ref))
+    np.testing.assert_array_equal(np.isinf(arr(out)), np.isinf(ref))
+    np.testing.assert_array_equal(np.isnan(tw.grad.numpy()), np.isnan(dref))
+    fin = np.isfinite(ref)
+    np.testing.assert_allclose(arr(out)[fin], ref[fin], rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("R,C,OC", [(754, 108, 50), (754, 50, 10), (64, 320, 50)])
+def test_small_linear_same_bits_at_any_thread_count(kernels, R, C, OC):
+    rng = np.random.default_rng(R + C + OC)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((R, C), (OC, C), (OC,))]
+    g = rng.standard_normal((R, OC)).astype(np.float32)
+    before, results = bcml.get_num_threads(), []
+    try:
+        for n in (1, 2, 3):
+            bcml.set_num_threads(n)
+            ts = [bcml.tensor(a, requires_grad=True) for a in arrays]
+            out = F.linear(*ts)
+            out.backward(bcml.tensor(g))
+            results.append([arr(out).copy()] + [t.grad.numpy().copy() for t in ts])
+    finally:
+        bcml.set_num_threads(before)
+    for other in results[1:]:
+        for a, c in zip(results[0], other):
+            np.testing.assert_array_equal(a, c)
+
+
 MATMUL_SHAPES = [((4,), (4,)), ((4,), (4, 3)), ((2, 4), (4,)), ((2, 4), (4, 3)), ((3, 2, 4), (3, 4, 5)),
                  ((0, 4), (4, 3)), ((2, 0), (0, 3)), ((2, 4), (4, 0)), ((0, 2, 4), (0, 4, 5)), ((1, 1), (1, 1))]
 
