@@ -349,6 +349,30 @@ def test_activation_extremes_and_nan_match_torch(torch, name):
     np.testing.assert_allclose(xb.grad.numpy(), xt.grad.numpy(), rtol=1e-6, atol=0)
 
 
+def test_relu_bits_on_every_kind_of_float():
+    # the vectorised relu works on the bits: check it bit for bit against its definition
+    # (x < 0 ? 0 : x forward, dx += (x <= 0 ? 0 : g) backward) on every class of float, both signs,
+    # NaNs with either sign and payload, subnormals, at lengths that leave vector remainders
+    rng = np.random.default_rng(8)
+    special = np.array([0x00000000, 0x80000000, 0x00000001, 0x80000001, 0x007fffff, 0x807fffff, 0x3f800000,
+                        0xbf800000, 0x7f7fffff, 0xff7fffff, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000,
+                        0x7f800001, 0xff800001, 0x7fffffff, 0xffffffff], np.uint32)
+    for n in (1, 7, 18, 33, 70001):
+        bits = np.concatenate([special, rng.integers(0, 2 ** 32, n, dtype=np.uint64).astype(np.uint32)])[:max(n, 18)]
+        x = bits.view(np.float32)
+        with np.errstate(invalid="ignore"):
+            ref = np.where(x < 0, np.float32(0), x)
+            g = rng.standard_normal(x.size).astype(np.float32)
+            old = rng.standard_normal(x.size).astype(np.float32)
+            dref = old + np.where(x <= 0, np.float32(0), g)
+        xb = bcml.tensor(x, requires_grad=True)
+        xb.grad = bcml.tensor(old)
+        out = F.relu(xb)
+        np.testing.assert_array_equal(arr(out).view(np.uint32), ref.view(np.uint32))
+        out.backward(bcml.tensor(g))
+        np.testing.assert_array_equal(xb.grad.numpy().view(np.uint32), dref.view(np.uint32))
+
+
 @pytest.mark.parametrize("name", sorted(ACTS))
 def test_activation_bad_dtype(name):
     with pytest.raises(TypeError, match=r"%s: input must be a float32" % name):

@@ -2,6 +2,7 @@
 #include "ops.h"
 
 #include <math.h>
+#include <string.h>
 
 static bcml_status unary_out(bcml_node *n, bcml_tensor **out, const char *name, bcml_err *err) {
     bcml_status st = bcml_require_dtype(n->in[0], BCML_FLOAT32, name, "input", err);
@@ -18,22 +19,33 @@ typedef struct {
     float *y;
 } relu_job;
 
-static void relu_fw_range(void *p, int64_t lo, int64_t hi) {
+/* Both work on the bits, so that the loops vectorise (with -ftrapping-math GCC will not turn a float
+ * comparison into a select). A float is below zero (-0 not, NaN not) when its bits are
+ * 0x80000001..0xff800000. */
+static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+BCML_CLONES static void relu_fw_range(void *p, int64_t lo, int64_t hi) {
     const relu_job *j = p;
     const float *restrict x = j->x;
     float *restrict y = j->y;
-    /* max(x, 0) that keeps NaN (a NaN compares false, so it takes the x branch) */
-    for (int64_t i = lo; i < hi; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i];
+    /* max(x, 0) that keeps NaN and -0 (as x < 0 ? 0 : x) */
+    for (int64_t i = lo; i < hi; i++) {
+        const uint32_t u = f2u(x[i]);
+        y[i] = u2f(u - 0x80000001u < 0x7f800000u ? 0u : u);
+    }
 }
 
-static void relu_bw_range(void *p, int64_t lo, int64_t hi) {
+BCML_CLONES static void relu_bw_range(void *p, int64_t lo, int64_t hi) {
     const relu_job *j = p;
     const float *restrict x = j->x, *restrict g = j->g;
     float *restrict dx = j->y;
-    /* as PyTorch's threshold_backward: zero where x <= 0, so a NaN input passes its gradient */
+    /* as PyTorch's threshold_backward: zero where x <= 0 (+-0 included), so a NaN input passes its
+     * gradient */
     for (int64_t i = lo; i < hi; i++) {
-        float gi = g[i];
-        dx[i] += x[i] <= 0.0f ? 0.0f : gi;
+        const uint32_t u = f2u(x[i]);
+        const uint32_t keep = (u & 0x7fffffffu) != 0 && !(u - 0x80000001u < 0x7f800000u);
+        dx[i] += u2f(keep ? f2u(g[i]) : 0u);
     }
 }
 
