@@ -472,37 +472,70 @@ bcml_status bcml_linear_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
     return BCML_OK;
 }
 
+/* db (OC) += column sums of g (R, OC), rows in order. */
+static void bias_grad(float *db, const float *g, int64_t R, int64_t OC) {
+#if HAVE_AVX512_NARROW
+    if (bcml_have_avx512()) {
+        bias_grad512(db, g, R, OC);
+        return;
+    }
+#endif
+    for (int64_t r = 0; r < R; r++)
+        for (int64_t o = 0; o < OC; o++) db[o] += g[r * OC + o];
+}
+
+/* The whole backward in one parallel region: dx's tasks, then dW's, then db as one task (each
+ * output still belongs to one task, so the bits do not depend on the split); tasks go round-robin
+ * to the threads, so dW's run beside dx's instead of after them. */
+typedef struct {
+    linear_job dx, dw;
+    int64_t tx, tw;
+    float *db;
+} linear_bw_job;
+
+static void linear_bw_task(void *arg, int64_t k, int64_t n) {
+    (void)n;
+    linear_bw_job *b = arg;
+    if (k < b->tx) linear_dx_task(&b->dx, k, b->tx);
+    else if (k < b->tx + b->tw) linear_dw_task(&b->dw, k - b->tx, b->tw);
+    else bias_grad(b->db, b->dx.g, b->dx.R, b->dx.OC);
+}
+
 bcml_status bcml_linear_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din,
                                  bcml_err *err) {
     (void)err;
     const bcml_tensor *x = n->in[0], *w = n->in[1];
     int64_t C = w->shape[1], OC = w->shape[0], R = dout->numel / (OC ? OC : 1);
     if (OC == 0) return BCML_OK;
-    const float *g = bcml_f32(dout); /* (R, OC) */
-    linear_job j = {.x = bcml_f32(x), .w = bcml_f32(w), .g = g, .R = R, .C = C, .OC = OC};
+    linear_job j = {.x = bcml_f32(x), .w = bcml_f32(w), .g = bcml_f32(dout), .R = R, .C = C, .OC = OC};
+    linear_bw_job b = {.dx = j, .dw = j};
     if (din[0] && R && C) { /* dx (R, C) += g (R, OC) @ W (OC, C) */
-        j.dx = bcml_f32(din[0]);
-        j.small = OC > NARROW_OC && use_small(R, C, OC, 0);
-        bcml_parallel(OC <= NARROW_OC ? narrow_tasks(R, C) : j.small ? small_tasks(R, C, OC) : gemm_tasks(R, C, OC),
-                      linear_dx_task, &j);
+        b.dx.dx = bcml_f32(din[0]);
+        b.dx.small = OC > NARROW_OC && use_small(R, C, OC, 0);
+        b.tx = OC <= NARROW_OC ? narrow_tasks(R, C) : b.dx.small ? small_tasks(R, C, OC) : gemm_tasks(R, C, OC);
     }
     if (din[1] && R && C) { /* dW (OC, C) += g^T (OC, R) @ x (R, C) */
-        j.dw = bcml_f32(din[1]);
-        j.small = OC > NARROW_OC && use_small(OC, C, R, 0);
-        bcml_parallel(OC <= NARROW_OC ? narrow_tasks(R, C) : j.small ? small_tasks(OC, C, R) : gemm_tasks(C, OC, R),
-                      linear_dw_task, &j);
+        b.dw.dw = bcml_f32(din[1]);
+        b.dw.small = OC > NARROW_OC && use_small(OC, C, R, 0);
+        b.tw = OC <= NARROW_OC ? narrow_tasks(R, C) : b.dw.small ? small_tasks(OC, C, R) : gemm_tasks(C, OC, R);
     }
-    if (n->n_in > 2 && din[2]) { /* db (OC) += column sums of g */
-        float *db = bcml_f32(din[2]);
-#if HAVE_AVX512_NARROW
-        if (bcml_have_avx512()) {
-            bias_grad512(db, g, R, OC);
-            return BCML_OK;
-        }
-#endif
-        for (int64_t r = 0; r < R; r++)
-            for (int64_t o = 0; o < OC; o++) db[o] += g[r * OC + o];
+    if (n->n_in > 2 && din[2]) b.db = bcml_f32(din[2]); /* db (OC) += column sums of g */
+    /* one tensor given twice (linear(w, w), linear(b, W, b)) gets one gradient buffer: its parts
+     * then run one after the other */
+    float *bx = b.tx ? b.dx.dx : NULL, *bw = b.tw ? b.dw.dw : NULL;
+    if ((bx && (bx == bw || bx == b.db)) || (bw && bw == b.db)) {
+        linear_bw_job part = b;
+        part.tw = 0;
+        part.db = NULL;
+        bcml_parallel(part.tx, linear_bw_task, &part);
+        part = b;
+        part.tx = 0;
+        part.db = NULL;
+        bcml_parallel(part.tw, linear_bw_task, &part);
+        if (b.db) bias_grad(b.db, j.g, R, OC);
+        return BCML_OK;
     }
+    bcml_parallel(b.tx + b.tw + (b.db != NULL), linear_bw_task, &b);
     return BCML_OK;
 }
 
