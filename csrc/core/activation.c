@@ -2,7 +2,6 @@
 #include "ops.h"
 
 #include <math.h>
-#include <string.h>
 
 static bcml_status unary_out(bcml_node *n, bcml_tensor **out, const char *name, bcml_err *err) {
     bcml_status st = bcml_require_dtype(n->in[0], BCML_FLOAT32, name, "input", err);
@@ -19,11 +18,8 @@ typedef struct {
     float *y;
 } relu_job;
 
-/* Both work on the bits, so that the loops vectorise (with -ftrapping-math GCC will not turn a float
- * comparison into a select). A float is below zero (-0 not, NaN not) when its bits are
- * 0x80000001..0xff800000. */
-static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+/* Both work on the bits (f2u, ops.h), so that the loops vectorise. A float is below zero (-0 not,
+ * NaN not) when its bits are 0x80000001..0xff800000. */
 
 BCML_CLONES static void relu_fw_range(void *p, int64_t lo, int64_t hi) {
     const relu_job *j = p;

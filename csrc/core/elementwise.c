@@ -447,8 +447,6 @@ bcml_status bcml_pow_scalar_backward(bcml_node *n, const bcml_tensor *dout, bcml
  * 2^k applied in two halves so that subnormal results round once. Overflow gives inf,
  * underflow 0, NaN stays NaN. The range and NaN selects work on the bits (with
  * -ftrapping-math GCC will not if-convert float comparisons). Also used by softmax.c. */
-static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 static inline uint32_t sel(uint32_t mask, uint32_t a, uint32_t b) { return (mask & a) | (~mask & b); }
 
 BCML_CLONES void bcml_exp_f32(float *y, const float *x, int64_t n) {

@@ -2,7 +2,6 @@
 #include "ops.h"
 #include "blas.h"
 
-#include <stdlib.h>
 #include <string.h>
 
 /* Rows of x are all leading dims flattened: x (R, C), W (OC, C), b (OC) -> out (R, OC). */
@@ -459,7 +458,7 @@ bcml_status bcml_linear_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
     linear_job j = {.out = bcml_f32(out[0]), .x = bcml_f32(x), .w = bcml_f32(w),
                     .b = b ? bcml_f32(b) : NULL, .R = R, .C = C, .OC = OC};
     float *wt = NULL;
-    if (OC > NARROW_OC && use_small(R, OC, C, 1) && (wt = malloc((size_t)(C * OC) * sizeof(float)))) {
+    if (OC > NARROW_OC && use_small(R, OC, C, 1) && (wt = bcml_alloc((size_t)(C * OC) * sizeof(float)))) {
         const float *wd = j.w;
         for (int64_t o = 0; o < OC; o++)
             for (int64_t c = 0; c < C; c++) wt[c * OC + o] = wd[o * C + c];
@@ -468,7 +467,7 @@ bcml_status bcml_linear_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, 
     }
     bcml_parallel(OC > 0 && OC <= NARROW_OC && C > 0 ? narrow_tasks(R, C) : j.small ? small_tasks(R, OC, C)
                   : gemm_tasks(R, OC, C), linear_fw_task, &j);
-    free(wt);
+    bcml_free(wt);
     return BCML_OK;
 }
 
@@ -524,18 +523,12 @@ bcml_status bcml_linear_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
      * then run one after the other */
     float *bx = b.tx ? b.dx.dx : NULL, *bw = b.tw ? b.dw.dw : NULL;
     if ((bx && (bx == bw || bx == b.db)) || (bw && bw == b.db)) {
-        linear_bw_job part = b;
-        part.tw = 0;
-        part.db = NULL;
-        bcml_parallel(part.tx, linear_bw_task, &part);
-        part = b;
-        part.tx = 0;
-        part.db = NULL;
-        bcml_parallel(part.tw, linear_bw_task, &part);
+        bcml_parallel(b.tx, linear_dx_task, &b.dx);
+        bcml_parallel(b.tw, linear_dw_task, &b.dw);
         if (b.db) bias_grad(b.db, j.g, R, OC);
-        return BCML_OK;
+    } else {
+        bcml_parallel(b.tx + b.tw + (b.db != NULL), linear_bw_task, &b);
     }
-    bcml_parallel(b.tx + b.tw + (b.db != NULL), linear_bw_task, &b);
     return BCML_OK;
 }
 

@@ -3,6 +3,8 @@
 #define BCML_OPS_H
 #include "bcml.h"
 
+#include <string.h>
+
 /* Hot elementwise kernels are compiled twice, for AVX2 and for the x86-64 baseline, and the
  * loader picks one (GCC's target_clones); every lane computes the same thing either way, so
  * results do not depend on the CPU. */
@@ -23,6 +25,11 @@
 #else
 #define BCML_AVX512_BUILD 0
 #endif
+
+/* A float's bits and back (kernels that select on bits vectorise where float comparisons do not:
+ * GCC will not if-convert them under -ftrapping-math). */
+static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
 
 /* 1 where this build runs on x86-64, the CPU has AVX-512F and the AVX-512 kernels are on (cpu.c). */
 int bcml_have_avx512(void);
