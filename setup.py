@@ -67,7 +67,10 @@ extra_link = []
 if os.environ.get("BCML_NATIVE") == "1":
     extra_compile.append("-march=native")
 if os.environ.get("BCML_SANITIZE") == "1":
-    san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g", "-O1"]
+    # BCML_POISON_FRESH: gradient buffers that an op's backward writes from scratch start as NaN,
+    # so an element it fails to write shows in the tests' results (autograd.c; the tests also
+    # switch it on in the normal build, conftest.py)
+    san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g", "-O1", "-DBCML_POISON_FRESH"]
     extra_compile = [f for f in extra_compile if f != "-O3"] + san
     extra_link += ["-fsanitize=address,undefined"]
 

@@ -16,6 +16,17 @@ SHARED_DATA = Path(os.environ.get("BCML_SHARED_DATA") or Path(__file__).resolve(
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _poison_fresh_gradients():
+    """Gradient buffers that an op's backward writes from scratch (instead of adding into zeros)
+    start as NaN in every test, so an element a kernel fails to write shows in the results."""
+    from bcml import _core
+    before = _core.get_poison_fresh()
+    _core.set_poison_fresh(1)
+    yield
+    _core.set_poison_fresh(before)
+
+
 def need(module_name):
     """Imports an optional oracle; skips without it, fails under CI."""
     try:

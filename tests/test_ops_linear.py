@@ -133,8 +133,10 @@ def test_nn_linear_init_bounds():
 
 # ==== matmul ==============================================================================
 # Layers with at most 4 outputs take the narrow kernels (dot products and column sums over x's
-# rows; AVX-512 where the CPU has it): rows split over tasks, 16-column chunks with a remainder.
-NARROW_SHAPES = [(754, 108, 2), (754, 108, 1), (1000, 37, 3), (33, 200, 4), (17, 16, 2), (5, 3, 4)]
+# rows; AVX-512 where the CPU has it): rows split over tasks, 16-column chunks with a remainder,
+# dx's rows in chunks of 1 to 4 vectors (64 columns).
+NARROW_SHAPES = [(754, 108, 2), (754, 108, 1), (1000, 37, 3), (33, 200, 4), (17, 16, 2), (5, 3, 4), (754, 10, 2),
+                 (40, 20, 3)]
 
 
 @pytest.mark.parametrize("R,C,OC", NARROW_SHAPES, ids=["%dx%d->%d" % s for s in NARROW_SHAPES])
@@ -144,12 +146,16 @@ def test_narrow_linear_against_float64(kernels, R, C, OC):
     w = rng.standard_normal((OC, C)).astype(np.float32)
     b = rng.standard_normal(OC).astype(np.float32)
     g = rng.standard_normal((R, OC)).astype(np.float32)
+    # gradients add into what .grad holds already
+    old = [rng.standard_normal(a.shape).astype(np.float32) for a in (x, w, b)]
     ts = [bcml.tensor(a, requires_grad=True) for a in (x, w, b)]
+    for t, o in zip(ts, old):
+        t.grad = bcml.tensor(o)
     out = F.linear(*ts)
     out.backward(bcml.tensor(g))
     x64, w64, g64 = x.astype(np.float64), w.astype(np.float64), g.astype(np.float64)
-    for got, ref in ((arr(out), x64 @ w64.T + b), (ts[0].grad.numpy(), g64 @ w64), (ts[1].grad.numpy(), g64.T @ x64),
-                     (ts[2].grad.numpy(), g64.sum(0))):
+    for got, ref in ((arr(out), x64 @ w64.T + b), (ts[0].grad.numpy(), old[0] + g64 @ w64),
+                     (ts[1].grad.numpy(), old[1] + g64.T @ x64), (ts[2].grad.numpy(), old[2] + g64.sum(0))):
         np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * (1 + np.abs(ref).max()))
 
 
@@ -175,7 +181,8 @@ def test_linear_with_one_tensor_in_two_places_against_torch(torch, kernels, C):
 
 # Small products (up to 4.1M multiply-adds, more than 4 outputs) take the AVX-512 small-product
 # kernels where the CPU has them, OpenBLAS otherwise: panels of 1 to 4 vectors of 16 columns (and
-# several panels), tiles of 6 to 24 rows with tails of 4 and 1, rows split over tasks.
+# several panels), tiles of 6 to 24 rows whose last two share the rows left (and 8, 4, 2, 1 rows
+# when fewer are left than half a tile), rows split over tasks.
 SMALL_SHAPES = [(754, 108, 50), (754, 50, 10), (64, 320, 50), (64, 50, 10), (128, 512, 10), (37, 5, 17),
                 (23, 70, 33), (9, 130, 64), (101, 3, 200), (1, 1, 5), (200, 16, 16), (3, 4000, 7)]
 
@@ -394,3 +401,40 @@ def test_mlp_chain_backward_matches_torch(torch):
 
     torch_compare(torch, lambda *a: run(F, F.linear, *a),
                   lambda *a: run(torch, torch.nn.functional.linear, *a), arrays)
+
+
+# A gradient buffer that backward creates for an intermediate tensor is written from scratch by
+# ops that can (bcml_opdef.fresh_ok: relu, linear's dx, max_pool2d's dx) instead of zeroed and
+# added into; the tests' session starts those buffers as NaN (conftest.py), so an element a kernel
+# misses shows. Each of linear's dx paths: narrow (<= 4 outputs), small products, OpenBLAS, and
+# no outputs at all; x reaches the op through an op of its own (x * 1), so its gradient is new.
+@pytest.mark.parametrize("R,C,OC", [(754, 10, 2), (33, 200, 4), (754, 108, 50), (64, 50, 10), (300, 512, 64),
+                                    (20, 7, 0)])
+def test_linear_writes_a_new_dx_buffer_whole(kernels, R, C, OC):
+    from bcml import _core
+    assert _core.get_poison_fresh() == 1
+    rng = np.random.default_rng(R + C + OC)
+    x = rng.standard_normal((R, C)).astype(np.float32)
+    w = rng.standard_normal((OC, C)).astype(np.float32)
+    g = rng.standard_normal((R, OC)).astype(np.float32)
+    xb = bcml.tensor(x, requires_grad=True)
+    out = F.linear(xb * 1.0, bcml.tensor(w))
+    out.backward(bcml.tensor(g))
+    ref = g.astype(np.float64) @ w.astype(np.float64)
+    np.testing.assert_allclose(xb.grad.numpy(), ref, rtol=1e-5, atol=2e-6 * np.sqrt(max(OC, 1)) * (1 + np.abs(ref).max()))
+
+
+def test_relu_writes_a_new_gradient_buffer_bit_for_bit():
+    # into a new buffer relu's backward writes (x <= 0 ? +0 : g); x's own gradient then adds that
+    # into zeros (a leaf's .grad starts at zero: -0 becomes +0)
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(70001).astype(np.float32)
+    x[:4] = [0.0, -0.0, np.nan, np.inf]
+    g = rng.standard_normal(x.size).astype(np.float32)
+    g[4:8] = -0.0
+    x[4:8] = 1.0
+    xb = bcml.tensor(x, requires_grad=True)
+    F.relu(xb * 1.0).backward(bcml.tensor(g))
+    with np.errstate(invalid="ignore"):
+        ref = np.float32(0) + np.where(x <= 0, np.float32(0), g)
+    np.testing.assert_array_equal(xb.grad.numpy().view(np.uint32), ref.view(np.uint32))

@@ -720,3 +720,27 @@ def test_dropout2d_bad_inputs():
             F.dropout2d(bcml.ones(6), 0.5)
     with pytest.raises(TypeError, match="generator"):
         F.dropout2d(x, 0.5, generator=3)
+
+
+@pytest.mark.parametrize("shape,k,s", [((64, 10, 24, 24), 2, 2), ((3, 5, 9, 7), 3, 2), ((2, 3, 8, 8), 2, 1)])
+def test_max_pool2d_writes_a_new_gradient_buffer_whole(shape, k, s):
+    # the input's gradient, a new buffer (x reaches the pool through x * 1), is zeroed plane by plane
+    # by the backward itself (bcml_opdef.fresh_ok); the tests start such buffers as NaN (conftest.py)
+    assert _core.get_poison_fresh() == 1
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape).astype(np.float32)
+    xb = bcml.tensor(x, requires_grad=True)
+    out = F.max_pool2d(xb * 1.0, k, s)
+    g = rng.standard_normal(out.shape).astype(np.float32)
+    out.backward(bcml.tensor(g))
+    N, C, H, W = shape
+    OH, OW = (H - k) // s + 1, (W - k) // s + 1
+    ref = np.zeros(shape, np.float64)
+    for n in range(N):
+        for c in range(C):
+            for i in range(OH):
+                for j in range(OW):
+                    win = x[n, c, i * s:i * s + k, j * s:j * s + k]
+                    a, b = np.unravel_index(np.argmax(win), win.shape)
+                    ref[n, c, i * s + a, j * s + b] += g[n, c, i, j]
+    np.testing.assert_allclose(xb.grad.numpy(), ref, rtol=1e-6, atol=1e-6)

@@ -1,10 +1,12 @@
-"""bcml.set_num_threads: kernels split work with a fixed partition, so results are bitwise the
-same with any thread count, and concurrent callers (sweep jobs on threads) are safe."""
+"""bcml.set_num_threads: kernels split work into tasks from the shapes alone, so results are
+bitwise the same with any thread count, and concurrent callers (sweep jobs on threads) are safe."""
 import threading
 
 import numpy as np
+import pytest
 
 import bcml
+from bcml import _core
 import bcml.nn.functional as F
 from bcml.models import MLPClassifier
 
@@ -158,3 +160,25 @@ def test_batch_norm_split_over_channels_is_bitwise_the_same():
     np.testing.assert_allclose(outs[0][0], ref, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(outs[0][3], gs.astype(np.float64).sum((0, 2, 3)), rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(outs[0][4], 0.1 * mean, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 64])
+def test_every_task_runs_once_and_idle_threads_take_the_rest(n):
+    # the calling thread's first task waits until every other task has run: with two threads the
+    # caller's other tasks are taken by the pool thread (threads.c: own block first, then the
+    # others' tasks not yet started), and each task still runs exactly once
+    before = bcml.get_num_threads()
+    try:
+        bcml.set_num_threads(1)
+        runs, by_caller = _core._parallel_selftest(n)
+        assert runs == [1] * n and by_caller == [1] * n
+        bcml.set_num_threads(2)
+        runs, by_caller = _core._parallel_selftest(n)
+        assert runs == [1] * n
+        assert by_caller == [1] + [0] * (n - 1)
+    finally:
+        bcml.set_num_threads(before)
+    with pytest.raises(ValueError, match="n must be"):
+        _core._parallel_selftest(0)
+    with pytest.raises(ValueError, match="n must be"):
+        _core._parallel_selftest(1025)

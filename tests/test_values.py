@@ -447,7 +447,7 @@ def test_op_table_count_assert_can_fail(tmp_path):
     ok = subprocess.run([cc, "-std=c11", "-fsyntax-only", *inc, "-x", "c", "-"], input=src, text=True,
                         capture_output=True)
     assert ok.returncode == 0, ok.stderr
-    lines = [ln for ln in src.splitlines() if re.match(r"\s*OP\(", ln)]
+    lines = [ln for ln in src.splitlines() if re.match(r"\s*OPF?\(", ln)]
     broken = src.replace(lines[-1] + "\n", "")
     bad = subprocess.run([cc, "-std=c11", "-fsyntax-only", *inc, "-x", "c", "-"], input=broken, text=True,
                          capture_output=True)

@@ -54,10 +54,22 @@ bcml_status bcml_relu_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bc
     return BCML_OK;
 }
 
+/* The same into a new buffer (n->fresh): dx = (x <= 0 ? +0 : g), nothing read. */
+BCML_CLONES static void relu_bw_set_range(void *p, int64_t lo, int64_t hi) {
+    const relu_job *j = p;
+    const float *restrict x = j->x, *restrict g = j->g;
+    float *restrict dx = j->y;
+    for (int64_t i = lo; i < hi; i++) {
+        const uint32_t u = f2u(x[i]);
+        const uint32_t keep = (u & 0x7fffffffu) != 0 && !(u - 0x80000001u < 0x7f800000u);
+        dx[i] = u2f(keep ? f2u(g[i]) : 0u);
+    }
+}
+
 bcml_status bcml_relu_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {
     (void)err;
     relu_job j = {bcml_f32(n->in[0]), bcml_f32(dout), bcml_f32(din[0])};
-    bcml_parallel_for(dout->numel, ELEM_GRAIN, relu_bw_range, &j);
+    bcml_parallel_for(dout->numel, ELEM_GRAIN, n->fresh & 1u ? relu_bw_set_range : relu_bw_range, &j);
     return BCML_OK;
 }
 

@@ -1,6 +1,8 @@
 /* autograd.c: the op dispatcher (bcml_apply) and the backward engine. */
 #include "bcml.h"
 
+#include <stdatomic.h>
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,6 +278,24 @@ static bcml_status leaf_finish(bcml_tensor *owner, const bcml_tensor *like, bcml
     return st;
 }
 
+/* Tests: new gradient buffers that an op's backward writes from scratch (bcml_node.fresh) start
+ * as NaN, so an element it fails to write shows in the results. On in sanitizer builds. */
+#ifdef BCML_POISON_FRESH
+static atomic_int poison_fresh = 1;
+#else
+static atomic_int poison_fresh = 0;
+#endif
+void bcml_set_poison_fresh(int on) { atomic_store(&poison_fresh, on != 0); }
+int bcml_get_poison_fresh(void) { return atomic_load(&poison_fresh); }
+
+/* Whether input k of n shares its gradient buffer with another input of n that needs one (x * x,
+ * or two outputs of one node): that buffer is then written by more than one part of backward. */
+static int fed_twice(const bcml_node *n, int k) {
+    for (int q = 0; q < n->n_in; q++)
+        if (q != k && n->needs_grad[q] && n->in[q] && n->in[q]->grad_fn == n->in[k]->grad_fn) return 1;
+    return 0;
+}
+
 bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, int retain_graph, bcml_err *err) {
     if (!root->requires_grad)
         return bcml_fail(err, BCML_ERUNTIME,
@@ -395,7 +415,16 @@ bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, int retain
                 din[k] = h->buf;
             } else if (t->grad_fn) {
                 bcml_tensor **slot = &t->grad_fn->grad_acc;
-                if (!*slot && (st = bcml_tensor_new(slot, BCML_FLOAT32, t->ndim, t->shape, 1, err))) goto done;
+                if (!*slot) {
+                    /* a new buffer: written from scratch by an op that can (fresh_ok), else zeroed */
+                    const int fill = (bcml_ops[n->op].fresh_ok >> k & 1u) && !fed_twice(n, k);
+                    if ((st = bcml_tensor_new(slot, BCML_FLOAT32, t->ndim, t->shape, !fill, err))) goto done;
+                    if (fill) {
+                        n->fresh |= 1u << k;
+                        if (atomic_load_explicit(&poison_fresh, memory_order_relaxed))
+                            memset(bcml_data(*slot), 0xff, bcml_nbytes(*slot)); /* NaN: what is not written shows */
+                    }
+                }
                 din[k] = *slot;
             } else {
                 /* the same leaf may feed several inputs of n (x * x): one buffer */
@@ -409,6 +438,7 @@ bcml_status bcml_backward(bcml_tensor *root, const bcml_tensor *grad, int retain
             }
         }
         st = bcml_ops[n->op].backward(n, n->grad_acc, din, err);
+        n->fresh = 0;
         for (int k = 0; k < BCML_MAX_IN; k++) { bcml_tensor_unref(held[k]); held[k] = NULL; }
         bcml_tensor_unref(n->grad_acc);
         n->grad_acc = NULL;

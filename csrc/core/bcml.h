@@ -146,8 +146,14 @@ int64_t bcml_storage_bytes(void);
 /* ---- threads (threads.c) ------------------------------------------------------------------- */
 /* A task of a split op: k in [0, n). */
 typedef void (*bcml_task_fn)(void *arg, int64_t k, int64_t n);
-/* Runs every task on up to bcml_get_num_threads() threads with a fixed partition (see threads.c). */
+/* Runs every task once on up to bcml_get_num_threads() threads: each thread starts with its own
+ * block of tasks and then takes tasks others have not started (see threads.c). */
 void bcml_parallel(int64_t ntasks, bcml_task_fn fn, void *arg);
+/* For tests: runs n tasks (1 <= n <= 1024) through bcml_parallel, the caller's first task waiting
+ * (up to two seconds) until every other task has run, so that with two threads or more the
+ * caller's other tasks must be taken by another thread. runs[k]: times task k ran; by_caller[k]: 1
+ * if the calling thread ran it. */
+bcml_status bcml_parallel_selftest(int64_t n, int64_t *runs, int64_t *by_caller, bcml_err *err);
 /* A chunk [lo, hi) of an elementwise loop. */
 typedef void (*bcml_range_fn)(void *arg, int64_t lo, int64_t hi);
 /* Runs fn over [0, n) in chunks of at least grain elements (at most 8 chunks), the chunks fixed
@@ -295,12 +301,15 @@ typedef struct bcml_node {
     int has_saved;                    /* backward reads saved data (inputs or buffers) */
     struct bcml_node *next_free;      /* tensor.c's release list */
     struct bcml_hook *hooks;          /* owned: hooks on the gradient of the node's output, or NULL */
+    unsigned fresh;                   /* during backward: bit k set when din[k] is a new buffer, not yet
+                                         written (only for inputs in its op's fresh_ok) */
 } bcml_node;
 
 typedef bcml_status (*bcml_forward_fn)(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out,
                                        bcml_err *err);
-/* din[k] is non-NULL where n->needs_grad[k]: a zero-initialised or partly accumulated buffer
- * with in[k]'s shape; backward ADDS into it. */
+/* din[k] is non-NULL where n->needs_grad[k]: a buffer with in[k]'s shape that backward ADDS
+ * into (zero-initialised or partly accumulated), except where bit k of n->fresh is set: then
+ * it is a new buffer whose contents are undefined, and backward must WRITE every element. */
 typedef bcml_status (*bcml_backward_fn)(bcml_node *n, const bcml_tensor *dout,
                                         bcml_tensor **din, bcml_err *err);
 
@@ -310,9 +319,14 @@ typedef struct bcml_opdef {
     int n_out;
     bcml_forward_fn forward;
     bcml_backward_fn backward;   /* NULL: not differentiable */
+    unsigned fresh_ok;           /* bit k: backward can write din[k] from scratch (n->fresh); the
+                                    engine then skips zeroing that gradient buffer */
 } bcml_opdef;
 
 extern const bcml_opdef bcml_ops[];   /* BCML_OP_COUNT entries (ops.c checks the count) */
+/* Tests: new gradient buffers an op's backward must write from scratch (fresh_ok) start as NaN. */
+void bcml_set_poison_fresh(int on);
+int bcml_get_poison_fresh(void);
 /* Checks that every op has a complete table entry (called once at import). */
 bcml_status bcml_ops_check(bcml_err *err);
 

@@ -116,9 +116,10 @@ BCML_CLONES static void linear_dw_narrow(float *dw, const float *g, const float 
 
 /* dx rows [r0, r1) (., C) += g (., OC) @ W (OC, C), OC <= NARROW_OC */
 BCML_CLONES static void linear_dx_narrow(float *dx, const float *g, const float *w, int64_t r0, int64_t r1,
-                             int64_t C, int64_t OC) {
+                             int64_t C, int64_t OC, int fresh) {
     for (int64_t r = r0; r < r1; r++) {
         float *d = dx + r * C;
+        if (fresh) memset(d, 0, (size_t)C * sizeof *d);
         for (int64_t o = 0; o < OC; o++) {
             const float go = g[r * OC + o];
             const float *wo = w + o * C;
@@ -234,7 +235,7 @@ static inline __attribute__((always_inline)) AVX512 void sg_tile(float *c, int64
         }
 }
 
-/* Rows [m0, m1) of one panel of NV vectors: tiles of MR rows, then of 4, then 1; k in chunks of
+/* Rows [m0, m1) of one panel of NV vectors: tiles of up to MR rows; k in chunks of
  * SG_KC, so that the panel's chunk of B (16 KB) stays in L1 across the row tiles (the partial
  * sums go through C, stored and reloaded exactly: the same bits as one pass). */
 #define SG_KC 64
@@ -250,10 +251,27 @@ static inline __attribute__((always_inline)) AVX512 void sg_panel(float *c, int6
         const float *ak = ACOL ? a + k0 * sk : a + k0, *bk = b + k0 * ldb, *bi = k0 ? NULL : bias;
         const int acc = accumulate || k0;
 #define SG_AT(i) c + (i) * ldc, ldc, ACOL ? ak + (i) : ak + (i) * sa, sa, sk, bk, ldb, kc, bi, acc, mlast
+#define SG_CASE(R_) case R_: if (R_ <= MR) sg_tile(SG_AT(i), R_, NV, ACOL); break;
+        /* tiles of MR rows; the last full tile and the rows after it (rem < MR) as two tiles of
+         * about equal height (>= MR / 2), never a tail of one or two rows whose few accumulators
+         * would wait on the FMA latency; fewer than MR / 2 rows in all take 8, 4, 2 and 1 */
+        const int64_t m = m1 - m0, rem = m % MR;
         int64_t i = m0;
-        for (; i + MR <= m1; i += MR) sg_tile(SG_AT(i), MR, NV, ACOL);
-        for (; i + 4 <= m1; i += 4) sg_tile(SG_AT(i), 4, NV, ACOL);
-        for (; i < m1; i++) sg_tile(SG_AT(i), 1, NV, ACOL);
+        const int64_t full_end = m1 - rem - (rem && m >= MR ? MR : 0);
+        for (; i < full_end; i += MR) sg_tile(SG_AT(i), MR, NV, ACOL);
+        while (i < m1) {
+            const int64_t left = m1 - i;
+            int64_t r = left > MR ? (left + 1) / 2 : left;
+            if (2 * r < MR) r = r >= 8 ? 8 : r >= 4 ? 4 : r >= 2 ? 2 : 1;
+            switch (r) {
+                SG_CASE(1) SG_CASE(2) SG_CASE(3) SG_CASE(4) SG_CASE(5) SG_CASE(6) SG_CASE(7) SG_CASE(8)
+                SG_CASE(9) SG_CASE(10) SG_CASE(11) SG_CASE(12) SG_CASE(13) SG_CASE(14) SG_CASE(15) SG_CASE(16)
+                SG_CASE(17) SG_CASE(18) SG_CASE(19) SG_CASE(20) SG_CASE(21) SG_CASE(22) SG_CASE(23) SG_CASE(24)
+                default: break;
+            }
+            i += r;
+        }
+#undef SG_CASE
 #undef SG_AT
     }
 }
@@ -288,14 +306,70 @@ AVX512 static void small_gemm_cols512(float *c, int64_t ldc, const float *a, int
     sg_rows(c, ldc, a, 0, sk, b, ldb, N, K, NULL, accumulate, m0, m1, 1);
 }
 
-/* db (OC) += column sums of g (R, OC), rows in order. */
+/* db (OC) += column sums of g (R, OC): rows r = 0, 1, 2, 3 (mod 4) summed apart (four chains of
+ * adds instead of one), then ((s0 + s1) + (s2 + s3)) added to db. */
 AVX512 static void bias_grad512(float *db, const float *g, int64_t R, int64_t OC) {
     for (int64_t o = 0; o < OC; o += 16) {
         const __mmask16 m = lanes(OC - o);
-        __m512 acc = _mm512_maskz_loadu_ps(m, db + o);
-        for (int64_t r = 0; r < R; r++) acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, g + r * OC + o));
-        _mm512_mask_storeu_ps(db + o, m, acc);
+        __m512 s[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+        int64_t r = 0;
+        for (; r + 4 <= R; r += 4)
+            for (int q = 0; q < 4; q++) s[q] = _mm512_add_ps(s[q], _mm512_maskz_loadu_ps(m, g + (r + q) * OC + o));
+        for (int q = 0; r < R; r++, q++) s[q] = _mm512_add_ps(s[q], _mm512_maskz_loadu_ps(m, g + r * OC + o));
+        const __m512 t = _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3]));
+        _mm512_mask_storeu_ps(db + o, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, db + o), t));
     }
+}
+
+/* dx rows [r0, r1) (., C) += g (., OC) @ W (OC, C) for OC <= NARROW_OC: 64 columns of W's rows at
+ * a time held in registers, each dx row loaded and stored once per 64 columns (the scalar loop
+ * passes over a row once per output). The next row is loaded before this row is stored: a
+ * masked store followed by a load of the same cache line waits for the store to retire (5.6 us
+ * for 754 x 2 -> 10 stored first). Each element: ((dx + g0 w0) + g1 w1) + ..., fused. */
+static inline __attribute__((always_inline)) AVX512 void dx_narrow512_cols(float *dx, const float *g, const float *w,
+                                                                           int64_t r0, int64_t r1, int64_t C, int64_t c0,
+                                                                           __mmask16 ml, int fresh, const int OC,
+                                                                           const int NV) {
+    __m512 wv[NARROW_OC][4], cur[4], nxt[4];
+    for (int o = 0; o < OC; o++)
+        for (int v = 0; v < NV; v++)
+            wv[o][v] = _mm512_maskz_loadu_ps(v == NV - 1 ? ml : (__mmask16)0xFFFF, w + o * C + c0 + 16 * v);
+    /* a new buffer (fresh) is not read: each row starts from zero */
+    const __mmask16 mr = fresh ? 0 : 0xFFFF, mlr = fresh ? 0 : ml;
+    for (int v = 0; v < NV; v++) cur[v] = _mm512_maskz_loadu_ps(v == NV - 1 ? mlr : mr, dx + r0 * C + c0 + 16 * v);
+    for (int64_t r = r0; r < r1; r++) {
+        float *d = dx + r * C + c0;
+        for (int o = 0; o < OC; o++) {
+            const __m512 gv = _mm512_set1_ps(g[r * OC + o]);
+            for (int v = 0; v < NV; v++) cur[v] = _mm512_fmadd_ps(gv, wv[o][v], cur[v]);
+        }
+        if (r + 1 < r1)
+            for (int v = 0; v < NV; v++)
+                nxt[v] = _mm512_maskz_loadu_ps(v == NV - 1 ? mlr : mr, d + C + 16 * v);
+        for (int v = 0; v < NV; v++) _mm512_mask_storeu_ps(d + 16 * v, v == NV - 1 ? ml : (__mmask16)0xFFFF, cur[v]);
+        for (int v = 0; v < NV; v++) cur[v] = nxt[v];
+    }
+}
+
+static inline __attribute__((always_inline)) AVX512 void dx_narrow512_oc(float *dx, const float *g, const float *w,
+                                                                         int64_t r0, int64_t r1, int64_t C,
+                                                                         int fresh, const int OC) {
+    for (int64_t c0 = 0; c0 < C && r0 < r1; c0 += 64) {
+        const int64_t wd = C - c0 < 64 ? C - c0 : 64;
+        const int nv = (int)((wd + 15) / 16);
+        const __mmask16 ml = lanes(wd - 16 * (nv - 1));
+        switch (nv) {
+        case 1: dx_narrow512_cols(dx, g, w, r0, r1, C, c0, ml, fresh, OC, 1); break;
+        case 2: dx_narrow512_cols(dx, g, w, r0, r1, C, c0, ml, fresh, OC, 2); break;
+        case 3: dx_narrow512_cols(dx, g, w, r0, r1, C, c0, ml, fresh, OC, 3); break;
+        default: dx_narrow512_cols(dx, g, w, r0, r1, C, c0, ml, fresh, OC, 4); break;
+        }
+    }
+}
+
+AVX512 static void linear_dx_narrow512(float *dx, const float *g, const float *w, int64_t r0, int64_t r1, int64_t C,
+                                       int64_t OC, int fresh) {
+    NARROW_DISPATCH(OC, dx_narrow512_oc, dx, g, w, r0, r1, C, fresh);
 }
 #else
 #define HAVE_AVX512_NARROW 0
@@ -341,6 +415,7 @@ typedef struct {
     const float *wt; /* W^T (C, OC) for the small-product forward */
     int64_t R, C, OC;
     int small;       /* the small-product kernels (AVX-512) instead of BLAS */
+    int fresh;       /* backward: dx is a new buffer, written (not added to) */
 } linear_job;
 
 /* Products small enough for the AVX-512 small-product kernels; chosen from the shape only. Against
@@ -385,15 +460,23 @@ static void linear_dx_task(void *arg, int64_t k, int64_t n) {
     linear_job *j = arg;
     int64_t r0, r1;
     split(j->R, k, n, 8, &r0, &r1);
-    if (r1 > r0 && j->OC <= NARROW_OC)
-        linear_dx_narrow(j->dx, j->g, j->w, r0, r1, j->C, j->OC);
+    if (r1 > r0 && j->OC <= NARROW_OC) {
+#if HAVE_AVX512_NARROW
+        if (bcml_have_avx512()) {
+            linear_dx_narrow512(j->dx, j->g, j->w, r0, r1, j->C, j->OC, j->fresh);
+            return;
+        }
+#endif
+        linear_dx_narrow(j->dx, j->g, j->w, r0, r1, j->C, j->OC, j->fresh);
+    }
 #if HAVE_AVX512_NARROW
     else if (r1 > r0 && j->small)
-        small_gemm_rows512(j->dx, j->C, j->g, j->OC, j->w, j->C, j->C, j->OC, NULL, 1, r0, r1);
+        small_gemm_rows512(j->dx, j->C, j->g, j->OC, j->w, j->C, j->C, j->OC, NULL, !j->fresh, r0, r1);
 #endif
     else if (r1 > r0)
         bcml_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), (int)j->C, (int)j->OC, 1.0f,
-                   j->g + r0 * j->OC, (int)j->OC, j->w, (int)j->C, 1.0f, j->dx + r0 * j->C, (int)j->C);
+                   j->g + r0 * j->OC, (int)j->OC, j->w, (int)j->C, j->fresh ? 0.0f : 1.0f, j->dx + r0 * j->C,
+                   (int)j->C);
 }
 
 /* dW columns [c0, c1) += g^T (OC, R) @ x[:, c0:c1] (R, .) */
@@ -483,9 +566,9 @@ static void bias_grad(float *db, const float *g, int64_t R, int64_t OC) {
         for (int64_t o = 0; o < OC; o++) db[o] += g[r * OC + o];
 }
 
-/* The whole backward in one parallel region: dx's tasks, then dW's, then db as one task (each
- * output still belongs to one task, so the bits do not depend on the split); tasks go round-robin
- * to the threads, so dW's run beside dx's instead of after them. */
+/* The whole backward in one parallel region: dx's tasks, dW's and db as one task (each output
+ * still belongs to one task, so the bits do not depend on the split), so that dW's run beside
+ * dx's instead of after them; a thread done with its own tasks takes the others' (threads.c). */
 typedef struct {
     linear_job dx, dw;
     int64_t tx, tw;
@@ -495,9 +578,12 @@ typedef struct {
 static void linear_bw_task(void *arg, int64_t k, int64_t n) {
     (void)n;
     linear_bw_job *b = arg;
-    if (k < b->tx) linear_dx_task(&b->dx, k, b->tx);
-    else if (k < b->tx + b->tw) linear_dw_task(&b->dw, k - b->tx, b->tw);
-    else bias_grad(b->db, b->dx.g, b->dx.R, b->dx.OC);
+    const int64_t hx = (b->tx + 1) / 2; /* the first half of dx's tasks, then dW's and db, then the rest of dx's:
+                                           the threads' blocks (threads.c) then share dx's rows as the ops around */
+    if (k < hx) linear_dx_task(&b->dx, k, b->tx);
+    else if (k < hx + b->tw) linear_dw_task(&b->dw, k - hx, b->tw);
+    else if (b->db && k == hx + b->tw) bias_grad(b->db, b->dx.g, b->dx.R, b->dx.OC);
+    else linear_dx_task(&b->dx, k - b->tw - (b->db != NULL), b->tx);
 }
 
 bcml_status bcml_linear_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din,
@@ -505,18 +591,25 @@ bcml_status bcml_linear_backward(bcml_node *n, const bcml_tensor *dout, bcml_ten
     (void)err;
     const bcml_tensor *x = n->in[0], *w = n->in[1];
     int64_t C = w->shape[1], OC = w->shape[0], R = dout->numel / (OC ? OC : 1);
-    if (OC == 0) return BCML_OK;
+    if (OC == 0) { /* nothing to add; a new dx buffer is zero */
+        if (din[0] && (n->fresh & 1u)) memset(bcml_data(din[0]), 0, bcml_nbytes(din[0]));
+        return BCML_OK;
+    }
     linear_job j = {.x = bcml_f32(x), .w = bcml_f32(w), .g = bcml_f32(dout), .R = R, .C = C, .OC = OC};
     linear_bw_job b = {.dx = j, .dw = j};
-    if (din[0] && R && C) { /* dx (R, C) += g (R, OC) @ W (OC, C) */
+    if (din[0] && R && C) { /* dx (R, C) += g (R, OC) @ W (OC, C) (= when it is a new buffer) */
         b.dx.dx = bcml_f32(din[0]);
+        b.dx.fresh = n->fresh & 1u;
         b.dx.small = OC > NARROW_OC && use_small(R, C, OC, 0);
         b.tx = OC <= NARROW_OC ? narrow_tasks(R, C) : b.dx.small ? small_tasks(R, C, OC) : gemm_tasks(R, C, OC);
     }
     if (din[1] && R && C) { /* dW (OC, C) += g^T (OC, R) @ x (R, C) */
         b.dw.dw = bcml_f32(din[1]);
         b.dw.small = OC > NARROW_OC && use_small(OC, C, R, 0);
-        b.tw = OC <= NARROW_OC ? narrow_tasks(R, C) : b.dw.small ? small_tasks(OC, C, R) : gemm_tasks(C, OC, R);
+        /* the small dW's tasks split dW's rows, and each reads all of x again: two at most (one thread
+         * running four took 89 us for 754 x 108 -> 50, against 67 for two) */
+        b.tw = OC <= NARROW_OC ? narrow_tasks(R, C) : b.dw.small ? (small_tasks(OC, C, R) > 1 ? 2 : 1)
+                                                                : gemm_tasks(C, OC, R);
     }
     if (n->n_in > 2 && din[2]) b.db = bcml_f32(din[2]); /* db (OC) += column sums of g */
     /* one tensor given twice (linear(w, w), linear(b, W, b)) gets one gradient buffer: its parts

@@ -3,7 +3,9 @@
 
 #include <string.h>
 
-#define OP(e, nm, lo, hi, nout, fw, bw) [BCML_OP_##e] = {nm, lo, hi, nout, fw, bw}
+#define OP(e, nm, lo, hi, nout, fw, bw) [BCML_OP_##e] = {nm, lo, hi, nout, fw, bw, 0}
+/* an op whose backward can write the gradient of the inputs in the bitmask `fresh` from scratch */
+#define OPF(e, nm, lo, hi, nout, fw, bw, fresh) [BCML_OP_##e] = {nm, lo, hi, nout, fw, bw, fresh}
 
 /* Declared without a size, so that the count check below can fail: the table has as many
  * entries as its last designated index + 1. A hole before the last entry is caught at import
@@ -20,7 +22,7 @@ const bcml_opdef bcml_ops[] = {
     OP(LOG, "log", 1, 1, 1, bcml_log_forward, bcml_log_backward),
     OP(ABS, "abs", 1, 1, 1, bcml_abs_forward, bcml_abs_backward),
     OP(CLAMP, "clamp", 1, 1, 1, bcml_clamp_forward, bcml_clamp_backward),
-    OP(RELU, "relu", 1, 1, 1, bcml_relu_forward, bcml_relu_backward),
+    OPF(RELU, "relu", 1, 1, 1, bcml_relu_forward, bcml_relu_backward, 0x1),
     OP(SIGMOID, "sigmoid", 1, 1, 1, bcml_sigmoid_forward, bcml_sigmoid_backward),
     OP(TANH, "tanh", 1, 1, 1, bcml_tanh_forward, bcml_tanh_backward),
     OP(SOFTMAX, "softmax", 1, 1, 1, bcml_softmax_forward, bcml_softmax_backward),
@@ -30,7 +32,7 @@ const bcml_opdef bcml_ops[] = {
     OP(MAX_DIM, "max_dim", 1, 1, 2, bcml_max_dim_forward, bcml_max_dim_backward),
     OP(ARGMAX, "argmax", 1, 1, 1, bcml_argmax_forward, NULL),
     OP(MATMUL, "matmul", 2, 2, 1, bcml_matmul_forward, bcml_matmul_backward),
-    OP(LINEAR, "linear", 2, 3, 1, bcml_linear_forward, bcml_linear_backward),
+    OPF(LINEAR, "linear", 2, 3, 1, bcml_linear_forward, bcml_linear_backward, 0x1),
     OP(TRANSPOSE, "transpose", 1, 1, 1, bcml_transpose_forward, bcml_transpose_backward),
     OP(RESHAPE, "reshape", 1, 1, 1, bcml_reshape_forward, bcml_reshape_backward),
     OP(SLICE, "slice", 1, 1, 1, bcml_slice_forward, bcml_slice_backward),
@@ -48,7 +50,7 @@ const bcml_opdef bcml_ops[] = {
     OP(BCE, "binary_cross_entropy", 2, 3, 1, bcml_binary_cross_entropy_forward, bcml_binary_cross_entropy_backward),
     OP(KL_DIV, "kl_div", 2, 2, 1, bcml_kl_div_forward, bcml_kl_div_backward),
     OP(CONV2D, "conv2d", 2, 3, 1, bcml_conv2d_forward, bcml_conv2d_backward),
-    OP(MAX_POOL2D, "max_pool2d", 1, 1, 1, bcml_max_pool2d_forward, bcml_max_pool2d_backward),
+    OPF(MAX_POOL2D, "max_pool2d", 1, 1, 1, bcml_max_pool2d_forward, bcml_max_pool2d_backward, 0x1),
     OP(AVG_POOL2D, "avg_pool2d", 1, 1, 1, bcml_avg_pool2d_forward, bcml_avg_pool2d_backward),
     OP(ADAPTIVE_AVG_POOL2D, "adaptive_avg_pool2d", 1, 1, 1, bcml_adaptive_avg_pool2d_forward, bcml_adaptive_avg_pool2d_backward),
     OP(DROPOUT2D, "dropout2d", 1, 1, 1, bcml_dropout2d_forward, bcml_dropout2d_backward),

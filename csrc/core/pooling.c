@@ -150,6 +150,7 @@ typedef struct pool_job {
     int64_t Hp, Wp;           /* padded plane (0: no padded copy) */
     int split;                /* the padded rows hold even columns, then odd ones (copy_split) */
     int k2s2;                 /* max forward: 2 x 2 windows of stride 2, all inside the plane, AVX-512 */
+    int fresh;                /* max backward: dx is a new buffer (n->fresh), zeroed plane by plane here */
     int64_t chunk;            /* planes per task */
     float *scratch;           /* (ntasks, Hp * Wp) */
 } pool_job;
@@ -629,6 +630,7 @@ static void max_bw_planes(const pool_job *j, int64_t p0, int64_t p1, float *scra
         float *dx = j->dx + p * HW;                  /* (H, W) += */
         const float *g = j->dout + p * OHW;          /* (OH, OW) */
         const int64_t *idx = j->cidx + p * OHW;      /* (OH, OW) */
+        if (j->fresh) memset(dx, 0, (size_t)HW * sizeof *dx); /* a new buffer: zeroed here, in cache */
         for (int64_t o = 0; o < OHW; o++)
             if (idx[o] >= 0) dx[idx[o]] += g[o];
     }
@@ -643,7 +645,7 @@ bcml_status bcml_max_pool2d_backward(bcml_node *n, const bcml_tensor *dout, bcml
     pool_geom g = {.P = x->shape[c] * (c ? x->shape[0] : 1), .H = x->shape[c + 1], .W = x->shape[c + 2],
                    .OH = dout->shape[dout->ndim - 2], .OW = dout->shape[dout->ndim - 1]};
     pool_job j = {.g = &g, .fn = max_bw_planes, .dx = bcml_f32(din[0]), .dout = bcml_f32(dout),
-                  .cidx = bcml_i64(n->saved[0])};
+                  .cidx = bcml_i64(n->saved[0]), .fresh = n->fresh & 1u};
     return run_planes(&j, (double)g.H * g.W / 4 + (double)g.OH * g.OW, "max_pool2d backward", err);
 }
 

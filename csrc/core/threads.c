@@ -1,9 +1,9 @@
 /* threads.c: a small persistent thread pool for splitting one op over the machine's cores.
  *
- * bcml_parallel(n, fn, arg) runs fn(arg, k, n) for every task k in [0, n): the calling thread
- * takes tasks 0, T, 2T, ... and pool thread t takes t, t + T, ... (T = threads in use), a fixed
- * partition, so a kernel that splits its output into tasks gets the same bits whatever the
- * timing. Pool threads spin briefly after a job (ops come in quick succession in a training
+ * bcml_parallel(n, fn, arg) runs fn(arg, k, n) once for every task k in [0, n): of T threads in
+ * use, thread t (the caller is 0) starts with the block [n t / T, n (t + 1) / T), and a thread
+ * that runs out takes the others' tasks not yet started. A kernel splits its
+ * output into tasks from the shape alone, so it gets the same bits whatever the timing. Pool threads spin briefly after a job (ops come in quick succession in a training
  * step) and then sleep on a condition variable. The pool serves one caller at a time: a second
  * thread calling while it is busy (sweep jobs), a call from inside a task, or a thread whose
  * limit is 1 runs its tasks itself. OpenBLAS is kept single-threaded by the binding, so BLAS
@@ -15,6 +15,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define MAX_POOL 64
 #define SPIN_ROUNDS 200000
@@ -37,6 +38,31 @@ static struct {
     int64_t ntasks;
     int nthreads; /* threads taking part, caller included */
 } job;
+
+/* Each task of a job is claimed once. A thread first takes its own block of tasks (thread t of
+ * T: tasks [n t / T, n (t + 1) / T), so the ops of a step that split a batch into tasks hand the
+ * same rows to the same thread, and they stay in its cache) and then, from the last task down,
+ * any that another thread has not started: an uneven split (a bias-gradient task beside the
+ * product's, a thread the system ran late) no longer leaves one thread waiting for another.
+ * Which thread runs a task never changes what the task computes. Jobs of more than MAX_CLAIM
+ * tasks keep the fixed blocks. */
+#define MAX_CLAIM 1024
+static atomic_uchar claimed[MAX_CLAIM];
+
+static void run_tasks(int id) {
+    const int64_t n = job.ntasks;
+    const int T = job.nthreads;
+    if (n > MAX_CLAIM) {
+        for (int64_t k = n * id / T; k < n * (id + 1) / T; k++) job.fn(job.arg, k, n);
+        return;
+    }
+    for (int64_t k = n * id / T; k < n * (id + 1) / T; k++)
+        if (!atomic_exchange_explicit(&claimed[k], 1, memory_order_relaxed)) job.fn(job.arg, k, n);
+    for (int64_t k = n - 1; k >= 0; k--)
+        if (!atomic_load_explicit(&claimed[k], memory_order_relaxed) &&
+            !atomic_exchange_explicit(&claimed[k], 1, memory_order_relaxed))
+            job.fn(job.arg, k, n);
+}
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -68,8 +94,7 @@ static void *worker(void *p) {
             break;
         }
         seen = g;
-        if (id < job.nthreads)
-            for (int64_t k = id; k < job.ntasks; k += job.nthreads) job.fn(job.arg, k, job.ntasks);
+        if (id < job.nthreads) run_tasks(id);
         atomic_fetch_sub_explicit(&pending, 1, memory_order_release);
     }
     return NULL;
@@ -181,13 +206,15 @@ void bcml_parallel(int64_t ntasks, bcml_task_fn fn, void *arg) {
     job.arg = arg;
     job.ntasks = ntasks;
     job.nthreads = T;
+    if (ntasks <= MAX_CLAIM)
+        for (int64_t k = 0; k < ntasks; k++) atomic_store_explicit(&claimed[k], 0, memory_order_relaxed);
     atomic_store(&pending, pool_size);
     pthread_mutex_lock(&wake_lock);
     atomic_fetch_add_explicit(&generation, 1, memory_order_release);
     pthread_cond_broadcast(&wake_cond);
     pthread_mutex_unlock(&wake_lock);
     in_task = 1;
-    for (int64_t k = 0; k < ntasks; k += T) fn(arg, k, ntasks);
+    run_tasks(0);
     in_task = 0;
     /* wait for the pool threads; past a short spin, yield: a pool thread not yet scheduled
      * (more runnable threads than cores) would otherwise wait for this spin's time slice */
@@ -224,4 +251,47 @@ void bcml_parallel_for(int64_t n, int64_t grain, bcml_range_fn fn, void *arg) {
     chunk = (chunk + 15) / 16 * 16;   /* whole cache lines of floats per chunk */
     range_job j = {fn, arg, n, chunk};
     bcml_parallel((n + chunk - 1) / chunk, range_task, &j);
+}
+
+/* ---- self-test ------------------------------------------------------------------------- */
+typedef struct {
+    atomic_long runs[MAX_CLAIM];
+    atomic_long by_caller[MAX_CLAIM];
+    atomic_long done;
+    pthread_t caller;
+    int64_t n;
+} selftest_job;
+
+static double seconds_now(void) {
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void selftest_task(void *arg, int64_t k, int64_t n) {
+    (void)n;
+    selftest_job *j = arg;
+    const int mine = pthread_equal(pthread_self(), j->caller) != 0;
+    if (k == 0 && mine && bcml_get_num_threads() > 1) { /* the caller's first task: wait for every other one */
+        const double t0 = seconds_now();
+        while (atomic_load(&j->done) < j->n - 1 && seconds_now() - t0 < 2.0) sched_yield();
+    }
+    atomic_fetch_add(&j->runs[k], 1);
+    atomic_fetch_add(&j->by_caller[k], mine);
+    atomic_fetch_add(&j->done, 1);
+}
+
+bcml_status bcml_parallel_selftest(int64_t n, int64_t *runs, int64_t *by_caller, bcml_err *err) {
+    if (n < 1 || n > MAX_CLAIM) return bcml_fail(err, BCML_EVALUE, "parallel_selftest: n must be in [1, %d]", MAX_CLAIM);
+    selftest_job *j = calloc(1, sizeof *j);
+    if (!j) return bcml_fail(err, BCML_ENOMEM, "out of memory");
+    j->caller = pthread_self();
+    j->n = n;
+    bcml_parallel(n, selftest_task, j);
+    for (int64_t k = 0; k < n; k++) {
+        runs[k] = atomic_load(&j->runs[k]);
+        by_caller[k] = atomic_load(&j->by_caller[k]);
+    }
+    free(j);
+    return BCML_OK;
 }

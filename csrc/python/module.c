@@ -995,6 +995,44 @@ static PyObject *py_get_avx512(PyObject *self, PyObject *noargs) {
     (void)self; (void)noargs;
     return PyLong_FromLong(bcml_get_avx512());
 }
+static PyObject *py_set_poison_fresh(PyObject *self, PyObject *arg) {
+    (void)self;
+    int on;
+    if (switch_arg(arg, "set_poison_fresh", &on) < 0) return NULL;
+    bcml_set_poison_fresh(on);
+    Py_RETURN_NONE;
+}
+static PyObject *py_get_poison_fresh(PyObject *self, PyObject *noargs) {
+    (void)self; (void)noargs;
+    return PyLong_FromLong(bcml_get_poison_fresh());
+}
+
+/* _parallel_selftest(n) -> (runs, by_caller): lists of n ints (bcml_parallel_selftest, tests) */
+static PyObject *py_parallel_selftest(PyObject *self, PyObject *arg) {
+    (void)self;
+    long long n = PyLong_AsLongLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 1 || n > 1024) {
+        PyErr_SetString(PyExc_ValueError, "_parallel_selftest: n must be in [1, 1024]");
+        return NULL;
+    }
+    int64_t runs[1024], by[1024];
+    bcml_err err;
+    bcml_status st;
+    Py_BEGIN_ALLOW_THREADS
+    st = bcml_parallel_selftest((int64_t)n, runs, by, &err);
+    Py_END_ALLOW_THREADS
+    if (st) return bcml_py_raise(st, &err);
+    PyObject *a = PyList_New((Py_ssize_t)n), *b = PyList_New((Py_ssize_t)n);
+    if (!a || !b) { Py_XDECREF(a); Py_XDECREF(b); return NULL; }
+    for (long long k = 0; k < n; k++) {
+        PyObject *x = PyLong_FromLongLong(runs[k]), *y = PyLong_FromLongLong(by[k]);
+        if (!x || !y) { Py_XDECREF(x); Py_XDECREF(y); Py_DECREF(a); Py_DECREF(b); return NULL; }
+        PyList_SET_ITEM(a, (Py_ssize_t)k, x);
+        PyList_SET_ITEM(b, (Py_ssize_t)k, y);
+    }
+    return Py_BuildValue("(NN)", a, b);
+}
 static PyObject *py_cpu_avx512(PyObject *self, PyObject *noargs) {
     (void)self; (void)noargs;
     return PyBool_FromLong(bcml_cpu_avx512());
@@ -1038,6 +1076,11 @@ static PyMethodDef module_methods[] = {
     {"set_avx512", py_set_avx512, METH_O, "every AVX-512 kernel off (0) or on (1) (tests)"},
     {"get_avx512", py_get_avx512, METH_NOARGS, "1 if the AVX-512 kernels are on"},
     {"cpu_avx512", py_cpu_avx512, METH_NOARGS, "whether this build and CPU run AVX-512 kernels"},
+    {"set_poison_fresh", py_set_poison_fresh, METH_O,
+     "new gradient buffers written from scratch by an op's backward start as NaN (1) or not (0) (tests)"},
+    {"get_poison_fresh", py_get_poison_fresh, METH_NOARGS, "1 if set_poison_fresh is on"},
+    {"_parallel_selftest", py_parallel_selftest, METH_O,
+     "_parallel_selftest(n) -> (runs, by_caller): n tasks through the thread pool (tests)"},
     BCML_PY_OPTIM_METHODS
     BCML_PY_SCORES_METHODS
     BCML_PY_SAFETENSORS_METHODS
