@@ -131,6 +131,7 @@ class CompiledStep:
         self.entries = {}
         self._used = []    # Modules the recorded plans read (see _record)
         self.replays = 0   # calls that ran in C
+        self._last = None  # (base, state, entry) of the previous call's signature
         self.on = True
         self._hooks_seen = None
         functools.update_wrapper(self, fn)
@@ -240,14 +241,19 @@ class CompiledStep:
                 return fn(*args, **kwargs)
             self._hooks_seen = _hooks.VERSION[0]
         base = (spec, tuple([(t.shape, t._dtype_name, t.requires_grad) for t in tensors]), _core.is_grad_enabled())
-        key = base + (self._state(named, scalars, Module),)
-        e = self.entries.get(key)
-        if e is None:
-            if len(self.entries) >= CACHE_LIMIT:
-                self._disable("it was called with %d different signatures (shapes, argument values, "
-                              "modules' modes)" % CACHE_LIMIT)
-                return fn(*args, **kwargs)
-            return self._record(base, args, kwargs, tensors, named, scalars)
+        last = self._last
+        if last is not None and last[0] == base and _core.compile_state_equal(named, scalars, Module, last[1]):
+            e = last[2]   # the signature of the previous call, compared without building it
+        else:
+            state = self._state(named, scalars, Module)
+            e = self.entries.get(base + (state,))
+            if e is None:
+                if len(self.entries) >= CACHE_LIMIT:
+                    self._disable("it was called with %d different signatures (shapes, argument values, "
+                                  "modules' modes)" % CACHE_LIMIT)
+                    return fn(*args, **kwargs)
+                return self._record(base, args, kwargs, tensors, named, scalars)
+            self._last = (base, state, e)
         e.calls += 1
         if e.verified and e.calls % self.check_every:
             sets = self._sets(e)
@@ -258,6 +264,7 @@ class CompiledStep:
         return self._check(e, args, kwargs, tensors, named)
 
     def _disable(self, why):
+        self._last = None
         if self.on:
             self.on = False
             self.entries.clear()
@@ -288,6 +295,7 @@ class CompiledStep:
         return ospec, otensors
 
     def _record(self, base, args, kwargs, tensors, named, scalars):
+        self._last = None
         guard = _engine._Guard(self._fn, tuple(named) + self.watch)
         rec = _Rec()
         _tls.rec = rec

@@ -487,3 +487,62 @@ def test_modules_reached_through_helpers_are_watched():
     got = step(X[:8]).detach().numpy()
     bcml.manual_seed(3)
     np.testing.assert_array_equal(got, fwd(X[:8]).detach().numpy())
+
+
+def test_signature_check_matches_the_signature_built():
+    # each call compares the signature of the step's Modules with the previous call's without
+    # building it (_core.compile_state_equal): it must agree with building it and comparing, for
+    # every kind of change the signature covers
+    from bcml import _core
+    lin = nn.Linear(3, 2)
+    model = nn.Sequential(lin, nn.Dropout(0.3), nn.ReLU(), lin)
+    opt = bcml.optim.SGD(model.parameters(), lr=0.1)
+    named, scalars = [model, opt], (0.5, ("lr", 0.1), "x")
+
+    def state():
+        return _core.compile_state(named, scalars, nn.Module)
+
+    changes = [lambda: model.eval(), lambda: model.train(), lambda: setattr(model[1], "p", 0.5),
+               lambda: setattr(model[0], "weight", nn.Parameter(bcml.ones((2, 3)))),
+               lambda: model.add_module("extra", nn.Linear(2, 2)), lambda: model.add_module("none", None),
+               lambda: setattr(model[2], "flag", True), lambda: setattr(model[2], "flag", 1.0),
+               lambda: setattr(model[2], "flag", "on"), lambda: model[1].register_buffer("b", bcml.ones(2))]
+    for change in changes:
+        before = state()
+        assert _core.compile_state_equal(named, scalars, nn.Module, before)
+        change()
+        after = state()
+        assert _core.compile_state_equal(named, scalars, nn.Module, before) == (after == before)
+        assert _core.compile_state_equal(named, scalars, nn.Module, after)
+    before = state()
+    for other in ((0.5, ("lr", 0.2), "x"), (0.5, ("lr", 0.1)), (0.5, ("lr", 0.1), "x", None)):
+        assert not _core.compile_state_equal(named, other, nn.Module, before)
+    assert not _core.compile_state_equal([opt, model], scalars, nn.Module, before)
+    assert not _core.compile_state_equal(named, scalars, nn.Module, before[:-1])
+    assert not _core.compile_state_equal(named, scalars, nn.Module, before + (1,))
+    with pytest.raises(TypeError):
+        _core.compile_state_equal(named, scalars, nn.Module, list(before))
+
+
+def test_mode_change_between_calls_takes_the_other_signature():
+    # the previous call's signature is reused only while nothing it covers changed
+    bcml.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.Dropout(0.5))
+    x = bcml.tensor(np.random.default_rng(0).standard_normal((16, 4)).astype(np.float32))
+
+    @bcml.compile
+    def fwd(x):
+        return model(x)
+    outs = {}
+    for mode in ("train", "eval", "train", "eval", "eval", "train"):
+        getattr(model, mode)()
+        with bcml.no_grad():
+            o = fwd(x).numpy().copy()
+        with bcml.no_grad():
+            ref = model(x).numpy()
+        if mode == "eval":
+            np.testing.assert_array_equal(o, ref)   # eval: no dropout, the same bits as eager
+        else:
+            assert (o == 0).any()                   # train: dropout's zeros
+        outs.setdefault(mode, o)
+    assert len(fwd.entries) == 2

@@ -151,7 +151,11 @@ def _compile_state(c):
     model.add_module("none", None)
 
     def call():
-        core.compile_state([model, lin], (1, "a", None), nn.Module)
+        st = core.compile_state([model, lin], (1, "a", None), nn.Module)
+        assert core.compile_state_equal([model, lin], (1, "a", None), nn.Module, st)
+        assert not core.compile_state_equal([model, lin], (1, "b", None), nn.Module, st)
+        assert not core.compile_state_equal([model], (1, "a", None), nn.Module, st)
+        _fails(core.compile_state_equal, [model], (), nn.Module, [1])
         _fails(core.compile_state, (model,), (), nn.Module)
         _fails(core.compile_state, [model], 3, nn.Module)
         bad = nn.Linear(2, 2)
@@ -224,6 +228,7 @@ CALLS = {
     "set_winograd": lambda c: lambda: (c.core.set_winograd(c.core.get_winograd()), _fails(c.core.set_winograd, 2),
                                        _fails(c.core.set_winograd, "1")),
     "compile_state": _compile_state,
+    "compile_state_equal": _compile_state,
     "set_conv_direct": lambda c: lambda: (c.core.set_conv_direct(c.core.get_conv_direct()),
                                           _fails(c.core.set_conv_direct, 2), _fails(c.core.set_conv_direct, "1")),
     "set_avx512": lambda c: lambda: (c.core.set_avx512(c.core.get_avx512()),

@@ -732,14 +732,73 @@ static int scalar_type(PyObject *v) {
            t == &PyUnicode_Type || t == &PyBytes_Type || v == Py_None;
 }
 
-static int append_steal(PyObject *list, PyObject *o) {
-    if (!o) return -1;
-    int r = PyList_Append(list, o);
-    Py_DECREF(o);
-    return r;
+/* The walk either builds the signature (list) or compares it, item by item and without
+ * allocating, with one built before (cmp): compile_state_equal, the check bcml.compile makes at
+ * each call before it looks the signature up (the build and the tuple's hash took most of the
+ * 12-19 us of a call's key, with the step's data in the cache instead of Python's). */
+typedef struct {
+    PyObject *list;   /* build: the items */
+    PyObject *cmp;    /* compare: the tuple built before */
+    Py_ssize_t at;    /* compare: its next item */
+    int differs;      /* compare: an item differed (or the lengths do) */
+} state_sink;
+
+static int sink_next(state_sink *s, PyObject **item) {
+    if (s->differs) return 0;
+    if (s->at >= PyTuple_GET_SIZE(s->cmp)) { s->differs = 1; return 0; }
+    *item = PyTuple_GET_ITEM(s->cmp, s->at++);
+    return 1;
 }
 
-static int append_ids(PyObject *sig, PyObject *d, const char *what) {
+static int sink_id(state_sink *s, const void *p) {
+    if (s->list) {
+        PyObject *o = PyLong_FromVoidPtr((void *)p);
+        if (!o) return -1;
+        int r = PyList_Append(s->list, o);
+        Py_DECREF(o);
+        return r;
+    }
+    PyObject *it;
+    if (sink_next(s, &it)) {
+        void *q = PyLong_Check(it) ? PyLong_AsVoidPtr(it) : NULL;
+        if (!q && PyErr_Occurred()) return -1;
+        if (q != p) s->differs = 1;
+    }
+    return 0;
+}
+
+static int sink_count(state_sink *s, Py_ssize_t n) {
+    if (s->list) {
+        PyObject *o = PyLong_FromSsize_t(n);
+        if (!o) return -1;
+        int r = PyList_Append(s->list, o);
+        Py_DECREF(o);
+        return r;
+    }
+    PyObject *it;
+    if (sink_next(s, &it)) {
+        Py_ssize_t m = PyLong_Check(it) ? PyLong_AsSsize_t(it) : -1;
+        if (m == -1 && PyErr_Occurred()) return -1;
+        if (m != n) s->differs = 1;
+    }
+    return 0;
+}
+
+/* Compare: whether the tuple item equals the values v[0..n) (==, as the dict lookup of a built
+ * signature would take them). */
+static int sink_values(state_sink *s, PyObject *const *v, Py_ssize_t n) {
+    PyObject *it;
+    if (!sink_next(s, &it)) return 0;
+    if (!PyTuple_Check(it) || PyTuple_GET_SIZE(it) != n) { s->differs = 1; return 0; }
+    for (Py_ssize_t i = 0; i < n && !s->differs; i++) {
+        int eq = PyObject_RichCompareBool(PyTuple_GET_ITEM(it, i), v[i], Py_EQ);
+        if (eq < 0) return -1;
+        if (!eq) s->differs = 1;
+    }
+    return 0;
+}
+
+static int sink_ids(state_sink *s, PyObject *d, const char *what) {
     if (!d || !PyDict_Check(d)) {
         PyErr_Format(PyExc_TypeError, "compile_state: a Module's %s is not a dict", what);
         return -1;
@@ -747,52 +806,63 @@ static int append_ids(PyObject *sig, PyObject *d, const char *what) {
     Py_ssize_t pos = 0;
     PyObject *k, *v;
     while (PyDict_Next(d, &pos, &k, &v))
-        if (append_steal(sig, PyLong_FromVoidPtr(v)) < 0) return -1;
+        if (sink_id(s, v) < 0) return -1;
     return 0;
 }
 
-static int state_of_module(PyObject *sig, PyObject *m) {
-    PyObject *d = PyObject_GetAttrString(m, "__dict__");
-    if (!d) return -1;
-    int rc = -1;
-    PyObject *sc = NULL;
-    if (!PyDict_Check(d)) {
-        PyErr_SetString(PyExc_TypeError, "compile_state: a Module's __dict__ is not a dict");
-        goto done;
-    }
-    if (!(sc = PyList_New(0))) goto done;
+static int state_of_module(state_sink *s, PyObject *d) {
     Py_ssize_t pos = 0;
     PyObject *k, *v;
-    while (PyDict_Next(d, &pos, &k, &v))
-        if (scalar_type(v) && PyList_Append(sc, v) < 0) goto done;
-    if (append_steal(sig, PyList_AsTuple(sc)) < 0) goto done;
-    if (append_ids(sig, PyDict_GetItemString(d, "_parameters"), "_parameters") < 0 ||
-        append_ids(sig, PyDict_GetItemString(d, "_buffers"), "_buffers") < 0)
-        goto done;
-    rc = 0;
-done:
-    Py_XDECREF(sc);
-    Py_DECREF(d);
-    return rc;
+    if (s->list) {
+        PyObject *sc = PyList_New(0);
+        if (!sc) return -1;
+        while (PyDict_Next(d, &pos, &k, &v))
+            if (scalar_type(v) && PyList_Append(sc, v) < 0) { Py_DECREF(sc); return -1; }
+        PyObject *t = PyList_AsTuple(sc);
+        Py_DECREF(sc);
+        if (!t) return -1;
+        int r = PyList_Append(s->list, t);
+        Py_DECREF(t);
+        if (r < 0) return -1;
+    } else {
+        PyObject *it;
+        if (sink_next(s, &it)) {
+            if (!PyTuple_Check(it)) s->differs = 1;
+            Py_ssize_t i = 0, n = s->differs ? 0 : PyTuple_GET_SIZE(it);
+            while (!s->differs && PyDict_Next(d, &pos, &k, &v)) {
+                if (!scalar_type(v)) continue;
+                if (i >= n) { s->differs = 1; break; }
+                int eq = PyObject_RichCompareBool(PyTuple_GET_ITEM(it, i++), v, Py_EQ);
+                if (eq < 0) return -1;
+                if (!eq) s->differs = 1;
+            }
+            if (i != n) s->differs = 1;
+        }
+    }
+    if (s->differs) return 0;
+    return sink_ids(s, PyDict_GetItemString(d, "_parameters"), "_parameters") < 0 ||
+           sink_ids(s, PyDict_GetItemString(d, "_buffers"), "_buffers") < 0 ? -1 : 0;
 }
 
-static PyObject *py_compile_state(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *named, *scalars, *module_type;
-    if (!PyArg_ParseTuple(args, "O!OO:compile_state", &PyList_Type, &named, &scalars, &module_type)) return NULL;
-    PyObject *sig = PyList_New(0), *seen = PySet_New(NULL), *stack = PyList_New(0), *ret = NULL;
-    if (!sig || !seen || !stack) goto done;
+static int state_walk(state_sink *s, PyObject *named, PyObject *scalars, PyObject *module_type) {
+    int rc = -1;
+    PyObject *seen = PySet_New(NULL), *stack = PyList_New(0), *sc = PySequence_Tuple(scalars);
+    if (!seen || !stack || !sc) goto done;
     Py_ssize_t n = PyList_GET_SIZE(named);
     for (Py_ssize_t i = 0; i < n; i++)
-        if (append_steal(sig, PyLong_FromVoidPtr(PyList_GET_ITEM(named, i))) < 0) goto done;
-    if (append_steal(sig, PySequence_Tuple(scalars)) < 0) goto done;
-    for (Py_ssize_t i = 0; i < n; i++) {
+        if (sink_id(s, PyList_GET_ITEM(named, i)) < 0) goto done;
+    if (s->list) {
+        if (PyList_Append(s->list, sc) < 0) goto done;
+    } else if (sink_values(s, &PyTuple_GET_ITEM(sc, 0), PyTuple_GET_SIZE(sc)) < 0) {
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n && !s->differs; i++) {
         PyObject *o = PyList_GET_ITEM(named, i);
         int is = PyObject_IsInstance(o, module_type);
         if (is < 0) goto done;
         if (!is) continue;
         if (PyList_Append(stack, o) < 0) goto done;
-        while (PyList_GET_SIZE(stack) > 0) {
+        while (PyList_GET_SIZE(stack) > 0 && !s->differs) {
             Py_ssize_t top = PyList_GET_SIZE(stack) - 1;
             PyObject *m = PyList_GET_ITEM(stack, top);
             Py_INCREF(m);
@@ -802,17 +872,23 @@ static PyObject *py_compile_state(PyObject *self, PyObject *args) {
             if (r == 0) r = PySet_Add(seen, key) < 0 ? -1 : 0;
             else if (r == 1) { Py_DECREF(key); Py_DECREF(m); continue; }
             Py_XDECREF(key);
-            if (r < 0 || state_of_module(sig, m) < 0) { Py_DECREF(m); goto done; }
-            PyObject *d = PyObject_GetAttrString(m, "__dict__");
+            if (r < 0) { Py_DECREF(m); goto done; }
+            PyObject *d = PyObject_GenericGetDict(m, NULL);
             Py_DECREF(m);
             if (!d) goto done;
             PyObject *subs = PyDict_Check(d) ? PyDict_GetItemString(d, "_modules") : NULL;
+            if (!PyDict_Check(d)) {
+                Py_DECREF(d);
+                PyErr_SetString(PyExc_TypeError, "compile_state: a Module's __dict__ is not a dict");
+                goto done;
+            }
+            if (state_of_module(s, d) < 0) { Py_DECREF(d); goto done; }
             if (!subs || !PyDict_Check(subs)) {
                 Py_DECREF(d);
                 PyErr_SetString(PyExc_TypeError, "compile_state: a Module's _modules is not a dict");
                 goto done;
             }
-            if (append_steal(sig, PyLong_FromSsize_t(PyDict_Size(subs))) < 0) { Py_DECREF(d); goto done; }
+            if (sink_count(s, PyDict_Size(subs)) < 0) { Py_DECREF(d); goto done; }
             Py_ssize_t pos = 0;
             PyObject *k, *c;
             while (PyDict_Next(subs, &pos, &k, &c))
@@ -820,12 +896,37 @@ static PyObject *py_compile_state(PyObject *self, PyObject *args) {
             Py_DECREF(d);
         }
     }
-    ret = PyList_AsTuple(sig);
+    if (!s->list && s->at != PyTuple_GET_SIZE(s->cmp)) s->differs = 1;
+    rc = 0;
 done:
-    Py_XDECREF(sig);
     Py_XDECREF(seen);
     Py_XDECREF(stack);
+    Py_XDECREF(sc);
+    return rc;
+}
+
+static PyObject *py_compile_state(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *named, *scalars, *module_type;
+    if (!PyArg_ParseTuple(args, "O!OO:compile_state", &PyList_Type, &named, &scalars, &module_type)) return NULL;
+    state_sink s = {.list = PyList_New(0)};
+    if (!s.list) return NULL;
+    PyObject *ret = state_walk(&s, named, scalars, module_type) < 0 ? NULL : PyList_AsTuple(s.list);
+    Py_DECREF(s.list);
     return ret;
+}
+
+/* compile_state_equal(named, scalars, Module, state) -> bool: whether compile_state(named, scalars,
+ * Module) would equal state (a tuple it built before), walked without building it. */
+static PyObject *py_compile_state_equal(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *named, *scalars, *module_type, *prev;
+    if (!PyArg_ParseTuple(args, "O!OOO!:compile_state_equal", &PyList_Type, &named, &scalars, &module_type,
+                          &PyTuple_Type, &prev))
+        return NULL;
+    state_sink s = {.cmp = prev};
+    if (state_walk(&s, named, scalars, module_type) < 0) return NULL;
+    return PyBool_FromLong(!s.differs);
 }
 
 PyMethodDef bcml_py_replay_methods[] = {
@@ -843,6 +944,8 @@ PyMethodDef bcml_py_replay_methods[] = {
     {"plan_predict", py_plan_predict, METH_VARARGS, "plan_predict(plans, full, order, bounds, start, outs) -> next batch"},
     {"compile_state", py_compile_state, METH_VARARGS,
      "compile_state(named, scalars, Module) -> tuple: bcml.compile's signature of the Modules a step names"},
+    {"compile_state_equal", py_compile_state_equal, METH_VARARGS,
+     "compile_state_equal(named, scalars, Module, state) -> bool: compile_state(...) == state, without building it"},
     {NULL, NULL, 0, NULL},
 };
 
