@@ -177,8 +177,9 @@ def is_tensor(obj):
 
 
 def set_num_threads(n):
-    """Threads bcml's kernels split their work over (a fixed partition: same results with any
-    count). OpenBLAS itself is kept single-threaded so that the two never nest."""
+    """Threads bcml's kernels run their tasks on (the tasks are fixed by the shapes alone: the
+    same results with any count). OpenBLAS itself is kept single-threaded so that the two never
+    nest."""
     if not isinstance(n, int) or isinstance(n, _builtins.bool):
         raise TypeError("set_num_threads(): argument 'n' must be an int, not %s" % type(n).__name__)
     if n < 1:

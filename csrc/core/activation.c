@@ -14,7 +14,7 @@ static bcml_status unary_out(bcml_node *n, bcml_tensor **out, const char *name, 
 #define ELEM_GRAIN ((int64_t)1 << 15)
 
 typedef struct {
-    const float *x, *g;
+    const float *x;
     float *y;
 } relu_job;
 
@@ -32,44 +32,42 @@ BCML_CLONES static void relu_fw_range(void *p, int64_t lo, int64_t hi) {
     }
 }
 
+typedef struct {
+    const float *x, *g;
+    float *dx;
+    int set; /* dx is a new buffer (n->fresh): written, not added into */
+} relu_bw_job;
+
+/* as PyTorch's threshold_backward: zero where x <= 0 (+-0 included), so a NaN input passes its
+ * gradient */
+static inline uint32_t relu_bw_bits(float x, float g) {
+    const uint32_t u = f2u(x);
+    return (u & 0x7fffffffu) != 0 && !(u - 0x80000001u < 0x7f800000u) ? f2u(g) : 0u;
+}
+
 BCML_CLONES static void relu_bw_range(void *p, int64_t lo, int64_t hi) {
-    const relu_job *j = p;
+    const relu_bw_job *j = p;
     const float *restrict x = j->x, *restrict g = j->g;
-    float *restrict dx = j->y;
-    /* as PyTorch's threshold_backward: zero where x <= 0 (+-0 included), so a NaN input passes its
-     * gradient */
-    for (int64_t i = lo; i < hi; i++) {
-        const uint32_t u = f2u(x[i]);
-        const uint32_t keep = (u & 0x7fffffffu) != 0 && !(u - 0x80000001u < 0x7f800000u);
-        dx[i] += u2f(keep ? f2u(g[i]) : 0u);
-    }
+    float *restrict dx = j->dx;
+    if (j->set)
+        for (int64_t i = lo; i < hi; i++) dx[i] = u2f(relu_bw_bits(x[i], g[i]));
+    else
+        for (int64_t i = lo; i < hi; i++) dx[i] += u2f(relu_bw_bits(x[i], g[i]));
 }
 
 bcml_status bcml_relu_forward(bcml_node *n, bcml_ctx *ctx, bcml_tensor **out, bcml_err *err) {
     (void)ctx;
     bcml_status st = unary_out(n, out, "relu", err);
     if (st) return st;
-    relu_job j = {bcml_f32(n->in[0]), NULL, bcml_f32(out[0])};
+    relu_job j = {bcml_f32(n->in[0]), bcml_f32(out[0])};
     bcml_parallel_for(out[0]->numel, ELEM_GRAIN, relu_fw_range, &j);
     return BCML_OK;
 }
 
-/* The same into a new buffer (n->fresh): dx = (x <= 0 ? +0 : g), nothing read. */
-BCML_CLONES static void relu_bw_set_range(void *p, int64_t lo, int64_t hi) {
-    const relu_job *j = p;
-    const float *restrict x = j->x, *restrict g = j->g;
-    float *restrict dx = j->y;
-    for (int64_t i = lo; i < hi; i++) {
-        const uint32_t u = f2u(x[i]);
-        const uint32_t keep = (u & 0x7fffffffu) != 0 && !(u - 0x80000001u < 0x7f800000u);
-        dx[i] = u2f(keep ? f2u(g[i]) : 0u);
-    }
-}
-
 bcml_status bcml_relu_backward(bcml_node *n, const bcml_tensor *dout, bcml_tensor **din, bcml_err *err) {
     (void)err;
-    relu_job j = {bcml_f32(n->in[0]), bcml_f32(dout), bcml_f32(din[0])};
-    bcml_parallel_for(dout->numel, ELEM_GRAIN, n->fresh & 1u ? relu_bw_set_range : relu_bw_range, &j);
+    relu_bw_job j = {bcml_f32(n->in[0]), bcml_f32(dout), bcml_f32(din[0]), (int)(n->fresh & 1u)};
+    bcml_parallel_for(dout->numel, ELEM_GRAIN, relu_bw_range, &j);
     return BCML_OK;
 }
 

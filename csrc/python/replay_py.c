@@ -750,9 +750,10 @@ static int sink_next(state_sink *s, PyObject **item) {
     return 1;
 }
 
-static int sink_id(state_sink *s, const void *p) {
+/* An id (a pointer) or a count, as a Python int. */
+static int sink_word(state_sink *s, size_t v) {
     if (s->list) {
-        PyObject *o = PyLong_FromVoidPtr((void *)p);
+        PyObject *o = PyLong_FromSize_t(v);
         if (!o) return -1;
         int r = PyList_Append(s->list, o);
         Py_DECREF(o);
@@ -760,29 +761,14 @@ static int sink_id(state_sink *s, const void *p) {
     }
     PyObject *it;
     if (sink_next(s, &it)) {
-        void *q = PyLong_Check(it) ? PyLong_AsVoidPtr(it) : NULL;
-        if (!q && PyErr_Occurred()) return -1;
-        if (q != p) s->differs = 1;
+        size_t w = PyLong_Check(it) ? PyLong_AsSize_t(it) : (size_t)-1;
+        if (w == (size_t)-1 && PyErr_Occurred()) return -1;
+        if (w != v) s->differs = 1;
     }
     return 0;
 }
 
-static int sink_count(state_sink *s, Py_ssize_t n) {
-    if (s->list) {
-        PyObject *o = PyLong_FromSsize_t(n);
-        if (!o) return -1;
-        int r = PyList_Append(s->list, o);
-        Py_DECREF(o);
-        return r;
-    }
-    PyObject *it;
-    if (sink_next(s, &it)) {
-        Py_ssize_t m = PyLong_Check(it) ? PyLong_AsSsize_t(it) : -1;
-        if (m == -1 && PyErr_Occurred()) return -1;
-        if (m != n) s->differs = 1;
-    }
-    return 0;
-}
+static int sink_id(state_sink *s, const void *p) { return sink_word(s, (size_t)(uintptr_t)p); }
 
 /* Compare: whether the tuple item equals the values v[0..n) (==, as the dict lookup of a built
  * signature would take them). */
@@ -888,7 +874,7 @@ static int state_walk(state_sink *s, PyObject *named, PyObject *scalars, PyObjec
                 PyErr_SetString(PyExc_TypeError, "compile_state: a Module's _modules is not a dict");
                 goto done;
             }
-            if (sink_count(s, PyDict_Size(subs)) < 0) { Py_DECREF(d); goto done; }
+            if (sink_word(s, (size_t)PyDict_Size(subs)) < 0) { Py_DECREF(d); goto done; }
             Py_ssize_t pos = 0;
             PyObject *k, *c;
             while (PyDict_Next(subs, &pos, &k, &c))
