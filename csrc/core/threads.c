@@ -2,9 +2,10 @@
  *
  * bcml_parallel(n, fn, arg) runs fn(arg, k, n) once for every task k in [0, n): of T threads in
  * use, thread t (the caller is 0) starts with the block [n t / T, n (t + 1) / T), and a thread
- * that runs out takes the others' tasks not yet started. A kernel splits its
- * output into tasks from the shape alone, so it gets the same bits whatever the timing. Pool threads spin briefly after a job (ops come in quick succession in a training
- * step) and then sleep on a condition variable. The pool serves one caller at a time: a second
+ * that runs out takes the others' tasks not yet started. A kernel splits its output into tasks
+ * from the shape alone, so it gets the same bits whatever the timing. Pool threads spin briefly
+ * after a job (ops come in quick succession in a training step) and then sleep on a condition
+ * variable. The pool serves one caller at a time: a second
  * thread calling while it is busy (sweep jobs), a call from inside a task, or a thread whose
  * limit is 1 runs its tasks itself. OpenBLAS is kept single-threaded by the binding, so BLAS
  * threads and these never nest. */
@@ -52,13 +53,10 @@ static atomic_uchar claimed[MAX_CLAIM];
 static void run_tasks(int id) {
     const int64_t n = job.ntasks;
     const int T = job.nthreads;
-    if (n > MAX_CLAIM) {
-        for (int64_t k = n * id / T; k < n * (id + 1) / T; k++) job.fn(job.arg, k, n);
-        return;
-    }
+    const int claims = n <= MAX_CLAIM;
     for (int64_t k = n * id / T; k < n * (id + 1) / T; k++)
-        if (!atomic_exchange_explicit(&claimed[k], 1, memory_order_relaxed)) job.fn(job.arg, k, n);
-    for (int64_t k = n - 1; k >= 0; k--)
+        if (!claims || !atomic_exchange_explicit(&claimed[k], 1, memory_order_relaxed)) job.fn(job.arg, k, n);
+    for (int64_t k = claims ? n - 1 : -1; k >= 0; k--)
         if (!atomic_load_explicit(&claimed[k], memory_order_relaxed) &&
             !atomic_exchange_explicit(&claimed[k], 1, memory_order_relaxed))
             job.fn(job.arg, k, n);
